@@ -1,0 +1,189 @@
+"""Forget = purge. `forget` returns only when the item cannot be read back from anywhere we wrote it:
+
+1. session event logs (`sessions.db`): the text redacted in place, then the WAL checkpointed away;
+2. KV snapshots whose prefix covered the item (or a redacted turn): files unlinked, records deleted;
+3. SQLite: item rows, FTS entries (deleted, then the FTS index optimised so no old segment keeps the
+   terms), embedding-cache rows; `secure_delete` zeroes freed pages; WAL checkpointed with TRUNCATE;
+4. LanceDB: rows deleted, fragments with deletions rewritten, every old version cleaned up.
+
+A tombstone keeps id, time and reason only. It is written in step 3 with complete = 0 and completed after
+step 4, so a crash in between is finished the next time the store opens. Steps 1-2 come first because
+they need the text, which step 3 destroys.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import snapshots
+from .indexing import cache_key
+from .types import PRECEDENCE, InvalidInput, Item, NotFound, StoreUnavailable, normalise_key, now
+from .view import resolve
+
+if TYPE_CHECKING:
+    from .store import MemoryStore
+
+CHECKPOINT_WAIT_S = 10.0
+
+
+@dataclass
+class Forgotten:
+    ids: list[str]
+    snapshots_deleted: int
+    events_redacted: int
+
+
+def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: str | None, repo_id: str | None,
+           session_id: str | None, reason: str, ids: list[str] | None) -> Forgotten:
+    with store.sync_lock():
+        targets = _targets(store, item_id, key, scope, repo_id, session_id, ids)
+        target_ids = [t.id for t in targets]
+        redacted, sessions = redact_session_logs(store.home / "sessions.db", targets)
+        models = [r["model"] for r in store.rows("SELECT DISTINCT model FROM embed_cache")]
+        cache_keys = [cache_key(store, m, t.text) for m in models for t in targets]
+        with store.write() as db:
+            snaps = sorted(set(snapshots.covering(db, target_ids) + snapshots.covering_turns(db, sessions)))
+            snapshots.unlink_files(snaps)
+            snapshots.delete_rows(db, snaps)
+            stamp = now()
+            for target in targets:
+                db.execute("DELETE FROM items WHERE id = ?", [target.id])  # the FTS trigger deletes its entry
+                db.execute("INSERT OR REPLACE INTO tombstones (id, forgotten_at, reason, complete) VALUES (?, ?, ?, 0)",
+                           [target.id, stamp, reason])
+            for h in cache_keys:
+                db.execute("DELETE FROM embed_cache WHERE hash = ?", [h])
+            # A deleted FTS5 row only adds a delete marker; the old segment keeps the terms until a merge.
+            db.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
+        with store.write_lock():
+            checkpoint(store.db.conn, store.db_path)
+        store._query_vectors.clear()
+        _purge_index(store, target_ids)
+    return Forgotten(ids=target_ids, snapshots_deleted=len(snaps), events_redacted=redacted)
+
+
+def _targets(store: MemoryStore, item_id: str | None, key: str | None, scope: str | None, repo_id: str | None,
+             session_id: str | None, ids: list[str] | None) -> list[Item]:
+    if ids:
+        return _with_ancestors(store, [store.get(i) for i in ids])
+    if item_id is not None:
+        return _with_ancestors(store, [store.get(item_id)])
+    if key is None:
+        raise InvalidInput("say what to forget: an id, a key, or ids confirmed from a recall")
+    key = normalise_key(key)
+    history = store.history(key, repo_id, session_id)  # type: ignore[arg-type]
+    if scope is not None:
+        owner = store.owner(scope, repo_id, session_id)
+        chosen = [i for i in history if i.scope == scope and i.owner == owner]
+        if not chosen:
+            elsewhere = sorted({i.scope for i in history})
+            hint = f"; it exists in {', '.join(elsewhere)} scope (use --scope {elsewhere[0]})" if elsewhere else ""
+            raise NotFound(f"no {scope}-scope memory with key {key!r}{hint}")
+        return chosen
+    if not history:
+        raise NotFound(f"no memory with key {key!r} here (dsv4-code memory list shows the keys)")
+    effective = resolve(history)[0]
+    winner_scope = effective[0].scope if effective else max((i.scope for i in history), key=PRECEDENCE.__getitem__)
+    return [i for i in history if i.scope == winner_scope]
+
+
+def _with_ancestors(store: MemoryStore, items: list[Item]) -> list[Item]:
+    """The items and every earlier value they superseded (forgetting a value forgets its history too)."""
+    seen = {i.id: i for i in items}
+    frontier = list(seen)
+    while frontier:
+        rows = store.rows(f"SELECT * FROM items WHERE superseded_by IN ({','.join('?' * len(frontier))})", frontier)
+        frontier = []
+        for row in rows:
+            if row["id"] not in seen:
+                seen[row["id"]] = Item.from_row(row)
+                frontier.append(row["id"])
+    return list(seen.values())
+
+
+def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in replacements:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_scrub(v, replacements) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, replacements) for k, v in value.items()}
+    return value
+
+
+def _escaped(text: str, ascii_only: bool) -> str:
+    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+
+
+def redact_session_logs(path: Path, targets: list[Item]) -> tuple[int, list[str]]:
+    """Replace the items' text in every logged event (and session title) with a marker; returns the count of
+    rows changed and the sessions touched. Tool arguments are JSON inside JSON, so the escaped forms of the
+    text are replaced inside strings too."""
+    if not path.exists():
+        return 0, []
+    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    changed = 0
+    sessions: set[str] = set()
+    conn.execute("BEGIN IMMEDIATE")
+    for target in targets:
+        marker = f"[forgotten memory {target.id}]"
+        replacements = [(target.text, marker)] + [(_escaped(target.text, a), _escaped(marker, a)) for a in (False, True)]
+        needles = {old for old, _ in replacements} | {_escaped(old, a) for old, _ in replacements for a in (False, True)}
+        rows: dict[int, tuple[str, str]] = {}
+        for needle in needles:
+            for row_id, session, payload in conn.execute(
+                    "SELECT id, session_id, payload FROM events WHERE instr(payload, ?) > 0", [needle]):
+                rows[row_id] = (session, payload)
+        for row_id, (session, payload) in rows.items():
+            conn.execute("UPDATE events SET payload = ? WHERE id = ?",
+                         [json.dumps(_scrub(json.loads(payload), replacements), ensure_ascii=False), row_id])
+            sessions.add(session)
+            changed += 1
+        for session, title in conn.execute("SELECT id, title FROM sessions WHERE instr(title, ?) > 0", [target.text]):
+            conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [title.replace(target.text, marker), session])
+            sessions.add(session)
+            changed += 1
+    conn.execute("COMMIT")
+    checkpoint(conn, path)
+    conn.close()
+    return changed, sorted(sessions)
+
+
+def checkpoint(conn: sqlite3.Connection, path: Path) -> None:
+    """Move the WAL into the database and truncate it; the old page images in the WAL hold the text."""
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise StoreUnavailable(f"could not checkpoint {path}: another process keeps a read transaction open; "
+                                   "the forget is not complete, run it again when that process is idle")
+        time.sleep(0.05)
+
+
+def _purge_index(store: MemoryStore, ids: list[str]) -> None:
+    from .index import VectorIndex
+
+    if store.lance_path.exists():
+        VectorIndex.purge(store.lance_path, ids)
+    with store.write() as db:
+        db.execute(f"UPDATE tombstones SET complete = 1 WHERE id IN ({','.join('?' * len(ids))})", ids)
+    with store.write_lock():
+        checkpoint(store.db.conn, store.db_path)
+
+
+def finish_incomplete(store: MemoryStore) -> None:
+    """Finish forgets that a crash interrupted after SQLite was purged (their index part)."""
+    pending = [r["id"] for r in store.rows("SELECT id FROM tombstones WHERE complete = 0")]
+    if pending:
+        with store.sync_lock():
+            _purge_index(store, pending)
