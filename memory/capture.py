@@ -14,7 +14,7 @@ import re
 
 from .types import Candidate
 
-FILLERS = r"(?:(?:ok(?:ay)?|so|and|also|but|oh|please|btw|note|remember)[,:]?\s+)*"
+FILLERS = r"(?:(?:ok(?:ay)?|so|and|also|but|oh|please|btw|note|remember|actually|hey|alright|wait|instead)[,:]?\s+)*"
 FORWARD = re.compile(r"\b(?:from now on|going forward|from here on(?: out)?|henceforth|in (?:the )?future)\b[,:]?\s*",
                      re.IGNORECASE)
 IMPERATIVE = re.compile(rf"^{FILLERS}(?:always|never|(?:don't|do not|dont) ever)\s+(?P<rest>.+)$", re.IGNORECASE)

@@ -76,7 +76,7 @@ class VectorIndex:
 
     def _open(self, create: bool) -> Any:
         """The table, or None when it does not exist (yet, or any more) and `create` is False."""
-        if TABLE not in self._db.table_names():
+        if TABLE not in self._db.list_tables().tables:
             if not create:
                 return None
             self._db.create_table(TABLE, schema=self._schema(), exist_ok=True)

@@ -121,6 +121,19 @@ def _escaped(text: str, ascii_only: bool) -> str:
     return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
 
 
+MIN_OVERLAP = 12  # a title cut off inside the text still holds its first characters; shorter overlaps are chance
+
+
+def redact_title(title: str, text: str, marker: str) -> str:
+    """Titles are the first user line cut at a width, so they can hold the text whole or only its start."""
+    if text in title:
+        return title.replace(text, marker)
+    for size in range(min(len(title), len(text)) - 1, MIN_OVERLAP - 1, -1):
+        if title.endswith(text[:size]):
+            return title[:-size] + marker
+    return title
+
+
 def redact_session_logs(path: Path, targets: list[Item]) -> tuple[int, list[str]]:
     """Replace the items' text in every logged event (and session title) with a marker; returns the count of
     rows changed and the sessions touched. Tool arguments are JSON inside JSON, so the escaped forms of the
@@ -147,10 +160,12 @@ def redact_session_logs(path: Path, targets: list[Item]) -> tuple[int, list[str]
                          [json.dumps(_scrub(json.loads(payload), replacements), ensure_ascii=False), row_id])
             sessions.add(session)
             changed += 1
-        for session, title in conn.execute("SELECT id, title FROM sessions WHERE instr(title, ?) > 0", [target.text]):
-            conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [title.replace(target.text, marker), session])
-            sessions.add(session)
-            changed += 1
+        for session, title in conn.execute("SELECT id, title FROM sessions").fetchall():
+            redacted = redact_title(title, target.text, marker)
+            if redacted != title:
+                conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [redacted, session])
+                sessions.add(session)
+                changed += 1
     conn.execute("COMMIT")
     checkpoint(conn, path)
     conn.close()
