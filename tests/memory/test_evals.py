@@ -1,0 +1,38 @@
+"""The memory evals (evals/memory/) as tests, so CI checks them: a subset by default, everything with --slow."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+EVALS = Path(__file__).resolve().parents[2] / "evals" / "memory"
+
+
+def _suite(name: str):
+    sys.path.insert(0, str(EVALS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EVALS))
+
+
+def test_consistency_subset_is_fully_correct() -> None:
+    report = _suite("consistency").run_suite(scenarios=42, seed=11)
+    assert report["failures"] == [] and report["passed"] == 42
+    assert report["superseded_values_in_context"] == 0
+    assert set(report["by_family"]) == {"override_chain", "scope_precedence", "supersede_forget", "pin_budget",
+                                        "concurrent"}
+
+
+def test_forget_completeness_leaves_no_trace() -> None:
+    report = _suite("forget_completeness").run_suite(fillers=(0, 600))
+    assert report["traces"] == 0, [r["traces"] for r in report["rows"] if r["traces"]]
+
+
+@pytest.mark.slow
+def test_full_consistency_suite() -> None:
+    report = _suite("consistency").run_suite(scenarios=210, seed=7)
+    assert report["passed"] == report["scenarios"] == 210 and report["superseded_values_in_context"] == 0
