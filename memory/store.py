@@ -43,13 +43,15 @@ class Remembered:
 
 
 class MemoryStore:
-    def __init__(self, home: Path, embedder: Embedder | LazyEmbedder | None, budget_tokens: int) -> None:
+    def __init__(self, home: Path, embedder: Embedder | LazyEmbedder | None, budget_tokens: int,
+                 busy_timeout_s: float = 10.0) -> None:
         self.home = home
         self.dir = home / "memory"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "memory.db"
         self.lance_path = self.dir / "index"
         self.budget_tokens = budget_tokens
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another process's write lock
         self.embedder = embedder
         self._lock = threading.RLock()  # one connection, shared by the UI and agent threads
         self._index: Any = None
@@ -58,7 +60,7 @@ class MemoryStore:
 
     @classmethod
     def open(cls, home: Path, embedder: Embedder | LazyEmbedder | None | str = "auto",
-             budget_tokens: int = DEFAULT_BUDGET) -> MemoryStore:
+             budget_tokens: int = DEFAULT_BUDGET, busy_timeout_s: float = 10.0) -> MemoryStore:
         """Open (creating and migrating) the store under `home` (normally `dsv4_home()`).
 
         embedder: "auto" loads all-MiniLM-L6-v2 on a background thread; an Embedder instance (e.g.
@@ -66,12 +68,12 @@ class MemoryStore:
         """
         if embedder == "auto":
             embedder = LazyEmbedder()
-        store = cls(home, embedder, budget_tokens)  # type: ignore[arg-type]
+        store = cls(home, embedder, budget_tokens, busy_timeout_s)  # type: ignore[arg-type]
         purge.finish_incomplete(store)
         return store
 
     def _connect(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(self.db_path, timeout=10, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         db = sqlite_utils.Database(conn)
         try:
             mode = db.execute("PRAGMA journal_mode").fetchone()[0]
@@ -91,7 +93,10 @@ class MemoryStore:
                 migrations.apply(db)
                 if db.execute("SELECT 1 FROM meta WHERE key = 'salt'").fetchone() is None:
                     db.execute("INSERT INTO meta (key, value) VALUES ('salt', ?)", [secrets.token_hex(16)])
-        db.execute("PRAGMA quick_check(1)")
+        problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise StoreUnavailable(f"memory database {self.db_path} is damaged ({problem}); move it aside to start an "
+                                   "empty store, or restore it from a backup")
         return db
 
     @contextmanager

@@ -136,3 +136,34 @@ def test_provenance_is_recorded(store: MemoryStore) -> None:
     item = store.remember("fact", repo_id=REPO, session_id="s9", turn=4, actor="agent").item
     got = store.get(item.id)
     assert (got.session_id, got.turn, got.actor, got.repo_id) == ("s9", 4, "agent", REPO)
+
+
+def test_a_locked_database_is_a_clear_error_and_nothing_is_lost(dsv4_home) -> None:
+    from dsv4.memory import StoreUnavailable
+
+    store = MemoryStore.open(dsv4_home, embedder=None, busy_timeout_s=0.2)
+    kept = store.remember("written before the lock", repo_id=REPO).item
+    other = sqlite3.connect(store.db_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreUnavailable, match="locked by another process"):
+        store.remember("written during the lock", repo_id=REPO)
+    other.execute("ROLLBACK")
+    other.close()
+    assert [i.id for i in store.list(REPO)] == [kept.id]
+    assert store.remember("written after the lock", repo_id=REPO).item
+
+
+def test_a_damaged_page_is_reported_on_open(dsv4_home) -> None:
+    from dsv4.memory import StoreUnavailable
+
+    store = MemoryStore.open(dsv4_home, embedder=None)
+    for n in range(200):
+        store.remember(f"memory {n} " + "x" * 200, repo_id=REPO)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    path = dsv4_home / "memory" / "memory.db"
+    data = bytearray(path.read_bytes())
+    data[4096 * 3:4096 * 3 + 64] = b"\xff" * 64  # scribble over a b-tree page header
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreUnavailable, match="damaged|unreadable"):
+        MemoryStore.open(dsv4_home, embedder=None)
