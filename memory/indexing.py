@@ -37,8 +37,7 @@ def embedder(store: MemoryStore) -> tuple[Embedder | None, str]:
 
 def cache_key(store: MemoryStore, model_id: str, text: str) -> str:
     # Salted per store: the cache must not be a lookup table of plain text hashes (forget deletes the row too).
-    salt = store.rows("SELECT value FROM meta WHERE key = 'salt'")[0]["value"]
-    return hashlib.blake2b(f"{model_id}\x00{text}".encode(), key=bytes.fromhex(salt), digest_size=20).hexdigest()
+    return hashlib.blake2b(f"{model_id}\x00{text}".encode(), key=store.salt, digest_size=20).hexdigest()
 
 
 def vectors(store: MemoryStore, model: Embedder, texts: list[str]) -> np.ndarray:
@@ -76,16 +75,16 @@ def sync(store: MemoryStore) -> tuple[VectorIndex | None, str]:
     if model is None:
         return None, note
     index = open_index(store, model)
-    with store.write() as db:
-        built_by = db.execute("SELECT value FROM meta WHERE key = 'index_model'").fetchone()
-        indexed = db.execute("SELECT count(*) FROM items WHERE indexed = 1").fetchone()[0]
-        lost = indexed > 0 and not index.exists()
-        if lost or built_by is None or built_by[0] != model.model_id:
+    built_by = store.rows("SELECT value FROM meta WHERE key = 'index_model'")
+    indexed = store.rows("SELECT count(*) AS n FROM items WHERE indexed = 1")[0]["n"]
+    lost = indexed > 0 and not index.exists()
+    if lost or not built_by or built_by[0]["value"] != model.model_id:
+        with store.write() as db:
             # Start from nothing: every active item is re-added below (vectors mostly from the cache).
             db.execute("UPDATE items SET indexed = 0 WHERE indexed = 1")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('index_model', ?)", [model.model_id])
-            if lost:
-                note = "the vector index was missing and has been rebuilt from the memory database"
+        if lost:
+            note = "the vector index was missing and has been rebuilt from the memory database"
     stale = [r["id"] for r in store.rows("SELECT id FROM items WHERE indexed = 1 AND status != 'active'")]
     if stale:
         index.remove(stale, purge=False)  # superseded text is still in SQLite; forget is what purges

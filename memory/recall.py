@@ -22,9 +22,14 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank 1 scores 1/61, ran
 POOL = 4  # each search proposes k * POOL candidates before the join and the fusion
 
 
+# Words that match most memories add cost to BM25 ranking and nothing to the result.
+STOPWORDS = frozenset("""a an and are as at be by do does for from how i in is it me my of on or our should that the
+    this to was we what when where which who why will with you your""".split())
+
+
 def fts_query(query: str) -> str:
     """Free text to a safe FTS5 query: each word quoted (no operator injection), any of them may match."""
-    words = re.findall(r"\w+", query.lower())
+    words = [w for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS] or re.findall(r"\w+", query.lower())
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
 
 

@@ -57,6 +57,7 @@ class MemoryStore:
         self._index: Any = None
         self._query_vectors: dict[str, Any] = {}
         self.db = self._connect()
+        self.salt = bytes.fromhex(self.rows("SELECT value FROM meta WHERE key = 'salt'")[0]["value"])
 
     @classmethod
     def open(cls, home: Path, embedder: Embedder | LazyEmbedder | None | str = "auto",
@@ -139,7 +140,9 @@ class MemoryStore:
 
     def rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock, self._translate():
-            return list(self.db.query(sql, params))
+            cursor = self.db.conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor]
 
     # --- writing ---------------------------------------------------------------------------------------
 
