@@ -62,6 +62,10 @@ class VectorIndex:
         self._db = lancedb.connect(str(path), read_consistency_interval=timedelta(0))
         self._table: Any = None
 
+    def locked(self) -> Any:
+        """The exclusive writer lock, for callers that replace the whole directory."""
+        return self._locked(True)
+
     @contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
         with open(self._lock_path, "a") as handle:

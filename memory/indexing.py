@@ -103,6 +103,14 @@ def sync(store: MemoryStore) -> tuple[VectorIndex | None, str]:
     return index, note
 
 
+def discard(store: MemoryStore, index: VectorIndex) -> None:
+    """Delete the index directory; the next sync sees it missing and rebuilds it from SQLite."""
+    import shutil
+
+    with store.sync_lock(), index.locked():
+        shutil.rmtree(index.path, ignore_errors=True)
+
+
 def _mark(store: MemoryStore, ids: list[str], value: int) -> None:
     with store.write() as db:
         for start in range(0, len(ids), 500):

@@ -62,7 +62,17 @@ def _vector(store: MemoryStore, query: str, repo_id: str | None, session_id: str
         if len(store._query_vectors) > 256:
             store._query_vectors.clear()
         store._query_vectors[query] = vector
-    return [item_id for item_id, _ in index.search(vector, visibility_filter(repo_id, session_id), limit)], note
+    where = visibility_filter(repo_id, session_id)
+    try:
+        found = index.search(vector, where, limit)
+    except (OSError, ValueError) as exc:  # Lance's IO errors: files of the index deleted or damaged by hand
+        # The index is only a cache of SQLite: throw it away and build it again, then search once more.
+        indexing.discard(store, index)
+        index, _ = indexing.sync(store)
+        assert index is not None
+        found = index.search(vector, where, limit)
+        note = f"the vector index was damaged ({str(exc).splitlines()[0][:120]}) and has been rebuilt"
+    return [item_id for item_id, _ in found], note
 
 
 def recall(store: MemoryStore, query: str, *, repo_id: str | None, session_id: str | None, k: int,

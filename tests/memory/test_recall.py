@@ -79,3 +79,13 @@ def test_superseded_rows_leave_the_vector_index(store: MemoryStore) -> None:
     store.remember("Indent with spaces.", key="indentation", repo_id=REPO)
     store.recall("indent", repo_id=REPO)
     assert old.id not in store._index.ids()
+
+
+def test_damaged_index_files_are_rebuilt_from_sqlite(store: MemoryStore) -> None:
+    item = store.remember("Deploy with make release.", repo_id=REPO).item
+    store.recall("deploy", repo_id=REPO)
+    for data_file in (store.lance_path / "items.lance" / "data").iterdir():
+        data_file.unlink()
+    result = store.recall("deploy", repo_id=REPO)
+    assert "damaged" in result.note and "rebuilt" in result.note
+    assert result.items[0].id == item.id and "vector" in result.hits[0].sources
