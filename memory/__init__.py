@@ -28,7 +28,8 @@ API (importing this package loads neither LanceDB, pyarrow nor numpy; they load 
     store.history(key, repo_id, session_id)   # every value of a key, superseded ones until forgotten
     store.list(repo_id, session_id, scope=None, include_superseded=False); store.get(item_id)
     store.export()                            # one JSON-able dict: items, tombstones
-    capture_preferences(user_message)         # -> [Candidate(text, key, scope, kind)] to remember and show
+    capture_preferences(user_message)         # pure: -> [Candidate(text, key, scope, kind)]
+    store.capture(user_message, repo_id=..., session_id=..., turn=...)  # remember those: -> [Remembered]
 
 Errors (all EngramError, one-line messages for the user): InvalidInput, NotFound, PinnedOverBudget,
 StoreUnavailable (locked or damaged database). The KV-snapshot index is `dsv4.memory.snapshots`.

@@ -205,6 +205,16 @@ class MemoryStore:
             old.status, old.superseded_by, old.superseded_at = "superseded", item.id, item.created_at
         return Remembered(item=item, superseded=old)
 
+    def capture(self, message: str, *, repo_id: str | None, session_id: str | None,
+                turn: int | None = None) -> list[Remembered]:
+        """Remember the explicit preference statements of one user message (see capture.py) as keyed
+        preferences; the caller shows the result to the user (new, replacing, or already known)."""
+        from .capture import capture_preferences
+
+        return [self.remember(c.text, key=c.key, scope=c.scope, kind=c.kind, repo_id=repo_id, session_id=session_id,
+                              turn=turn, actor="capture")
+                for c in capture_preferences(message) if c.scope != "repo" or repo_id]
+
     def pin(self, item_id: str, repo_id: str | None = None, session_id: str | None = None) -> Item:
         """Pin an active item: always in context. Refused (PinnedOverBudget) when the pinned set would not fit."""
         with self.write():

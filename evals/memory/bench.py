@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sqlite3
@@ -64,7 +65,9 @@ def main() -> int:
     keys = [f"setting {n % 500}" if n % 5 == 0 else None for n in range(args.items)]
     queries = [f"what {rng.choice(VERBS).split()[-1]} {rng.choice(SUBJECTS)} {rng.choice(OBJECTS)}"
                for _ in range(args.queries + 1)]
-    result: dict = {"items": args.items, "queries": args.queries, "embedder": args.embedder}
+    # The machine is shared; the load average says how much of it this run had.
+    result: dict = {"items": args.items, "queries": args.queries, "embedder": args.embedder,
+                    "load_avg_1m_start": round(os.getloadavg()[0], 2)}
 
     started = time.perf_counter()
     model = MiniLMEmbedder() if args.embedder == "minilm" else HashingEmbedder()
@@ -150,8 +153,9 @@ def main() -> int:
         result["reference_fts_query_ms_p50"] = ms(statistics.median(fts))
         store.close()
 
+    result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     result.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=platform.platform(),
-                  python=platform.python_version(), cpus=__import__("os").cpu_count())
+                  python=platform.python_version(), cpus=os.cpu_count())
     for name, value in result.items():
         print(f"{name:<36} {value}")
     args.out.write_text(json.dumps(result, indent=2) + "\n")

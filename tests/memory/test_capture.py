@@ -52,3 +52,13 @@ def test_a_new_choice_on_a_known_topic_overrides() -> None:
 def test_several_statements_in_one_message() -> None:
     got = capture_preferences("ok, never use print for logging; always use the logging module. Thanks!")
     assert [c.text for c in got] == ["Never use print for logging.", "Always use the logging module."]
+
+
+def test_store_capture_remembers_keyed_preferences_with_provenance(store: MemoryStore) -> None:
+    first = store.capture("From now on, use tabs for indentation.", repo_id=REPO, session_id="s1", turn=3)
+    assert [(r.item.key, r.item.actor, r.item.turn) for r in first] == [("indentation", "capture", 3)]
+    again = store.capture("From now on, use tabs for indentation.", repo_id=REPO, session_id="s2")
+    assert again[0].unchanged
+    later = store.capture("Going forward, indent with 2 spaces.", repo_id=REPO, session_id="s3")
+    assert later[0].superseded.id == first[0].item.id
+    assert store.capture("What does this function do?", repo_id=REPO, session_id="s3") == []
