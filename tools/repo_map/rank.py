@@ -12,7 +12,8 @@ Choices, with reasons:
 - Names defined in many files are ambiguous, so their weight falls with 1/sqrt(definers); dunder names,
   `_private` names and very short names say little about which file is meant and are damped further.
 - Mentions from the conversation personalise the walk: half the teleport mass goes to mentioned files
-  and to files defining mentioned identifiers, and mentioned identifiers weigh 10x as links and scores.
+  and to files defining mentioned identifiers; mentioned identifiers weigh 10x as links, and their
+  definitions come first in the map.
 - Vendored code (under vendor/, third_party/ and the like) is someone else's library: it teleports a
   tenth as often and its definitions score a twentieth, so it does not crowd out the project's own.
 The walk runs on numpy arrays (one bincount per hop), so django-sized graphs rank in milliseconds.
@@ -169,8 +170,8 @@ def _score_defs(np, paths, index, tags, r, inflow, ident_ids, def_file_arr, def_
         for d in file_tags.defs:
             ident = ident_ids[_key(file_tags.language, d.name)]
             score = float(inflow[ident]) * rank_i / float(definer_mass[ident]) + base
-            if d.name in idents:
-                score *= MENTION_BOOST
+            if d.name in idents:  # scores sum to at most 1, so mentioned names always come first
+                score += 1.0
             scored.append((score * damp, path, d))
     scored.sort(key=lambda item: (-item[0], item[1], item[2].line))
     return scored
