@@ -56,19 +56,18 @@ class MapRenderer:
 
         if budget <= 0 or not defs:
             return "", 0, 0
-        text, tokens = cost(len(defs))
-        if tokens <= budget:
-            return text, len(defs), tokens
         best = ("", 0, 0)
-        lo, hi = 0, len(defs)  # invariant: cost(lo) fits (or lo == 0), cost(hi) does not
-        probe = min(64, len(defs) - 1)
-        while 0 < probe < hi:  # gallop: probes stay near the answer instead of rendering half the repo
+        lo, hi = 0, len(defs) + 1  # invariant: cost(lo) fits (or lo == 0); cost(hi) does not (or hi is past the end)
+        probe = min(64, len(defs))
+        while probe < hi:  # gallop up from a small map: never render the whole repo just to learn it is too big
             text, tokens = cost(probe)
             if tokens > budget:
                 hi = probe
                 break
             lo, best = probe, (text, probe, tokens)
-            probe *= 2
+            if probe == len(defs):
+                return best
+            probe = min(probe * 2, len(defs))
         while hi - lo > 1:
             mid = (lo + hi) // 2
             text, tokens = cost(mid)

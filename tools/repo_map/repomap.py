@@ -16,7 +16,7 @@ from pathlib import Path
 from ..repo_scan import DEFAULT_MAX_FILE_BYTES, RepoScan, ScannedFile, language_of, scan_repo, skip_reason_by_content, skip_reason_by_name
 from .cache import TagCache, content_digest
 from .languages import has_grammar
-from .rank import Ranking, rank
+from .rank import GraphIndex, RankedDefs, Ranking, rank
 from .render import MapRenderer
 from .tags import FileTags, IncrementalParser, extract_tags
 
@@ -64,6 +64,7 @@ class RepoMap:
         self._lines: dict[str, list[str]] = {}
         self._rankings: dict[tuple[frozenset[str], frozenset[str]], Ranking] = {}
         self._parser = IncrementalParser()
+        self._index = GraphIndex()
         self._lock = threading.RLock()
 
     # -- keeping in line with the work tree -------------------------------------------------------
@@ -170,6 +171,7 @@ class RepoMap:
             self._digests.pop(path, None)
             self._lines.pop(path, None)
             self._rankings.clear()
+            self._index.forget(path)
         self._parser.forget(path)
 
     # -- ranking and rendering ----------------------------------------------------------------------
@@ -178,7 +180,7 @@ class RepoMap:
         key = (frozenset(mentioned_files), frozenset(mentioned_idents))
         with self._lock:
             if key not in self._rankings:
-                self._rankings[key] = rank(self.files, self.tags, key[0], key[1])
+                self._rankings[key] = rank(self.files, self.tags, key[0], key[1], self._index)
             return self._rankings[key]
 
     def lines(self, path: str) -> list[str]:
@@ -191,7 +193,9 @@ class RepoMap:
                mentioned_idents: Iterable[str] = (), exclude: Iterable[str] = ()) -> MapText:
         ranking = self.ranking(mentioned_files, mentioned_idents)
         skip = set(exclude)
-        defs = [item for item in ranking.defs if item[1] not in skip] if skip else ranking.defs
+        defs = ranking.defs
+        if skip:
+            defs = defs.excluding(skip) if isinstance(defs, RankedDefs) else [d for d in defs if d[1] not in skip]
         text, shown, tokens = MapRenderer(self.lines).fit(defs, budget, count_tokens)
         files_shown = len({path for _, path, _ in defs[:shown]})
         return MapText(text, tokens, shown, len(defs), files_shown)
