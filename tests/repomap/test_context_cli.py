@@ -50,3 +50,14 @@ def test_importing_the_cli_module_stays_light() -> None:
             "heavy = [m for m in ('tree_sitter', 'watchdog', 'numpy') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_backend_tokenizer_drives_the_budget(messy_repo: Path, tmp_path: Path) -> None:
+    from dsv4.agent.backends.scripted import ScriptedBackend
+    from dsv4.agent.context_cli import backend_token_counter
+    from dsv4.tools.repo_map import build_repo_context
+
+    count = backend_token_counter(ScriptedBackend([]))
+    assert count("") == 0 and count("x" * 400) > count("x" * 40)
+    ctx = build_repo_context(messy_repo, 400, count_tokens=count, cache_dir=tmp_path / "cache")
+    assert count(ctx.text) <= 400 and ctx.tokens == count(ctx.text)
