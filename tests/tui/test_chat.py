@@ -22,9 +22,9 @@ from dsv4.tui.widgets.user_message import UserMessage
 from ..conftest import FIX_SCRIPT
 
 
-def make_app(repo_root, script, mode="full-auto", **kwargs) -> DSV4App:
+def make_app(repo_root, script, mode="full-auto", test_command=None, **kwargs) -> DSV4App:
     repo = find_repo(repo_root)
-    settings = load_settings(repo.root, permission_mode=mode)
+    settings = load_settings(repo.root, permission_mode=mode, test_command=test_command)
     backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in script])
     return DSV4App(repo, settings, backend=backend, **kwargs)
 
@@ -156,7 +156,8 @@ async def test_slash_commands(calc_repo):
 
 def test_chat_screen_snapshot(calc_repo, snap_compare):
     script = [FIX_SCRIPT[0], FIX_SCRIPT[1], {"content": "Fixed add()."}]
-    app = make_app(calc_repo, script)
+    # A fixed test command: the detected one holds this checkout's interpreter path, which would change the token count.
+    app = make_app(calc_repo, script, test_command="python -m pytest -q")
 
     async def run_turn(pilot):
         await settle(app, pilot)
