@@ -166,3 +166,21 @@ def test_chat_screen_snapshot(calc_repo, snap_compare):
         app.screen.query_one(StatusBar).session_id = "SESSION"  # the only value that differs between runs
 
     assert snap_compare(app, terminal_size=(90, 24), run_before=run_turn)
+
+
+async def test_context_command_reports_the_block_and_files_changed_since(calc_repo):
+    app = make_app(calc_repo, FIX_SCRIPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "fix the test")
+        await settle(app, pilot)
+        screen = app.screen
+        for _ in range(100):  # the watcher debounces; wait for its report rather than a fixed sleep
+            if "calc/__init__.py" in screen.changed_files:
+                break
+            await pilot.pause(0.05)
+        await send(pilot, "/context")
+        await pilot.pause()
+        text = screen.query(Notice)[-1].text
+        assert "files whole" in text and "calc/__init__.py" in text
+        assert "Changed since this session's context was built" in text
