@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import secrets
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +18,11 @@ from typing import Any
 
 import sqlite_utils
 
-from . import recall as recall_mod
+from . import db as db_mod
 from . import purge, snapshots
+from . import recall as recall_mod
 from .embed import Embedder, LazyEmbedder
-from .schema import migrations
-from .types import (KINDS, SCOPES, InvalidInput, Item, MemoryBlock, NotFound, RecallResult, StoreUnavailable,
-                    Tombstone, normalise_key, now)
+from .types import KINDS, SCOPES, InvalidInput, Item, MemoryBlock, NotFound, RecallResult, Tombstone, normalise_key, now
 from .view import build_block, estimate_tokens, resolve
 
 MAX_TEXT = 4000
@@ -74,45 +72,10 @@ class MemoryStore:
         return store
 
     def _connect(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        db = sqlite_utils.Database(conn)
-        try:
-            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise StoreUnavailable(f"memory database {self.db_path} is unreadable ({exc}); move it aside to start an "
-                                   "empty store, or restore it from a backup") from None
-        if mode != "wal":
-            db.execute("PRAGMA journal_mode=WAL")
-        # secure_delete: freed pages are zeroed, so a forgotten text does not survive in free pages.
-        db.execute("PRAGMA secure_delete=ON")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA synchronous=NORMAL")
-        # Two processes migrating a fresh file at once would deadlock on the lock upgrade; take turns.
-        with open(self.dir / "memory.db.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            with self._translate():
-                migrations.apply(db)
-                if db.execute("SELECT 1 FROM meta WHERE key = 'salt'").fetchone() is None:
-                    db.execute("INSERT INTO meta (key, value) VALUES ('salt', ?)", [secrets.token_hex(16)])
-        problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if problem != "ok":
-            raise StoreUnavailable(f"memory database {self.db_path} is damaged ({problem}); move it aside to start an "
-                                   "empty store, or restore it from a backup")
-        return db
+        return db_mod.connect(self.db_path, self.busy_timeout_s)
 
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        """SQLite's locked/corrupt errors become one clear line for the user; nothing is half written."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreUnavailable(f"memory database {self.db_path} is locked by another process; try again "
-                                       "when it is done") from None
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise StoreUnavailable(f"memory database {self.db_path} is damaged ({exc}); move it aside to start an "
-                                   "empty store, or restore it from a backup") from None
+    def _translate(self) -> Any:
+        return db_mod.translate_errors(self.db_path)
 
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
