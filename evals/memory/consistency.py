@@ -41,6 +41,7 @@ class Run:
         self.oracle = Oracle()
         self.probe = Probe(name)
         self.n = 0
+        self.writes_elsewhere = 0
 
     def value(self) -> str:
         self.n += 1
@@ -52,6 +53,19 @@ class Run:
                                    kind="preference")
         self.oracle.write(done.item.id, text, key, scope, self.store.owner(scope, repo, session), pin)
         return done.item.id
+
+    def write_elsewhere(self, key: str, scope: str, repo: str, session: str) -> None:
+        """The same write from a fresh process (a later `dsv4-code` run); this process's store is then reopened."""
+        text = self.value()
+        code = ("import sys; from pathlib import Path; from dsv4.memory import MemoryStore; "
+                "s = MemoryStore.open(Path(sys.argv[1]), embedder=None); "
+                "print(s.remember(sys.argv[2], key=sys.argv[3], scope=sys.argv[4], repo_id=sys.argv[5], "
+                "session_id=sys.argv[6], kind='preference').item.id)")
+        out = subprocess.run([sys.executable, "-c", code, str(self.home), f"Setting {text}", key, scope, repo, session],
+                             capture_output=True, text=True, check=True).stdout
+        self.oracle.write(out.strip(), text, key, scope, self.store.owner(scope, repo, session), False)
+        self.writes_elsewhere += 1
+        self.restart()
 
     def restart(self) -> None:
         self.store.close()
@@ -67,11 +81,16 @@ class Run:
 
 
 def override_chain(run: Run, rng: random.Random) -> None:
-    """One or two keys overridden many times across sessions and restarts; probed 20 sessions later."""
+    """One or two keys overridden many times across sessions, store reopens and writes from other processes;
+    probed 20 sessions later."""
     keys = [f"topic{k} style" for k in range(rng.randint(1, 2))]
     repo = rng.choice(REPOS)
     for step in range(rng.randint(3, 25)):
-        run.write(rng.choice(keys), rng.choice(("repo", "repo", "user")), repo, f"s{step // 2}")
+        scope = rng.choice(("repo", "repo", "user"))
+        if rng.random() < 0.08:
+            run.write_elsewhere(rng.choice(keys), scope, repo, f"s{step // 2}")
+        else:
+            run.write(rng.choice(keys), scope, repo, f"s{step // 2}")
         if rng.random() < 0.2:
             run.restart()
             run.check(repo, f"s{step // 2}", keys)
@@ -193,7 +212,8 @@ def run_suite(scenarios: int, seed: int) -> dict:
             run = Run(Path(tmp) / f"s{n}", f"{n}")
             globals()[family](run, random.Random(rng.random()))
             run.store.close()
-            results.append({"scenario": n, "family": family, **run.probe.summary()})
+            results.append({"scenario": n, "family": family, "writes_elsewhere": run.writes_elsewhere,
+                            **run.probe.summary()})
     failed = [r for r in results if r["failures"]]
     by_family = Counter(r["family"] for r in results)
     return {
@@ -201,6 +221,7 @@ def run_suite(scenarios: int, seed: int) -> dict:
         "correct_pct": round(100.0 * (len(results) - len(failed)) / len(results), 2),
         "probes": sum(r["probes"] for r in results),
         "superseded_values_in_context": sum(r["superseded_in_context"] for r in results),
+        "writes_from_other_processes": sum(r["writes_elsewhere"] for r in results),
         "by_family": {f: {"scenarios": c, "passed": sum(1 for r in results if r["family"] == f and not r["failures"])}
                       for f, c in by_family.items()},
         "failures": [{"scenario": r["scenario"], "family": r["family"], "first": r["failures"][:3]} for r in failed][:20],
@@ -230,6 +251,7 @@ def main() -> int:
         print(f"{family:<18} {row['scenarios']:>9} {row['passed']:>7}")
     print(f"total: {report['passed']}/{report['scenarios']} scenarios correct ({report['correct_pct']} %), "
           f"{report['probes']} probes, {report['superseded_values_in_context']} superseded values in any context, "
+          f"{report['writes_from_other_processes']} overrides written by another process, "
           f"{report['seconds']} s")
     for failure in report["failures"]:
         print("FAIL", json.dumps(failure))
