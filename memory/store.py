@@ -176,7 +176,8 @@ class MemoryStore:
 
         return [self.remember(c.text, key=c.key, scope=c.scope, kind=c.kind, repo_id=repo_id, session_id=session_id,
                               turn=turn, actor="capture")
-                for c in capture_preferences(message) if c.scope != "repo" or repo_id]
+                for c in capture_preferences(message)
+                if (c.scope != "repo" or repo_id) and (c.scope != "session" or session_id)]
 
     def pin(self, item_id: str, repo_id: str | None = None, session_id: str | None = None) -> Item:
         """Pin an active item: always in context. Refused (PinnedOverBudget) when the pinned set would not fit."""
