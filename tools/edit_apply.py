@@ -1,0 +1,193 @@
+"""Apply one old_string -> new_string edit to a file's text, or refuse with a reason the model can act on.
+
+Order: exact substring; then the line stages of `edit_match` (first stage with any match decides);
+then elided blocks (`...` lines standing for unchanged code); then "already applied" (old_string is
+gone but new_string is there, so a retried edit succeeds without a change); else the closest text
+with a diff. Line endings, indentation style and the final newline of the file are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
+from .edit_match import STAGES, Match, find_block, first_stage, is_elision, non_overlapping, substance
+from .edit_text import Lines, Reindent, block_lines, detect_indent, lf
+
+ELISION_STAGES = ("exact", "trailing_whitespace", "indentation", "whitespace", "unicode")
+MORE_CONTEXT = "Include a few more surrounding lines in old_string to make it unique, or set replace_all."
+
+
+@dataclass
+class EditOutcome:
+    text: str
+    replacements: int
+    stage: str  # which matching stage found old_string ("already_applied" when nothing changed)
+    line: int  # 1-based first line of the (first) replacement
+
+    @property
+    def already_applied(self) -> bool:
+        return self.stage == "already_applied"
+
+
+def _trim_blank_edges(old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
+    while old and not old[0].strip():
+        old = old[1:]
+        if new and not new[0].strip():
+            new = new[1:]
+    while old and not old[-1].strip():
+        old = old[:-1]
+        if new and not new[-1].strip():
+            new = new[:-1]
+    return old, new
+
+
+def _exact(doc: Lines, old: str, new: str, replace_all: bool) -> EditOutcome | None:
+    text = "\n".join(doc.lines) + ("\n" if doc.final_newline else "")
+    positions, at = [], text.find(old)
+    while at != -1:
+        positions.append(at)
+        at = text.find(old, at + len(old))
+    if not positions:
+        return None
+    line_of = [text.count("\n", 0, p) for p in positions]
+    if len(positions) > 1 and not replace_all:
+        raise ambiguous("old_string", line_of, "exact", MORE_CONTEXT)
+    if old in new and not replace_all:
+        # Applying an insertion twice is the classic retry bug: look for new_string already around old.
+        before = new.index(old)
+        p = positions[0]
+        if p >= before and text[p - before:p - before + len(new)] == new:
+            return EditOutcome(Lines.render(doc), 0, "already_applied", line_of[0] + 1)
+    convert = Reindent.style_only(detect_indent(block_lines(new)), doc.style)
+    for p in reversed(positions):
+        piece = new
+        if convert is not None:
+            head, *rest = new.split("\n")
+            at_line_start = p == 0 or text[p - 1] == "\n"
+            piece = "\n".join([convert.apply(head) if at_line_start and head.strip() else head]
+                              + [convert.apply(x) if x.strip() else x for x in rest])
+        text = text[:p] + piece + text[p + len(old):]
+    out = Lines.parse(text)
+    result = Lines(out.lines, out.final_newline, doc.eol, doc.style)
+    return EditOutcome(result.render(), len(positions), "exact", line_of[0] + 1)
+
+
+def _check_size(match: Match, old: list[str], lines: list[str]) -> None:
+    written, found = substance(old), substance(lines[match.start:match.end])
+    if abs(found - written) > 80 and not 0.5 <= (found + 1) / (written + 1) <= 2.0:
+        raise over_broad("old_string", match.start, match.end, len(old))
+
+
+def _render(match: Match, old: list[str], new: list[str], doc: Lines) -> list[str]:
+    written, found = zip(*match.pairs) if match.pairs else ((), ())
+    reindent = Reindent.learn(list(written), list(found), detect_indent(old + new), doc.style)
+    return reindent.apply_all(new)
+
+
+def _segments(lines: list[str]) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    for line in lines:
+        if is_elision(line):
+            parts.append([])
+        else:
+            parts[-1].append(line)
+    return parts
+
+
+def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
+    """old_string with `...` lines: each explicit piece must be found, in order, the first one uniquely."""
+    pieces = _segments(old)
+    if len(pieces) < 2 or any(substance(p) == 0 for p in pieces):
+        return None
+    found: list[Match] = []
+    cursor = 0
+    for index, piece in enumerate(pieces):
+        matches = first_stage(doc.lines, piece, cursor, ELISION_STAGES)
+        if not matches:
+            return None
+        if index == 0 and len(matches) > 1:
+            raise ambiguous("the first part of old_string (before the elision)", [m.start for m in matches],
+                            matches[0].stage, MORE_CONTEXT)
+        found.append(matches[0])  # the nearest one after the previous piece: the smallest range
+        cursor = matches[0].end
+    new_pieces = _segments(new)
+    pairs = [pair for m in found for pair in m.pairs]
+    reindent = Reindent.learn([w for w, _ in pairs], [f for _, f in pairs], detect_indent(old + new), doc.style)
+    if len(new_pieces) == len(pieces):
+        out: list[str] = []
+        for k, piece in enumerate(new_pieces):
+            out += reindent.apply_all(piece)
+            if k + 1 < len(found):
+                out += doc.lines[found[k].end:found[k + 1].start]  # the elided lines stay as they are
+    elif len(new_pieces) == 1:
+        out = reindent.apply_all(new)  # the model replaces the whole range it delimited
+    else:
+        raise EditRefused("old_string and new_string elide code ('...') a different number of times; write the "
+                          "lines out, or use the same '...' lines in both", {"reason": "elision_mismatch"})
+    start, end = found[0].start, found[-1].end
+    lines = doc.lines[:start] + out + doc.lines[end:]
+    return EditOutcome(Lines(lines, doc.final_newline, doc.eol, doc.style).render(), 1, "elision", start + 1)
+
+
+def _already_applied(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
+    if substance(new) < 3 or "\n".join(new).strip() in "\n".join(old):
+        return None
+    for stage in ELISION_STAGES:
+        found = find_block(doc.lines, new, stage)
+        if len(found) == 1:
+            return EditOutcome(doc.render(), 0, "already_applied", found[0].start + 1)
+        if found:
+            return None
+    return None
+
+
+def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = False) -> EditOutcome:
+    if old_string == "":
+        raise EditRefused("old_string is empty; use write_file to create a file or replace its whole content",
+                          {"reason": "empty"})
+    if old_string == new_string:
+        raise EditRefused("old_string and new_string are identical; nothing to change", {"reason": "identical"})
+    doc = Lines.parse(text)
+    old, new = lf(old_string), lf(new_string)
+    exact = _exact(doc, old, new, replace_all)
+    if exact is not None:
+        return exact
+    old_lines, new_lines = _trim_blank_edges(block_lines(old), block_lines(new))
+    if not old_lines:
+        raise EditRefused("old_string is only whitespace and was not found; quote real lines", {"reason": "blank"})
+    for stage in STAGES[1:]:
+        matches = find_block(doc.lines, old_lines, stage)
+        if not matches:
+            continue
+        if len(matches) > 1 and not replace_all:
+            raise ambiguous("old_string", [m.start for m in matches], stage, MORE_CONTEXT)
+        chosen = non_overlapping(matches)
+        for match in chosen:
+            _check_size(match, old_lines, doc.lines)
+        lines = list(doc.lines)
+        for match in reversed(chosen):
+            lines[match.start:match.end] = _render(match, old_lines, new_lines, doc)
+        result = Lines(lines, doc.final_newline, doc.eol, doc.style)
+        return EditOutcome(result.render(), len(chosen), stage, chosen[0].start + 1)
+    elided = _elided(doc, old_lines, new_lines)
+    if elided is not None:
+        return elided
+    applied = _already_applied(doc, old_lines, new_lines)
+    if applied is not None:
+        return applied
+    raise not_found("old_string", doc.lines, old_lines)
+
+
+def apply_edits(text: str, edits: list[tuple[str, str, bool]]) -> list[EditOutcome]:
+    """Several edits in order on one text; the first refusal stops them all (nothing is half-applied)."""
+    outcomes = []
+    for index, (old, new, replace_all) in enumerate(edits):
+        try:
+            outcome = apply_edit(text, old, new, replace_all)
+        except EditRefused as exc:
+            raise EditRefused(f"edit {index + 1} of {len(edits)}: {exc} (no edit of this call was applied)",
+                              {**exc.data, "edit_index": index}) from None
+        outcomes.append(outcome)
+        text = outcome.text
+    return outcomes
