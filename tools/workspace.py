@@ -53,25 +53,7 @@ class Workspace:
     def write_text(self, path: Path, text: str) -> str:
         """Write atomically (temp file in the same folder, fsync, rename), keeping the file's mode."""
         existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o7777 if existed else None
-        sweep_stale_temps(path)
-        # The writer's pid is in the temp name so a later write can tell a dead writer's leftover from a
-        # concurrent writer's file in progress.
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # mkstemp makes 0600 files; a new file gets what the user's umask would have given it.
-            os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a failed write (disk full, bad text) leaves no litter behind
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(path, text.encode("utf-8"))
         action = "modified" if existed else "created"
         self.changed[self.relative(path)] = action
         return action
@@ -113,3 +95,31 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace `path` with `data` so that readers and crashes see the old or the new file, never a mix.
+
+    Temp file in the same folder (same filesystem, so the rename is atomic), fsync, rename, fsync the
+    folder. `mode` None keeps an existing file's mode; a new file gets what the umask would give it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None and path.exists():
+        mode = path.stat().st_mode & 0o7777
+    sweep_stale_temps(path)
+    # The writer's pid is in the temp name so a later write can tell a dead writer's leftover from a
+    # concurrent writer's file in progress.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes 0600 files; a new file gets what the user's umask would have given it.
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full, interrupted) leaves no litter behind
+        raise
+    _fsync_dir(path.parent)
