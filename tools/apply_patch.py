@@ -175,6 +175,7 @@ def _current(path: Path, workspace: Workspace) -> str | None:
 def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | None], dict[str, Any]]:
     plan: dict[Path, str | None] = {}
     lines: list[str] = []
+    stages: dict[str, list[str]] = {}
 
     def state(path: Path) -> str | None:
         return plan[path] if path in plan else _current(path, workspace)
@@ -198,6 +199,7 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
                                   {"reason": "missing"})
             result = apply_hunks(now, op.hunks, rel) if op.hunks else None
             text = result.text if result else now
+            stages[rel] = result.stages if result else []
             relaxed = [f"hunk {k + 1}: {s.replace('_', ' ')}" for k, s in enumerate(result.stages if result else [])
                        if s != "exact"]
             suffix = f" ({'; '.join(relaxed)})" if relaxed else ""
@@ -211,7 +213,7 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
             else:
                 plan[path] = text
                 lines.append(f"M {rel}{suffix}")
-    return plan, {"lines": lines}
+    return plan, {"lines": lines, "stages": stages}
 
 
 def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], workspace: Workspace) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
-from .edit_match import STAGES, Match, find_block, first_stage, is_elision, non_overlapping, substance
+from .edit_match import STAGES, Match, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
 from .edit_text import Lines, Reindent, block_lines, detect_indent, lf
 
 ELISION_STAGES = ("exact", "trailing_whitespace", "indentation", "whitespace", "unicode")
@@ -85,10 +85,11 @@ def _render(match: Match, old: list[str], new: list[str], doc: Lines) -> list[st
     return reindent.apply_all(new)
 
 
-def _segments(lines: list[str]) -> list[list[str]]:
+def _segments(lines: list[str], markers: set[str] | None = None) -> list[list[str]]:
+    """Split at elision lines (or, for new_string, only at the very marker lines old_string used)."""
     parts: list[list[str]] = [[]]
     for line in lines:
-        if is_elision(line):
+        if (line.strip() in markers) if markers is not None else is_elision(line):
             parts.append([])
         else:
             parts[-1].append(line)
@@ -96,7 +97,7 @@ def _segments(lines: list[str]) -> list[list[str]]:
 
 
 def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
-    """old_string with `...` lines: each explicit piece must be found, in order, the first one uniquely."""
+    """old_string with `...` lines: each quoted piece must be found once, in order, after the previous one."""
     pieces = _segments(old)
     if len(pieces) < 2 or any(substance(p) == 0 for p in pieces):
         return None
@@ -106,12 +107,14 @@ def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
         matches = first_stage(doc.lines, piece, cursor, ELISION_STAGES)
         if not matches:
             return None
-        if index == 0 and len(matches) > 1:
-            raise ambiguous("the first part of old_string (before the elision)", [m.start for m in matches],
-                            matches[0].stage, MORE_CONTEXT)
-        found.append(matches[0])  # the nearest one after the previous piece: the smallest range
+        if len(matches) > 1:
+            # Taking the nearest would be a guess about where the model's range ends (it may mean a later one).
+            where = "before the first '...'" if index == 0 else f"after '...' number {index}"
+            raise ambiguous(f"the part of old_string {where}", [m.start for m in matches], matches[0].stage,
+                            "Quote more lines around each '...' so every quoted part is unique.")
+        found.append(matches[0])
         cursor = matches[0].end
-    new_pieces = _segments(new)
+    new_pieces = _segments(new, {line.strip() for line in old if is_elision(line)})
     pairs = [pair for m in found for pair in m.pairs]
     reindent = Reindent.learn([w for w, _ in pairs], [f for _, f in pairs], detect_indent(old + new), doc.style)
     if len(new_pieces) == len(pieces):
@@ -130,15 +133,33 @@ def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
     return EditOutcome(Lines(lines, doc.final_newline, doc.eol, doc.style).render(), 1, "elision", start + 1)
 
 
+def _sub_block(old: list[str], new: list[str]) -> int | None:
+    """Where `new` sits inside `old` as consecutive lines (an edit that only deletes around it)."""
+    m = len(new)
+    return next((k for k in range(len(old) - m + 1) if old[k:k + m] == new), None)
+
+
 def _already_applied(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
-    if substance(new) < 3 or "\n".join(new).strip() in "\n".join(old):
+    """old_string is nowhere, new_string is in exactly one place: a resent edit, not a failure."""
+    if substance(new) < 3:
         return None
+    inside = _sub_block(old, new)
+    if inside is None and "\n".join(new).strip() in "\n".join(old):
+        return None  # new is a scattered part of old: presence of new proves nothing
     for stage in ELISION_STAGES:
         found = find_block(doc.lines, new, stage)
-        if len(found) == 1:
-            return EditOutcome(doc.render(), 0, "already_applied", found[0].start + 1)
-        if found:
+        if len(found) > 1:
             return None
+        if len(found) == 1:
+            match = found[0]
+            if inside is not None:
+                # A deletion counts as done only if the deleted neighbours are really gone.
+                before, after = old[:inside], old[inside + len(new):]
+                if before and match.start > 0 and collapse_ws(doc.lines[match.start - 1]) == collapse_ws(before[-1]):
+                    return None
+                if after and match.end < len(doc.lines) and collapse_ws(doc.lines[match.end]) == collapse_ws(after[0]):
+                    return None
+            return EditOutcome(doc.render(), 0, "already_applied", match.start + 1)
     return None
 
 
@@ -156,12 +177,18 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
     old_lines, new_lines = _trim_blank_edges(block_lines(old), block_lines(new))
     if not old_lines:
         raise EditRefused("old_string is only whitespace and was not found; quote real lines", {"reason": "blank"})
-    for stage in STAGES[1:]:
+    several: list[Match] = []
+    # Elision lines say "code omitted here": a fuzzy middle (block_anchor) must not paper over them.
+    stages = [s for s in STAGES[1:] if s != "block_anchor" or not any(is_elision(x) for x in old_lines)]
+    for stage in stages:
         matches = find_block(doc.lines, old_lines, stage)
         if not matches:
             continue
         if len(matches) > 1 and not replace_all:
-            raise ambiguous("old_string", [m.start for m in matches], stage, MORE_CONTEXT)
+            # Later stages accept a superset (block_anchor aside), so they rarely single one out; if none
+            # does, this first ambiguity is what gets reported.
+            several = several or matches
+            continue
         chosen = non_overlapping(matches)
         for match in chosen:
             _check_size(match, old_lines, doc.lines)
@@ -170,6 +197,8 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
             lines[match.start:match.end] = _render(match, old_lines, new_lines, doc)
         result = Lines(lines, doc.final_newline, doc.eol, doc.style)
         return EditOutcome(result.render(), len(chosen), stage, chosen[0].start + 1)
+    if several:
+        raise ambiguous("old_string", [m.start for m in several], several[0].stage, MORE_CONTEXT)
     elided = _elided(doc, old_lines, new_lines)
     if elided is not None:
         return elided

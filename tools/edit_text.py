@@ -155,7 +155,10 @@ class Reindent:
         indent = leading_ws(line)
         if indent in self.pairs:
             return self.pairs[indent] + line[len(indent):]
-        cols = max(0, round(self.offset + self.scale * columns(indent, self.source.width)))
+        # Whole levels are scaled (2-space levels to tabs, say); the alignment remainder of a continuation
+        # line is kept as it is, as an editor converting indentation would.
+        levels, remainder = divmod(columns(indent, self.source.width), self.source.width)
+        cols = max(0, round(self.offset + self.scale * levels * self.source.width) + remainder)
         return render_indent(cols, self.target) + line[len(indent):]
 
     def apply_all(self, lines: list[str]) -> list[str]:
