@@ -7,6 +7,7 @@ rebuilds the message list from the log.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .messages import Message, tool_result
+from .messages import Message, ToolCall, tool_result
 
 migrations = Migrations("dsv4.sessions")
 
@@ -42,7 +43,7 @@ class SessionNotFound(Exception):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -62,10 +63,15 @@ class SessionStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        migrations.apply(self.db)
+        # Two processes opening a fresh database would each try to migrate and deadlock on the upgrade to a
+        # write lock (SQLite answers that with an immediate "locked", not a wait), so migrations take turns.
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            migrations.apply(self.db)
 
     def create(self, repo_id: str, repo_root: Path, model: str) -> str:
         session_id = now()[:10].replace("-", "") + "-" + uuid.uuid4().hex[:8]
@@ -120,16 +126,16 @@ class SessionStore:
     def messages(self, session_id: str) -> list[Message]:
         """The conversation as logged; tool calls whose result was never logged (a killed process) get one that says so."""
         messages = [Message.model_validate(e["payload"]) for e in self.events(session_id, "message")]
-        answered = {m.tool_call_id for m in messages if m.role == "tool"}
         repaired: list[Message] = []
-        for index, message in enumerate(messages):
+        pending: list[ToolCall] = []
+        for message in messages:
+            if message.role == "tool":
+                pending = [call for call in pending if call.id != message.tool_call_id]
+            else:
+                repaired.extend(_interrupted(pending))
+                pending = list(message.tool_calls) if message.role == "assistant" else []
             repaired.append(message)
-            if message.role != "assistant":
-                continue
-            following = {m.tool_call_id for m in messages[index + 1:] if m.role == "tool"}
-            for call in message.tool_calls:
-                if call.id not in answered or call.id not in following:
-                    repaired.append(tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished"))
+        repaired.extend(_interrupted(pending))
         return repaired
 
     def turns(self, session_id: str) -> int:
@@ -143,3 +149,8 @@ class SessionStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _interrupted(calls: list[ToolCall]) -> list[Message]:
+    return [tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished")
+            for call in calls]
