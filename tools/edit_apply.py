@@ -205,6 +205,11 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
     applied = _already_applied(doc, old_lines, new_lines)
     if applied is not None:
         return applied
+    text = doc.render()
+    plain = "\n".join(doc.lines)
+    if new not in old and len(new.strip()) >= 3 and plain.count(new) == 1:
+        # A part-of-line edit resent after it was applied (old "a - b", new "a + b").
+        return EditOutcome(text, 0, "already_applied", plain[:plain.index(new)].count("\n") + 1)
     raise not_found("old_string", doc.lines, old_lines)
 
 

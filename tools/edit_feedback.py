@@ -73,7 +73,7 @@ def not_found(what: str, lines: list[str], old: list[str]) -> EditRefused:
 def ambiguous(what: str, starts: list[int], stage: str, suggestion: str) -> EditRefused:
     shown = ", ".join(str(s + 1) for s in starts[:20]) + (" ..." if len(starts) > 20 else "")
     how = "" if stage == "exact" else f" (after relaxing {stage.replace('_', ' ')})"
-    return EditRefused(f"{what} matches {len(starts)} places{how}, starting at lines {shown}. {suggestion}",
+    return EditRefused(f"{what} matches {len(starts)} places{how} (lines {shown}). {suggestion}",
                        {"reason": "multiple", "lines": [s + 1 for s in starts], "stage": stage})
 
 
