@@ -9,6 +9,7 @@ with a diff. Line endings, indentation style and the final newline of the file a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
 from .edit_match import STAGES, Match, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
@@ -139,6 +140,10 @@ def _sub_block(old: list[str], new: list[str]) -> int | None:
     return next((k for k in range(len(old) - m + 1) if old[k:k + m] == new), None)
 
 
+def _alike(a: str, b: str) -> bool:
+    return SequenceMatcher(None, collapse_ws(a), collapse_ws(b)).ratio() >= 0.8
+
+
 def _already_applied(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
     """old_string is nowhere, new_string is in exactly one place: a resent edit, not a failure."""
     if substance(new) < 3:
@@ -155,9 +160,9 @@ def _already_applied(doc: Lines, old: list[str], new: list[str]) -> EditOutcome 
             if inside is not None:
                 # A deletion counts as done only if the deleted neighbours are really gone.
                 before, after = old[:inside], old[inside + len(new):]
-                if before and match.start > 0 and collapse_ws(doc.lines[match.start - 1]) == collapse_ws(before[-1]):
+                if before and match.start > 0 and _alike(doc.lines[match.start - 1], before[-1]):
                     return None
-                if after and match.end < len(doc.lines) and collapse_ws(doc.lines[match.end]) == collapse_ws(after[0]):
+                if after and match.end < len(doc.lines) and _alike(doc.lines[match.end], after[0]):
                     return None
             return EditOutcome(doc.render(), 0, "already_applied", match.start + 1)
     return None

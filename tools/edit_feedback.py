@@ -55,7 +55,7 @@ def diff_against(old: list[str], found: list[str], start: int) -> str:
 
 def not_found(what: str, lines: list[str], old: list[str]) -> EditRefused:
     near = closest(lines, old)
-    if near is None or near[2] < 0.3:
+    if near is None or near[2] < 0.5:
         return EditRefused(f"{what} not found, and nothing in the file is close to it. Read the file again "
                            "(read_file) and copy the lines to replace exactly.", {"reason": "not_found"})
     start, end, ratio = near
