@@ -40,8 +40,8 @@ def _scope_index(lines: list[str], scope: str, start: int) -> int | None:
     return None
 
 
-def _locate(lines: list[str], hunk: Hunk, start: int, label: str) -> tuple[Match | None, int]:
-    """The match for a hunk's old lines (None: already applied) and the index searching started at."""
+def _locate(lines: list[str], hunk: Hunk, start: int, label: str) -> Match | None:
+    """Where a hunk's old lines are (None: the hunk is already applied), or a refusal."""
     for scope in hunk.scopes:
         index = _scope_index(lines, scope, start)
         if index is None:
@@ -56,14 +56,14 @@ def _locate(lines: list[str], hunk: Hunk, start: int, label: str) -> tuple[Match
     if not matches:
         new_there = first_stage(lines, hunk.new, 0) if substance(hunk.new) >= 3 else []
         if len(new_there) == 1:
-            return None, start
+            return None
         raise not_found(f"{label}: the context and '-' lines", lines, hunk.old)
     if len(matches) > 1:
         if hunk.line_hint is None:
             raise ambiguous(f"{label}: the context and '-' lines", [m.start for m in matches], matches[0].stage,
                             SCOPE_HINT)
         matches.sort(key=lambda m: abs(m.start - (hunk.line_hint - 1)))
-    return matches[0], start
+    return matches[0]
 
 
 def apply_hunks(text: str, hunks: list[Hunk], path: str) -> FileResult:
@@ -81,7 +81,7 @@ def apply_hunks(text: str, hunks: list[Hunk], path: str) -> FileResult:
             planned.append((at, at + len(hunk.old), hunk.new))
             stages.append("insert")
             continue
-        match, _ = _locate(lines, hunk, cursor, label)
+        match = _locate(lines, hunk, cursor, label)
         if match is None:
             stages.append("already_applied")
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
-from .edit_match import STAGES, Match, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
+from .edit_match import STAGES, Match, anchor_span, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
 from .edit_text import Lines, Reindent, block_lines, detect_indent, lf
 
 ELISION_STAGES = ("exact", "trailing_whitespace", "indentation", "whitespace", "unicode")
@@ -215,6 +215,9 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
     if new not in old and len(new.strip()) >= 3 and plain.count(new) == 1:
         # A part-of-line edit resent after it was applied (old "a - b", new "a + b").
         return EditOutcome(text, 0, "already_applied", plain[:plain.index(new)].count("\n") + 1)
+    span = anchor_span(doc.lines, old_lines)
+    if span is not None:
+        raise over_broad("old_string", span[0], span[1], len(old_lines))
     raise not_found("old_string", doc.lines, old_lines)
 
 

@@ -124,6 +124,20 @@ def _block_anchor(lines: list[str], old: list[str], start: int) -> list[Match]:
     return found
 
 
+def anchor_span(lines: list[str], old: list[str]) -> tuple[int, int] | None:
+    """The one stretch of the file that starts with old's first line and ends with its last line but is far
+    longer than old (outside block_anchor's tolerance): what a lenient matcher would wrongly replace."""
+    if len(old) < 2 or substance([old[0]]) < 3 or substance([old[-1]]) < 3:
+        return None
+    first, last = collapse_ws(old[0]), collapse_ws(old[-1])
+    keyed = [collapse_ws(line) for line in lines]
+    starts = [i for i, k in enumerate(keyed) if k == first]
+    spans = [(i, j + 1) for i in starts for j in range(i + 1, len(lines)) if keyed[j] == last]
+    if len(spans) != 1 or spans[0][1] - spans[0][0] <= len(old) + max(1, len(old) // 4):
+        return None
+    return spans[0]
+
+
 def find_block(lines: list[str], old: list[str], stage: str, start: int = 0) -> list[Match]:
     """Every place (overlapping ones included) where `old` matches at `stage`, at or after `start`."""
     if not old or not any(line.strip() for line in old):

@@ -80,7 +80,8 @@ def test_block_anchor_refuses_a_window_much_longer_than_the_quote():
     text = "start()\n" + "".join(f"step{i}()\n" for i in range(30)) + "end()\n"
     with pytest.raises(EditRefused) as info:
         apply_edit(text, "start()\nstep0()\nstep1()\nend()\n", "nothing()\n")
-    assert info.value.data["reason"] == "not_found"
+    assert info.value.data == {"reason": "over_broad", "start": 1, "end": 32}
+    assert "over-broad" in str(info.value) and "lines 1-32" in str(info.value)
     assert apply_edit(text, "step3()\n", "x()\n").text.count("\n") == 32  # the file is intact otherwise
 
 
