@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edit_replay_cases import FORMATS, PERTURBATIONS, Case, load_exercises, make_case, retry_calls  # noqa: E402
+from edit_replay_holes import with_holes  # noqa: E402
 from edit_replay_tests import TestJob, run_jobs  # noqa: E402
 
 from dsv4.tools.toolbox import Toolbox  # noqa: E402
@@ -114,23 +115,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N exercises per language")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default: print only)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenarios", default="stub,holes",
+                        help="stub: from the exercise stub; holes: from the gold with function bodies emptied")
     args = parser.parse_args(argv)
     started = time.time()
     exercises = load_exercises(args.data, tuple(args.langs.split(",")), args.limit)
     scratch = Path(tempfile.mkdtemp(prefix="edit-replay-"))
-    cases: list[Case] = []
+    cases: list[tuple[str, Case]] = []
     for index, ex in enumerate(exercises):
-        for fmt in FORMATS:
-            for perturbation in PERTURBATIONS:
-                case = make_case(ex, fmt, perturbation, index)
-                if case is not None:
-                    cases.append(case)
-    records = [replay(case, scratch) for case in cases]
+        for scenario in args.scenarios.split(","):
+            start = ex if scenario == "stub" else with_holes(ex)
+            for fmt in FORMATS:
+                for perturbation in PERTURBATIONS:
+                    case = make_case(start, fmt, perturbation, index) if start is not None else None
+                    if case is not None:
+                        cases.append((scenario, case))
+    records = [{"scenario": scenario, **replay(case, scratch)} for scenario, case in cases]
     apply_seconds = time.time() - started
 
     # Tests: one control per (exercise, expected text), plus every result that differs from its gold.
     jobs: dict[tuple[str, str, str], TestJob] = {}
-    for case, record in zip(cases, records):
+    for (_, case), record in zip(cases, records):
         key = (case.exercise.lang, case.exercise.name, case.expected)
         jobs.setdefault(key, TestJob(case.exercise, case.expected))
         outcome = judge(record, case)
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs.setdefault((case.exercise.lang, case.exercise.name, record["result"]),
                             TestJob(case.exercise, record["result"]))
     js_mode = run_jobs(list(jobs.values()), scratch, args.workers)
-    for case, record in zip(cases, records):
+    for (_, case), record in zip(cases, records):
         control = jobs[(case.exercise.lang, case.exercise.name, case.expected)].passed
         if control is False:
             record["outcome"] = "n/a"
@@ -165,6 +170,8 @@ def summarise(records: list[dict], exercises: list, js_mode: str, seconds: float
         cells[(r["format"], r["perturbation"])]["refusals"] += "refusal" in r
         stage_use[r["perturbation"]].update(r["stages"])
     totals: Counter = Counter(r["outcome"] for r in records)
+    by_scenario = {sc: dict(Counter(r["outcome"] for r in records if r["scenario"] == sc))
+                   for sc in sorted({r["scenario"] for r in records})}
     clean = [r for r in records if r["perturbation"] == "clean" and r["outcome"] != "n/a"]
     perturbed = [r for r in records if r["perturbation"] != "clean" and r["outcome"] != "n/a"]
     ok = ("correct", "refused_then_correct")
@@ -182,6 +189,7 @@ def summarise(records: list[dict], exercises: list, js_mode: str, seconds: float
                    "perturbed_correct_first_try_rate": round(
                        sum(r["outcome"] == "correct" for r in perturbed) / max(1, len(perturbed)), 4),
                    "perturbed_correct_rate": round(sum(r["outcome"] in ok for r in perturbed) / max(1, len(perturbed)), 4)},
+        "scenarios": by_scenario,
         "cells": [{"format": f, "perturbation": p, **dict(c)} for (f, p), c in sorted(cells.items())],
         "stages_used_first_try": {p: dict(c) for p, c in stage_use.items()},
         "not_correct": [{k: v for k, v in r.items() if k != "result"} for r in records
@@ -210,6 +218,8 @@ def print_table(report: dict) -> None:
             row += text.ljust(width)
         print(row)
     t = report["totals"]
+    for scenario, outcomes in report["scenarios"].items():
+        print(f"  scenario {scenario}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     for p, used in report["stages_used_first_try"].items():
         print(f"  stages used ({p}): " + ", ".join(f"{k} {v}" for k, v in sorted(used.items(), key=lambda kv: -kv[1])))
     print(f"cases {t['cases']}: correct {t['correct']}, after refusal {t['refused_then_correct']}, refused "

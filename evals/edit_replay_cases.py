@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsv4.tools.edit_text import fences_for, inside_strings
+
 FORMATS = ("write_file", "edit_file", "multi_edit", "apply_patch", "unified_diff")
 PERTURBATIONS = ("clean", "indent_shift", "tabs", "crlf", "trailing_ws", "dup_anchor", "elided", "unicode", "resend")
 FILE_PERTURBATIONS = ("crlf", "tabs", "trailing_ws", "dup_anchor")
@@ -51,11 +53,16 @@ def load_exercises(root: Path, langs: tuple[str, ...], limit: int | None = None)
 
 
 # -- file perturbations ---------------------------------------------------------------------------------
-def to_tabs(text: str, unit: int) -> str:
+def to_tabs(text: str, unit: int, suffix: str) -> str:
+    """Leading spaces to tabs, as an editor's "convert indentation" would; lines inside multi-line strings
+    are content and stay as they are (the control run checks the converted gold still passes)."""
+    lines = text.split("\n")
+    keep = inside_strings(lines, fences_for(suffix))
+
     def convert(match: re.Match[str]) -> str:
         levels, rest = divmod(len(match.group(0)), unit)
         return "\t" * levels + " " * rest
-    return re.sub(r"(?m)^ +", convert, text)
+    return "\n".join(line if k in keep else re.sub(r"^ +", convert, line) for k, line in enumerate(lines))
 
 
 def dup_tail(ex: Exercise) -> str | None:
@@ -76,7 +83,7 @@ def file_variant(ex: Exercise, text: str, perturbation: str) -> str | None:
     if perturbation == "crlf":
         return text.replace("\n", "\r\n")
     if perturbation == "tabs":
-        return to_tabs(text, LANGS[ex.lang]["unit"])
+        return to_tabs(text, LANGS[ex.lang]["unit"], ex.solution)
     if perturbation == "dup_anchor":
         tail = dup_tail(ex)
         return None if tail is None else text + tail
@@ -143,15 +150,30 @@ def calls_for(fmt: str, path: str, b: str, found: list[tuple[int, int, Hunk]]) -
 
 
 # -- call perturbations (on hunks, before they become calls) ------------------------------------------
-def shift(found: list[tuple[int, int, Hunk]], unit: int, deeper: bool) -> list[tuple[int, int, Hunk]]:
+def shift(found: list[tuple[int, int, Hunk]], unit: int, deeper: bool, a: str, b: str,
+          suffix: str) -> list[tuple[int, int, Hunk]]:
+    """Every quoted code line one level deeper (or shallower); lines inside multi-line strings are content,
+    which a model drifting in indentation still copies as it is."""
     pad = " " * unit
+    fences = fences_for(suffix)
+    keep_a, keep_b = inside_strings(a.splitlines(), fences), inside_strings(b.splitlines(), fences)
     out = []
     for i, j, h in found:
         olds = [x for t, x in h if t != "+" and x.strip()]
-        if deeper or not olds or not all(x.startswith(pad) for x in olds):
-            out.append((i, j, [(t, pad + x if x.strip() else x) for t, x in h]))
-        else:
-            out.append((i, j, [(t, x[len(pad):] if x.startswith(pad) else x.lstrip(" ")) for t, x in h]))
+        dedent = not deeper and olds and all(x.startswith(pad) for x in olds)
+        bent: Hunk = []
+        ai, bj = i, j
+        for t, x in h:
+            content = (t != "+" and ai in keep_a) or (t != "-" and bj in keep_b)
+            ai += t != "+"
+            bj += t != "-"
+            if content or not x.strip():
+                bent.append((t, x))
+            elif dedent:
+                bent.append((t, x[len(pad):] if x.startswith(pad) else x.lstrip(" ")))
+            else:
+                bent.append((t, pad + x))
+        out.append((i, j, bent))
     return out
 
 
@@ -239,7 +261,7 @@ def make_case(ex: Exercise, fmt: str, perturbation: str, index: int) -> Case | N
     found = unique_hunks(view_a, view_b, ex.stub)
     lang = LANGS[ex.lang]
     if perturbation == "indent_shift":
-        found = shift(found, lang["unit"], deeper=index % 2 == 0)
+        found = shift(found, lang["unit"], index % 2 == 0, view_a, view_b, ex.solution)
     elif perturbation == "elided":
         found, changed = (elide_blocks(found, lang["marker"]) if fmt in ("edit_file", "multi_edit")
                           else drop_context(found))

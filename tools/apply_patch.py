@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from .base import ToolError, ToolResult
+from .edit_apply import code_pairs
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
 from .edit_file import gate
 from .edit_match import Match, first_stage, fold_unicode, substance
@@ -67,7 +68,7 @@ def _locate(lines: list[str], hunk: Hunk, start: int, label: str) -> Match | Non
 
 
 def apply_hunks(text: str, hunks: list[Hunk], path: str) -> FileResult:
-    doc = Lines.parse(text)
+    doc = Lines.parse(text, path)
     lines = doc.lines
     style = detect_indent([x for h in hunks for x in h.old + h.new])
     planned: list[tuple[int, int, list[str]]] = []
@@ -90,9 +91,10 @@ def apply_hunks(text: str, hunks: list[Hunk], path: str) -> FileResult:
         if any(match.start < end and start < match.end for start, end, _ in planned):
             raise EditRefused(f"{label} overlaps an earlier hunk (lines {match.start + 1}-{match.end}); merge them",
                               {"reason": "overlap"})
-        written, found = zip(*match.pairs) if match.pairs else ((), ())
-        reindent = Reindent.learn(list(written), list(found), style, doc.style)
-        planned.append((match.start, match.end, reindent.apply_all(hunk.new)))
+        written, found = code_pairs([match], doc)
+        reindent = Reindent.learn(written, found, style, doc.style)
+        planned.append((match.start, match.end,
+                        reindent.apply_all(hunk.new, doc.fences, doc.open_string_at(match.start))))
         stages.append(match.stage)
         cursor = match.end
         if match.end == len(lines):

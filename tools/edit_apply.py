@@ -13,7 +13,7 @@ from difflib import SequenceMatcher
 
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
 from .edit_match import STAGES, Match, anchor_span, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
-from .edit_text import Lines, Reindent, block_lines, detect_indent, lf
+from .edit_text import Lines, Reindent, block_lines, detect_indent, inside_strings, lf
 
 ELISION_STAGES = ("exact", "trailing_whitespace", "indentation", "whitespace", "unicode")
 MORE_CONTEXT = "Include a few more surrounding lines in old_string to make it unique, or set replace_all."
@@ -51,6 +51,11 @@ def _exact(doc: Lines, old: str, new: str, replace_all: bool) -> EditOutcome | N
         at = text.find(old, at + len(old))
     if not positions:
         return None
+    if len(positions) > 1 and not replace_all and old.endswith("\n"):
+        # A quote of whole lines means whole lines: "\n    pass\n" is a blank line then `pass`, not the
+        # tail of any line followed by `pass`.
+        at_line_start = [p for p in positions if p == 0 or text[p - 1] == "\n"]
+        positions = at_line_start if len(at_line_start) == 1 else positions
     line_of = [text.count("\n", 0, p) for p in positions]
     if len(positions) > 1 and not replace_all:
         raise ambiguous("old_string", line_of, "exact", MORE_CONTEXT)
@@ -64,10 +69,11 @@ def _exact(doc: Lines, old: str, new: str, replace_all: bool) -> EditOutcome | N
     for p in reversed(positions):
         piece = new
         if convert is not None:
-            head, *rest = new.split("\n")
-            at_line_start = p == 0 or text[p - 1] == "\n"
-            piece = "\n".join([convert.apply(head) if at_line_start and head.strip() else head]
-                              + [convert.apply(x) if x.strip() else x for x in rest])
+            pieces = new.split("\n")
+            verbatim = inside_strings(pieces, doc.fences, doc.open_string_at(text.count("\n", 0, p)))
+            if not (p == 0 or text[p - 1] == "\n"):
+                verbatim.add(0)  # the quote starts mid-line: its first piece is not an indented line
+            piece = "\n".join(x if k in verbatim or not x.strip() else convert.apply(x) for k, x in enumerate(pieces))
         text = text[:p] + piece + text[p + len(old):]
     out = Lines.parse(text)
     result = Lines(out.lines, out.final_newline, doc.eol, doc.style)
@@ -80,10 +86,17 @@ def _check_size(match: Match, old: list[str], lines: list[str]) -> None:
         raise over_broad("old_string", match.start, match.end, len(old))
 
 
+def code_pairs(matches: list[Match], doc: Lines) -> tuple[list[str], list[str]]:
+    """(written, file) line pairs to learn indentation from, leaving out lines inside multi-line strings."""
+    content = doc.string_rows()
+    pairs = [pair for m in matches for pair, row in zip(m.pairs, m.rows) if row not in content]
+    return [w for w, _ in pairs], [f for _, f in pairs]
+
+
 def _render(match: Match, old: list[str], new: list[str], doc: Lines) -> list[str]:
-    written, found = zip(*match.pairs) if match.pairs else ((), ())
-    reindent = Reindent.learn(list(written), list(found), detect_indent(old + new), doc.style)
-    return reindent.apply_all(new)
+    written, found = code_pairs([match], doc)
+    reindent = Reindent.learn(written, found, detect_indent(old + new), doc.style)
+    return reindent.apply_all(new, doc.fences, doc.open_string_at(match.start))
 
 
 def _segments(lines: list[str], markers: set[str] | None = None) -> list[list[str]]:
@@ -116,16 +129,16 @@ def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
         found.append(matches[0])
         cursor = matches[0].end
     new_pieces = _segments(new, {line.strip() for line in old if is_elision(line)})
-    pairs = [pair for m in found for pair in m.pairs]
-    reindent = Reindent.learn([w for w, _ in pairs], [f for _, f in pairs], detect_indent(old + new), doc.style)
+    written, file_lines = code_pairs(found, doc)
+    reindent = Reindent.learn(written, file_lines, detect_indent(old + new), doc.style)
     if len(new_pieces) == len(pieces):
         out: list[str] = []
         for k, piece in enumerate(new_pieces):
-            out += reindent.apply_all(piece)
+            out += reindent.apply_all(piece, doc.fences, doc.open_string_at(found[k].start))
             if k + 1 < len(found):
                 out += doc.lines[found[k].end:found[k + 1].start]  # the elided lines stay as they are
     elif len(new_pieces) == 1:
-        out = reindent.apply_all(new)  # the model replaces the whole range it delimited
+        out = reindent.apply_all(new, doc.fences, doc.open_string_at(found[0].start))  # the model replaces the whole range it delimited
     else:
         raise EditRefused("old_string and new_string elide code ('...') a different number of times; write the "
                           "lines out, or use the same '...' lines in both", {"reason": "elision_mismatch"})
@@ -168,13 +181,14 @@ def _already_applied(doc: Lines, old: list[str], new: list[str]) -> EditOutcome 
     return None
 
 
-def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = False) -> EditOutcome:
+def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = False, path: str = "") -> EditOutcome:
+    """`path` (only its suffix is used) says which multi-line string delimiters to leave alone when re-indenting."""
     if old_string == "":
         raise EditRefused("old_string is empty; use write_file to create a file or replace its whole content",
                           {"reason": "empty"})
     if old_string == new_string:
         raise EditRefused("old_string and new_string are identical; nothing to change", {"reason": "identical"})
-    doc = Lines.parse(text)
+    doc = Lines.parse(text, path)
     old, new = lf(old_string), lf(new_string)
     exact = _exact(doc, old, new, replace_all)
     if exact is not None:
@@ -221,12 +235,12 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
     raise not_found("old_string", doc.lines, old_lines)
 
 
-def apply_edits(text: str, edits: list[tuple[str, str, bool]]) -> list[EditOutcome]:
+def apply_edits(text: str, edits: list[tuple[str, str, bool]], path: str = "") -> list[EditOutcome]:
     """Several edits in order on one text; the first refusal stops them all (nothing is half-applied)."""
     outcomes = []
     for index, (old, new, replace_all) in enumerate(edits):
         try:
-            outcome = apply_edit(text, old, new, replace_all)
+            outcome = apply_edit(text, old, new, replace_all, path)
         except EditRefused as exc:
             raise EditRefused(f"edit {index + 1} of {len(edits)}: {exc} (no edit of this call was applied)",
                               {**exc.data, "edit_index": index}) from None

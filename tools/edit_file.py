@@ -68,7 +68,7 @@ class EditFile:
         path, text = read_for_edit(workspace, args.path)
         rel = workspace.relative(path)
         try:
-            outcome = apply_edit(text, args.old_string, args.new_string, args.replace_all)
+            outcome = apply_edit(text, args.old_string, args.new_string, args.replace_all, rel)
         except EditRefused as exc:
             raise ToolError(f"{rel}: {exc}") from None
         data = {"path": rel, "replacements": outcome.replacements, "stage": outcome.stage, "line": outcome.line}

@@ -66,6 +66,11 @@ class Match:
     stage: str
     pairs: list[tuple[str, str]] = field(default_factory=list)  # (written line, file line)
     similarity: float = 1.0
+    rows: list[int] = field(default_factory=list)  # the file line index of each pair
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            self.rows = list(range(self.start, self.start + len(self.pairs)))
 
     @property
     def size(self) -> int:
@@ -118,7 +123,7 @@ def _block_anchor(lines: list[str], old: list[str], start: int) -> list[Match]:
                 continue
             score = SequenceMatcher(None, middle, "\n".join(keyed[i + 1:j]), autojunk=False).ratio()
             if score >= BLOCK_ANCHOR_SIMILARITY and (best is None or score > best.similarity):
-                best = Match(i, j + 1, "block_anchor", [(old[0], lines[i]), (old[-1], lines[j])], score)
+                best = Match(i, j + 1, "block_anchor", [(old[0], lines[i]), (old[-1], lines[j])], score, [i, j])
         if best is not None:
             found.append(best)
     return found

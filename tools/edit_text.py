@@ -76,6 +76,47 @@ def block_lines(text: str) -> list[str]:
     return lines
 
 
+# Delimiters of strings that may span lines, per file suffix: lines inside such a string are content,
+# and re-indenting them would change the program.
+_FENCES: dict[str, tuple[str, ...]] = {
+    ".py": ('"""', "'''"), ".pyi": ('"""', "'''"), ".js": ("`",), ".mjs": ("`",), ".cjs": ("`",),
+    ".jsx": ("`",), ".ts": ("`",), ".tsx": ("`",), ".go": ("`",), ".kt": ('"""',), ".java": ('"""',),
+    ".swift": ('"""',), ".scala": ('"""',),
+}
+
+
+def fences_for(path: str) -> tuple[str, ...]:
+    dot = path.rfind(".")
+    return _FENCES.get(path[dot:].lower(), ()) if dot != -1 else ()
+
+
+def string_scan(lines: list[str], fences: tuple[str, ...], inside: str | None = None) -> tuple[set[int], str | None]:
+    """Indexes of lines that start inside a multi-line string, and the string still open after the last
+    line (a naive scan: escapes are ignored). `inside` is the string open before the first line."""
+    found: set[int] = set()
+    for index, line in enumerate(lines):
+        if inside is not None:
+            found.add(index)
+        at = 0
+        while True:
+            if inside is None:
+                hits = [(line.find(f, at), f) for f in fences if line.find(f, at) != -1]
+                if not hits:
+                    break
+                pos, inside = min(hits)
+                at = pos + len(inside)
+            else:
+                pos = line.find(inside, at)
+                if pos == -1:
+                    break
+                at, inside = pos + len(inside), None
+    return found, inside
+
+
+def inside_strings(lines: list[str], fences: tuple[str, ...], inside: str | None = None) -> set[int]:
+    return string_scan(lines, fences, inside)[0]
+
+
 @dataclass
 class Lines:
     """A file's text as LF lines plus what is needed to write it back in its own form."""
@@ -84,14 +125,26 @@ class Lines:
     final_newline: bool
     eol: str  # "\n" or "\r\n": the file's own endings (only when every line used it)
     style: IndentStyle | None
+    fences: tuple[str, ...] = ()  # multi-line string delimiters of the file's language
+
+    def string_rows(self) -> set[int]:
+        """Lines of the file that start inside a multi-line string (content, not indentation evidence)."""
+        return string_scan(self.lines, self.fences)[0] if self.fences else set()
+
+    def open_string_at(self, index: int) -> str | None:
+        """The multi-line string open at the start of line `index`, if any."""
+        return string_scan(self.lines[:index], self.fences)[1] if self.fences else None
 
     @classmethod
-    def parse(cls, text: str) -> Lines:
+    def parse(cls, text: str, path: str = "") -> Lines:
         crlf = text.count("\r\n")
         uniform_crlf = crlf > 0 and crlf == text.count("\n")
         lf_text = text.replace("\r\n", "\n") if uniform_crlf else text
         lines, final = split_text(lf_text)
-        return cls(lines, final, "\r\n" if uniform_crlf else "\n", detect_indent(lines))
+        fences = fences_for(path)
+        content = string_scan(lines, fences)[0] if fences else set()
+        code = [line for k, line in enumerate(lines) if k not in content]  # docstrings say nothing of style
+        return cls(lines, final, "\r\n" if uniform_crlf else "\n", detect_indent(code), fences)
 
     def render(self) -> str:
         text = "\n".join(self.lines) + ("\n" if self.final_newline and self.lines else "")
@@ -161,5 +214,9 @@ class Reindent:
         cols = max(0, round(self.offset + self.scale * levels * self.source.width) + remainder)
         return render_indent(cols, self.target) + line[len(indent):]
 
-    def apply_all(self, lines: list[str]) -> list[str]:
-        return lines if self.is_identity() else [self.apply(line) for line in lines]
+    def apply_all(self, lines: list[str], fences: tuple[str, ...] = (), inside: str | None = None) -> list[str]:
+        """Re-indent lines; lines inside multi-line strings (`inside`: one is open before the first line) stay."""
+        if self.is_identity():
+            return lines
+        verbatim = inside_strings(lines, fences, inside)
+        return [line if k in verbatim else self.apply(line) for k, line in enumerate(lines)]

@@ -37,7 +37,7 @@ class MultiEdit:
         path, text = read_for_edit(workspace, args.path)
         rel = workspace.relative(path)
         try:
-            outcomes = apply_edits(text, [(e.old_string, e.new_string, e.replace_all) for e in args.edits])
+            outcomes = apply_edits(text, [(e.old_string, e.new_string, e.replace_all) for e in args.edits], rel)
         except EditRefused as exc:
             raise ToolError(f"{rel}: {exc}") from None
         new_text = outcomes[-1].text
