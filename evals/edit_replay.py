@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(records: list[dict], exercises: list, js_mode: str, seconds: float, apply_seconds: float) -> dict:
+    """Outcomes per format x perturbation; n/a = the gold itself fails its tests in that file form."""
     cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
     stage_use: dict[str, Counter] = defaultdict(Counter)  # which matching stage located edits, first try
     for r in records:
@@ -192,6 +193,8 @@ def summarise(records: list[dict], exercises: list, js_mode: str, seconds: float
         "scenarios": by_scenario,
         "cells": [{"format": f, "perturbation": p, **dict(c)} for (f, p), c in sorted(cells.items())],
         "stages_used_first_try": {p: dict(c) for p, c in stage_use.items()},
+        "not_applicable": sorted({f"{r['lang']}/{r['exercise']} ({r['scenario']}, {r['perturbation']})" for r in records
+                                  if r["outcome"] == "n/a"}),
         "not_correct": [{k: v for k, v in r.items() if k != "result"} for r in records
                         if r["outcome"] in ("refused", "wrong")][:50],
     }

@@ -193,29 +193,34 @@ def apply_edit(text: str, old_string: str, new_string: str, replace_all: bool = 
     exact = _exact(doc, old, new, replace_all)
     if exact is not None:
         return exact
-    old_lines, new_lines = _trim_blank_edges(block_lines(old), block_lines(new))
+    full_old, full_new = block_lines(old), block_lines(new)
+    old_lines, new_lines = _trim_blank_edges(full_old, full_new)
     if not old_lines:
         raise EditRefused("old_string is only whitespace and was not found; quote real lines", {"reason": "blank"})
+    # Blank lines quoted around the block are context too ("a blank line, then `pass`"); try with them
+    # first, then without, since models add or drop them freely.
+    variants = [(full_old, full_new), (old_lines, new_lines)] if full_old != old_lines else [(old_lines, new_lines)]
     several: list[Match] = []
     # Elision lines say "code omitted here": a fuzzy middle (block_anchor) must not paper over them.
     stages = [s for s in STAGES[1:] if s != "block_anchor" or not any(is_elision(x) for x in old_lines)]
     for stage in stages:
-        matches = find_block(doc.lines, old_lines, stage)
-        if not matches:
-            continue
-        if len(matches) > 1 and not replace_all:
-            # Later stages accept a superset (block_anchor aside), so they rarely single one out; if none
-            # does, this first ambiguity is what gets reported.
-            several = several or matches
-            continue
-        chosen = non_overlapping(matches)
-        for match in chosen:
-            _check_size(match, old_lines, doc.lines)
-        lines = list(doc.lines)
-        for match in reversed(chosen):
-            lines[match.start:match.end] = _render(match, old_lines, new_lines, doc)
-        result = Lines(lines, doc.final_newline, doc.eol, doc.style)
-        return EditOutcome(result.render(), len(chosen), stage, chosen[0].start + 1)
+        for quoted, replacement in variants:
+            matches = find_block(doc.lines, quoted, stage)
+            if not matches:
+                continue
+            if len(matches) > 1 and not replace_all:
+                # Later stages accept a superset (block_anchor aside), so they rarely single one out; if
+                # none does, this first ambiguity is what gets reported.
+                several = several or matches
+                continue
+            chosen = non_overlapping(matches)
+            for match in chosen:
+                _check_size(match, quoted, doc.lines)
+            lines = list(doc.lines)
+            for match in reversed(chosen):
+                lines[match.start:match.end] = _render(match, quoted, replacement, doc)
+            result = Lines(lines, doc.final_newline, doc.eol, doc.style)
+            return EditOutcome(result.render(), len(chosen), stage, chosen[0].start + 1)
     if several:
         raise ambiguous("old_string", [m.start for m in several], several[0].stage, MORE_CONTEXT)
     elided = _elided(doc, old_lines, new_lines)

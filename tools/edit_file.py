@@ -51,7 +51,7 @@ def summary(rel: str, outcomes: list[EditOutcome]) -> str:
     for o in outcomes:
         how = "" if o.stage in ("exact", "already_applied") else f", matched after relaxing {o.stage.replace('_', ' ')}"
         what = "already applied" if o.already_applied else f"{o.replacements} replacement{'s' * (o.replacements != 1)}"
-        parts.append(f"line {o.line}: {what}{how}")
+        parts.append(f"{what}{how}" if len(outcomes) == 1 else f"line {o.line}: {what}{how}")
     return f"edited {rel} ({'; '.join(parts)})"
 
 
