@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("undo", help="restore the files changed by the last turn")
     memory = sub.add_parser("memory", help="Engram memory: remember, list, show, forget, pin, export, context")
     memory.add_argument("rest", nargs=argparse.REMAINDER)
-    context = sub.add_parser("context", help="what of the repository goes into context")
-    context.add_argument("rest", nargs=argparse.REMAINDER)
+    from .context_cli import add_context_parser
+    add_context_parser(sub)
 
     try:
         from .models_cli import add_models_parser
@@ -77,9 +77,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
-    if command in ("undo", "memory", "context") or (command == "models" and hasattr(args, "rest")):
+    if command in ("undo", "memory") or (command == "models" and hasattr(args, "rest")):
         later = {"undo": "#5 (edit engine, checkpoints and undo)", "memory": "#7 (Engram memory store)",
-                 "context": "#8 (whole-repository context)", "models": "#4 (in-process runtime engine)"}
+                 "models": "#4 (in-process runtime engine)"}
         return fail(f"'dsv4-code {command}' is not built yet: it arrives with issue {later[command]}")
     if command == "models":
         from .models_cli import run_models_command
@@ -118,6 +118,9 @@ def _with_repo(args: argparse.Namespace) -> int:
     try:
         if args.command == "sessions":
             return _sessions(repo, args.json)
+        if args.command == "context":
+            from .context_cli import repo_budget, run_context_command
+            return run_context_command(args, repo, default_budget=repo_budget(settings.context_window or 131072))
         if args.command == "run":
             return _run(repo, settings, args)
         return _tui(repo, settings, args)

@@ -17,6 +17,7 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("quit", "/quit", "leave dsv4-code (also /exit, Ctrl+Q)"),
     SlashCommand("exit", "/exit", "leave dsv4-code"),
     SlashCommand("session", "/session", "show the session id, model and token use"),
+    SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
 ]}
 
 
