@@ -8,7 +8,8 @@ a block quoted with too little context matches twice; the model must be told whe
 with more context). Call perturbations keep the file and bend what the model sends: `indent_shift`
 (every quoted line one level too deep or too shallow), `elided` (unchanged lines replaced by a
 `...` comment in edit blocks, context lines dropped from patch hunks), `unicode` (typographic quotes
-in the quoted old text), `resend` (the same calls sent twice, as a model does when it missed the first
+in the quoted old text), `stale_line` (one middle line of a quote of 3+ lines as the model remembers it
+from before: one character different), `resend` (the same calls sent twice, as a model does when it missed the first
 result: the second time must succeed without changing anything).
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 from dsv4.tools.edit_text import fences_for, inside_strings
 
 FORMATS = ("write_file", "edit_file", "multi_edit", "apply_patch", "unified_diff")
-PERTURBATIONS = ("clean", "indent_shift", "tabs", "crlf", "trailing_ws", "dup_anchor", "elided", "unicode", "resend")
+PERTURBATIONS = ("clean", "indent_shift", "tabs", "crlf", "trailing_ws", "dup_anchor", "elided", "unicode", "stale_line",
+                 "resend")
 FILE_PERTURBATIONS = ("crlf", "tabs", "trailing_ws", "dup_anchor")
 LANGS = {"python": {"unit": 4, "marker": "# ..."}, "javascript": {"unit": 2, "marker": "// ..."}}
 
@@ -236,6 +238,33 @@ def typographic(found: list[tuple[int, int, Hunk]]) -> tuple[list[tuple[int, int
     return out, changed
 
 
+def _stale(line: str) -> str:
+    """The line with its last letter or digit changed, as a model misremembers an identifier or a number."""
+    for k in range(len(line) - 1, -1, -1):
+        ch = line[k]
+        if ch.isalnum():
+            swap = "1" if ch.isdigit() and ch != "1" else "2" if ch.isdigit() else "x" if ch != "x" else "y"
+            return line[:k] + swap + line[k + 1:]
+    return line
+
+
+def stale_middle(found: list[tuple[int, int, Hunk]]) -> tuple[list[tuple[int, int, Hunk]], bool]:
+    """In hunks quoting 3+ old lines, one middle old line differs from the file (first and last stay)."""
+    out, changed = [], False
+    for i, j, h in found:
+        olds = [k for k, (t, _) in enumerate(h) if t != "+"]
+        middle = [k for k in olds[1:-1] if sum(ch.isalnum() for ch in h[k][1]) >= 8]
+        if len(olds) < 3 or not middle:
+            out.append((i, j, h))
+            continue
+        k = middle[len(middle) // 2]
+        t, x = h[k]
+        bent = h[:k] + ([("-", _stale(x))] if t == "-" else [("-", _stale(x)), ("+", x)]) + h[k + 1:]
+        out.append((i, j, bent))
+        changed = True
+    return out, changed
+
+
 @dataclass
 class Case:
     exercise: Exercise
@@ -269,6 +298,10 @@ def make_case(ex: Exercise, fmt: str, perturbation: str, index: int) -> Case | N
             return None
     elif perturbation == "unicode":
         found, changed = typographic(found)
+        if not changed:
+            return None
+    elif perturbation == "stale_line":
+        found, changed = stale_middle(found)
         if not changed:
             return None
     return Case(ex, fmt, perturbation, start, expected, calls_for(fmt, ex.solution, view_b, found))

@@ -159,7 +159,7 @@ class ApplyPatch:
                 note, data = gate(workspace.relative(path), originals[path], content)
                 notes.append(note)
                 extra.update(data)
-        changed = _write_all(plan, originals, workspace)
+        changed = _write_all(plan, originals, report.pop("modes"), workspace)
         data: dict[str, Any] = {"files": report, **extra}
         return ToolResult(text="\n".join(["patch applied:"] + [f"  {line}" for line in report["lines"]]) +
                           "".join(notes), data=data, files_changed=changed)
@@ -178,6 +178,7 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
     plan: dict[Path, str | None] = {}
     lines: list[str] = []
     stages: dict[str, list[str]] = {}
+    modes: dict[Path, int] = {}
 
     def state(path: Path) -> str | None:
         return plan[path] if path in plan else _current(path, workspace)
@@ -211,14 +212,17 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
                     raise EditRefused(f"cannot move {rel} to {workspace.relative(dest)}: the destination exists",
                                       {"reason": "exists"})
                 plan[path], plan[dest] = None, text
+                modes[dest] = path.stat().st_mode & 0o7777  # a moved script stays executable
                 lines.append(f"R {rel} -> {workspace.relative(dest)}{suffix}")
             else:
                 plan[path] = text
                 lines.append(f"M {rel}{suffix}")
-    return plan, {"lines": lines, "stages": stages}
+    return plan, {"lines": lines, "stages": stages, "modes": modes}
 
 
-def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], workspace: Workspace) -> list[str]:
+def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], modes: dict[Path, int],
+               workspace: Workspace) -> list[str]:
+    modes = {**{p: p.stat().st_mode & 0o7777 for p in plan if p.exists()}, **modes}
     done: list[Path] = []
     try:
         for path, content in plan.items():
@@ -229,6 +233,8 @@ def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], 
                 workspace.changed[workspace.relative(path)] = "deleted"
             else:
                 workspace.write_text(path, content)
+                if path in modes:
+                    path.chmod(modes[path])
             done.append(path)
     except OSError as exc:
         for path in done:  # all or nothing: put back what this patch already wrote
@@ -236,6 +242,7 @@ def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], 
                 path.unlink(missing_ok=True)
             else:
                 workspace.write_text(path, originals[path])
+                path.chmod(modes[path])
         raise ToolError(f"patch not applied: writing {workspace.relative(path)} failed ({exc}); "
                         "files already written were restored") from None
     return [workspace.relative(p) for p in done]

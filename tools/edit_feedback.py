@@ -47,7 +47,7 @@ def closest(lines: list[str], old: list[str]) -> tuple[int, int, float] | None:
 
 def diff_against(old: list[str], found: list[str], start: int) -> str:
     diff = list(unified_diff([_visible(x) for x in old], [_visible(x) for x in found],
-                             "old_string", f"file lines {start + 1}-{start + len(found)}", lineterm="", n=2))
+                             "your text", f"file lines {start + 1}-{start + len(found)}", lineterm="", n=2))
     if len(diff) > MAX_SHOWN_LINES:
         diff = diff[:MAX_SHOWN_LINES] + [f"... ({len(diff) - MAX_SHOWN_LINES} more diff lines)"]
     return "\n".join(diff)

@@ -46,6 +46,14 @@ def test_envelope_adds_updates_deletes_and_moves(repo):
     assert sorted(result.files_changed) == ["app.py", "old.txt", "pkg/new.py", "src/app.py"]
 
 
+def test_move_keeps_the_mode(repo):
+    (repo / "run.sh").write_text("echo hi\n")
+    (repo / "run.sh").chmod(0o755)
+    text = "*** Begin Patch\n*** Update File: run.sh\n*** Move to: bin/run.sh\n-echo hi\n+echo hello\n*** End Patch"
+    assert not patch(repo, text).is_error
+    assert (repo / "bin/run.sh").stat().st_mode & 0o777 == 0o755
+
+
 def test_scope_line_disambiguates_repeated_context(repo):
     text = "*** Begin Patch\n*** Update File: app.py\n@@ def helper():\n-    return 0\n+    return 1\n*** End Patch"
     assert not patch(repo, text).is_error
@@ -150,3 +158,17 @@ def test_failed_write_rolls_back_files_already_written(repo):
 def test_malformed_patches_are_explained(text):
     with pytest.raises(PatchSyntaxError):
         parse_patch(text)
+
+
+def test_patch_that_breaks_syntax_is_flagged(repo):
+    text = "*** Begin Patch\n*** Update File: app.py\n@@ def helper():\n-    return 0\n+    return (0\n*** End Patch"
+    result = patch(repo, text)
+    assert not result.is_error and "syntax error" in result.text and "app.py:" in result.text
+
+
+def test_stale_middle_line_is_located_by_block_anchor(repo):
+    text = ("*** Begin Patch\n*** Update File: app.py\n def main():\n-    print('hello')\n-    return 0\n"
+            "+    print('hi')\n+    return 1\n*** End Patch")
+    result = patch(repo, text)
+    assert not result.is_error and "block anchor" in result.text
+    assert "def main():\n    print('hi')\n    return 1\n" in (repo / "app.py").read_text()
