@@ -1,7 +1,9 @@
 """Apply one old_string -> new_string edit to a file's text, or refuse with a reason the model can act on.
 
-Order: exact substring; then the line stages of `edit_match` (first stage with any match decides);
-then elided blocks (`...` lines standing for unchanged code); then "already applied" (old_string is
+Order: exact substring (several places: refused, unless exactly one starts a line and the quote is whole
+lines); then the line stages of `edit_match`, each tried with the quoted blank edge lines and without (the
+first stage with exactly one match decides; if none has one, the first ambiguity is reported); then elided
+blocks (`...` lines standing for unchanged code); then "already applied" (old_string is
 gone but new_string is there, so a retried edit succeeds without a change); else the closest text
 with a diff. Line endings, indentation style and the final newline of the file are kept.
 """
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
-from .edit_match import STAGES, Match, anchor_span, collapse_ws, find_block, first_stage, is_elision, non_overlapping, substance
+from .edit_match import (STAGES, Match, anchor_span, collapse_ws, find_block, first_stage, is_elision,
+                         non_overlapping, substance)
 from .edit_text import Lines, Reindent, block_lines, detect_indent, inside_strings, lf
 
 ELISION_STAGES = ("exact", "trailing_whitespace", "indentation", "whitespace", "unicode")
@@ -64,7 +67,7 @@ def _exact(doc: Lines, old: str, new: str, replace_all: bool) -> EditOutcome | N
         before = new.index(old)
         p = positions[0]
         if p >= before and text[p - before:p - before + len(new)] == new:
-            return EditOutcome(Lines.render(doc), 0, "already_applied", line_of[0] + 1)
+            return EditOutcome(doc.render(), 0, "already_applied", line_of[0] + 1)
     convert = Reindent.style_only(detect_indent(block_lines(new)), doc.style)
     for p in reversed(positions):
         piece = new
@@ -73,7 +76,8 @@ def _exact(doc: Lines, old: str, new: str, replace_all: bool) -> EditOutcome | N
             verbatim = inside_strings(pieces, doc.fences, doc.open_string_at(text.count("\n", 0, p)))
             if not (p == 0 or text[p - 1] == "\n"):
                 verbatim.add(0)  # the quote starts mid-line: its first piece is not an indented line
-            piece = "\n".join(x if k in verbatim or not x.strip() else convert.apply(x) for k, x in enumerate(pieces))
+            piece = "\n".join(x if k in verbatim or not x.strip() else convert.apply(x)
+                              for k, x in enumerate(pieces))
         text = text[:p] + piece + text[p + len(old):]
     out = Lines.parse(text)
     result = Lines(out.lines, out.final_newline, doc.eol, doc.style)
@@ -138,7 +142,8 @@ def _elided(doc: Lines, old: list[str], new: list[str]) -> EditOutcome | None:
             if k + 1 < len(found):
                 out += doc.lines[found[k].end:found[k + 1].start]  # the elided lines stay as they are
     elif len(new_pieces) == 1:
-        out = reindent.apply_all(new, doc.fences, doc.open_string_at(found[0].start))  # the model replaces the whole range it delimited
+        # No '...' in new_string: the model replaces the whole range its quoted pieces delimit.
+        out = reindent.apply_all(new, doc.fences, doc.open_string_at(found[0].start))
     else:
         raise EditRefused("old_string and new_string elide code ('...') a different number of times; write the "
                           "lines out, or use the same '...' lines in both", {"reason": "elision_mismatch"})
