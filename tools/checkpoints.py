@@ -17,6 +17,9 @@ API (what the agent loop, `dsv4-code undo`, `/undo` and `/rewind N` call):
     undo_last_turn(repo_root, session_id) -> list[str]    # restore the newest checkpoint that differs from now
     rewind(repo_root, session_id, n) -> list[str]          # restore the state before the last n turns
 
+Files over `max_file_bytes` (50 MB) are left out of checkpoints for good (`store.large_files()`), and
+so are never restored or removed by one.
+
 `restore` first saves the current state as a "safety" checkpoint (`store.safety()` lists them), so an
 undo can itself be undone with `store.restore(safety_id)`. Checkpoints an undo or rewind went back
 past are dropped from the session's list, so the next undo goes one turn further back.
@@ -37,7 +40,7 @@ from .workspace import atomic_write
 
 SESSION_REFS = "refs/dsv4/sessions"
 SAFETY_REFS = "refs/dsv4/safety"
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 def dsv4_home() -> Path:
@@ -71,8 +74,10 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    def __init__(self, repo_root: Path | str, store_dir: Path | str | None = None) -> None:
+    def __init__(self, repo_root: Path | str, store_dir: Path | str | None = None,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
         self.root = Path(repo_root).resolve()
+        self.max_file_bytes = max_file_bytes
         self.dir = Path(store_dir) if store_dir else dsv4_home() / "checkpoints" / repo_id(self.root)
         if not (self.dir / "HEAD").exists():
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -98,18 +103,37 @@ class CheckpointStore:
             raise CheckpointError(f"git {' '.join(args)} failed: {result.stderr.decode(errors='replace').strip()}")
         return result.stdout
 
-    def _sync_excludes(self) -> None:
+    def large_files(self) -> list[str]:
+        """Paths never checkpointed because they were once over max_file_bytes (so never removed either)."""
+        listing = self.dir / "large-files"
+        return listing.read_text().split("\0")[:-1] if listing.exists() else []
+
+    def _sync_excludes(self, index: str) -> None:
+        # Files too large to copy on every turn (datasets, builds nobody ignored) are left out for good:
+        # once excluded, always excluded, so a restore never deletes a file it could not have captured.
+        listed = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", index=index).decode()
+        known = set(self.large_files())
+        grown = [p for p in listed.split("\0") if p and p not in known and (self.root / p).is_file()
+                 and not (self.root / p).is_symlink() and (self.root / p).stat().st_size > self.max_file_bytes]
+        if grown:
+            with open(self.dir / "large-files", "a") as handle:
+                handle.write("".join(p + "\0" for p in grown))
+        large = self.large_files()
         # A repository's own .git/info/exclude says what its owner never wants tracked; honour it too.
         own = self.root / ".git" / "info" / "exclude"
         text = own.read_text(errors="replace") if own.is_file() else ""
         target = self.dir / "info" / "exclude"
         target.parent.mkdir(exist_ok=True)
-        wanted = text + "\n*.dsv4tmp\n"
+        escaped = ["/" + re.sub(r"([\\*?\[!# ])", r"\\\1", p) for p in large]  # gitignore-literal, anchored
+        wanted = text + "\n*.dsv4tmp\n" + "".join(line + "\n" for line in escaped)
         if not target.exists() or target.read_text() != wanted:
             target.write_text(wanted)
+        if large:
+            self._git("rm", "--cached", "-q", "--ignore-unmatch", "--pathspec-from-file=-", "--pathspec-file-nul",
+                      index=index, data="".join(f":(literal){p}\0" for p in large).encode())
 
     def _snapshot_tree(self, index: str) -> str:
-        self._sync_excludes()
+        self._sync_excludes(index)
         self._git("add", "--all", "--ignore-errors", ".", index=index)
         return self._git("write-tree", index=index).decode().strip()
 

@@ -136,3 +136,19 @@ def test_symlinks_and_binary_files_round_trip(tmp_path):
     (root / "link").unlink()
     store.restore(cid)
     assert (root / "data.bin").read_bytes() == bytes(range(256)) and os.readlink(root / "link") == "data.bin"
+
+
+def test_large_files_are_left_out_and_never_removed(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "small.txt").write_text("s")
+    (root / "data [1].bin").write_bytes(b"x" * 5000)
+    store = CheckpointStore(root, max_file_bytes=1000)
+    cid = store.capture("s", 1)
+    assert store.large_files() == ["data [1].bin"]
+    (root / "data [1].bin").write_bytes(b"y")  # small now, but once large: still not ours to touch
+    (root / "small.txt").write_text("changed")
+    assert store.restore(cid) == ["small.txt"]
+    assert (root / "data [1].bin").read_bytes() == b"y"
+    later = store.capture("s", 2)
+    assert "data [1].bin" not in store._git("ls-tree", "--name-only", later, work_tree=False).decode()
