@@ -151,3 +151,19 @@ def test_apply_edits_is_all_or_nothing_and_names_the_failed_edit():
     assert "edit 2 of 2" in str(info.value) and "no edit of this call was applied" in str(info.value)
     outcomes = apply_edits(PY, [("import os", "import sys", False), ("import sys", "import re", False)])
     assert outcomes[-1].text.startswith("import re\n")
+
+
+def test_reindent_leaves_multiline_string_content_alone():
+    text = "class A {\n  verse() {\n    throw new Error('todo');\n  }\n}\n"
+    quoted = "verse() {\n  throw new Error('todo');\n}\n"  # one level too shallow
+    new = "verse() {\n  return `first\nsecond line\n`;\n}\n"
+    out = apply_edit(text, quoted, new, path="song.js")
+    assert out.text == "class A {\n  verse() {\n    return `first\nsecond line\n`;\n  }\n}\n"
+    # Without knowing the language, every line is shifted: the suffix is what tells strings apart.
+    assert "  second line" in apply_edit(text, quoted, new).text
+
+
+def test_docstring_indentation_does_not_decide_the_file_style():
+    text = "'''\n    Module notes,\n    indented with spaces.\n'''\n\n\ndef f(x):\n\tpass\n"
+    out = apply_edit(text, "def f(x):\n    pass\n", "def f(x):\n    if x:\n        return 1\n", path="m.py")
+    assert out.text.endswith("def f(x):\n\tif x:\n\t\treturn 1\n")
