@@ -73,7 +73,7 @@ def dup_tail(ex: Exercise) -> str | None:
         return None if quote is None else f"\n\n_DUPLICATE = r{quote}\n{ex.stub}{quote}\n"
     if "`" in ex.stub or "${" in ex.stub:
         return None
-    return f"\n\nexport const _duplicate = String.raw`\n{ex.stub}`;\n"
+    return f"\n\nvoid String.raw`\n{ex.stub}`;\n"  # an expression statement: valid in ES modules and CommonJS
 
 
 def with_trailing_ws(text: str) -> str:
