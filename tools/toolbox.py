@@ -54,6 +54,6 @@ class Toolbox:
         try:
             return tool.run(args, self.workspace)
         except ToolError as exc:
-            return ToolResult(text=f"error: {exc}", is_error=True)
+            return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
         except PathEscape as exc:
             return ToolResult(text=f"error: {exc}", is_error=True)
