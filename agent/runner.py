@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..tools.checkpoints import CheckpointStore
 from ..tools.run_tests import detect_test_command
 from ..tools.toolbox import Toolbox
 from ..tools.workspace import Workspace
@@ -87,9 +89,14 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
     counter = backend_token_counter(backend) if getattr(backend, "exact_token_count", False) else None
     repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
+    # The syntax gate reads its mode from the environment, where DSV4_SYNTAX_GATE also lands in Settings.
+    os.environ["DSV4_SYNTAX_GATE"] = settings.syntax_gate
+    checkpoints = CheckpointStore(repo.root)
+    checkpoints.prune()
     agent = Agent(backend, Toolbox(workspace), store, session_id,
                   system_prompt(repo.root, test_command, repository.text, note), policy,
-                  config, emit=emit, approver=approver, history=history)
+                  config, emit=emit, approver=approver, history=history,
+                  before_first_change=lambda turn: checkpoints.capture(session_id, turn))
     return AgentSession(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                         workspace=workspace, agent=agent, resumed=resume_id is not None, repository=repository)
 

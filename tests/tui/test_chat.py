@@ -184,3 +184,25 @@ async def test_context_command_reports_the_block_and_files_changed_since(calc_re
         text = screen.query(Notice)[-1].text
         assert "files whole" in text and "calc/__init__.py" in text
         assert "Changed since this session's context was built" in text
+
+
+async def test_undo_and_rewind_commands(calc_repo):
+    script = [FIX_SCRIPT[1], {"content": "fixed"},
+              {"content": "", "tool_calls": [{"name": "write_file", "arguments": {"path": "NOTES.md", "content": "n\n"}}]},
+              {"content": "noted"}]
+    app = make_app(calc_repo, script)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "fix")
+        await settle(app, pilot)
+        await send(pilot, "note")
+        await settle(app, pilot)
+        assert (calc_repo / "NOTES.md").exists()
+        await send(pilot, "/undo")
+        await pilot.pause()
+        assert not (calc_repo / "NOTES.md").exists() and "a + b" in (calc_repo / "calc" / "__init__.py").read_text()
+        await send(pilot, "/rewind 1")
+        await pilot.pause()
+        assert "a - b" in (calc_repo / "calc" / "__init__.py").read_text()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert any("NOTES.md" in n for n in notices) and any("calc/__init__.py" in n for n in notices)

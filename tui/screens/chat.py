@@ -93,6 +93,28 @@ class ChatScreen(Screen):
             self._replay_history(transcript)
             transcript.add_notice(f"resumed session {self.session.session_id}")
 
+    def _undo(self, name: str, rest: str) -> None:
+        from ...tools.checkpoints import CheckpointError, rewind, undo_last_turn
+
+        transcript = self.query_one(Transcript)
+        if self.session is None or self.busy:
+            transcript.add_notice(f"/{name} needs an idle session", error=True)
+            return
+        if name == "rewind" and not rest.isdigit():
+            transcript.add_notice("usage: /rewind N (N turns back)", error=True)
+            return
+        root, session_id = self.session.repo.root, self.session.session_id
+        try:
+            restored = undo_last_turn(root, session_id) if name == "undo" else rewind(root, session_id, int(rest))
+        except CheckpointError as exc:
+            transcript.add_notice(str(exc), error=True)
+            return
+        if not restored:
+            transcript.add_notice("nothing to undo")
+            return
+        self.session.store.append(session_id, self.session.agent.turn, "undo", {"command": name, "restored": restored})
+        transcript.add_notice(f"restored {len(restored)} file(s): {', '.join(restored)}")
+
     def _start_watcher(self) -> None:
         from ...tools.repo_map import RepoWatcher
 
@@ -154,6 +176,8 @@ class ChatScreen(Screen):
             self.app.exit()
         elif name == "help":
             transcript.add_notice(commands.help_text())
+        elif name in ("undo", "rewind"):
+            self._undo(name, rest)
         elif name == "context":
             if self.session is None:
                 transcript.add_notice("no session yet: the model is still loading", error=True)
