@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     undo = sub.add_parser("undo", help="restore the files changed by the last turn")
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest)")
     undo.add_argument("--turns", type=int, default=1, metavar="N", help="go back N turns (default 1)")
-    memory = sub.add_parser("memory", help="Engram memory: remember, list, show, forget, pin, export, context")
-    memory.add_argument("rest", nargs=argparse.REMAINDER)
+    from .memory_cli import add_memory_parser
+    add_memory_parser(sub)
     from .context_cli import add_context_parser
     add_context_parser(sub)
 
@@ -79,15 +79,27 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
-    if command == "memory" or (command == "models" and hasattr(args, "rest")):
-        later = {"memory": "#7 (Engram memory store)", "models": "#4 (in-process runtime engine)"}
-        return fail(f"'dsv4-code {command}' is not built yet: it arrives with issue {later[command]}")
+    if command == "models" and hasattr(args, "rest"):
+        return fail("'dsv4-code models' is not built yet: it arrives with issue #4 (in-process runtime engine)")
+    if command == "memory":
+        return _memory(args)
     if command == "models":
         from .models_cli import run_models_command
         return run_models_command(args)
     if command == "schema":
         return _schema(args.which)
     return _with_repo(args)
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from .memory_cli import run_memory_command
+    from .repo import NotARepository, find_repo
+
+    try:
+        repo = find_repo(Path.cwd())
+    except NotARepository:
+        repo = None  # user-scope memory works anywhere
+    return run_memory_command(args, repo)
 
 
 def _schema(which: str) -> int:
@@ -103,6 +115,7 @@ def _with_repo(args: argparse.Namespace) -> int:
     from .backends.resolve import BackendConfigError
     from .config import load_settings
     from .repo import NotARepository, find_repo
+    from ..memory import EngramError
     from .sessions import SessionNotFound
     from pydantic import ValidationError
 
@@ -131,6 +144,8 @@ def _with_repo(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except SessionNotFound as exc:
         return fail(str(exc))
+    except EngramError as exc:  # e.g. pinned memory over its budget: the user must unpin, never a silent cut
+        return fail(f"memory: {exc}")
 
 
 def _sessions(repo, as_json: bool) -> int:

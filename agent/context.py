@@ -47,8 +47,10 @@ def repository_block(root: Path, budget_tokens: int, count_tokens: Callable[[str
     return build_repo_context(root, budget_tokens, count_tokens=count_tokens, cache_dir=dsv4_home() / "repomap")
 
 
-def system_prompt(root: Path, test_command: str | None, repository: str, permission_note: str = "") -> str:
+def system_prompt(root: Path, test_command: str | None, repository: str, permission_note: str = "",
+                  memory: str = "") -> str:
     template_text = resources.files("dsv4.agent").joinpath("prompts/system.md.j2").read_text(encoding="utf-8")
     template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(template_text)
     return template.render(repo_name=root.name, test_command=test_command, permission_note=permission_note,
-                           instructions=repo_instructions(root), repository=repository).strip() + "\n"
+                           instructions=repo_instructions(root), repository=repository,
+                           memory=memory.strip()).strip() + "\n"

@@ -133,8 +133,10 @@ class TestsRan(BaseModel):
 
 class MemoryChanged(BaseModel):
     type: Literal["memory_changed"] = "memory_changed"
-    action: str
+    action: str  # remembered | forgotten | captured | pinned | unpinned
     item_id: str
+    text: str | None = None  # shown to the user for captured items; never kept for forgotten ones
+    key: str | None = None
 
 
 class UsageUpdate(BaseModel):

@@ -20,7 +20,7 @@ from ..tools.base import ToolError, ToolResult
 from ..tools.toolbox import Toolbox
 from .backends.base import Backend, GenerationParams
 from .events import (
-    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Done, Error, FileChanged, ReasoningDelta,
+    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Done, Error, FileChanged, MemoryChanged, ReasoningDelta,
     StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished, ToolRequested, TurnDone, TurnStarted, Usage,
     UsageUpdate,
 )
@@ -81,7 +81,9 @@ class Agent:
     def __init__(self, backend: Backend, toolbox: Toolbox, store: SessionStore, session_id: str, system_text: str,
                  policy: Policy, config: AgentConfig | None = None, emit: Callable[[AgentEvent], None] | None = None,
                  approver: Approver | None = None, history: list[Message] | None = None,
-                 before_first_change: Callable[[int], None] | None = None) -> None:
+                 before_first_change: Callable[[int], None] | None = None,
+                 on_user_message: Callable[[str, int], list[AgentEvent]] | None = None,
+                 after_forget: Callable[[], list[Message]] | None = None) -> None:
         self.backend = backend
         self.toolbox = toolbox
         self.store = store
@@ -91,6 +93,8 @@ class Agent:
         self.emit = emit or (lambda event: None)
         self.approver = approver
         self.before_first_change = before_first_change
+        self.on_user_message = on_user_message  # e.g. memory capture of "from now on ..." statements
+        self.after_forget = after_forget  # returns the rebuilt message list once forgotten text is purged
         self.messages: list[Message] = [system(system_text)] + [m for m in (history or []) if m.role != "system"]
         self.turn = store.turns(session_id)
         self.total_usage = Usage()
@@ -105,6 +109,8 @@ class Agent:
         result = TurnResult(status="done", summary="", steps=0, usage=Usage())
         self.emit(TurnStarted(session_id=self.session_id, turn=self.turn, prompt=prompt))
         self._append(user(prompt))
+        for event in self.on_user_message(prompt, self.turn) if self.on_user_message else []:
+            self.emit(event)
         changed_before = False
         repeats: Counter[tuple[str, str]] = Counter()
         if deadline is None and self.config.timeout_s is not None:
@@ -219,6 +225,9 @@ class Agent:
                 result.files_changed.append(path)
             self.store.append(self.session_id, self.turn, "file_changed", {"path": path, "action": action})
             self.emit(FileChanged(path=path, action=action))
+        if outcome.data.get("memory_action") in ("remembered", "forgotten"):
+            for item_id in outcome.data.get("item_ids", []):
+                self.emit(MemoryChanged(action=outcome.data["memory_action"], item_id=item_id))
         if tool.name == "run_tests" and "exit_code" in outcome.data:
             data = outcome.data
             result.last_tests = data
@@ -226,7 +235,13 @@ class Agent:
             self.emit(TestsRan(command=data["command"], passed=data["passed"], failed=data["failed"],
                                exit_code=data["exit_code"], ok=data["ok"]))
         self._finish_call(call, outcome)
+        if outcome.data.get("memory_action") == "forgotten" and self.after_forget is not None:
+            self.reload(self.after_forget())
         return changed_before
+
+    def reload(self, messages: list[Message]) -> None:
+        """Replace the conversation, e.g. after a forget redacted the log: nothing forgotten stays in memory."""
+        self.messages = messages
 
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
         self._append(tool_result(call.id, call.name, outcome.text))

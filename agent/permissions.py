@@ -19,7 +19,9 @@ class Policy:
     test_command: str | None = None
 
     def decide(self, tool_kind: str, tool_name: str, args: dict[str, Any]) -> tuple[Verdict, str]:
-        if tool_kind in ("read", "memory"):
+        if tool_name == "forget":
+            tool_kind = "edit"  # destructive and irreversible: approved like an edit
+        elif tool_kind in ("read", "memory"):
             return "allow", ""
         if self.headless:
             return self._headless(tool_kind, tool_name, args)

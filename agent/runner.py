@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING
 
 from ..tools.checkpoints import CheckpointStore
 from ..tools.run_tests import detect_test_command
-from ..tools.toolbox import Toolbox
+from ..memory.store import MemoryStore
+from ..tools.memory_tools import MEMORY_TOOLS
+from ..tools.toolbox import DEFAULT_TOOLS, Toolbox
 from ..tools.workspace import Workspace
 from .backends.base import Backend
 from .backends.resolve import make_backend
 from .config import Settings
 from .context import repository_block, system_prompt
 from .context_cli import backend_token_counter, repo_budget
-from .events import AgentEvent
+from .events import AgentEvent, MemoryChanged
 from .home import dsv4_home
 from .loop import Agent, AgentConfig, Approver
-from .messages import Message
+from .messages import Message, system as system_message
 from .permissions import Policy
 from .repo import Repo
 from .sessions import SessionNotFound, SessionStore
@@ -40,6 +42,7 @@ class AgentSession:
     agent: Agent
     resumed: bool
     repository: RepoContext
+    memory: MemoryStore
 
 
 def test_command_for(repo: Repo, settings: Settings) -> str | None:
@@ -93,12 +96,29 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     os.environ["DSV4_SYNTAX_GATE"] = settings.syntax_gate
     checkpoints = CheckpointStore(repo.root)
     checkpoints.prune()
-    agent = Agent(backend, Toolbox(workspace), store, session_id,
-                  system_prompt(repo.root, test_command, repository.text, note), policy,
+    memory = MemoryStore.open(dsv4_home())
+    memory.warm_up()
+    workspace.memory = memory
+
+    def system_text() -> str:
+        # Computed at session start (and after a forget), not per turn, so the prompt prefix stays stable.
+        block = memory.current_view(repo.identity, session_id)
+        return system_prompt(repo.root, test_command, repository.text, note, memory=block.text)
+
+    def capture(text: str, turn: int) -> list[AgentEvent]:
+        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key)
+                for r in memory.capture(text, repo_id=repo.identity, session_id=session_id, turn=turn) if not r.unchanged]
+
+    def after_forget() -> list[Message]:
+        return [system_message(system_text())] + store.messages(session_id)
+
+    agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id, system_text(), policy,
                   config, emit=emit, approver=approver, history=history,
-                  before_first_change=lambda turn: checkpoints.capture(session_id, turn))
+                  before_first_change=lambda turn: checkpoints.capture(session_id, turn),
+                  on_user_message=capture, after_forget=after_forget)
     return AgentSession(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
-                        workspace=workspace, agent=agent, resumed=resume_id is not None, repository=repository)
+                        workspace=workspace, agent=agent, resumed=resume_id is not None, repository=repository,
+                        memory=memory)
 
 
 def default_root() -> Path:

@@ -19,6 +19,10 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("session", "/session", "show the session id, model and token use"),
     SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
     SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago"),
+    SlashCommand("remember", "/remember TEXT", "remember a fact or preference (key=value to make it override)"),
+    SlashCommand("forget", "/forget ID|KEY", "forget a memory everywhere it is stored"),
+    SlashCommand("pin", "/pin ID", "always keep a memory in context"),
+    SlashCommand("memory", "/memory", "show the memory block the model sees"),
     SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
 ]}
 

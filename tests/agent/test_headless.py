@@ -119,7 +119,7 @@ def test_usage_errors_exit_2_with_one_line(calc_repo, tmp_path, write_script):
         (["run", "--headless", "x", "--backend", "scripted", "--script", "s.json"], tmp_path, "not inside a git repository"),
         (["run", "--headless", "  ", "--backend", "scripted", "--script", "s.json"], calc_repo, "task is empty"),
         (["--resume", "nosuchid", "--backend", "scripted", "--script", str(write_script(FIX_SCRIPT))], calc_repo, "no session"),
-        (["memory", "list"], calc_repo, "issue #7"),
+        (["memory", "forget", "no-such-id"], calc_repo, "no-such-id"),
     ]
     for args, cwd, expected in cases:
         proc = run_cli(args, cwd)

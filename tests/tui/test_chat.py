@@ -206,3 +206,25 @@ async def test_undo_and_rewind_commands(calc_repo):
         assert "a - b" in (calc_repo / "calc" / "__init__.py").read_text()
         notices = [n.text for n in app.screen.query(Notice)]
         assert any("NOTES.md" in n for n in notices) and any("calc/__init__.py" in n for n in notices)
+
+
+async def test_memory_commands(calc_repo):
+    app = make_app(calc_repo, [{"content": "Noted."}])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "/remember style=use tabs")
+        await send(pilot, "/remember style=use spaces")
+        await send(pilot, "/memory")
+        await pilot.pause()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert "replaces" in notices[1] and "use spaces" in notices[2] and "use tabs" not in notices[2]
+        await send(pilot, "/forget style")
+        await send(pilot, "/memory")
+        await send(pilot, "/forget style")
+        await pilot.pause()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert notices[3].startswith("forgot") and "no memories" in notices[4]
+        assert app.screen.query(Notice)[-1].has_class("error")
+        await send(pilot, "From now on never use semicolons")
+        await settle(app, pilot)
+        assert any("semicolons" in n.text and "/forget" in n.text for n in app.screen.query(Notice))

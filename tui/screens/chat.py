@@ -93,6 +93,38 @@ class ChatScreen(Screen):
             self._replay_history(transcript)
             transcript.add_notice(f"resumed session {self.session.session_id}")
 
+    def _memory_command(self, name: str, rest: str) -> None:
+        from ...memory import EngramError
+        from ...tools.memory_tools import ITEM_ID
+
+        transcript = self.query_one(Transcript)
+        if self.session is None or self.busy:
+            transcript.add_notice(f"/{name} needs an idle session", error=True)
+            return
+        memory, repo_id, session_id = self.session.memory, self.session.repo.identity, self.session.session_id
+        try:
+            if name == "remember":
+                key, sep, value = rest.partition("=")
+                keyed = bool(sep) and key.strip() and " " not in key.strip()
+                result = memory.remember(value.strip() if keyed else rest, key=key.strip() if keyed else None,
+                                         repo_id=repo_id, session_id=session_id, actor="user")
+                replaced = f" (replaces {result.superseded.id})" if result.superseded else ""
+                transcript.add_notice(f"remembered {result.item.id}{replaced}: {result.item.text}")
+            elif name == "forget":
+                target = rest.strip()
+                done = memory.forget(target, repo_id=repo_id, session_id=session_id) if ITEM_ID.match(target) \
+                    else memory.forget(key=target, repo_id=repo_id, session_id=session_id)
+                self.session.agent.reload(self.session.agent.after_forget())
+                transcript.add_notice(f"forgot {', '.join(done.ids)}: purged from the store, the index and the session logs")
+            elif name == "pin":
+                item = memory.pin(rest.strip(), repo_id, session_id)
+                transcript.add_notice(f"pinned {item.id}: always in context from the next session")
+            else:
+                block = memory.current_view(repo_id, session_id)
+                transcript.add_notice(block.text or "(no memories for this repository yet)")
+        except EngramError as exc:
+            transcript.add_notice(str(exc), error=True)
+
     def _undo(self, name: str, rest: str) -> None:
         from ...tools.checkpoints import CheckpointError, rewind, undo_last_turn
 
@@ -176,6 +208,8 @@ class ChatScreen(Screen):
             self.app.exit()
         elif name == "help":
             transcript.add_notice(commands.help_text())
+        elif name in ("remember", "forget", "pin", "memory"):
+            self._memory_command(name, rest)
         elif name in ("undo", "rewind"):
             self._undo(name, rest)
         elif name == "context":
@@ -217,6 +251,8 @@ class ChatScreen(Screen):
             status.tokens = f"tokens {t.prompt_tokens}↑ {t.completion_tokens}↓ ({t.cached_prompt_tokens} cached)"
         elif isinstance(event, ev.AssistantMessage):
             transcript.end_assistant()
+        elif isinstance(event, ev.MemoryChanged) and event.action == "captured":
+            transcript.add_notice(f"remembered {event.item_id} ({event.key}): {event.text}  — /forget {event.item_id} to undo")
 
     def on_approval_needed(self, message: ApprovalNeeded) -> None:
         request = message.request
