@@ -1,0 +1,59 @@
+"""Build a model from a checkpoint: resolve the architecture, allocate, stream weights in."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..loaders import open_checkpoint
+from ..tokenizer import Tokenizer
+
+# precision -> (weight storage, activation dtype)
+PRECISIONS: dict[str, tuple[str, torch.dtype]] = {
+    "fp32": ("fp32", torch.float32),  # exact: the parity mode
+    "bf16": ("bf16", torch.bfloat16),
+    "int8": ("int8", torch.bfloat16),  # fast: int8 weights, bf16 activations
+}
+FAST = "int8"
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    model: nn.Module
+    tokenizer: Tokenizer
+    config: ModelConfig
+    path: Path
+    precision: str
+    load_seconds: float
+    checkpoint_info: dict[str, Any]
+
+
+def model_class(dotted: str) -> type[nn.Module]:
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
+    start = time.perf_counter()
+    weight_dtype, act_dtype = PRECISIONS[precision]
+    ckpt = open_checkpoint(path)  # validates header, config and tokenizer before any weight is read
+    cls = model_class(ckpt.arch.model_class)
+    model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype)
+    model.load_weights(ckpt.tensors())
+    model.eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=ckpt.tokenizer,
+        config=ckpt.config,
+        path=Path(ckpt.path),
+        precision=precision,
+        load_seconds=time.perf_counter() - start,
+        checkpoint_info=ckpt.describe(),
+    )

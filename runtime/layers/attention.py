@@ -1,0 +1,54 @@
+"""Causal self-attention over a preallocated per-layer KV cache (grouped-query heads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(slots=True)
+class AttnContext:
+    """Where the current chunk of tokens sits in the sequence; shared by all layers of one forward."""
+
+    start: int  # position of the first new token == tokens already in the cache
+    length: int  # new tokens
+    mask: torch.Tensor | None = None  # (T, start+T) bool, for chunks after the first
+
+    @classmethod
+    def make(cls, start: int, length: int) -> AttnContext:
+        mask = None
+        if start > 0 and length > 1:
+            q_pos = torch.arange(start, start + length).unsqueeze(1)  # (T, 1)
+            mask = torch.arange(start + length).unsqueeze(0) <= q_pos  # (T, S)
+        return cls(start, length, mask)
+
+
+class Attention(nn.Module):
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
+        self.group = num_heads // num_kv_heads
+        # set by the engine's KVCache: (Hkv, max_len, D) views into one preallocated block
+        self.k_cache = self.v_cache = torch.empty(0)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
+        """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
+        T, end = ctx.length, ctx.start + ctx.length
+        self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)
+        self.v_cache[:, ctx.start : end] = v.transpose(0, 1)
+        keys, values = self.k_cache[:, :end], self.v_cache[:, :end]  # (Hkv, S, D)
+        if T == 1:
+            # One query per head: group the heads that share a kv head as rows of one query block,
+            # so no kv repeat and no mask (every cached position is visible).
+            qg = q.view(self.num_kv_heads, self.group, self.head_dim)  # (Hkv, G, D)
+            out = F.scaled_dot_product_attention(qg, keys, values)  # (Hkv, G, D)
+            return out.reshape(1, self.num_heads * self.head_dim)
+        qh = q.transpose(0, 1)  # (H, T, D)
+        if ctx.mask is None:
+            out = F.scaled_dot_product_attention(qh, keys, values, is_causal=True, enable_gqa=True)  # (H, T, D)
+        else:
+            out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=ctx.mask, enable_gqa=True)
+        return out.transpose(0, 1).reshape(T, self.num_heads * self.head_dim)

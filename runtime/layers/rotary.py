@@ -1,0 +1,96 @@
+"""Rotary position embedding with the scaling variants of the llama family (linear, llama3, yarn).
+
+Both pair layouts are supported without permuting weights: HF checkpoints rotate (i, i + D/2), GGUF
+llama files rotate (2i, 2i + 1). The pair swap is a fixed signed permutation `P`, so the rotation is
+`x * cos + (x @ P) * sin`: three ops for any number of heads, with q and k rotated together.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import RopeScaling
+
+
+def inverse_frequencies(head_dim: int, theta: float, scaling: RopeScaling) -> tuple[torch.Tensor, float]:
+    """(inv_freq (D/2,), attention scale applied to cos/sin)."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+    inv_freq = 1.0 / theta**exponents  # (D/2,)
+    kind, factor = scaling.kind, scaling.factor
+    if kind == "linear":
+        return inv_freq / factor, 1.0
+    if kind == "llama3":
+        old = float(scaling.original_max_position or 8192)
+        low_wavelen, high_wavelen = old / scaling.low_freq_factor, old / scaling.high_freq_factor
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+        return torch.where(medium, smoothed, scaled), 1.0
+    if kind == "yarn":
+        old = float(scaling.original_max_position or 4096)
+        mscale = scaling.attention_factor or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+
+        def correction_dim(rotations: float) -> float:
+            return head_dim * math.log(old / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+        low = max(math.floor(correction_dim(scaling.beta_fast)), 0)
+        high = min(math.ceil(correction_dim(scaling.beta_slow)), head_dim - 1)
+        ramp = (torch.arange(head_dim // 2, dtype=torch.float64) - low) / max(high - low, 1e-3)
+        extrapolate = 1.0 - ramp.clamp(0, 1)  # 1: keep the original frequency
+        return inv_freq / factor * (1 - extrapolate) + inv_freq * extrapolate, mscale
+    return inv_freq, 1.0
+
+
+class RotaryEmbedding(nn.Module):
+    def __init__(
+        self,
+        head_dim: int,
+        max_position: int,
+        theta: float,
+        scaling: RopeScaling,
+        *,
+        interleaved: bool,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        self.head_dim, self.max_position, self.theta, self.scaling = head_dim, max_position, theta, scaling
+        self.interleaved, self.dtype = interleaved, dtype
+        half = head_dim // 2
+        swap = torch.zeros(head_dim, head_dim)
+        if interleaved:  # out[2i] = -x[2i+1], out[2i+1] = x[2i]
+            idx = torch.arange(half)
+            swap[2 * idx + 1, 2 * idx] = -1.0
+            swap[2 * idx, 2 * idx + 1] = 1.0
+        else:  # out[:half] = -x[half:], out[half:] = x[:half]
+            idx = torch.arange(half)
+            swap[idx + half, idx] = -1.0
+            swap[idx, idx + half] = 1.0
+        self.register_buffer("swap", swap.to(dtype), persistent=False)
+        self.set_freq_factors(None)
+
+    def set_freq_factors(self, factors: torch.Tensor | None) -> None:
+        """GGUF llama3-style files carry per-frequency divisors (`rope_freqs.weight`) instead of scaling keys."""
+        inv_freq, mscale = inverse_frequencies(self.head_dim, self.theta, self.scaling)
+        if factors is not None:
+            inv_freq = inv_freq / factors.double()
+        angles = torch.outer(torch.arange(self.max_position, dtype=torch.float64), inv_freq)  # (P, D/2)
+        if self.interleaved:
+            angles = angles.repeat_interleave(2, dim=-1)  # (P, D)
+        else:
+            angles = torch.cat([angles, angles], dim=-1)  # (P, D)
+        # fp32 angles as transformers computes them, so parity holds at long positions
+        angles = angles.float()
+        self.register_buffer("cos", (angles.cos() * mscale).to(self.dtype), persistent=False)
+        self.register_buffer("sin", (angles.sin() * mscale).to(self.dtype), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """x: (T, H, D) for positions start..start+T-1; returns the rotated copy."""
+        T = x.shape[0]
+        cos = self.cos[start : start + T].unsqueeze(1)  # (T, 1, D)
+        sin = self.sin[start : start + T].unsqueeze(1)  # (T, 1, D)
+        return torch.addcmul(x * cos, x @ self.swap, sin)  # (T, H, D)
