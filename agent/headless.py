@@ -1,0 +1,104 @@
+"""`dsv4-code run --headless`: the agent without a terminal, for CI. Never reads stdin unless the task is `-`,
+never waits for an approval, and always ends with a report and an exit code:
+0 done (and tests pass where a test command exists), 1 not done / tests failing / action denied / budget,
+2 usage or config error, 3 backend failure.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from ..tools.process import cap_output
+from ..tools.run_tests import run_test_command
+from .config import Settings
+from .events import AgentEvent
+from .gitdiff import diff_against_head
+from .loop import AgentConfig
+from .permissions import Policy
+from .repo import Repo
+from .report import DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
+from .runner import open_agent_session, test_command_for
+
+EXIT_DONE, EXIT_NOT_DONE, EXIT_USAGE, EXIT_BACKEND = 0, 1, 2, 3
+
+
+def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: str, patch_out: Path | None,
+                 max_steps: int | None, max_tokens: int | None, timeout_s: float | None, allow_shell: bool,
+                 resume_id: str | None, out: TextIO = sys.stdout) -> int:
+    started = time.monotonic()
+
+    def emit(event: AgentEvent) -> None:
+        if output_format == "stream-json":
+            out.write(event.model_dump_json() + "\n")
+            out.flush()
+
+    policy = Policy(mode=settings.permission_mode, headless=True,
+                    allow_shell=allow_shell or settings.permission_mode == "full-auto",
+                    test_command=test_command_for(repo, settings))
+    config = AgentConfig(max_steps=max_steps or settings.max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
+    config.params.temperature = settings.temperature
+    config.params.max_tokens = settings.max_output_tokens
+    session = open_agent_session(repo, settings, policy, config, resume_id=resume_id, emit=emit)
+    result = session.agent.run_turn(task)
+
+    tests = TestsReport(command=session.workspace.test_command)
+    if session.workspace.test_command and result.status != "backend_error":
+        outcome = run_test_command(session.workspace.test_command, repo.root)
+        tests = TestsReport(command=outcome.command, ran=True, ok=outcome.ok, passed=outcome.passed,
+                            failed=outcome.failed, exit_code=outcome.exit_code, output_tail=cap_output(outcome.output, 4000))
+    patch, files = diff_against_head(repo.root)
+    if patch_out is not None:
+        patch_out.write_text(patch, encoding="utf-8")
+
+    if result.status == "backend_error":
+        status, code = "backend_error", EXIT_BACKEND
+    elif result.status in ("max_steps", "max_tokens", "timeout"):
+        status, code = "budget_exhausted", EXIT_NOT_DONE
+    elif result.denied or (tests.ran and not tests.ok):
+        status, code = "not_done", EXIT_NOT_DONE
+    else:
+        status, code = "done", EXIT_DONE
+    usage = result.usage
+    report = HeadlessReport(
+        status=status, exit_code=code, summary=result.summary, patch=patch, files_changed=files, tests=tests,
+        usage=UsageReport(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                          cached_prompt_tokens=usage.cached_prompt_tokens, total_tokens=usage.total_tokens),
+        session_id=session.session_id, denied_actions=[DeniedAction(**d) for d in result.denied],
+        budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
+        malformed_tool_calls=result.malformed_calls, model=session.backend.model_id, error=result.error,
+    )
+    session.store.append(session.session_id, session.agent.turn, "headless_report",
+                         report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
+    session.store.set_status(session.session_id, "done" if code == EXIT_DONE else "stopped")
+    _print_report(report, output_format, out)
+    return code
+
+
+def _print_report(report: HeadlessReport, output_format: str, out: TextIO) -> None:
+    if output_format == "json":
+        out.write(report.model_dump_json(indent=2) + "\n")
+    elif output_format == "stream-json":
+        out.write(ResultEvent(report=report).model_dump_json() + "\n")
+    else:
+        lines = [f"status: {report.status} (exit {report.exit_code})", f"session: {report.session_id}",
+                 f"model: {report.model}", "", report.summary or "(no summary)", ""]
+        if report.patch:
+            lines += [report.patch.rstrip("\n"), ""]
+        else:
+            lines.append("no changes")
+        if report.tests.ran:
+            counts = f"{report.tests.passed} passed, {report.tests.failed} failed" if report.tests.passed is not None else f"exit {report.tests.exit_code}"
+            lines.append(f"tests: {'passed' if report.tests.ok else 'FAILED'}: {counts} ({report.tests.command})")
+        else:
+            lines.append("tests: no test command found")
+        for denied in report.denied_actions:
+            lines.append(f"denied: {denied.tool}: {denied.reason}")
+        if report.error:
+            lines.append(f"error: {report.error}")
+        u = report.usage
+        lines.append(f"tokens: {u.prompt_tokens} prompt ({u.cached_prompt_tokens} cached), {u.completion_tokens} completion")
+        out.write("\n".join(lines) + "\n")
+    out.flush()

@@ -1,0 +1,17 @@
+"""Where dsv4-code keeps its state: `$DSV4_HOME`, else the XDG data dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def dsv4_home() -> Path:
+    explicit = os.environ.get("DSV4_HOME")
+    if explicit:
+        home = Path(explicit).expanduser()
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        home = Path(data) / "dsv4-code"
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -1,0 +1,243 @@
+"""The agent loop: ask the model, run the tool calls it makes, feed results back, until it stops calling tools.
+
+Control flow by a few exceptions: `BudgetExhausted`, `BackendFailed`, `Cancelled`. Everything a tool
+or a malformed call does wrong becomes a tool message the model reads, never an exception here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..tools.base import ToolError, ToolResult
+from ..tools.toolbox import Toolbox
+from .backends.base import Backend, GenerationParams
+from .events import (
+    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Done, Error, FileChanged, ReasoningDelta,
+    StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished, ToolRequested, TurnDone, TurnStarted, Usage,
+    UsageUpdate,
+)
+from .messages import Message, ToolCall, system, tool_result, user
+from .permissions import Policy
+from .sessions import SessionStore
+
+
+class BudgetExhausted(Exception):
+    def __init__(self, budget: Literal["max_steps", "max_tokens", "timeout"]) -> None:
+        super().__init__(budget)
+        self.budget = budget
+
+
+class BackendFailed(Exception):
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Cancelled(Exception):
+    pass
+
+
+class AgentConfig(BaseModel):
+    max_steps: int = 50
+    max_tokens: int | None = None  # prompt + completion tokens over the whole run
+    timeout_s: float | None = None
+    repeat_limit: int = 3  # identical tool calls in one turn before the loop refuses them
+    params: GenerationParams = GenerationParams()
+
+
+@dataclass
+class ApprovalRequest:
+    call_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    reason: str
+
+
+Approver = Callable[[ApprovalRequest], bool]
+
+
+@dataclass
+class TurnResult:
+    status: Literal["done", "max_steps", "max_tokens", "timeout", "backend_error", "cancelled"]
+    summary: str
+    steps: int
+    usage: Usage
+    files_changed: list[str] = field(default_factory=list)
+    denied: list[dict[str, Any]] = field(default_factory=list)
+    malformed_calls: int = 0
+    error: str | None = None
+    last_tests: dict[str, Any] | None = None
+
+
+class Agent:
+    def __init__(self, backend: Backend, toolbox: Toolbox, store: SessionStore, session_id: str, system_text: str,
+                 policy: Policy, config: AgentConfig | None = None, emit: Callable[[AgentEvent], None] | None = None,
+                 approver: Approver | None = None, history: list[Message] | None = None,
+                 before_first_change: Callable[[int], None] | None = None) -> None:
+        self.backend = backend
+        self.toolbox = toolbox
+        self.store = store
+        self.session_id = session_id
+        self.policy = policy
+        self.config = config or AgentConfig()
+        self.emit = emit or (lambda event: None)
+        self.approver = approver
+        self.before_first_change = before_first_change
+        self.messages: list[Message] = [system(system_text)] + [m for m in (history or []) if m.role != "system"]
+        self.turn = store.turns(session_id)
+        self.total_usage = Usage()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
+        self._cancel.clear()
+        self.turn += 1
+        result = TurnResult(status="done", summary="", steps=0, usage=Usage())
+        self.emit(TurnStarted(session_id=self.session_id, turn=self.turn, prompt=prompt))
+        self._append(user(prompt))
+        changed_before = False
+        repeats: Counter[tuple[str, str]] = Counter()
+        if deadline is None and self.config.timeout_s is not None:
+            deadline = time.monotonic() + self.config.timeout_s
+        try:
+            while True:
+                if result.steps >= self.config.max_steps:
+                    raise BudgetExhausted("max_steps")
+                result.steps += 1
+                self.emit(StepStarted(step=result.steps))
+                reply = self._ask_model(result, deadline)
+                if not reply.tool_calls:
+                    result.summary = (reply.content or "").strip()
+                    break
+                for call in reply.tool_calls:
+                    changed_before = self._handle_call(call, result, repeats, changed_before)
+                    self._check_cancel()
+        except BudgetExhausted as exc:
+            result.status = exc.budget
+            result.summary = f"stopped: the {exc.budget.replace('_', '-')} budget ran out"
+        except BackendFailed as exc:
+            result.status = "backend_error"
+            result.error = exc.error.message
+            result.summary = f"stopped: backend failure: {exc.error.message}"
+        except Cancelled:
+            result.status = "cancelled"
+            result.summary = "cancelled by the user"
+        self.store.append(self.session_id, self.turn, "turn_done",
+                          {"status": result.status, "summary": result.summary, "steps": result.steps,
+                           "usage": result.usage.model_dump(exclude={"type"})})
+        self.emit(TurnDone(status=result.status, summary=result.summary))
+        return result
+
+    # --- one model request -------------------------------------------------------------------
+
+    def _ask_model(self, result: TurnResult, deadline: float | None) -> Message:
+        if self.config.max_tokens is not None and self.total_usage.total_tokens >= self.config.max_tokens:
+            raise BudgetExhausted("max_tokens")
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[ToolCall] = []
+        step_usage = Usage()
+        for event in self.backend.stream(self.messages, self.toolbox.schemas(), self.config.params):
+            self._check_cancel()
+            if deadline is not None and time.monotonic() > deadline:
+                raise BudgetExhausted("timeout")
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                self.emit(AssistantDelta(text=event.text))
+            elif isinstance(event, ReasoningDelta):
+                reasoning.append(event.text)
+                self.emit(AssistantReasoningDelta(text=event.text))
+            elif isinstance(event, ToolCall):
+                calls.append(event)
+            elif isinstance(event, Usage):
+                step_usage = event
+            elif isinstance(event, Error):
+                raise BackendFailed(event)
+            elif isinstance(event, Done):
+                break
+        reply = Message(role="assistant", content="".join(text), tool_calls=calls,
+                        reasoning_content="".join(reasoning) or None)
+        self._append(reply)
+        result.usage = result.usage + step_usage
+        self.total_usage = self.total_usage + step_usage
+        self.store.append(self.session_id, self.turn, "usage", step_usage.model_dump(exclude={"type"}))
+        self.emit(AssistantMessage(content=reply.content or "", tool_calls=calls))
+        self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExhausted("timeout")
+        return reply
+
+    # --- one tool call -------------------------------------------------------------------------
+
+    def _handle_call(self, call: ToolCall, result: TurnResult, repeats: Counter[tuple[str, str]], changed_before: bool) -> bool:
+        try:
+            shown_args: dict[str, Any] | str = call.parsed_arguments()
+        except ValueError:
+            shown_args = call.arguments
+        self.emit(ToolRequested(call_id=call.id, name=call.name, arguments=shown_args))
+        try:
+            tool, args = self.toolbox.prepare(call.name, call.arguments)
+        except ToolError as exc:
+            result.malformed_calls += 1
+            self._finish_call(call, ToolResult(text=f"error: {exc}", is_error=True))
+            return changed_before
+        repeats[(call.name, json.dumps(args.model_dump(), sort_keys=True))] += 1
+        if repeats[(call.name, json.dumps(args.model_dump(), sort_keys=True))] > self.config.repeat_limit:
+            self._finish_call(call, ToolResult(is_error=True, text=(
+                f"error: this exact {call.name} call was already made {self.config.repeat_limit} times in this turn; "
+                "its result will not change. Try a different approach or finish with a summary.")))
+            return changed_before
+        verdict, reason = self.policy.decide(tool.kind, tool.name, args.model_dump())
+        approved = verdict == "allow"
+        if verdict == "ask":
+            approved = self.approver is not None and self.approver(
+                ApprovalRequest(call_id=call.id, tool_name=call.name, arguments=args.model_dump(), reason=reason))
+            reason = "approved by the user" if approved else ("denied by the user" if self.approver else reason + "; no one to approve")
+        self.emit(ToolDecision(call_id=call.id, name=call.name, approved=approved, reason=reason))
+        if not approved:
+            result.denied.append({"tool": call.name, "arguments": args.model_dump(), "reason": reason})
+            self.store.append(self.session_id, self.turn, "denied", {"tool": call.name, "reason": reason})
+            self._finish_call(call, ToolResult(text=f"denied: {reason}. Do not retry this action; find another way or stop.",
+                                               is_error=True, data={"denied": True}))
+            return changed_before
+        if tool.kind in ("edit", "shell") and not changed_before and self.before_first_change is not None:
+            self.before_first_change(self.turn)
+            changed_before = True
+        outcome = self.toolbox.execute(tool, args)
+        for path, action in self.toolbox.workspace.take_changes().items():
+            if path not in result.files_changed:
+                result.files_changed.append(path)
+            self.store.append(self.session_id, self.turn, "file_changed", {"path": path, "action": action})
+            self.emit(FileChanged(path=path, action=action))
+        if tool.name == "run_tests" and "exit_code" in outcome.data:
+            data = outcome.data
+            result.last_tests = data
+            self.store.append(self.session_id, self.turn, "tests_ran", data)
+            self.emit(TestsRan(command=data["command"], passed=data["passed"], failed=data["failed"],
+                               exit_code=data["exit_code"], ok=data["ok"]))
+        self._finish_call(call, outcome)
+        return changed_before
+
+    def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
+        self._append(tool_result(call.id, call.name, outcome.text))
+        first_line = outcome.text.strip().splitlines()[0] if outcome.text.strip() else ""
+        self.emit(ToolFinished(call_id=call.id, name=call.name, ok=not outcome.is_error, summary=first_line[:200],
+                               data=outcome.data))
+
+    def _append(self, message: Message) -> None:
+        self.messages.append(message)
+        self.store.append_message(self.session_id, self.turn, message)
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()

@@ -1,0 +1,87 @@
+"""Assembling a working agent for a repository: settings, backend, session store, tools, system prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..tools.run_tests import detect_test_command
+from ..tools.toolbox import Toolbox
+from ..tools.workspace import Workspace
+from .backends.base import Backend
+from .backends.resolve import make_backend
+from .config import Settings
+from .context import system_prompt
+from .events import AgentEvent
+from .home import dsv4_home
+from .loop import Agent, AgentConfig, Approver
+from .messages import Message
+from .permissions import Policy
+from .repo import Repo
+from .sessions import SessionNotFound, SessionStore
+
+
+@dataclass
+class AgentSession:
+    repo: Repo
+    settings: Settings
+    backend: Backend
+    store: SessionStore
+    session_id: str
+    workspace: Workspace
+    agent: Agent
+    resumed: bool
+
+
+def test_command_for(repo: Repo, settings: Settings) -> str | None:
+    return settings.test_command or detect_test_command(repo.root)
+
+
+def open_store() -> SessionStore:
+    return SessionStore(dsv4_home() / "sessions.db")
+
+
+def resolve_session(store: SessionStore, repo: Repo, resume: str | None, continue_latest: bool) -> str | None:
+    """The id of the session to resume, or None for a new one; a resume ID may be a unique prefix."""
+    if resume:
+        matches = [s.id for s in store.list(repo.identity) if s.id.startswith(resume)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise SessionNotFound(f"no session {resume!r} in this repository (see 'dsv4-code sessions')")
+        raise SessionNotFound(f"session prefix {resume!r} is ambiguous: {', '.join(matches[:5])}")
+    if continue_latest:
+        latest = store.latest(repo.identity)
+        if latest is None:
+            raise SessionNotFound("no earlier session in this repository to continue")
+        return latest.id
+    return None
+
+
+def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
+                       resume_id: str | None = None, emit: Callable[[AgentEvent], None] | None = None,
+                       approver: Approver | None = None, backend: Backend | None = None,
+                       store: SessionStore | None = None) -> AgentSession:
+    backend = backend or make_backend(settings)
+    store = store or open_store()
+    test_command = test_command_for(repo, settings)
+    workspace = Workspace(repo.root, test_command=test_command)
+    history: list[Message] = []
+    if resume_id is not None:
+        history = store.messages(resume_id)
+        session_id = resume_id
+        store.set_status(session_id, "active")
+    else:
+        session_id = store.create(repo.identity, repo.root, backend.model_id)
+    note = "" if not policy.headless else (
+        "You run headless: no one can approve anything. Shell commands other than the tests are denied."
+        if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
+    agent = Agent(backend, Toolbox(workspace), store, session_id, system_prompt(repo.root, test_command, note), policy,
+                  config, emit=emit, approver=approver, history=history)
+    return AgentSession(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
+                        workspace=workspace, agent=agent, resumed=resume_id is not None)
+
+
+def default_root() -> Path:
+    return Path.cwd()

@@ -1,0 +1,156 @@
+"""Sessions in `$DSV4_HOME/sessions.db`: a row per session and an append-only event log.
+
+Every completed step (a user message, an assistant reply, one tool result, a file change) is one
+committed row, written in WAL mode, so a killed process loses at most the step in flight. Resume
+rebuilds the message list from the log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .messages import Message, ToolCall, tool_result
+
+migrations = Migrations("dsv4.sessions")
+
+
+@migrations()
+def m001_sessions(db: sqlite_utils.Database) -> None:
+    db["sessions"].create(
+        {"id": str, "repo_id": str, "repo_root": str, "title": str, "model": str,
+         "created_at": str, "updated_at": str, "status": str},
+        pk="id",
+    )
+    db["sessions"].create_index(["repo_id", "updated_at"])
+    db["events"].create(
+        {"id": int, "session_id": str, "turn": int, "kind": str, "payload": str, "created_at": str},
+        pk="id", foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["events"].create_index(["session_id", "id"])
+
+
+class SessionNotFound(Exception):
+    pass
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    repo_id: str
+    repo_root: str
+    title: str
+    model: str
+    created_at: str
+    updated_at: str
+    status: str
+    turns: int = 0
+
+
+class SessionStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(path)
+        self.db.execute("PRAGMA busy_timeout=10000")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        # Two processes opening a fresh database would each try to migrate and deadlock on the upgrade to a
+        # write lock (SQLite answers that with an immediate "locked", not a wait), so migrations take turns.
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            migrations.apply(self.db)
+
+    def create(self, repo_id: str, repo_root: Path, model: str) -> str:
+        session_id = now()[:10].replace("-", "") + "-" + uuid.uuid4().hex[:8]
+        stamp = now()
+        with self.db.conn:
+            self.db["sessions"].insert({"id": session_id, "repo_id": repo_id, "repo_root": str(repo_root), "title": "",
+                                        "model": model, "created_at": stamp, "updated_at": stamp, "status": "active"})
+        return session_id
+
+    def append(self, session_id: str, turn: int, kind: str, payload: dict[str, Any]) -> None:
+        stamp = now()
+        with self.db.conn:
+            self.db["events"].insert({"session_id": session_id, "turn": turn, "kind": kind,
+                                      "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp})
+            self.db["sessions"].update(session_id, {"updated_at": stamp})
+
+    def append_message(self, session_id: str, turn: int, message: Message) -> None:
+        self.append(session_id, turn, "message", message.model_dump(exclude_none=True))
+        if message.role == "user" and message.content:
+            row = self.db["sessions"].get(session_id)
+            if not row["title"]:
+                with self.db.conn:
+                    self.db["sessions"].update(session_id, {"title": message.content.strip().splitlines()[0][:80]})
+
+    def set_status(self, session_id: str, status: str) -> None:
+        with self.db.conn:
+            self.db["sessions"].update(session_id, {"status": status, "updated_at": now()})
+
+    def get(self, session_id: str) -> SessionInfo:
+        rows = list(self.db.query("select * from sessions where id = ?", [session_id]))
+        if not rows:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return self._info(rows[0])
+
+    def list(self, repo_id: str) -> list[SessionInfo]:
+        rows = self.db.query("select * from sessions where repo_id = ? order by updated_at desc, id desc", [repo_id])
+        return [self._info(row) for row in rows]
+
+    def latest(self, repo_id: str) -> SessionInfo | None:
+        sessions = self.list(repo_id)
+        return sessions[0] if sessions else None
+
+    def events(self, session_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        sql = "select turn, kind, payload, created_at from events where session_id = ?"
+        params: list[Any] = [session_id]
+        if kind is not None:
+            sql += " and kind = ?"
+            params.append(kind)
+        return [{"turn": r["turn"], "kind": r["kind"], "payload": json.loads(r["payload"]), "created_at": r["created_at"]}
+                for r in self.db.query(sql + " order by id", params)]
+
+    def messages(self, session_id: str) -> list[Message]:
+        """The conversation as logged; tool calls whose result was never logged (a killed process) get one that says so."""
+        messages = [Message.model_validate(e["payload"]) for e in self.events(session_id, "message")]
+        repaired: list[Message] = []
+        pending: list[ToolCall] = []
+        for message in messages:
+            if message.role == "tool":
+                pending = [call for call in pending if call.id != message.tool_call_id]
+            else:
+                repaired.extend(_interrupted(pending))
+                pending = list(message.tool_calls) if message.role == "assistant" else []
+            repaired.append(message)
+        repaired.extend(_interrupted(pending))
+        return repaired
+
+    def turns(self, session_id: str) -> int:
+        row = next(self.db.query("select max(turn) as t from events where session_id = ?", [session_id]))
+        return row["t"] or 0
+
+    def _info(self, row: dict[str, Any]) -> SessionInfo:
+        info = SessionInfo(**row)
+        info.turns = self.turns(info.id)
+        return info
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _interrupted(calls: list[ToolCall]) -> list[Message]:
+    return [tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished")
+            for call in calls]

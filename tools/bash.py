@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from .base import ToolResult
+from .process import cap_output, run_command
+from .workspace import Workspace
+
+
+class BashArgs(BaseModel):
+    command: str = Field(description="Shell command, run with the repository root as working directory")
+    timeout_s: float = Field(default=120, gt=0, le=1800, description="Seconds before the command is killed")
+
+
+class Bash:
+    name: ClassVar[str] = "bash"
+    description: ClassVar[str] = "Run a shell command in the repository root (no input; output is capped)."
+    kind = "shell"
+    Args = BashArgs
+
+    def run(self, args: BashArgs, workspace: Workspace) -> ToolResult:
+        outcome = run_command(args.command, workspace.root, args.timeout_s)
+        output = cap_output(outcome.output)
+        if outcome.timed_out:
+            text = f"{output}\n[killed after {args.timeout_s:g} s]"
+        elif not output.strip():
+            text = f"[command ran with exit code {outcome.exit_code} and printed nothing]"
+        else:
+            text = f"{output}\n[exit code {outcome.exit_code}]"
+        return ToolResult(text=text, is_error=outcome.exit_code != 0,
+                          data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out})

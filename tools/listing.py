@@ -1,0 +1,38 @@
+"""Walking the repository the way git sees it: tracked and untracked files, minus what .gitignore ignores."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pathspec
+
+ALWAYS_SKIPPED = {".git", ".venv", "node_modules", "__pycache__", ".dsv4"}
+
+
+def repo_files(root: Path, under: Path) -> list[Path]:
+    """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree."""
+    proc = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under)],
+        cwd=root, capture_output=True,
+    )
+    if proc.returncode == 0:
+        names = [name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+        files = [root / name for name in names]
+        return sorted(path for path in files if path.is_file() and not ALWAYS_SKIPPED.intersection(path.relative_to(root).parts))
+    return _walk_with_gitignore(root, under)
+
+
+def _walk_with_gitignore(root: Path, under: Path) -> list[Path]:
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text(errors="replace").splitlines() if gitignore.is_file() else []
+    spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    found = []
+    for path in under.rglob("*"):
+        rel = path.relative_to(root)
+        if ALWAYS_SKIPPED.intersection(rel.parts) or not path.is_file():
+            continue
+        if spec.match_file(rel.as_posix()):
+            continue
+        found.append(path)
+    return sorted(found)

@@ -1,0 +1,56 @@
+"""The set of tools the agent offers the model, and the one place tool calls are validated and run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .base import Tool, ToolError, ToolResult, openai_schema
+from .bash import Bash
+from .edit_file import EditFile
+from .git import Git
+from .list_files import ListFiles
+from .read_file import ReadFile
+from .run_tests import RunTests
+from .search import Search
+from .workspace import PathEscape, Workspace
+from .write_file import WriteFile
+
+DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, WriteFile, RunTests, Bash, Git)
+
+
+class Toolbox:
+    def __init__(self, workspace: Workspace, tools: tuple[type, ...] = DEFAULT_TOOLS) -> None:
+        self.workspace = workspace
+        self.tools: dict[str, Tool] = {cls.name: cls() for cls in tools}
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [openai_schema(tool) for tool in self.tools.values()]
+
+    def prepare(self, name: str, raw_arguments: str) -> tuple[Tool, BaseModel]:
+        """The tool and its validated args, or a ToolError that says what was wrong with the call."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise ToolError(f"unknown tool {name!r}; available tools: {', '.join(self.tools)}")
+        try:
+            arguments = json.loads(raw_arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise ToolError(f"arguments for {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                            "send a JSON object") from None
+        if not isinstance(arguments, dict):
+            raise ToolError(f"arguments for {name} must be a JSON object")
+        try:
+            return tool, tool.Args.model_validate(arguments)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            raise ToolError(f"invalid arguments for {name}: {problems}") from None
+
+    def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
+        try:
+            return tool.run(args, self.workspace)
+        except ToolError as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True)
+        except PathEscape as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True)
