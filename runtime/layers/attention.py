@@ -43,12 +43,14 @@ class Attention(nn.Module):
         if T == 1:
             # One query per head: group the heads that share a kv head as rows of one query block,
             # so no kv repeat and no mask (every cached position is visible).
-            qg = q.view(self.num_kv_heads, self.group, self.head_dim)  # (Hkv, G, D)
-            out = F.scaled_dot_product_attention(qg, keys, values)  # (Hkv, G, D)
+            # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.
+            qg = q.view(1, self.num_kv_heads, self.group, self.head_dim)  # (1, Hkv, G, D)
+            out = F.scaled_dot_product_attention(qg, keys.unsqueeze(0), values.unsqueeze(0))  # (1, Hkv, G, D)
             return out.reshape(1, self.num_heads * self.head_dim)
-        qh = q.transpose(0, 1)  # (H, T, D)
+        qh = q.transpose(0, 1).unsqueeze(0)  # (1, H, T, D)
+        keys, values = keys.unsqueeze(0), values.unsqueeze(0)  # (1, Hkv, S, D)
         if ctx.mask is None:
-            out = F.scaled_dot_product_attention(qh, keys, values, is_causal=True, enable_gqa=True)  # (H, T, D)
+            out = F.scaled_dot_product_attention(qh, keys, values, is_causal=True, enable_gqa=True)  # (1, H, T, D)
         else:
             out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=ctx.mask, enable_gqa=True)
-        return out.transpose(0, 1).reshape(T, self.num_heads * self.head_dim)
+        return out[0].transpose(0, 1).reshape(T, self.num_heads * self.head_dim)

@@ -1,8 +1,9 @@
 """Rotary position embedding with the scaling variants of the llama family (linear, llama3, yarn).
 
 Both pair layouts are supported without permuting weights: HF checkpoints rotate (i, i + D/2), GGUF
-llama files rotate (2i, 2i + 1). The pair swap is a fixed signed permutation `P`, so the rotation is
-`x * cos + (x @ P) * sin`: three ops for any number of heads, with q and k rotated together.
+llama files rotate (2i, 2i + 1). The partner of each element is found by a roll (HF) or a pair flip
+(GGUF) and the sign is folded into the sin table, so the rotation is `x * cos + partner(x) * sin_signed`:
+three elementwise ops for any number of heads, with q and k rotated together (matmuls cost 5x more).
 """
 
 from __future__ import annotations
@@ -60,17 +61,9 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.head_dim, self.max_position, self.theta, self.scaling = head_dim, max_position, theta, scaling
         self.interleaved, self.dtype = interleaved, dtype
-        half = head_dim // 2
-        swap = torch.zeros(head_dim, head_dim)
-        if interleaved:  # out[2i] = -x[2i+1], out[2i+1] = x[2i]
-            idx = torch.arange(half)
-            swap[2 * idx + 1, 2 * idx] = -1.0
-            swap[2 * idx, 2 * idx + 1] = 1.0
-        else:  # out[:half] = -x[half:], out[half:] = x[:half]
-            idx = torch.arange(half)
-            swap[idx + half, idx] = -1.0
-            swap[idx, idx + half] = 1.0
-        self.register_buffer("swap", swap.to(dtype), persistent=False)
+        # rotated[j] = x[j] cos - x[partner] sin for the first of a pair, + for the second
+        first = torch.arange(head_dim) % 2 == 0 if interleaved else torch.arange(head_dim) < head_dim // 2
+        self.sign = torch.where(first, -1.0, 1.0).double()  # (D,)
         self.set_freq_factors(None)
 
     def set_freq_factors(self, factors: torch.Tensor | None) -> None:
@@ -86,11 +79,15 @@ class RotaryEmbedding(nn.Module):
         # fp32 angles as transformers computes them, so parity holds at long positions
         angles = angles.float()
         self.register_buffer("cos", (angles.cos() * mscale).to(self.dtype), persistent=False)
-        self.register_buffer("sin", (angles.sin() * mscale).to(self.dtype), persistent=False)
+        self.register_buffer("sin", (angles.sin() * mscale * self.sign.float()).to(self.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
         """x: (T, H, D) for positions start..start+T-1; returns the rotated copy."""
         T = x.shape[0]
         cos = self.cos[start : start + T].unsqueeze(1)  # (T, 1, D)
         sin = self.sin[start : start + T].unsqueeze(1)  # (T, 1, D)
-        return torch.addcmul(x * cos, x @ self.swap, sin)  # (T, H, D)
+        if self.interleaved:
+            partner = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (T, H, D): x[2i+1], x[2i]
+        else:
+            partner = x.roll(self.head_dim // 2, dims=-1)  # (T, H, D): x[i+D/2], x[i]
+        return torch.addcmul(x * cos, partner, sin)  # (T, H, D)
