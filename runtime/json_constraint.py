@@ -58,7 +58,7 @@ def _start(schema: Mapping[str, Any], ch: str) -> Any:
         values = [schema["const"]] if "const" in schema else schema["enum"]
         return Literal(tuple(json.dumps(v, ensure_ascii=False) for v in values), 0).feed(ch)
     if ch == '"' and "string" in types:
-        return (String(),)
+        return (String(0, schema.get("maxLength", 1 << 30)),)
     if ch == "{" and "object" in types:
         return (Object.for_schema(schema),)
     if ch == "[" and "array" in types:
@@ -88,23 +88,23 @@ class Literal:
 
 
 class String:
-    __slots__ = ("escape",)  # 0 plain, 1 after backslash, 2..5 hex digits of \uXXXX still to come (+1)
+    __slots__ = ("escape", "left")  # escape: 0 plain, 1 after backslash, 2..5 hex digits of \uXXXX to come (+1)
 
-    def __init__(self, escape: int = 0) -> None:
-        self.escape = escape
+    def __init__(self, escape: int, left: int) -> None:
+        self.escape, self.left = escape, left  # left: characters still allowed (maxLength; an escape counts once)
 
     def feed(self, ch: str) -> Any:
         if self.escape == 1:
             if ch == "u":
-                return (String(5),)
-            return (String(0),) if ch in '"\\/bfnrt' else None
+                return (String(5, self.left),)
+            return (String(0, self.left),) if ch in '"\\/bfnrt' else None
         if self.escape > 1:
-            return (String(self.escape - 1 if self.escape > 2 else 0),) if ch in "0123456789abcdefABCDEF" else None
+            return (String(self.escape - 1 if self.escape > 2 else 0, self.left),) if ch in "0123456789abcdefABCDEF" else None
         if ch == '"':
             return ()
-        if ch == "\\":
-            return (String(1),)
-        return (self,) if ord(ch) >= 0x20 else None
+        if self.left <= 0 or ord(ch) < 0x20:
+            return None
+        return (String(1 if ch == "\\" else 0, self.left - 1),)
 
 
 class Number:
@@ -285,10 +285,11 @@ class ToolCallConstraint:
 
     TOP_K = 64
 
-    def __init__(self, tokenizer: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, tokenizer: Tokenizer, tools: Sequence[Mapping[str, Any]], *, inside_call: bool = False) -> None:
+        """`inside_call`: the prompt already ends with the opening tag (a forced call), so constrain from the first token."""
         self.tokenizer, self.tools = tokenizer, list(tools)
         self.pieces = tokenizer.pieces()
-        self.stack: Stack | None = None  # None: free text
+        self.stack: Stack | None = tool_call_stack(self.tools) if inside_call else None  # None: free text
         self.tail, self.n_seen = "", 0
         self.stream = DecodeStream(skip_special_tokens=False)
 

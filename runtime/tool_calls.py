@@ -46,12 +46,15 @@ class HermesParser:
     def __init__(self) -> None:
         self.buffer = ""
         self.in_call = False
+        self.after_call = False  # the newline that templates put after a closing tag is not text
 
     def feed(self, text: str) -> list[TextPiece | ParsedToolCall]:
         self.buffer += text
         out: list[TextPiece | ParsedToolCall] = []
         while True:
             if not self.in_call:
+                if self.after_call and self.buffer:
+                    self.buffer, self.after_call = self.buffer.removeprefix("\n"), False
                 at = self.buffer.find(HERMES_OPEN)
                 if at < 0:
                     keep = _partial_suffix(self.buffer, HERMES_OPEN)
@@ -64,7 +67,7 @@ class HermesParser:
             if at < 0:
                 return out
             out.append(_parse_call(self.buffer[:at]))
-            self.buffer, self.in_call = self.buffer[at + len(HERMES_CLOSE) :].lstrip("\n"), False
+            self.buffer, self.in_call, self.after_call = self.buffer[at + len(HERMES_CLOSE) :], False, True
 
     def finish(self) -> list[TextPiece | ParsedToolCall]:
         """End of stream: a call whose closing tag never came is still a call if its JSON is complete."""
