@@ -19,9 +19,11 @@ from ..tokenizer import Tokenizer
 PRECISIONS: dict[str, tuple[str, torch.dtype]] = {
     "fp32": ("fp32", torch.float32),  # exact: the parity mode
     "bf16": ("bf16", torch.bfloat16),
-    "int8": ("int8", torch.bfloat16),  # fast: int8 weights, bf16 activations
+    "int8": ("int8", torch.bfloat16),
+    "int4": ("int4", torch.bfloat16),  # lossy unless the checkpoint is 4-bit already
+    "auto": ("", torch.bfloat16),  # fast: int4 where the checkpoint stores 4-bit groups, else int8
 }
-FAST = "int8"
+FAST = "auto"
 
 
 @dataclass(slots=True)
@@ -44,6 +46,8 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
     start = time.perf_counter()
     weight_dtype, act_dtype = PRECISIONS[precision]
     ckpt = open_checkpoint(path)  # validates header, config and tokenizer before any weight is read
+    if precision == "auto":
+        weight_dtype = "int4" if ckpt.linear_bits() == 4 else "int8"
     cls = model_class(ckpt.arch.model_class)
     model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype)
     model.load_weights(ckpt.tensors())
@@ -53,7 +57,7 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
         tokenizer=ckpt.tokenizer,
         config=ckpt.config,
         path=Path(ckpt.path),
-        precision=precision,
+        precision=precision if precision != "auto" else f"auto ({weight_dtype} weights, bf16 activations)",
         load_seconds=time.perf_counter() - start,
         checkpoint_info=ckpt.describe(),
     )

@@ -12,6 +12,7 @@ from .linear import quantize_rows_int8
 class VocabEmbedding(nn.Module):
     def __init__(self, vocab_size: int, dim: int, *, weight_dtype: str, act_dtype: torch.dtype) -> None:
         super().__init__()
+        weight_dtype = "int8" if weight_dtype == "int4" else weight_dtype  # no int4 gather kernel; tables stay int8
         storage = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[weight_dtype]
         self.weight_dtype, self.act_dtype = weight_dtype, act_dtype
         self.weight = nn.Parameter(torch.empty(vocab_size, dim, dtype=storage), requires_grad=False)

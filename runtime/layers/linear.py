@@ -1,8 +1,11 @@
-"""Linear layers whose weights live in fp32, bf16 or int8 (per-row scales), chosen when the model is built.
+"""Linear layers whose weights live in fp32, bf16, int8 (per-row scales) or int4 (groups of 32 with scale and
+zero), chosen when the model is built.
 
-int8 is for speed on CPU: at batch 1 a decode step is a series of matrix-vector products bound by
-memory bandwidth, and `torch._weight_int8pack_mm` (bf16 activations) reads a quarter of the bytes of
-fp32 at about 40 GB/s. fp32 is the parity mode (`models score`).
+The integer formats are for speed on CPU: at batch 1 a decode step is a series of matrix-vector products
+bound by memory bandwidth, and `torch._weight_int8pack_mm` / `_weight_int4pack_mm_for_cpu` (bf16
+activations) read a quarter / an eighth of the bytes of fp32. int4 is used where the checkpoint already
+stores 4-bit groups of 32 (GGUF Q4_0/Q4_1): requantising those recovers the stored integers exactly, so
+only the scales are rounded (to bf16). fp32 is the parity mode (`models score`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHT_DTYPES = ("fp32", "bf16", "int8")
+WEIGHT_DTYPES = ("fp32", "bf16", "int8", "int4")
+INT4_GROUP = 32
 
 
 def quantize_rows_int8(w: torch.Tensor, scale_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,6 +23,17 @@ def quantize_rows_int8(w: torch.Tensor, scale_dtype: torch.dtype) -> tuple[torch
     scale = (w.abs().amax(dim=1).clamp(min=1e-12) / 127.0).to(scale_dtype)  # (N,)
     q = torch.round(w / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)  # (N, K)
     return q, scale
+
+
+def quantize_groups_int4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit groups of 32 along K: w ~= (q - 8) * scale + zero, as the int4pack kernel computes."""
+    N, K = w.shape
+    g = w.view(N, K // INT4_GROUP, INT4_GROUP)  # (N, K/G, G)
+    lo, hi = g.amin(dim=-1), g.amax(dim=-1)  # (N, K/G)
+    scale = ((hi - lo) / 15.0).clamp(min=1e-12)
+    q = torch.round((g - lo[..., None]) / scale[..., None]).clamp_(0, 15).to(torch.int32).view(N, K)
+    zero = lo + 8.0 * scale
+    return q, torch.stack([scale, zero], dim=-1).transpose(0, 1)  # (N, K) int32, (K/G, N, 2) fp32
 
 
 class Linear(nn.Module):
@@ -34,19 +49,30 @@ class Linear(nn.Module):
         self.shard_sizes = sizes
         self.in_features, self.out_features = in_features, sum(sizes)
         self.weight_dtype, self.act_dtype = weight_dtype, act_dtype
+        self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=act_dtype), requires_grad=False) if bias else None
+        self.scale: nn.Parameter | None = None
+        if weight_dtype == "int4":
+            # staged unpacked until every shard is in: the packed layout interleaves rows, so shards cannot be packed alone
+            self._staged = (torch.zeros(self.out_features, in_features, dtype=torch.int32),
+                            torch.zeros(in_features // INT4_GROUP, self.out_features, 2))
+            self.weight = nn.Parameter(torch.empty(0, dtype=torch.uint8), requires_grad=False)
+            return
         storage = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[weight_dtype]
         self.weight = nn.Parameter(torch.empty(self.out_features, in_features, dtype=storage), requires_grad=False)
-        self.scale = nn.Parameter(torch.empty(self.out_features, dtype=act_dtype), requires_grad=False) if weight_dtype == "int8" else None
-        self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=act_dtype), requires_grad=False) if bias else None
         if weight_dtype == "int8":
             assert act_dtype == torch.bfloat16, "the CPU int8 kernel is only fast with bf16 activations"
+            self.scale = nn.Parameter(torch.empty(self.out_features, dtype=act_dtype), requires_grad=False)
 
     @torch.no_grad()
     def load_shard(self, shard: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> None:
         rows = slice(self.shard_offsets[shard], self.shard_offsets[shard] + self.shard_sizes[shard])
         if weight is not None:
             assert weight.shape == (self.shard_sizes[shard], self.in_features), (weight.shape, self.shard_sizes[shard])
-            if self.weight_dtype == "int8":
+            if self.weight_dtype == "int4":
+                q, scale_zero = quantize_groups_int4(weight)
+                self._staged[0][rows] = q
+                self._staged[1][:, rows] = scale_zero
+            elif self.weight_dtype == "int8":
                 q, scale = quantize_rows_int8(weight, self.act_dtype)
                 self.weight[rows] = q
                 self.scale[rows] = scale
@@ -55,7 +81,19 @@ class Linear(nn.Module):
         if bias is not None:
             self.bias[rows] = bias.to(self.act_dtype)
 
+    @torch.no_grad()
+    def finalize(self) -> None:
+        """Called once all shards are loaded."""
+        if self.weight_dtype == "int4":
+            q, scale_zero = self._staged
+            self.weight = nn.Parameter(torch._convert_weight_to_int4pack_for_cpu(q, 1), requires_grad=False)  # (N, K/2)
+            self.scale = nn.Parameter(scale_zero.to(self.act_dtype), requires_grad=False)  # (K/G, N, 2)
+            del self._staged
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, in) -> (T, out)
+        if self.weight_dtype == "int4":
+            y = torch._weight_int4pack_mm_for_cpu(x, self.weight, INT4_GROUP, self.scale)
+            return y if self.bias is None else y + self.bias
         if self.scale is not None:
             y = torch._weight_int8pack_mm(x, self.weight, self.scale)
             return y if self.bias is None else y + self.bias

@@ -58,6 +58,14 @@ class GGUFCheckpoint:
         for name, info in self.file.tensors.items():
             yield hf_name(name), dequantize(self.file.raw(name), info.ggml_type, info.shape)
 
+    def linear_bits(self) -> int:
+        """4 when every projection is stored as 4-bit groups of 32 (Q4_0, Q4_1, Q4_K sub-blocks), else 8."""
+        from gguf.constants import GGMLQuantizationType as Q
+
+        four_bit = {Q.Q4_0, Q.Q4_1, Q.Q4_K}
+        projections = [i for n, i in self.file.tensors.items() if n.startswith("blk.") and n.endswith(".weight") and len(i.shape) == 2]
+        return 4 if projections and all(Q(i.ggml_type) in four_bit for i in projections) else 8
+
     def describe(self) -> dict[str, str]:
         types: dict[str, int] = {}
         from gguf.constants import GGMLQuantizationType

@@ -51,5 +51,8 @@ class HFCheckpoint:
                 for name in f.keys():
                     yield name, f.get_tensor(name).float()
 
+    def linear_bits(self) -> int:
+        return 16
+
     def describe(self) -> dict[str, str]:
         return {"format": "safetensors", "shards": str(len(self.shards))}

@@ -130,6 +130,9 @@ class LlamaForCausalLM(nn.Module):
             else:
                 getattr(module, kind).copy_(tensor)
             seen.add(name)
+        for module in self.modules():
+            if isinstance(module, Linear):
+                module.finalize()
         expected = 2 + 9 * self.config.num_layers + (0 if self.config.tie_embeddings else 1)
         if len(seen) < expected:
             raise BadModelFile(f"checkpoint has {len(seen)} of the {expected} weight tensors this model needs")

@@ -31,10 +31,10 @@ def exact_engine(smollm_path: Path):
 
 @pytest.fixture(scope="session")
 def fast_engine(smollm_path: Path):
-    """int8 weights, bf16 activations: what the agent runs."""
+    """The fast mode the agent runs: int4 weights (the GGUF is Q4_1), int8 tables, bf16 activations."""
     from dsv4.runtime.engine.engine import Engine
 
-    return Engine.load(smollm_path, precision="int8", context_window=2048, threads=2)
+    return Engine.load(smollm_path, precision="auto", context_window=2048, threads=2)
 
 
 @pytest.fixture(scope="session")
