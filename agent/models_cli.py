@@ -36,7 +36,8 @@ def add_models_parser(subparsers: Any) -> None:
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--raw", action="store_true", help="no chat template: the prompt goes in as it is")
     gen.add_argument("--system", default=None, metavar="TEXT", help="a system message (chat mode)")
-    gen.add_argument("--precision", choices=["int8", "bf16", "fp32"], default="int8")
+    gen.add_argument("--precision", choices=["auto", "int8", "int4", "bf16", "fp32"], default="auto",
+                     help="auto: int4 weights where the file stores 4-bit groups, else int8; fp32 is the exact mode")
     gen.add_argument("--context-window", type=int, default=None, metavar="TOKENS")
     gen.add_argument("--json", action="store_true", help="one JSON document with the text and timings")
 
@@ -44,7 +45,7 @@ def add_models_parser(subparsers: Any) -> None:
     score.add_argument("model_spec", metavar="MODEL")
     score.add_argument("--tokens-file", type=Path, required=True, metavar="F.json", help='a JSON list of token ids, or {"tokens": [...]}')
     score.add_argument("--logits-out", type=Path, required=True, metavar="F.npy", help="(T, vocab) float32 logits")
-    score.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+    score.add_argument("--precision", choices=["fp32", "bf16", "int8", "int4", "auto"], default="fp32",
                        help="fp32 from dequantised weights (default), so results compare across implementations")
     score.add_argument("--json", action="store_true")
 

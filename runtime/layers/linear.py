@@ -53,8 +53,8 @@ class Linear(nn.Module):
         self.scale: nn.Parameter | None = None
         if weight_dtype == "int4":
             # staged unpacked until every shard is in: the packed layout interleaves rows, so shards cannot be packed alone
-            self._staged = (torch.zeros(self.out_features, in_features, dtype=torch.int32),
-                            torch.zeros(in_features // INT4_GROUP, self.out_features, 2))
+            self._staged = (torch.empty(self.out_features, in_features, dtype=torch.int32),
+                            torch.empty(in_features // INT4_GROUP, self.out_features, 2))
             self.weight = nn.Parameter(torch.empty(0, dtype=torch.uint8), requires_grad=False)
             return
         storage = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[weight_dtype]

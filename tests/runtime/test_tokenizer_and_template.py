@@ -119,3 +119,50 @@ def test_chat_format_injects_hermes_tools_for_plain_templates(tokenizer):
     assert text.endswith("<|im_start|>assistant\n")
     # without tools the prompt is exactly the model's own template
     assert fmt.render(MESSAGES) == render_chat_template(tokenizer.chat_template, MESSAGES, add_generation_prompt=True)
+
+
+def test_sentencepiece_gguf_vocabulary_matches_transformers(tmp_path):
+    """A llama-style (sentencepiece BPE, byte fallback, merges derived from scores) vocabulary in a tiny GGUF."""
+    gguf = pytest.importorskip("gguf")
+    transformers = pytest.importorskip("transformers")
+    import numpy as np
+
+    from dsv4.runtime.loaders.gguf_file import GGUFFile
+    from dsv4.runtime.tokenizer import Tokenizer
+
+    pieces = ["\u2581", "e", "t", "a", "o", "n", "h", "s", "r", "l", "d", "i", "c", "w", "\u2581t", "he", "\u2581the", "\u2581a",
+              "in", "er", "\u2581w", "or", "an", "ll", "\u2581h", "\u2581he", "llo", "\u2581hello", "\u2581wor", "ld", "\u2581world",
+              "at", "\u2581c", "\u2581cat", "on", "\u2581on", "\u2581th", "\u2581that"]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + pieces
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
+    path = tmp_path / "spm.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_context_length(64)
+    w.add_embedding_length(8)
+    w.add_feed_forward_length(16)
+    w.add_head_count(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_tensor("token_embd.weight", np.zeros((len(tokens), 8), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="spm.gguf")
+    ours = Tokenizer.from_gguf_metadata(GGUFFile(path).metadata, str(path))
+    for text in ["hello world", "the cat on that", "h\u00e9llo w\u00f6rld", "hello\nworld", "that"]:
+        ids = ours.encode(text)
+        assert ids == ref(text, add_special_tokens=False)["input_ids"], text
+        assert ours.decode(ids) == text
+    # sentencepiece keeps a leading space as its own piece (llama.cpp too); transformers' converter drops it
+    assert ours.decode(ours.encode(" hello  world")) == " hello  world"
+    assert ours.encode("hi", add_bos=True)[0] == 1 and ours.add_bos
