@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="wall time before the run stops (exit 1)")
     run.add_argument("--allow-shell", action="store_true", help="allow shell commands other than the test command")
     run.add_argument("--resume", dest="run_resume", metavar="ID", help="continue this session")
+    run.add_argument("-c", "--continue", dest="run_continue", action="store_true", help="continue the latest session")
     _add_model_flags(run)
 
     sessions = sub.add_parser("sessions", help="list this repository's sessions")
@@ -155,7 +156,7 @@ def _run(repo, settings, args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
-    resume_id = resolve_session(open_store(), repo, args.run_resume, False) if args.run_resume else None
+    resume_id = resolve_session(open_store(), repo, args.run_resume, args.run_continue)
     return run_headless(repo, settings, task, output_format=args.output_format, patch_out=args.patch_out,
                         max_steps=args.max_steps, max_tokens=args.max_tokens, timeout_s=args.timeout,
                         allow_shell=args.allow_shell, resume_id=resume_id)

@@ -231,7 +231,8 @@ class Agent:
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
         self._append(tool_result(call.id, call.name, outcome.text))
         first_line = outcome.text.strip().splitlines()[0] if outcome.text.strip() else ""
-        self.emit(ToolFinished(call_id=call.id, name=call.name, ok=not outcome.is_error, summary=first_line[:200],
+        self.emit(ToolFinished(call_id=call.id, name=call.name, ok=not outcome.is_error,
+                               summary=(outcome.summary or first_line)[:200],
                                data=outcome.data))
 
     def _append(self, message: Message) -> None:

@@ -66,7 +66,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     backend = backend or make_backend(settings)
     store = store or open_store()
     test_command = test_command_for(repo, settings)
-    workspace = Workspace(repo.root, test_command=test_command)
+    workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity)
     history: list[Message] = []
     if resume_id is not None:
         history = store.messages(resume_id)
@@ -74,6 +74,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
         store.set_status(session_id, "active")
     else:
         session_id = store.create(repo.identity, repo.root, backend.model_id)
+    workspace.session_id = session_id
     note = "" if not policy.headless else (
         "You run headless: no one can approve anything. Shell commands other than the tests are denied."
         if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")

@@ -21,6 +21,7 @@ class ToolError(Exception):
 
 class ToolResult(BaseModel):
     text: str  # what the model reads
+    summary: str = ""  # one line for the UI; the first line of `text` when empty
     data: dict[str, Any] = Field(default_factory=dict)  # structured detail for the UI and reports
     is_error: bool = False
     files_changed: list[str] = Field(default_factory=list)  # repo-relative paths

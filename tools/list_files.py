@@ -36,4 +36,4 @@ class ListFiles:
         text = "\n".join(shown) if shown else "(no files)"
         if len(rels) > MAX_ENTRIES:
             text += f"\n[{len(rels) - MAX_ENTRIES} more files; narrow with path or glob]"
-        return ToolResult(text=text, data={"count": len(rels)})
+        return ToolResult(text=text, summary=f"{len(rels)} files", data={"count": len(rels)})

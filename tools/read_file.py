@@ -43,4 +43,5 @@ class ReadFile:
             body += f"\n[{len(lines) - end} more lines; continue with offset={end + 1}]"
         if not lines:
             body = "(empty file)"
-        return ToolResult(text=body, data={"path": workspace.relative(path), "lines": len(lines)})
+        return ToolResult(text=body, summary=f"{len(shown)} of {len(lines)} lines",
+                          data={"path": workspace.relative(path), "lines": len(lines)})

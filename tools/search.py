@@ -50,4 +50,4 @@ class Search:
         body = "\n".join(matches) if matches else f"no matches for {args.pattern!r}"
         if total > MAX_MATCHES:
             body += f"\n[{total - MAX_MATCHES} more matches; narrow the pattern, path or glob]"
-        return ToolResult(text=body, data={"matches": total})
+        return ToolResult(text=body, summary=f"{total} matches", data={"matches": total})

@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MAX_TEXT_BYTES = 2_000_000
 
@@ -18,6 +19,10 @@ class PathEscape(Exception):
 class Workspace:
     root: Path
     test_command: str | None = None
+    # Who is working here, for tools that keep state beyond the files (memory scopes, checkpoints).
+    repo_id: str | None = None
+    session_id: str | None = None
+    memory: Any = None  # the Engram store, when the memory tools are enabled
     # Files written by tools since the last `take_changes()`; the agent turns these into FileChanged events.
     changed: dict[str, str] = field(default_factory=dict)
 

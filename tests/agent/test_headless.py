@@ -181,3 +181,23 @@ def test_version_is_fast_enough_to_call_from_scripts(calc_repo):
     # Cheap to check and the thing that makes cold start slow: no heavy module is imported for --version.
     for heavy in ("torch", "textual", "httpx", "pydantic", "sqlite_utils"):
         assert f" {heavy}\n" not in proc.stderr and f"| {heavy}\n" not in proc.stderr, heavy
+
+
+def test_timeout_budget(calc_repo, replay):
+    step = {"content": "", "tool_calls": [{"name": "list_files", "arguments": {}}]}
+    server = replay([step, step, step], faults=["ok", "slow:1.5"])
+    proc = run_cli(["run", "--headless", "x", "--timeout", "1", "--base-url", server.base_url, "--model", "replay",
+                    "--output-format", "json"], calc_repo)
+    assert proc.returncode == 1
+    report = HeadlessReport.model_validate_json(proc.stdout)
+    assert report.budget_exhausted == "timeout" and "timeout budget ran out" in report.summary
+
+
+def test_continue_picks_the_latest_session(calc_repo, write_script):
+    first = run_cli(["run", "--headless", "first task", "--backend", "scripted", "--script",
+                     str(write_script([{"content": "one"}])), "--output-format", "json"], calc_repo)
+    second = run_cli(["run", "--headless", "second task", "--continue", "--backend", "scripted", "--script",
+                      str(write_script([{"content": "two"}], "two.json")), "--output-format", "json"], calc_repo)
+    assert json.loads(first.stdout)["session_id"] == json.loads(second.stdout)["session_id"]
+    listing = run_cli(["sessions"], calc_repo).stdout
+    assert "2 turns" in listing and "first task" in listing

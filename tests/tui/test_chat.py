@@ -138,3 +138,30 @@ async def test_backend_error_is_shown_not_crashed(calc_repo):
         notices = [n.text for n in app.screen.query(Notice)]
         assert any("no reply left" in n for n in notices)
         assert app.screen.query_one(StatusBar).state == "ready"
+
+
+async def test_slash_commands(calc_repo):
+    app = make_app(calc_repo, [{"content": "/help is a command, //x is a prompt"}])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "/help")
+        await send(pilot, "/nosuch")
+        await pilot.pause()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert "/session" in notices[0] and "unknown command /nosuch" in notices[1]
+        await send(pilot, "//x")
+        await settle(app, pilot)
+        assert [w.text for w in app.screen.query(UserMessage)] == ["/x"]
+
+
+def test_chat_screen_snapshot(calc_repo, snap_compare):
+    script = [FIX_SCRIPT[0], FIX_SCRIPT[1], {"content": "Fixed add()."}]
+    app = make_app(calc_repo, script)
+
+    async def run_turn(pilot):
+        await settle(app, pilot)
+        await send(pilot, "fix the test")
+        await settle(app, pilot)
+        app.screen.query_one(StatusBar).session_id = "SESSION"  # the only value that differs between runs
+
+    assert snap_compare(app, terminal_size=(90, 24), run_before=run_turn)

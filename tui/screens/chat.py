@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from ...agent import events as ev
+from .. import commands
 from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, TurnFinished
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status_bar import StatusBar
@@ -110,10 +111,14 @@ class ChatScreen(Screen):
         text = event.value.strip()
         if not text:
             return
-        if text in ("/quit", "/exit"):
-            self.app.exit()
-            return
         transcript = self.query_one(Transcript)
+        command = commands.parse(text)
+        if command is not None:
+            event.input.value = ""
+            self.run_slash_command(*command)
+            return
+        if text.startswith("//"):
+            text = text[1:]
         if self.session is None:
             transcript.add_notice("the model is not ready yet", error=True)
             return
@@ -125,6 +130,23 @@ class ChatScreen(Screen):
         self.busy = True
         self.query_one(StatusBar).state = "working…"
         self.run_turn(text)
+
+    def run_slash_command(self, name: str, rest: str) -> None:
+        transcript = self.query_one(Transcript)
+        if name in ("quit", "exit"):
+            self.release()
+            self.app.exit()
+        elif name == "help":
+            transcript.add_notice(commands.help_text())
+        elif name == "session":
+            if self.session is None:
+                transcript.add_notice("no session yet: the model is still loading", error=True)
+                return
+            usage = self.session.agent.total_usage
+            transcript.add_notice(f"session {self.session.session_id} · model {self.session.backend.model_id} · "
+                                  f"{usage.prompt_tokens} prompt / {usage.completion_tokens} completion tokens this run")
+        else:
+            transcript.add_notice(f"unknown command /{name}; /help lists them", error=True)
 
     def on_agent_event_posted(self, message: AgentEventPosted) -> None:
         event = message.event
