@@ -50,7 +50,7 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
         weight_dtype = "int4" if ckpt.linear_bits() == 4 else "int8"
     cls = model_class(ckpt.arch.model_class)
     model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype)
-    model.load_weights(ckpt.tensors())
+    model.load_weights(ckpt.tensors(keep_q4=weight_dtype == "int4"))
     model.eval()
     return LoadedModel(
         model=model,

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..quant import Q4Groups
+
 WEIGHT_DTYPES = ("fp32", "bf16", "int8", "int4")
 INT4_GROUP = 32
 
@@ -64,11 +66,16 @@ class Linear(nn.Module):
             self.scale = nn.Parameter(torch.empty(self.out_features, dtype=act_dtype), requires_grad=False)
 
     @torch.no_grad()
-    def load_shard(self, shard: int, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> None:
+    def load_shard(self, shard: int, weight: torch.Tensor | Q4Groups | None = None, bias: torch.Tensor | None = None) -> None:
         rows = slice(self.shard_offsets[shard], self.shard_offsets[shard] + self.shard_sizes[shard])
+        if isinstance(weight, Q4Groups) and self.weight_dtype != "int4":
+            weight = weight.dequantize()
         if weight is not None:
             assert weight.shape == (self.shard_sizes[shard], self.in_features), (weight.shape, self.shard_sizes[shard])
-            if self.weight_dtype == "int4":
+            if isinstance(weight, Q4Groups):  # the stored integers, as they are
+                self._staged[0][rows] = weight.q
+                self._staged[1][:, rows] = torch.stack([weight.scale, weight.low + 8.0 * weight.scale], dim=-1).transpose(0, 1)
+            elif self.weight_dtype == "int4":
                 q, scale_zero = quantize_groups_int4(weight)
                 self._staged[0][rows] = q
                 self._staged[1][:, rows] = scale_zero

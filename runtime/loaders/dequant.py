@@ -12,6 +12,21 @@ import torch
 from gguf.constants import GGMLQuantizationType as Q
 
 from ..errors import BadModelFile
+from ..quant import Q4Groups
+
+Q4_GROUP_TYPES = (Q.Q4_0, Q.Q4_1)
+
+
+def q4_groups(raw: np.ndarray, ggml_type: int, shape: tuple[int, ...]) -> Q4Groups:
+    qtype = Q(ggml_type)
+    N, K = shape
+    blocks = torch.from_numpy(raw).view(-1, _BLOCK_BYTES[qtype])  # (N*K/32, bytes)
+    d = _scale(blocks, 0).view(N, K // 32)
+    if qtype == Q.Q4_0:
+        q, low = _nibbles_int(blocks[:, 2:18]), -8.0 * d
+    else:
+        q, low = _nibbles_int(blocks[:, 4:20]), _scale(blocks, 2).view(N, K // 32)
+    return Q4Groups(q.view(N, K), d, low)
 
 
 def dequantize(raw: np.ndarray, ggml_type: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -44,6 +59,10 @@ def _scale(blocks: torch.Tensor, start: int) -> torch.Tensor:
 def _nibbles(qs: torch.Tensor) -> torch.Tensor:
     # low nibbles hold elements 0..15 of a block, high nibbles 16..31
     return torch.cat([qs & 0x0F, qs >> 4], dim=1).float()  # (n, 32)
+
+
+def _nibbles_int(qs: torch.Tensor) -> torch.Tensor:
+    return torch.cat([qs & 0x0F, qs >> 4], dim=1).to(torch.int32)  # (n, 32)
 
 
 def _q4_0(blocks: torch.Tensor) -> torch.Tensor:

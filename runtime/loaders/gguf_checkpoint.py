@@ -11,7 +11,8 @@ import torch
 from ..config import ModelConfig, architecture_for_gguf
 from ..errors import BadModelFile
 from ..tokenizer import Tokenizer
-from .dequant import dequantize
+from ..quant import Q4Groups
+from .dequant import Q4_GROUP_TYPES, dequantize, q4_groups
 from .gguf_file import GGUFFile
 
 _GLOBAL_NAMES = {
@@ -53,10 +54,15 @@ class GGUFCheckpoint:
     def tensor_names(self) -> list[str]:
         return [hf_name(n) for n in self.file.tensors]
 
-    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """(HF name, float32 tensor) pairs; GGUF q/k rows stay in llama.cpp's rotary order (see config)."""
+    def tensors(self, *, keep_q4: bool = False) -> Iterator[tuple[str, torch.Tensor | Q4Groups]]:
+        """(HF name, float32 tensor) pairs; GGUF q/k rows stay in llama.cpp's rotary order (see config).
+
+        keep_q4: Q4_0/Q4_1 matrices come as their integers and scales (for int4 layers) instead."""
         for name, info in self.file.tensors.items():
-            yield hf_name(name), dequantize(self.file.raw(name), info.ggml_type, info.shape)
+            if keep_q4 and info.ggml_type in Q4_GROUP_TYPES and len(info.shape) == 2:
+                yield hf_name(name), q4_groups(self.file.raw(name), info.ggml_type, info.shape)
+            else:
+                yield hf_name(name), dequantize(self.file.raw(name), info.ggml_type, info.shape)
 
     def linear_bits(self) -> int:
         """4 when every projection is stored as 4-bit groups of 32 (Q4_0, Q4_1, Q4_K sub-blocks), else 8."""

@@ -42,7 +42,7 @@ class HFCheckpoint:
     def tensor_names(self) -> list[str]:
         return list(self._names)
 
-    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+    def tensors(self, *, keep_q4: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
         """(HF name, float32 tensor) pairs, shard by shard from memory maps: only one tensor is copied at a time."""
         from safetensors import safe_open
 

@@ -18,6 +18,7 @@ from ..layers.embedding import VocabEmbedding
 from ..layers.linear import Linear
 from ..layers.norm import RMSNorm
 from ..layers.rotary import RotaryEmbedding
+from ..quant import Q4Groups
 
 
 class LlamaAttention(nn.Module):
@@ -123,6 +124,8 @@ class LlamaForCausalLM(nn.Module):
                 seen.add(f"{parent}.{merged}.{kind}:{shard}")
                 continue
             module = self.get_submodule(module_name.removeprefix("model."))
+            if isinstance(tensor, Q4Groups) and not isinstance(module, Linear):
+                tensor = tensor.dequantize()
             if isinstance(module, Linear):
                 module.load_shard(0, **{kind: tensor})
             elif isinstance(module, VocabEmbedding):
