@@ -17,9 +17,13 @@ from ..config import RopeScaling
 
 
 def inverse_frequencies(head_dim: int, theta: float, scaling: RopeScaling) -> tuple[torch.Tensor, float]:
-    """(inv_freq (D/2,), attention scale applied to cos/sin)."""
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
-    inv_freq = 1.0 / theta**exponents  # (D/2,)
+    """(inv_freq (D/2,), attention scale applied to cos/sin).
+
+    Computed in float32 exactly as transformers does: at position 2000 an angle differs from the float64 one
+    by ~1e-4 rad, which moves logits by ~1e-3, and the fp32 mode exists to match the reference.
+    """
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / theta**exponents  # (D/2,) float32
     kind, factor = scaling.kind, scaling.factor
     if kind == "linear":
         return inv_freq / factor, 1.0
@@ -41,7 +45,7 @@ def inverse_frequencies(head_dim: int, theta: float, scaling: RopeScaling) -> tu
 
         low = max(math.floor(correction_dim(scaling.beta_fast)), 0)
         high = min(math.ceil(correction_dim(scaling.beta_slow)), head_dim - 1)
-        ramp = (torch.arange(head_dim // 2, dtype=torch.float64) - low) / max(high - low, 1e-3)
+        ramp = (torch.arange(head_dim // 2, dtype=torch.float32) - low) / max(high - low, 1e-3)
         extrapolate = 1.0 - ramp.clamp(0, 1)  # 1: keep the original frequency
         return inv_freq / factor * (1 - extrapolate) + inv_freq * extrapolate, mscale
     return inv_freq, 1.0
@@ -63,23 +67,21 @@ class RotaryEmbedding(nn.Module):
         self.interleaved, self.dtype = interleaved, dtype
         # rotated[j] = x[j] cos - x[partner] sin for the first of a pair, + for the second
         first = torch.arange(head_dim) % 2 == 0 if interleaved else torch.arange(head_dim) < head_dim // 2
-        self.sign = torch.where(first, -1.0, 1.0).double()  # (D,)
+        self.sign = torch.where(first, -1.0, 1.0)  # (D,)
         self.set_freq_factors(None)
 
     def set_freq_factors(self, factors: torch.Tensor | None) -> None:
         """GGUF llama3-style files carry per-frequency divisors (`rope_freqs.weight`) instead of scaling keys."""
         inv_freq, mscale = inverse_frequencies(self.head_dim, self.theta, self.scaling)
         if factors is not None:
-            inv_freq = inv_freq / factors.double()
-        angles = torch.outer(torch.arange(self.max_position, dtype=torch.float64), inv_freq)  # (P, D/2)
+            inv_freq = inv_freq / factors.float()
+        angles = torch.outer(torch.arange(self.max_position, dtype=torch.float32), inv_freq.float())  # (P, D/2)
         if self.interleaved:
             angles = angles.repeat_interleave(2, dim=-1)  # (P, D)
         else:
             angles = torch.cat([angles, angles], dim=-1)  # (P, D)
-        # fp32 angles as transformers computes them, so parity holds at long positions
-        angles = angles.float()
         self.register_buffer("cos", (angles.cos() * mscale).to(self.dtype), persistent=False)
-        self.register_buffer("sin", (angles.sin() * mscale * self.sign.float()).to(self.dtype), persistent=False)
+        self.register_buffer("sin", (angles.sin() * mscale * self.sign).to(self.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
         """x: (T, H, D) for positions start..start+T-1; returns the rotated copy."""

@@ -88,3 +88,14 @@ def test_fast_mode_greedy_mostly_agrees(exact_engine, fast_engine, prompt):
     exact = [o.token_id for o in exact_engine.generate(_ids(exact_engine, prompt), params) if o.token_id is not None]
     fast = [o.token_id for o in fast_engine.generate(_ids(fast_engine, prompt), params) if o.token_id is not None]
     assert exact[:3] == fast[:3]
+
+
+@pytest.mark.slow
+def test_long_prompt_logits_match_transformers(exact_engine, hf_reference, perplexity_text):
+    """2000 tokens: four prefill chunks, RoPE at long positions."""
+    model, _ = hf_reference
+    ids = (_ids(exact_engine, perplexity_text) * 6)[:2000]
+    with torch.inference_mode():
+        expected = model(torch.tensor([ids])).logits[0, -64:]
+    got = exact_engine.score(ids)[-64:]
+    assert (got - expected).abs().max().item() < 1e-3
