@@ -21,9 +21,13 @@ INT4_GROUP = 32
 
 
 def quantize_rows_int8(w: torch.Tensor, scale_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-row int8: w ~= q * scale[:, None]."""
-    scale = (w.abs().amax(dim=1).clamp(min=1e-12) / 127.0).to(scale_dtype)  # (N,)
-    q = torch.round(w / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)  # (N, K)
+    """Symmetric per-row int8: w ~= q * scale[:, None]. In row blocks, so a 50k-row table needs no full-size temporaries."""
+    q = torch.empty(w.shape, dtype=torch.int8)  # (N, K)
+    scale = torch.empty(w.shape[0], dtype=scale_dtype)  # (N,)
+    for r in range(0, w.shape[0], 4096):
+        block = w[r : r + 4096]
+        scale[r : r + 4096] = (block.abs().amax(dim=1).clamp(min=1e-12) / 127.0).to(scale_dtype)
+        q[r : r + 4096] = torch.round(block / scale[r : r + 4096].float()[:, None]).clamp_(-127, 127).to(torch.int8)
     return q, scale
 
 
@@ -55,8 +59,9 @@ class Linear(nn.Module):
         self.scale: nn.Parameter | None = None
         if weight_dtype == "int4":
             # staged unpacked until every shard is in: the packed layout interleaves rows, so shards cannot be packed alone
-            self._staged = (torch.empty(self.out_features, in_features, dtype=torch.int32),
+            self._staged = (torch.empty(self.out_features, in_features, dtype=torch.uint8),
                             torch.empty(in_features // INT4_GROUP, self.out_features, 2))
+            self._pending = set(range(len(sizes)))  # packed as soon as the last shard arrives, to bound peak memory
             self.weight = nn.Parameter(torch.empty(0, dtype=torch.uint8), requires_grad=False)
             return
         storage = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}[weight_dtype]
@@ -87,13 +92,17 @@ class Linear(nn.Module):
                 self.weight[rows] = weight.to(self.weight.dtype)
         if bias is not None:
             self.bias[rows] = bias.to(self.act_dtype)
+        if weight is not None and self.weight_dtype == "int4":
+            self._pending.discard(shard)
+            if not self._pending:
+                self.finalize()
 
     @torch.no_grad()
     def finalize(self) -> None:
         """Called once all shards are loaded."""
-        if self.weight_dtype == "int4":
+        if self.weight_dtype == "int4" and hasattr(self, "_staged"):
             q, scale_zero = self._staged
-            self.weight = nn.Parameter(torch._convert_weight_to_int4pack_for_cpu(q, 1), requires_grad=False)  # (N, K/2)
+            self.weight = nn.Parameter(torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1), requires_grad=False)  # (N, K/2)
             self.scale = nn.Parameter(scale_zero.to(self.act_dtype), requires_grad=False)  # (K/G, N, 2)
             del self._staged
 

@@ -39,9 +39,12 @@ def dequantize(raw: np.ndarray, ggml_type: int, shape: tuple[int, ...]) -> torch
     if qtype == Q.BF16:
         return torch.from_numpy(raw.view(np.int16)).view(torch.bfloat16).float().view(shape)
     if qtype in _TORCH_DECODERS:
-        block_bytes = _BLOCK_BYTES[qtype]
-        blocks = torch.from_numpy(raw).view(-1, block_bytes)  # (n_blocks, bytes)
-        return _TORCH_DECODERS[qtype](blocks).view(shape)
+        blocks = torch.from_numpy(raw).view(-1, _BLOCK_BYTES[qtype])  # (n_blocks, bytes)
+        out = torch.empty(blocks.shape[0], 32)  # (n_blocks, 32)
+        # in slices, so decoding a 50k-row embedding needs no full-size temporaries besides the output
+        for start in range(0, blocks.shape[0], _SLICE_BLOCKS):
+            out[start : start + _SLICE_BLOCKS] = _TORCH_DECODERS[qtype](blocks[start : start + _SLICE_BLOCKS])
+        return out.view(shape)
     from gguf.quants import dequantize as gguf_dequantize
 
     try:
@@ -79,3 +82,4 @@ def _q8_0(blocks: torch.Tensor) -> torch.Tensor:
 
 _TORCH_DECODERS = {Q.Q4_0: _q4_0, Q.Q4_1: _q4_1, Q.Q8_0: _q8_0}
 _BLOCK_BYTES = {Q.Q4_0: 18, Q.Q4_1: 20, Q.Q8_0: 34}
+_SLICE_BLOCKS = 1 << 16
