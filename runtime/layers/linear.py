@@ -57,6 +57,7 @@ class Linear(nn.Module):
         self.weight_dtype, self.act_dtype = weight_dtype, act_dtype
         self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=act_dtype), requires_grad=False) if bias else None
         self.scale: nn.Parameter | None = None
+        self._staged: tuple[torch.Tensor, torch.Tensor] | None = None
         if weight_dtype == "int4":
             # staged unpacked until every shard is in: the packed layout interleaves rows, so shards cannot be packed alone
             self._staged = (torch.empty(self.out_features, in_features, dtype=torch.uint8),
@@ -99,12 +100,12 @@ class Linear(nn.Module):
 
     @torch.no_grad()
     def finalize(self) -> None:
-        """Called once all shards are loaded."""
-        if self.weight_dtype == "int4" and hasattr(self, "_staged"):
+        """Pack int4 weights; runs when the last shard arrives (and again harmlessly after loading)."""
+        if self._staged is not None:
             q, scale_zero = self._staged
             self.weight = nn.Parameter(torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1), requires_grad=False)  # (N, K/2)
             self.scale = nn.Parameter(scale_zero.to(self.act_dtype), requires_grad=False)  # (K/G, N, 2)
-            del self._staged
+            self._staged = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, in) -> (T, out)
         if self.weight_dtype == "int4":
