@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tokenizers.decoders import DecodeStream
 
-from ..errors import ContextOverflow
+from ..errors import ContextOverflow, RuntimeModelError
 from ..layers.attention import AttnContext
 from .kv_cache import KVCache
 from .loader import FAST, LoadedModel, load_model
@@ -64,6 +64,8 @@ class Engine:
     # --- forward passes -------------------------------------------------------------------------
 
     def check_fits(self, n_prompt: int) -> None:
+        if n_prompt == 0:
+            raise RuntimeModelError("empty prompt: there is nothing to continue")
         if n_prompt >= self.context_window:
             raise ContextOverflow(
                 f"prompt of {n_prompt} tokens does not fit the context window of {self.context_window} tokens "

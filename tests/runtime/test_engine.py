@@ -104,6 +104,13 @@ def test_prompt_longer_than_context_fails_before_work(fast_engine):
     assert fast_engine.stats.prefilled_tokens == before
 
 
+def test_empty_prompt_is_an_error(fast_engine):
+    from dsv4.runtime.errors import RuntimeModelError
+
+    with pytest.raises(RuntimeModelError, match="empty prompt"):
+        next(fast_engine.generate([], SamplingParams(max_tokens=4)))
+
+
 def test_generation_stops_at_the_context_window(smollm_path):
     from dsv4.runtime.engine.engine import Engine
 
