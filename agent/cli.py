@@ -53,11 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="JSON schema of the headless report or the stream-json events")
     schema.add_argument("which", choices=["report", "events"], nargs="?", default="report")
 
-    sub.add_parser("undo", help="restore the files changed by the last turn")
+    undo = sub.add_parser("undo", help="restore the files changed by the last turn")
+    undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest)")
+    undo.add_argument("--turns", type=int, default=1, metavar="N", help="go back N turns (default 1)")
     memory = sub.add_parser("memory", help="Engram memory: remember, list, show, forget, pin, export, context")
     memory.add_argument("rest", nargs=argparse.REMAINDER)
-    context = sub.add_parser("context", help="what of the repository goes into context")
-    context.add_argument("rest", nargs=argparse.REMAINDER)
+    from .context_cli import add_context_parser
+    add_context_parser(sub)
 
     try:
         from .models_cli import add_models_parser
@@ -77,9 +79,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
-    if command in ("undo", "memory", "context") or (command == "models" and hasattr(args, "rest")):
-        later = {"undo": "#5 (edit engine, checkpoints and undo)", "memory": "#7 (Engram memory store)",
-                 "context": "#8 (whole-repository context)", "models": "#4 (in-process runtime engine)"}
+    if command == "memory" or (command == "models" and hasattr(args, "rest")):
+        later = {"memory": "#7 (Engram memory store)", "models": "#4 (in-process runtime engine)"}
         return fail(f"'dsv4-code {command}' is not built yet: it arrives with issue {later[command]}")
     if command == "models":
         from .models_cli import run_models_command
@@ -118,6 +119,11 @@ def _with_repo(args: argparse.Namespace) -> int:
     try:
         if args.command == "sessions":
             return _sessions(repo, args.json)
+        if args.command == "undo":
+            return _undo(repo, args.session, args.turns)
+        if args.command == "context":
+            from .context_cli import repo_budget, run_context_command
+            return run_context_command(args, repo, default_budget=repo_budget(settings.context_window or 131072))
         if args.command == "run":
             return _run(repo, settings, args)
         return _tui(repo, settings, args)
@@ -140,6 +146,28 @@ def _sessions(repo, as_json: bool) -> int:
         print("no sessions in this repository yet")
     for s in sessions:
         print(f"{s.id}  {s.updated_at[:16].replace('T', ' ')}  {s.status:<7} {s.turns:>3} turns  {s.model}  {s.title}")
+    return 0
+
+
+def _undo(repo, session: str | None, turns: int) -> int:
+    from ..tools.checkpoints import CheckpointError, rewind, undo_last_turn
+    from .runner import open_store, resolve_session
+
+    if turns < 1:
+        return fail("--turns must be at least 1")
+    store = open_store()
+    session_id = resolve_session(store, repo, session, continue_latest=session is None)
+    try:
+        restored = undo_last_turn(repo.root, session_id) if turns == 1 else rewind(repo.root, session_id, turns)
+    except CheckpointError as exc:
+        return fail(str(exc), 1)
+    if not restored:
+        print(f"nothing to undo in session {session_id}")
+        return 1
+    store.append(session_id, store.turns(session_id), "undo", {"turns": turns, "restored": restored})
+    print(f"restored {len(restored)} file{'s' * (len(restored) != 1)} of session {session_id}:")
+    for path in restored:
+        print(f"  {path}")
     return 0
 
 

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_retries: int = 4
     permission_mode: PermissionMode = "ask"
     test_command: str | None = None
+    syntax_gate: Literal["warn", "refuse", "off"] = "warn"  # an edit that breaks a file's syntax: flag it, refuse it, or allow it
     max_steps: int = 50
 
     @classmethod

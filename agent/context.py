@@ -5,17 +5,21 @@ Ordered most-stable-first (DESIGN.md §3) so the prefix stays cacheable across t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
-from ..tools.listing import repo_files
+from .home import dsv4_home
+
+if TYPE_CHECKING:
+    from ..tools.repo_map import RepoContext
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".dsv4/instructions.md")
 INSTRUCTIONS_CAP = 32 * 1024
-LISTING_CAP = 400
 
 
 @dataclass
@@ -36,17 +40,15 @@ def repo_instructions(root: Path) -> list[Instruction]:
     return found
 
 
-def file_listing(root: Path) -> str:
-    files = [p.relative_to(root).as_posix() for p in repo_files(root, root)]
-    shown = files[:LISTING_CAP]
-    listing = "\n".join(shown) if shown else "(no files yet)"
-    if len(files) > LISTING_CAP:
-        listing += f"\n[{len(files) - LISTING_CAP} more files; use list_files]"
-    return listing
+def repository_block(root: Path, budget_tokens: int, count_tokens: Callable[[str], int] | None) -> RepoContext:
+    """The repo map and whole files; built once per session so the prompt prefix stays valid (DESIGN.md §3)."""
+    from ..tools.repo_map import build_repo_context
+
+    return build_repo_context(root, budget_tokens, count_tokens=count_tokens, cache_dir=dsv4_home() / "repomap")
 
 
-def system_prompt(root: Path, test_command: str | None, permission_note: str = "") -> str:
+def system_prompt(root: Path, test_command: str | None, repository: str, permission_note: str = "") -> str:
     template_text = resources.files("dsv4.agent").joinpath("prompts/system.md.j2").read_text(encoding="utf-8")
     template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(template_text)
     return template.render(repo_name=root.name, test_command=test_command, permission_note=permission_note,
-                           instructions=repo_instructions(root), file_listing=file_listing(root)).strip() + "\n"
+                           instructions=repo_instructions(root), repository=repository).strip() + "\n"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..tools.checkpoints import CheckpointStore
 from ..tools.run_tests import detect_test_command
 from ..tools.toolbox import Toolbox
 from ..tools.workspace import Workspace
 from .backends.base import Backend
 from .backends.resolve import make_backend
 from .config import Settings
-from .context import system_prompt
+from .context import repository_block, system_prompt
+from .context_cli import backend_token_counter, repo_budget
 from .events import AgentEvent
 from .home import dsv4_home
 from .loop import Agent, AgentConfig, Approver
@@ -20,6 +24,9 @@ from .messages import Message
 from .permissions import Policy
 from .repo import Repo
 from .sessions import SessionNotFound, SessionStore
+
+if TYPE_CHECKING:
+    from ..tools.repo_map import RepoContext
 
 
 @dataclass
@@ -32,6 +39,7 @@ class AgentSession:
     workspace: Workspace
     agent: Agent
     resumed: bool
+    repository: RepoContext
 
 
 def test_command_for(repo: Repo, settings: Settings) -> str | None:
@@ -78,10 +86,19 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     note = "" if not policy.headless else (
         "You run headless: no one can approve anything. Shell commands other than the tests are denied."
         if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
-    agent = Agent(backend, Toolbox(workspace), store, session_id, system_prompt(repo.root, test_command, note), policy,
-                  config, emit=emit, approver=approver, history=history)
+    # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
+    counter = backend_token_counter(backend) if getattr(backend, "exact_token_count", False) else None
+    repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
+    # The syntax gate reads its mode from the environment, where DSV4_SYNTAX_GATE also lands in Settings.
+    os.environ["DSV4_SYNTAX_GATE"] = settings.syntax_gate
+    checkpoints = CheckpointStore(repo.root)
+    checkpoints.prune()
+    agent = Agent(backend, Toolbox(workspace), store, session_id,
+                  system_prompt(repo.root, test_command, repository.text, note), policy,
+                  config, emit=emit, approver=approver, history=history,
+                  before_first_change=lambda turn: checkpoints.capture(session_id, turn))
     return AgentSession(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
-                        workspace=workspace, agent=agent, resumed=resume_id is not None)
+                        workspace=workspace, agent=agent, resumed=resume_id is not None, repository=repository)
 
 
 def default_root() -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import sqlite3
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,7 +64,9 @@ class SessionInfo:
 class SessionStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(path)
+        # One store serves the UI thread and the agent's worker threads; the lock keeps their statements apart.
+        self.db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False, timeout=10))
+        self.lock = threading.RLock()
         self.db.execute("PRAGMA busy_timeout=10000")
         if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -76,14 +80,14 @@ class SessionStore:
     def create(self, repo_id: str, repo_root: Path, model: str) -> str:
         session_id = now()[:10].replace("-", "") + "-" + uuid.uuid4().hex[:8]
         stamp = now()
-        with self.db.conn:
+        with self.lock, self.db.conn:
             self.db["sessions"].insert({"id": session_id, "repo_id": repo_id, "repo_root": str(repo_root), "title": "",
                                         "model": model, "created_at": stamp, "updated_at": stamp, "status": "active"})
         return session_id
 
     def append(self, session_id: str, turn: int, kind: str, payload: dict[str, Any]) -> None:
         stamp = now()
-        with self.db.conn:
+        with self.lock, self.db.conn:
             self.db["events"].insert({"session_id": session_id, "turn": turn, "kind": kind,
                                       "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp})
             self.db["sessions"].update(session_id, {"updated_at": stamp})
@@ -91,23 +95,26 @@ class SessionStore:
     def append_message(self, session_id: str, turn: int, message: Message) -> None:
         self.append(session_id, turn, "message", message.model_dump(exclude_none=True))
         if message.role == "user" and message.content:
-            row = self.db["sessions"].get(session_id)
+            with self.lock:
+                row = self.db["sessions"].get(session_id)
             if not row["title"]:
-                with self.db.conn:
+                with self.lock, self.db.conn:
                     self.db["sessions"].update(session_id, {"title": message.content.strip().splitlines()[0][:80]})
 
     def set_status(self, session_id: str, status: str) -> None:
-        with self.db.conn:
+        with self.lock, self.db.conn:
             self.db["sessions"].update(session_id, {"status": status, "updated_at": now()})
 
     def get(self, session_id: str) -> SessionInfo:
-        rows = list(self.db.query("select * from sessions where id = ?", [session_id]))
+        with self.lock:
+            rows = list(self.db.query("select * from sessions where id = ?", [session_id]))
         if not rows:
             raise SessionNotFound(f"no session {session_id!r}")
         return self._info(rows[0])
 
     def list(self, repo_id: str) -> list[SessionInfo]:
-        rows = self.db.query("select * from sessions where repo_id = ? order by updated_at desc, id desc", [repo_id])
+        with self.lock:
+            rows = list(self.db.query("select * from sessions where repo_id = ? order by updated_at desc, id desc", [repo_id]))
         return [self._info(row) for row in rows]
 
     def latest(self, repo_id: str) -> SessionInfo | None:
@@ -120,8 +127,10 @@ class SessionStore:
         if kind is not None:
             sql += " and kind = ?"
             params.append(kind)
+        with self.lock:
+            rows = list(self.db.query(sql + " order by id", params))
         return [{"turn": r["turn"], "kind": r["kind"], "payload": json.loads(r["payload"]), "created_at": r["created_at"]}
-                for r in self.db.query(sql + " order by id", params)]
+                for r in rows]
 
     def messages(self, session_id: str) -> list[Message]:
         """The conversation as logged; tool calls whose result was never logged (a killed process) get one that says so."""
@@ -139,7 +148,8 @@ class SessionStore:
         return repaired
 
     def turns(self, session_id: str) -> int:
-        row = next(self.db.query("select max(turn) as t from events where session_id = ?", [session_id]))
+        with self.lock:
+            row = next(self.db.query("select max(turn) as t from events where session_id = ?", [session_id]))
         return row["t"] or 0
 
     def _info(self, row: dict[str, Any]) -> SessionInfo:

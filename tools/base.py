@@ -16,7 +16,11 @@ ToolKind = Literal["read", "edit", "shell", "memory"]
 
 
 class ToolError(Exception):
-    """A failure reported back to the model as the tool's result."""
+    """A failure reported back to the model as the tool's result; `data` reaches the UI and reports."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.data = data or {}
 
 
 class ToolResult(BaseModel):

@@ -1,11 +1,16 @@
+"""`edit_file`: replace one quoted block in a file, with graded matching and refusals that teach."""
+
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from . import syntax_gate
 from .base import ToolError, ToolResult
-from .edit_match import EditRefused, replace_exact
+from .edit_apply import EditOutcome, apply_edit
+from .edit_feedback import EditRefused
 from .workspace import Workspace
 
 
@@ -16,30 +21,59 @@ class EditFileArgs(BaseModel):
     replace_all: bool = Field(default=False, description="Replace every occurrence instead of exactly one")
 
 
+def read_for_edit(workspace: Workspace, raw_path: str) -> tuple[Path, str]:
+    path = workspace.resolve(raw_path)
+    if not path.is_file():
+        raise ToolError(f"{raw_path}: no such file (use write_file to create it)")
+    try:
+        return path, workspace.read_text(path)
+    except UnicodeError as exc:
+        raise ToolError(f"{raw_path}: cannot edit ({exc})") from None
+
+
+def gate(rel: str, before: str | None, after: str) -> tuple[str, dict[str, Any]]:
+    """The syntax-gate note for the result (empty when clean); raises in refuse mode."""
+    problem = syntax_gate.check(rel, before, after)
+    if problem is None:
+        return "", {}
+    if syntax_gate.mode() == "refuse":
+        raise ToolError(f"edit not applied: it would break the syntax of {rel}, which parsed cleanly before. "
+                        f"{problem.describe(rel)}")
+    note = (f"\nwarning: {rel} parsed cleanly before this edit and now has a syntax error; fix it next. "
+            f"{problem.describe(rel)}")
+    return note, {"syntax_error": {"line": problem.line, "column": problem.column, "token": problem.token}}
+
+
+def summary(rel: str, outcomes: list[EditOutcome]) -> str:
+    if all(o.already_applied for o in outcomes):
+        return f"{rel}: no change; the new text is already there at line {outcomes[0].line} (already applied)"
+    parts = []
+    for o in outcomes:
+        how = "" if o.stage in ("exact", "already_applied") else f", matched after relaxing {o.stage.replace('_', ' ')}"
+        what = "already applied" if o.already_applied else f"{o.replacements} replacement{'s' * (o.replacements != 1)}"
+        parts.append(f"{what}{how}" if len(outcomes) == 1 else f"line {o.line}: {what}{how}")
+    return f"edited {rel} ({'; '.join(parts)})"
+
+
 class EditFile:
     name: ClassVar[str] = "edit_file"
     description: ClassVar[str] = (
-        "Replace old_string with new_string in a file. old_string must match exactly one place "
-        "(or use replace_all). Read the file first."
+        "Replace old_string with new_string in a file. old_string should be copied from the file and match "
+        "one place (or set replace_all); small whitespace/indentation drift is tolerated. Read the file first."
     )
     kind = "edit"
     Args = EditFileArgs
 
     def run(self, args: EditFileArgs, workspace: Workspace) -> ToolResult:
-        path = workspace.resolve(args.path)
-        if not path.is_file():
-            raise ToolError(f"{args.path}: no such file (use write_file to create it)")
-        try:
-            text = workspace.read_text(path)
-        except UnicodeError as exc:
-            raise ToolError(f"{args.path}: cannot edit ({exc})") from None
-        try:
-            new_text, count = replace_exact(text, args.old_string, args.new_string, args.replace_all)
-        except EditRefused as exc:
-            raise ToolError(f"{args.path}: {exc}") from None
+        path, text = read_for_edit(workspace, args.path)
         rel = workspace.relative(path)
-        if new_text == text:
-            return ToolResult(text=f"{rel}: no change (already applied)", data={"path": rel, "replacements": 0})
-        workspace.write_text(path, new_text)
-        return ToolResult(text=f"edited {rel} ({count} replacement{'s' if count != 1 else ''})",
-                          data={"path": rel, "replacements": count}, files_changed=[rel])
+        try:
+            outcome = apply_edit(text, args.old_string, args.new_string, args.replace_all, rel)
+        except EditRefused as exc:
+            raise ToolError(f"{rel}: {exc}") from None
+        data = {"path": rel, "replacements": outcome.replacements, "stage": outcome.stage, "line": outcome.line}
+        if outcome.text == text:
+            return ToolResult(text=summary(rel, [outcome]), data=data)
+        note, extra = gate(rel, text, outcome.text)
+        workspace.write_text(path, outcome.text)
+        return ToolResult(text=summary(rel, [outcome]) + note, data={**data, **extra}, files_changed=[rel])

@@ -9,16 +9,19 @@ from pydantic import BaseModel, ValidationError
 
 from .base import Tool, ToolError, ToolResult, openai_schema
 from .bash import Bash
+from .apply_patch import ApplyPatch
 from .edit_file import EditFile
 from .git import Git
 from .list_files import ListFiles
+from .multi_edit import MultiEdit
 from .read_file import ReadFile
 from .run_tests import RunTests
 from .search import Search
 from .workspace import PathEscape, Workspace
 from .write_file import WriteFile
 
-DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, WriteFile, RunTests, Bash, Git)
+DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, MultiEdit, WriteFile, ApplyPatch, RunTests,
+                                   Bash, Git)
 
 
 class Toolbox:
@@ -51,6 +54,6 @@ class Toolbox:
         try:
             return tool.run(args, self.workspace)
         except ToolError as exc:
-            return ToolResult(text=f"error: {exc}", is_error=True)
+            return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
         except PathEscape as exc:
             return ToolResult(text=f"error: {exc}", is_error=True)

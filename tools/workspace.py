@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 MAX_TEXT_BYTES = 2_000_000
+TEMP_SUFFIX = ".dsv4tmp"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class PathEscape(Exception):
@@ -55,17 +58,7 @@ class Workspace:
     def write_text(self, path: Path, text: str) -> str:
         """Write atomically (temp file in the same folder, fsync, rename), keeping the file's mode."""
         existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o7777 if existed else None
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".dsv4tmp", dir=path.parent)
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        atomic_write(path, text.encode("utf-8"))
         action = "modified" if existed else "created"
         self.changed[self.relative(path)] = action
         return action
@@ -73,3 +66,65 @@ class Workspace:
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(path: Path) -> list[Path]:
+    """Remove temp files that a killed writer of `path` left behind (the target itself is never partial)."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*{TEMP_SUFFIX}"):
+        pid_part = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid_part.isdigit() and not _alive(int(pid_part)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace `path` with `data` so that readers and crashes see the old or the new file, never a mix.
+
+    Temp file in the same folder (same filesystem, so the rename is atomic), fsync, rename, fsync the
+    folder. `mode` None keeps an existing file's mode; a new file gets what the umask would give it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None and path.exists():
+        mode = path.stat().st_mode & 0o7777
+    sweep_stale_temps(path)
+    # The writer's pid is in the temp name so a later write can tell a dead writer's leftover from a
+    # concurrent writer's file in progress.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes 0600 files; a new file gets what the user's umask would have given it.
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full, interrupted) leaves no litter behind
+        raise
+    _fsync_dir(path.parent)

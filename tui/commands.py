@@ -17,6 +17,9 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("quit", "/quit", "leave dsv4-code (also /exit, Ctrl+Q)"),
     SlashCommand("exit", "/exit", "leave dsv4-code"),
     SlashCommand("session", "/session", "show the session id, model and token use"),
+    SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
+    SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago"),
+    SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
 ]}
 
 

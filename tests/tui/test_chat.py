@@ -22,9 +22,9 @@ from dsv4.tui.widgets.user_message import UserMessage
 from ..conftest import FIX_SCRIPT
 
 
-def make_app(repo_root, script, mode="full-auto", **kwargs) -> DSV4App:
+def make_app(repo_root, script, mode="full-auto", test_command=None, **kwargs) -> DSV4App:
     repo = find_repo(repo_root)
-    settings = load_settings(repo.root, permission_mode=mode)
+    settings = load_settings(repo.root, permission_mode=mode, test_command=test_command)
     backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in script])
     return DSV4App(repo, settings, backend=backend, **kwargs)
 
@@ -156,7 +156,8 @@ async def test_slash_commands(calc_repo):
 
 def test_chat_screen_snapshot(calc_repo, snap_compare):
     script = [FIX_SCRIPT[0], FIX_SCRIPT[1], {"content": "Fixed add()."}]
-    app = make_app(calc_repo, script)
+    # A fixed test command: the detected one holds this checkout's interpreter path, which would change the token count.
+    app = make_app(calc_repo, script, test_command="python -m pytest -q")
 
     async def run_turn(pilot):
         await settle(app, pilot)
@@ -165,3 +166,43 @@ def test_chat_screen_snapshot(calc_repo, snap_compare):
         app.screen.query_one(StatusBar).session_id = "SESSION"  # the only value that differs between runs
 
     assert snap_compare(app, terminal_size=(90, 24), run_before=run_turn)
+
+
+async def test_context_command_reports_the_block_and_files_changed_since(calc_repo):
+    app = make_app(calc_repo, FIX_SCRIPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "fix the test")
+        await settle(app, pilot)
+        screen = app.screen
+        for _ in range(100):  # the watcher debounces; wait for its report rather than a fixed sleep
+            if "calc/__init__.py" in screen.changed_files:
+                break
+            await pilot.pause(0.05)
+        await send(pilot, "/context")
+        await pilot.pause()
+        text = screen.query(Notice)[-1].text
+        assert "files whole" in text and "calc/__init__.py" in text
+        assert "Changed since this session's context was built" in text
+
+
+async def test_undo_and_rewind_commands(calc_repo):
+    script = [FIX_SCRIPT[1], {"content": "fixed"},
+              {"content": "", "tool_calls": [{"name": "write_file", "arguments": {"path": "NOTES.md", "content": "n\n"}}]},
+              {"content": "noted"}]
+    app = make_app(calc_repo, script)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "fix")
+        await settle(app, pilot)
+        await send(pilot, "note")
+        await settle(app, pilot)
+        assert (calc_repo / "NOTES.md").exists()
+        await send(pilot, "/undo")
+        await pilot.pause()
+        assert not (calc_repo / "NOTES.md").exists() and "a + b" in (calc_repo / "calc" / "__init__.py").read_text()
+        await send(pilot, "/rewind 1")
+        await pilot.pause()
+        assert "a - b" in (calc_repo / "calc" / "__init__.py").read_text()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert any("NOTES.md" in n for n in notices) and any("calc/__init__.py" in n for n in notices)

@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from ...agent import events as ev
 from .. import commands
-from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, TurnFinished
+from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, FilesChanged, TurnFinished
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
@@ -32,6 +32,8 @@ class ChatScreen(Screen):
         self.session: Any = None
         self.busy = False
         self._pending_replies: list[Any] = []
+        self.changed_files: set[str] = set()
+        self._watcher: Any = None
 
     def compose(self) -> ComposeResult:
         transcript = Transcript()
@@ -85,10 +87,46 @@ class ChatScreen(Screen):
         status.model_name = self.session.backend.model_id
         status.session_id = self.session.session_id
         status.state = "ready"
+        self._start_watcher()
         transcript = self.query_one(Transcript)
         if self.session.resumed:
             self._replay_history(transcript)
             transcript.add_notice(f"resumed session {self.session.session_id}")
+
+    def _undo(self, name: str, rest: str) -> None:
+        from ...tools.checkpoints import CheckpointError, rewind, undo_last_turn
+
+        transcript = self.query_one(Transcript)
+        if self.session is None or self.busy:
+            transcript.add_notice(f"/{name} needs an idle session", error=True)
+            return
+        if name == "rewind" and not rest.isdigit():
+            transcript.add_notice("usage: /rewind N (N turns back)", error=True)
+            return
+        root, session_id = self.session.repo.root, self.session.session_id
+        try:
+            restored = undo_last_turn(root, session_id) if name == "undo" else rewind(root, session_id, int(rest))
+        except CheckpointError as exc:
+            transcript.add_notice(str(exc), error=True)
+            return
+        if not restored:
+            transcript.add_notice("nothing to undo")
+            return
+        self.session.store.append(session_id, self.session.agent.turn, "undo", {"command": name, "restored": restored})
+        transcript.add_notice(f"restored {len(restored)} file(s): {', '.join(restored)}")
+
+    def _start_watcher(self) -> None:
+        from ...tools.repo_map import RepoWatcher
+
+        self._watcher = RepoWatcher(self.session.repo.root, lambda changes: self.post_message(FilesChanged(list(changes.paths))))
+        self._watcher.start()
+
+    def on_files_changed(self, message: FilesChanged) -> None:
+        self.changed_files.update(message.paths)
+
+    def on_unmount(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
 
     def on_agent_failed(self, message: AgentFailed) -> None:
         self.query_one(StatusBar).state = "no model"
@@ -138,6 +176,18 @@ class ChatScreen(Screen):
             self.app.exit()
         elif name == "help":
             transcript.add_notice(commands.help_text())
+        elif name in ("undo", "rewind"):
+            self._undo(name, rest)
+        elif name == "context":
+            if self.session is None:
+                transcript.add_notice("no session yet: the model is still loading", error=True)
+                return
+            text = self.session.repository.explain()
+            if self.changed_files:
+                shown = ", ".join(sorted(self.changed_files)[:20])
+                text += (f"\n\nChanged since this session's context was built ({len(self.changed_files)}): {shown}\n"
+                         "The model sees its own edits in the conversation; a new session re-reads them all.")
+            transcript.add_notice(text)
         elif name == "session":
             if self.session is None:
                 transcript.add_notice("no session yet: the model is still loading", error=True)

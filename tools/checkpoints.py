@@ -1,0 +1,277 @@
+"""Checkpoints of a repository's working tree, kept outside the repository, so a turn can be undone.
+
+A checkpoint is a commit in a private git directory, `$DSV4_HOME/checkpoints/<repo-id>/`, used with
+GIT_WORK_TREE = the repository root and a private index. It records every file that is not ignored
+(tracked, modified and untracked alike; `.gitignore` files and the repository's `.git/info/exclude`
+are honoured), so changes made through `bash` are captured as well as our own edits. The user's
+branch, index, stash, HEAD and `.git` directory are never read for writing nor touched; the
+repository need not even be a git repository.
+
+API (what the agent loop, `dsv4-code undo`, `/undo` and `/rewind N` call):
+
+    store = CheckpointStore(repo_root)              # store_dir defaults to $DSV4_HOME/checkpoints/<repo-id>
+    cid = store.capture(session_id, turn)           # before a turn's first change; returns the checkpoint id
+    store.list(session_id) -> list[Checkpoint]      # newest first: id, session_id, turn, created_at, tree
+    store.restore(cid) -> list[str]                 # files back to that state; returns changed paths
+    store.prune(max_age_days=30, max_count=100)     # drop old checkpoints; returns how many were dropped
+    undo_last_turn(repo_root, session_id) -> list[str]    # restore the newest checkpoint that differs from now
+    rewind(repo_root, session_id, n) -> list[str]          # restore the state before the last n turns
+
+Files over `max_file_bytes` (50 MB) are left out of checkpoints for good (`store.large_files()`), and
+so are never restored or removed by one.
+
+`restore` first saves the current state as a "safety" checkpoint (`store.safety()` lists them), so an
+undo can itself be undone with `store.restore(safety_id)`. Checkpoints an undo or rewind went back
+past are dropped from the session's list, so the next undo goes one turn further back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .workspace import atomic_write
+
+SESSION_REFS = "refs/dsv4/sessions"
+SAFETY_REFS = "refs/dsv4/safety"
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+def dsv4_home() -> Path:
+    # Same rule as the agent's home (tools must not import agent).
+    explicit = os.environ.get("DSV4_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "dsv4-code"
+
+
+def repo_id(repo_root: Path) -> str:
+    root = Path(repo_root).resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", root.name) or "root"
+    return f"{name}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+
+
+def _ref_part(text: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", text)
+    return safe if safe == text and safe else f"{safe[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str  # the commit id in the private store
+    session_id: str
+    turn: int
+    created_at: float  # unix time
+    tree: str
+    ref: str
+
+
+class CheckpointStore:
+    def __init__(self, repo_root: Path | str, store_dir: Path | str | None = None,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
+        self.root = Path(repo_root).resolve()
+        self.max_file_bytes = max_file_bytes
+        self.dir = Path(store_dir) if store_dir else dsv4_home() / "checkpoints" / repo_id(self.root)
+        if not (self.dir / "HEAD").exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._git("init", "--quiet", "--bare", str(self.dir), work_tree=False)
+            for key, value in (("core.autocrlf", "false"), ("core.safecrlf", "false"), ("gc.auto", "0"),
+                               ("core.logAllRefUpdates", "false"), ("commit.gpgSign", "false")):
+                self._git("config", key, value, work_tree=False)
+
+    # -- git plumbing -----------------------------------------------------------------------------
+    def _env(self, index: str | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(GIT_DIR=str(self.dir), GIT_AUTHOR_NAME="dsv4-code", GIT_AUTHOR_EMAIL="dsv4-code@localhost",
+                   GIT_COMMITTER_NAME="dsv4-code", GIT_COMMITTER_EMAIL="dsv4-code@localhost")
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(self.dir / index)
+        return env
+
+    def _git(self, *args: str, index: str | None = None, work_tree: bool = True, data: bytes | None = None) -> bytes:
+        command = ["git", "-c", "core.bare=false", f"--work-tree={self.root}"] if work_tree else ["git"]
+        result = subprocess.run([*command, *args], cwd=self.root, env=self._env(index), input=data,
+                                capture_output=True, check=False)
+        if result.returncode != 0:
+            raise CheckpointError(f"git {' '.join(args)} failed: {result.stderr.decode(errors='replace').strip()}")
+        return result.stdout
+
+    def large_files(self) -> list[str]:
+        """Paths never checkpointed because they were once over max_file_bytes (so never removed either)."""
+        listing = self.dir / "large-files"
+        return listing.read_text().split("\0")[:-1] if listing.exists() else []
+
+    def _sync_excludes(self, index: str) -> None:
+        # Files too large to copy on every turn (datasets, builds nobody ignored) are left out for good:
+        # once excluded, always excluded, so a restore never deletes a file it could not have captured.
+        listed = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", index=index).decode()
+        known = set(self.large_files())
+        grown = [p for p in listed.split("\0") if p and p not in known and (self.root / p).is_file()
+                 and not (self.root / p).is_symlink() and (self.root / p).stat().st_size > self.max_file_bytes]
+        if grown:
+            with open(self.dir / "large-files", "a") as handle:
+                handle.write("".join(p + "\0" for p in grown))
+        large = self.large_files()
+        # A repository's own .git/info/exclude says what its owner never wants tracked; honour it too.
+        own = self.root / ".git" / "info" / "exclude"
+        text = own.read_text(errors="replace") if own.is_file() else ""
+        target = self.dir / "info" / "exclude"
+        target.parent.mkdir(exist_ok=True)
+        escaped = ["/" + re.sub(r"([\\*?\[!# ])", r"\\\1", p) for p in large]  # gitignore-literal, anchored
+        wanted = text + "\n*.dsv4tmp\n" + "".join(line + "\n" for line in escaped)
+        if not target.exists() or target.read_text() != wanted:
+            target.write_text(wanted)
+        if large:
+            self._git("rm", "--cached", "-q", "--ignore-unmatch", "--pathspec-from-file=-", "--pathspec-file-nul",
+                      index=index, data="".join(f":(literal){p}\0" for p in large).encode())
+
+    def _snapshot_tree(self, index: str) -> str:
+        self._sync_excludes(index)
+        self._git("add", "--all", "--ignore-errors", ".", index=index)
+        return self._git("write-tree", index=index).decode().strip()
+
+    def _commit(self, tree: str, meta: dict[str, object]) -> str:
+        return self._git("commit-tree", tree, "-m", json.dumps(meta), work_tree=False).decode().strip()
+
+    # -- public API -------------------------------------------------------------------------------
+    def capture(self, session_id: str, turn: int) -> str:
+        """Record the working tree now; returns the checkpoint id."""
+        tree = self._snapshot_tree(f"index-{_ref_part(session_id)}")
+        now = time.time()
+        commit = self._commit(tree, {"session": session_id, "turn": turn, "created_at": now})
+        ref = f"{SESSION_REFS}/{_ref_part(session_id)}/{time.time_ns():020d}"
+        self._git("update-ref", ref, commit, work_tree=False)
+        return commit
+
+    def current_tree(self) -> str:
+        return self._snapshot_tree("index-restore")
+
+    def list(self, session_id: str) -> list[Checkpoint]:
+        return self._list(f"{SESSION_REFS}/{_ref_part(session_id)}/")
+
+    def safety(self) -> list[Checkpoint]:
+        return self._list(f"{SAFETY_REFS}/")
+
+    def _list(self, prefix: str) -> list[Checkpoint]:
+        out = self._git("for-each-ref", "--format=%(objectname) %(refname) %(tree) %(contents:subject)",
+                        prefix, work_tree=False).decode()
+        found = []
+        for line in out.splitlines():
+            commit, ref, tree, subject = line.split(" ", 3)
+            meta = json.loads(subject)
+            found.append(Checkpoint(commit, meta["session"], meta["turn"], meta["created_at"], tree, ref))
+        return sorted(found, key=lambda c: (c.created_at, c.ref), reverse=True)
+
+    def restore(self, checkpoint_id: str) -> list[str]:
+        """Make the files match the checkpoint: modified ones back, new ones removed, deleted ones back."""
+        target = self._git("rev-parse", f"{checkpoint_id}^{{tree}}", work_tree=False).decode().strip()
+        current = self.current_tree()
+        if current == target:
+            return []
+        safety = self._commit(current, {"session": "safety", "turn": -1, "created_at": time.time()})
+        self._git("update-ref", f"{SAFETY_REFS}/{time.time_ns():020d}", safety, work_tree=False)
+        changes = self._git("diff-tree", "-r", "-z", "--no-renames", "--name-status", current, target,
+                            work_tree=False).decode().split("\0")
+        entries = [(status, path) for status, path in zip(changes[0::2], changes[1::2]) if path]
+        restored = []
+        for status, path in entries:
+            if status != "D":
+                self._write_from(target, path)
+                restored.append(path)
+        # A file absent from the checkpoint may have been there but ignored (e.g. .gitignore changed since):
+        # with the checkpoint's ignore files back in place, only files that are not ignored get removed.
+        gone = [path for status, path in entries if status == "D"]
+        ignored = set(self._ignored(gone))
+        for path in gone:
+            if path not in ignored:
+                self._remove(path)
+                restored.append(path)
+        self._snapshot_tree("index-restore")  # refresh the stat cache so the next capture is cheap
+        return sorted(restored)
+
+    def _ignored(self, paths: list[str]) -> list[str]:
+        if not paths:
+            return []
+        result = subprocess.run(["git", "-c", "core.bare=false", f"--work-tree={self.root}", "check-ignore",
+                                 "--no-index", "-z", "--stdin"], cwd=self.root, env=self._env(None),
+                                input="\0".join(paths).encode(), capture_output=True, check=False)
+        if result.returncode not in (0, 1):  # 1 means "none of them is ignored"
+            raise CheckpointError(f"git check-ignore failed: {result.stderr.decode(errors='replace').strip()}")
+        return [p for p in result.stdout.decode().split("\0") if p]
+
+    def _write_from(self, tree: str, path: str) -> None:
+        mode, kind, blob = self._git("ls-tree", "-z", tree, "--", path, work_tree=False).decode().split("\0")[0] \
+            .split("\t", 1)[0].split(" ")
+        if kind != "blob":
+            return  # a nested repository (gitlink): its own history, not ours to rewrite
+        data = self._git("cat-file", "blob", blob, work_tree=False)
+        dest = self.root / path
+        if dest.is_symlink() or (dest.exists() and dest.is_dir()):
+            self._remove(path)
+        if mode == "120000":
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(data.decode(), dest)
+        else:
+            atomic_write(dest, data, 0o755 if mode == "100755" else 0o644)
+
+    def _remove(self, path: str) -> None:
+        dest = self.root / path
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        parent = dest.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def drop(self, checkpoints: list[Checkpoint]) -> None:
+        for checkpoint in checkpoints:
+            self._git("update-ref", "-d", checkpoint.ref, work_tree=False)
+
+    def prune(self, max_age_days: float = 30, max_count: int = 100) -> int:
+        """Drop checkpoints older than max_age_days, and all but the newest max_count per session."""
+        cutoff = time.time() - max_age_days * 86400
+        by_session: dict[str, list[Checkpoint]] = {}
+        for checkpoint in self._list(f"{SESSION_REFS}/") + self.safety():
+            by_session.setdefault(checkpoint.ref.rsplit("/", 1)[0], []).append(checkpoint)
+        dropped = [c for group in by_session.values() for k, c in enumerate(group)
+                   if c.created_at < cutoff or k >= max_count]
+        self.drop(dropped)
+        if dropped:
+            self._git("prune", "--expire=now", work_tree=False)
+        return len(dropped)
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def undo_last_turn(repo_root: Path | str, session_id: str, store_dir: Path | str | None = None) -> list[str]:
+    """Restore the files as they were before the last turn that changed something; [] when nothing to undo."""
+    store = CheckpointStore(repo_root, store_dir)
+    checkpoints = store.list(session_id)
+    now = store.current_tree()
+    for k, checkpoint in enumerate(checkpoints):
+        if checkpoint.tree != now:
+            restored = store.restore(checkpoint.id)
+            store.drop(checkpoints[:k + 1])
+            return restored
+    store.drop(checkpoints)  # every checkpoint equals the present: nothing left to undo
+    return []
+
+
+def rewind(repo_root: Path | str, session_id: str, n: int, store_dir: Path | str | None = None) -> list[str]:
+    """Restore the state before the last `n` turns of the session (n=1 is the newest checkpoint)."""
+    store = CheckpointStore(repo_root, store_dir)
+    checkpoints = store.list(session_id)
+    if n < 1 or n > len(checkpoints):
+        raise CheckpointError(f"cannot rewind {n} turns: session {session_id} has {len(checkpoints)} checkpoints")
+    restored = store.restore(checkpoints[n - 1].id)
+    store.drop(checkpoints[:n])
+    return restored
