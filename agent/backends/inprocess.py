@@ -1,0 +1,119 @@
+"""The in-process backend: the runtime engine behind the Backend protocol.
+
+Importing this module is cheap (no torch): the runtime is imported inside `load()`, so the CLI starts
+fast and machines without the runtime extra can still run every other backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dsv4.runtime.errors import ModelNotFound, RuntimeModelError
+
+from ..events import Done, Error, Event, TextDelta, Usage
+from ..messages import Message, ToolCall
+from .base import GenerationParams
+
+if TYPE_CHECKING:
+    from dsv4.runtime.chat import ChatFormat
+    from dsv4.runtime.engine.engine import Engine
+
+__all__ = ["InProcessBackend", "ModelNotFound"]
+
+# Small local models loop easily when greedy; these are SmolLM2's recommended settings.
+DEFAULT_TEMPERATURE, DEFAULT_TOP_P = 0.2, 0.9
+DEFAULT_MAX_TOKENS = 1024
+
+
+class InProcessBackend:
+    def __init__(self, engine: Engine, *, name: str, constrain_tool_calls: bool = True) -> None:
+        from dsv4.runtime.chat import ChatFormat
+
+        self.engine = engine
+        self.name = name
+        self.chat: ChatFormat = ChatFormat(engine.tokenizer)
+        self.constrain_tool_calls = constrain_tool_calls
+        self.cancel_event = threading.Event()
+
+    @classmethod
+    def load(
+        cls,
+        model: str = "smollm2-135m",
+        *,
+        context_window: int | None = None,
+        device: str | None = None,
+        precision: str | None = None,
+        constrain_tool_calls: bool = True,
+    ) -> InProcessBackend:
+        """`model`: a GGUF file, an HF checkpoint folder, or a named model. Raises ModelNotFound (with the options) or
+        another RuntimeModelError (bad file, missing tokenizer) before loading any weights."""
+        from dsv4.runtime.engine.engine import Engine
+        from dsv4.runtime.engine.loader import FAST
+        from dsv4.runtime.resolve import resolve_model
+
+        if device not in (None, "cpu"):
+            raise RuntimeModelError(f"device {device!r} is not supported by the in-process runtime yet (cpu only)")
+        resolved = resolve_model(model)
+        engine = Engine.load(resolved.path, precision=precision or FAST, context_window=context_window)
+        return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
+
+    @property
+    def model_id(self) -> str:
+        return self.name
+
+    @property
+    def context_window(self) -> int:
+        return self.engine.context_window
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.chat.prompt_ids([m.to_openai() for m in messages]))
+
+    def cancel(self) -> None:
+        """Stop the generation in flight (from another thread); its stream ends with Done(finish_reason="cancelled")."""
+        self.cancel_event.set()
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
+        try:
+            yield from self._stream(messages, tools, params)
+        except RuntimeModelError as exc:
+            yield Error(message=str(exc), kind="runtime")
+        except Exception as exc:  # the protocol: model trouble is an Error event, never an exception
+            yield Error(message=f"in-process runtime failed: {type(exc).__name__}: {exc}", kind="runtime")
+
+    def _stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
+        from dsv4.runtime.engine.sampling import SamplingParams
+        from dsv4.runtime.json_constraint import ToolCallConstraint
+        from dsv4.runtime.tool_calls import HermesParser, ParsedToolCall
+
+        engine = self.engine
+        prompt = self.chat.prompt_ids([m.to_openai() for m in messages], list(tools))
+        engine.check_fits(len(prompt))
+        sampling = SamplingParams(
+            max_tokens=params.max_tokens or DEFAULT_MAX_TOKENS,
+            temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
+            top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
+            seed=params.seed,
+            stop=list(params.stop or []),
+        )
+        processor = ToolCallConstraint(engine.tokenizer, tools) if tools and self.constrain_tool_calls else None
+        parser, n_calls, completion = HermesParser(), 0, 0
+        reused_before = engine.stats.reused_tokens
+        self.cancel_event.clear()
+        finish = "stop"
+        for out in engine.generate(prompt, sampling, cancel=self.cancel_event, logits_processor=processor):
+            completion += out.token_id is not None
+            pieces = parser.feed(out.text) if out.text else []
+            if out.finish_reason is not None:
+                pieces += parser.finish()
+                finish = out.finish_reason
+            for piece in pieces:
+                if isinstance(piece, ParsedToolCall):
+                    n_calls += 1
+                    yield ToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=piece.name, arguments=piece.arguments)
+                elif piece.text:
+                    yield TextDelta(text=piece.text)
+        yield Usage(prompt_tokens=len(prompt), completion_tokens=completion, cached_prompt_tokens=engine.stats.reused_tokens - reused_before)
+        yield Done(finish_reason="tool_calls" if n_calls and finish == "stop" else finish)

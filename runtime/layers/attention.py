@@ -1,0 +1,79 @@
+"""Causal self-attention over a preallocated per-layer KV cache (grouped-query heads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(slots=True)
+class AttnContext:
+    """Where the current chunk of tokens sits in the sequence; shared by all layers of one forward."""
+
+    start: int  # position of the first new token == tokens already in the cache
+    length: int  # new tokens
+    mask: torch.Tensor | None = None  # (T, start+T) bool, for chunks after the first
+
+    @classmethod
+    def make(cls, start: int, length: int) -> AttnContext:
+        mask = None
+        if start > 0 and length > 1:
+            q_pos = torch.arange(start, start + length).unsqueeze(1)  # (T, 1)
+            mask = torch.arange(start + length).unsqueeze(0) <= q_pos  # (T, S)
+        return cls(start, length, mask)
+
+
+# The CPU flash kernel parallelises over (batch, head) only: with 3 kv heads on 2 threads one thread does
+# twice the work. Past this length a decode step splits the keys into two halves as a batch of 2 and
+# merges the halves by their log-sum-exp (about 15% less attention time at 2048 tokens, a loss below 1024).
+SPLIT_KV_MIN = 1024
+
+
+class Attention(nn.Module):
+    def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
+        self.group = num_heads // num_kv_heads
+        # set by the engine's KVCache: (Hkv, max_len, D) views into one preallocated block
+        self.k_cache = self.v_cache = torch.empty(0)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
+        """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
+        T, end = ctx.length, ctx.start + ctx.length
+        self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)
+        self.v_cache[:, ctx.start : end] = v.transpose(0, 1)
+        keys, values = self.k_cache[:, :end], self.v_cache[:, :end]  # (Hkv, S, D)
+        if T == 1:
+            # One query per head: group the heads that share a kv head as rows of one query block,
+            # so no kv repeat and no mask (every cached position is visible).
+            # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.
+            qg = q.view(1, self.num_kv_heads, self.group, self.head_dim)  # (1, Hkv, G, D)
+            if end >= SPLIT_KV_MIN:
+                return self._split_kv(qg, end)
+            out = F.scaled_dot_product_attention(qg, keys.unsqueeze(0), values.unsqueeze(0))  # (1, Hkv, G, D)
+            return out.reshape(1, self.num_heads * self.head_dim)
+        qh = q.transpose(0, 1).unsqueeze(0)  # (1, H, T, D)
+        keys, values = keys.unsqueeze(0), values.unsqueeze(0)  # (1, Hkv, S, D)
+        if ctx.mask is None:
+            out = F.scaled_dot_product_attention(qh, keys, values, is_causal=True, enable_gqa=True)  # (1, H, T, D)
+        else:
+            out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=ctx.mask, enable_gqa=True)
+        return out[0].transpose(0, 1).reshape(T, self.num_heads * self.head_dim)
+
+    def _split_kv(self, qg: torch.Tensor, end: int) -> torch.Tensor:
+        half = (end + 1) // 2
+        # halves [0, half) and [half, 2*half); for odd `end` the last slot is past the sequence and masked out
+        keys = self.k_cache[:, : 2 * half].unflatten(1, (2, half)).transpose(0, 1)  # (2, Hkv, half, D)
+        values = self.v_cache[:, : 2 * half].unflatten(1, (2, half)).transpose(0, 1)
+        mask = None
+        if end % 2:
+            mask = torch.zeros(2, 1, 1, half, dtype=qg.dtype)
+            mask[1, 0, 0, -1] = float("-inf")
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            qg.expand(2, -1, -1, -1), keys, values, attn_mask=mask
+        )  # (2, Hkv, G, D), (2, Hkv, G)
+        weights = torch.softmax(lse, dim=0).unsqueeze(-1).to(out.dtype)  # (2, Hkv, G, 1)
+        return (out * weights).sum(0).reshape(1, self.num_heads * self.head_dim)
