@@ -29,6 +29,8 @@ DEFAULT_MAX_TOKENS = 1024
 
 
 class InProcessBackend:
+    exact_token_count = True  # counts with the model's own tokenizer (the repository block budgets by it)
+
     def __init__(self, engine: Engine, *, name: str, constrain_tool_calls: bool = True) -> None:
         from dsv4.runtime.chat import ChatFormat
 
