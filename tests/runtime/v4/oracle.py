@@ -13,7 +13,7 @@ from dsv4.runtime.v4_config import v4_from_hf
 KIND = {0: "sliding_attention", 4: "compressed_sparse_attention"}
 
 
-def hf_kwargs(ratios, *, hca=8, hash_layers=1, yarn=True, topk=3, window=8, vocab=64, d=32, heads=4, head_dim=16,
+def hf_kwargs(ratios, *, inter=16, hca=8, hash_layers=1, yarn=True, topk=3, window=8, vocab=64, d=32, heads=4, head_dim=16,
               experts=4, top=2, rope_factor=0.5, idx_heads=2, idx_dim=16):
     kinds = [KIND.get(r, "heavily_compressed_attention") for r in ratios]
     rope = {"rope_type": "default", "rope_theta": 10000.0}
@@ -21,7 +21,7 @@ def hf_kwargs(ratios, *, hca=8, hash_layers=1, yarn=True, topk=3, window=8, voca
         rope = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 32,
                 "beta_slow": 1, "rope_theta": 10000.0}
     return dict(
-        vocab_size=vocab, hidden_size=d, moe_intermediate_size=16, num_hidden_layers=len(ratios),
+        vocab_size=vocab, hidden_size=d, moe_intermediate_size=inter, num_hidden_layers=len(ratios),
         num_attention_heads=heads, head_dim=head_dim, q_lora_rank=16, o_groups=2, o_lora_rank=8,
         n_routed_experts=experts, num_experts_per_tok=top, n_shared_experts=1, layer_types=kinds,
         compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": hca},
