@@ -438,7 +438,8 @@ class DeepseekV4ForCausalLM(nn.Module):
         for m in self.modules():
             if isinstance(m, (Compressor, Indexer)):
                 m.numerics = mode
-        quant_names = ("wq_a", "wq_b", "wkv", "wo_a", "wo_b", "w1", "w2", "w3")
+        # FP8/FP4 weights of the official checkpoint (wo_a is kept in bf16 by the reference: no act quant)
+        quant_names = ("wq_a", "wq_b", "wkv", "wo_b", "w1", "w2", "w3")
         for name, m in self.named_modules():
             if isinstance(m, Linear) and name.rsplit(".", 1)[-1] in quant_names and ".compressor." not in name:
                 m.quant_act = mode == "official"
