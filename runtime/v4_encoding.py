@@ -259,3 +259,105 @@ def parse_completion(text: str, *, thinking_mode: str = "chat") -> ParsedMessage
         if text.endswith("\n\n"):
             text = text[:-2]
     return ParsedMessage(text, reasoning, calls, finished)
+
+
+# --- streaming and the runtime's chat interface -----------------------------------------------------
+
+
+class DSMLStreamParser:
+    """Incremental parser for the in-process backend: feed decoded text pieces, get TextPiece (reply text;
+    reasoning is dropped unless `keep_reasoning`) and ParsedToolCall (JSON arguments) as soon as known.
+    The text it receives starts right after the generation prompt (`...<｜Assistant｜></think>` in chat mode)."""
+
+    def __init__(self, *, thinking: bool = False, keep_reasoning: bool = False) -> None:
+        self.buf = ""
+        self.in_reasoning = thinking
+        self.keep_reasoning = keep_reasoning
+        self.in_calls = False
+
+    def feed(self, text: str) -> list:
+        from .tool_calls import TextPiece
+
+        self.buf += text
+        out: list = []
+        while True:
+            if self.in_reasoning:
+                i = self.buf.find(THINK_CLOSE)
+                if i < 0:
+                    keep = _partial(self.buf, THINK_CLOSE)
+                    if self.keep_reasoning and len(self.buf) > keep:
+                        out.append(TextPiece(self.buf[: len(self.buf) - keep]))
+                    self.buf = self.buf[len(self.buf) - keep:]
+                    return out
+                if self.keep_reasoning and i:
+                    out.append(TextPiece(self.buf[:i]))
+                self.buf, self.in_reasoning = self.buf[i + len(THINK_CLOSE):], False
+                continue
+            if self.in_calls:
+                i = self.buf.find(CALLS_CLOSE)
+                if i < 0:
+                    return out
+                out.extend(_as_calls(self.buf[:i]))
+                self.buf, self.in_calls = self.buf[i + len(CALLS_CLOSE):], False
+                continue
+            i = self.buf.find(CALLS_OPEN)
+            if i >= 0:
+                text = self.buf[:i]
+                if text.endswith("\n\n"):
+                    text = text[:-2]
+                if text:
+                    out.append(TextPiece(text))
+                self.buf, self.in_calls = self.buf[i + len(CALLS_OPEN):], True
+                continue
+            # hold back a possible start of the block (and the blank line before it)
+            keep = max(_partial(self.buf, CALLS_OPEN), _partial(self.buf, "\n\n" + CALLS_OPEN))
+            text = self.buf[: len(self.buf) - keep]
+            if text:
+                out.append(TextPiece(text))
+            self.buf = self.buf[len(self.buf) - keep:]
+            return out
+
+    def finish(self) -> list:
+        from .tool_calls import TextPiece
+
+        out: list = []
+        if self.in_calls:
+            out.extend(_as_calls(self.buf))  # an unterminated block: take the complete invokes
+        elif self.buf and (not self.in_reasoning or self.keep_reasoning):
+            out.append(TextPiece(self.buf))
+        self.buf = ""
+        return out
+
+
+def _partial(text: str, tag: str) -> int:
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+def _as_calls(block: str) -> list:
+    from .tool_calls import ParsedToolCall
+
+    return [ParsedToolCall(c.name, json.dumps(c.arguments, ensure_ascii=False)) for c in parse_tool_calls(block)]
+
+
+class V4ChatFormat:
+    """The runtime's chat interface (`render`, `prompt_ids`) for V4 models: DSML encoding, chat mode by default."""
+
+    native_tools = True
+
+    def __init__(self, tokenizer, *, thinking_mode: str = "chat", reasoning_effort: str | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.thinking_mode = thinking_mode
+        self.reasoning_effort = reasoning_effort
+
+    def render(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        return encode_messages(messages, tools=list(tools) if tools else None, thinking_mode=self.thinking_mode,
+                               reasoning_effort=self.reasoning_effort, add_generation_prompt=True)
+
+    def prompt_ids(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> list[int]:
+        return self.tokenizer.encode(self.render(messages, tools))
+
+    def tool_parser(self) -> DSMLStreamParser:
+        return DSMLStreamParser(thinking=self.thinking_mode == "thinking")
