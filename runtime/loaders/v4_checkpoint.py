@@ -262,8 +262,6 @@ def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dty
     cfg = v4_from_hf(json.loads(cfg_path.read_text()))
     if numerics:
         cfg.numerics = numerics
-    with torch.device("meta"):
-        pass
     model = DeepseekV4ForCausalLM(cfg)
     load_native(model, native_tensors(folder))
     model.set_numerics(cfg.numerics)

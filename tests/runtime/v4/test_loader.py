@@ -135,3 +135,22 @@ def test_missing_tensor_is_refused(tmp_path):
     save_file(t, str(f))
     with pytest.raises(BadModelFile, match="lacks"):
         ck.load_v4(tmp_path)
+
+
+def test_mtp_tensors_are_kept_and_scales_pair_across_shards(tmp_path):
+    _, a = build_pair(1, **hf_kwargs([0, 4], inter=32))
+    ck.write_official(a, tmp_path, shards=2)
+    # an MTP tensor (FP8 + scale) in its own shard, the scale stored before its weight
+    w = torch.randn(32, 32)
+    q, s = ck.quant_fp8_blocks(w)
+    save_file({"mtp.0.e_proj.scale": s}, str(tmp_path / "model-00003-of-00004.safetensors"))
+    save_file({"mtp.0.e_proj.weight": q, "mtp.0.enorm.weight": torch.ones(32)},
+              str(tmp_path / "model-00004-of-00004.safetensors"))
+    idx = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    idx["weight_map"].update({"mtp.0.e_proj.scale": "model-00003-of-00004.safetensors",
+                              "mtp.0.e_proj.weight": "model-00004-of-00004.safetensors",
+                              "mtp.0.enorm.weight": "model-00004-of-00004.safetensors"})
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(idx))
+    m = ck.load_v4(tmp_path)
+    assert torch.equal(m.mtp_tensors["mtp.0.e_proj.weight"], ck.dequant_fp8_blocks(q, s))
+    assert "mtp.0.enorm.weight" in m.mtp_tensors
