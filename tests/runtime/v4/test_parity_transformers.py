@@ -78,3 +78,24 @@ def test_irregular_chunked_prefill(name):
     assert pos == 61
     got = torch.cat(outs)
     assert (ref - got).abs().max().item() < TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_long_prompt_prefill_decode_and_chunks(name):
+    """Hundreds of tokens: many compressed blocks, top-k far below the visible entries, YaRN positions
+    beyond the original context; prefill in uneven chunks, then 20 decode steps, against one oracle pass."""
+    hf, ours = _pair(name, seed=8)
+    ids = torch.randint(0, 64, (420,), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad(), oracle_tie_rule():
+        ref = hf(ids[None]).logits[0]
+    cache = ours.new_cache()
+    outs, pos = [], 0
+    for size in (97, 3, 128, 1, 171):
+        outs.append(ours(ids[pos:pos + size], cache))
+        pos += size
+    for _ in range(20):
+        outs.append(ours(ids[pos:pos + 1], cache))
+        pos += 1
+    assert pos == 420
+    assert (ref - torch.cat(outs)).abs().max().item() < TOL
