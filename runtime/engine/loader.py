@@ -24,6 +24,9 @@ PRECISIONS: dict[str, tuple[str, torch.dtype]] = {
     "auto": ("", torch.bfloat16),  # fast: int4 where the checkpoint stores 4-bit groups, else int8
 }
 FAST = "auto"
+# Models this small also keep bf16 copies of their integer weights for prefill (1.5-1.8x faster prompt
+# reading for at most 1 GiB more memory); larger ones read prompts through the integer kernels.
+PREFILL_COPY_MAX_PARAMS = 500_000_000
 
 
 @dataclass(slots=True)
@@ -49,7 +52,8 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
     if precision == "auto":
         weight_dtype = "int4" if ckpt.linear_bits() == 4 else "int8"
     cls = model_class(ckpt.arch.model_class)
-    model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype)
+    prefill_copy = precision == "auto" and ckpt.config.param_count() <= PREFILL_COPY_MAX_PARAMS
+    model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype, prefill_copy=prefill_copy)
     model.load_weights(ckpt.tensors(keep_q4=weight_dtype == "int4"))
     model.eval()
     return LoadedModel(

@@ -26,6 +26,12 @@ class AttnContext:
         return cls(start, length, mask)
 
 
+# The CPU flash kernel parallelises over (batch, head) only: with 3 kv heads on 2 threads one thread does
+# twice the work. Past this length a decode step splits the keys into two halves as a batch of 2 and
+# merges the halves by their log-sum-exp (about 15% less attention time at 2048 tokens, a loss below 1024).
+SPLIT_KV_MIN = 1024
+
+
 class Attention(nn.Module):
     def __init__(self, num_heads: int, num_kv_heads: int, head_dim: int) -> None:
         super().__init__()
@@ -45,6 +51,8 @@ class Attention(nn.Module):
             # so no kv repeat and no mask (every cached position is visible).
             # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.
             qg = q.view(1, self.num_kv_heads, self.group, self.head_dim)  # (1, Hkv, G, D)
+            if end >= SPLIT_KV_MIN:
+                return self._split_kv(qg, end)
             out = F.scaled_dot_product_attention(qg, keys.unsqueeze(0), values.unsqueeze(0))  # (1, Hkv, G, D)
             return out.reshape(1, self.num_heads * self.head_dim)
         qh = q.transpose(0, 1).unsqueeze(0)  # (1, H, T, D)
@@ -54,3 +62,18 @@ class Attention(nn.Module):
         else:
             out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=ctx.mask, enable_gqa=True)
         return out[0].transpose(0, 1).reshape(T, self.num_heads * self.head_dim)
+
+    def _split_kv(self, qg: torch.Tensor, end: int) -> torch.Tensor:
+        half = (end + 1) // 2
+        # halves [0, half) and [half, 2*half); for odd `end` the last slot is past the sequence and masked out
+        keys = self.k_cache[:, : 2 * half].unflatten(1, (2, half)).transpose(0, 1)  # (2, Hkv, half, D)
+        values = self.v_cache[:, : 2 * half].unflatten(1, (2, half)).transpose(0, 1)
+        mask = None
+        if end % 2:
+            mask = torch.zeros(2, 1, 1, half, dtype=qg.dtype)
+            mask[1, 0, 0, -1] = float("-inf")
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            qg.expand(2, -1, -1, -1), keys, values, attn_mask=mask
+        )  # (2, Hkv, G, D), (2, Hkv, G)
+        weights = torch.softmax(lse, dim=0).unsqueeze(-1).to(out.dtype)  # (2, Hkv, G, 1)
+        return (out * weights).sum(0).reshape(1, self.num_heads * self.head_dim)

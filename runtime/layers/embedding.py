@@ -8,6 +8,8 @@ from torch import nn
 
 from .linear import quantize_rows_int8
 
+REFINE_TOP = 16
+
 
 class VocabEmbedding(nn.Module):
     def __init__(self, vocab_size: int, dim: int, *, weight_dtype: str, act_dtype: torch.dtype) -> None:
@@ -34,6 +36,17 @@ class VocabEmbedding(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """As the LM head: (T, D) -> (T, V) float32."""
+        if self.weight_dtype == "fp32":
+            return F.linear(hidden, self.weight)
         if self.scale is not None:
-            return torch._weight_int8pack_mm(hidden, self.weight, self.scale).float()
-        return F.linear(hidden, self.weight).float()
+            coarse = torch._weight_int8pack_mm(hidden, self.weight, self.scale).float()  # (T, V)
+        else:
+            coarse = F.linear(hidden, self.weight).float()
+        # The kernels round logits to bf16 (a step of 0.125 at 25): close candidates tie and greedy decoding
+        # flips. The best REFINE_TOP are recomputed in float32, which is all that sampling ever looks at.
+        top = coarse.topk(REFINE_TOP, dim=-1).indices  # (T, k)
+        rows = self.weight[top].float()  # (T, k, D)
+        if self.scale is not None:
+            rows = rows * self.scale[top].float().unsqueeze(-1)
+        exact = torch.bmm(rows, hidden.float().unsqueeze(-1)).squeeze(-1)  # (T, k)
+        return coarse.scatter_(1, top, exact)

@@ -18,6 +18,9 @@ from ..quant import Q4Groups
 
 WEIGHT_DTYPES = ("fp32", "bf16", "int8", "int4")
 INT4_GROUP = 32
+# From this many rows (prefill chunks) a layer with a bf16 copy uses it: bf16 GEMM beats the integer kernels
+# by ~1.8x at 512 rows, while single-row decode stays on the integer weights (it is bandwidth bound).
+PREFILL_MIN_ROWS = 16
 
 
 def quantize_rows_int8(w: torch.Tensor, scale_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +49,14 @@ class Linear(nn.Module):
     """y = x W^T (+ b) on 2-D inputs (tokens, features). Merged projections load one row block per shard."""
 
     def __init__(
-        self, in_features: int, out_features: int | list[int], *, bias: bool, weight_dtype: str, act_dtype: torch.dtype
+        self,
+        in_features: int,
+        out_features: int | list[int],
+        *,
+        bias: bool,
+        weight_dtype: str,
+        act_dtype: torch.dtype,
+        prefill_copy: bool = False,
     ) -> None:
         super().__init__()
         assert weight_dtype in WEIGHT_DTYPES, weight_dtype
@@ -58,6 +68,9 @@ class Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.out_features, dtype=act_dtype), requires_grad=False) if bias else None
         self.scale: nn.Parameter | None = None
         self._staged: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.prefill_weight: nn.Parameter | None = None
+        if prefill_copy and weight_dtype in ("int8", "int4"):
+            self.prefill_weight = nn.Parameter(torch.empty(self.out_features, in_features, dtype=torch.bfloat16), requires_grad=False)
         if weight_dtype == "int4":
             # staged unpacked until every shard is in: the packed layout interleaves rows, so shards cannot be packed alone
             self._staged = (torch.empty(self.out_features, in_features, dtype=torch.uint8),
@@ -78,6 +91,8 @@ class Linear(nn.Module):
             weight = weight.dequantize()
         if weight is not None:
             assert weight.shape == (self.shard_sizes[shard], self.in_features), (weight.shape, self.shard_sizes[shard])
+            if self.prefill_weight is not None:
+                self.prefill_weight[rows] = (weight.dequantize() if isinstance(weight, Q4Groups) else weight).to(torch.bfloat16)
             if isinstance(weight, Q4Groups):  # the stored integers, as they are
                 self._staged[0][rows] = weight.q
                 self._staged[1][:, rows] = torch.stack([weight.scale, weight.low + 8.0 * weight.scale], dim=-1).transpose(0, 1)
@@ -108,6 +123,8 @@ class Linear(nn.Module):
             self._staged = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, in) -> (T, out)
+        if self.prefill_weight is not None and x.shape[0] >= PREFILL_MIN_ROWS:
+            return F.linear(x, self.prefill_weight, self.bias)
         if self.weight_dtype == "int4":
             y = torch._weight_int4pack_mm_for_cpu(x, self.weight, INT4_GROUP, self.scale)
             return y if self.bias is None else y + self.bias

@@ -22,12 +22,13 @@ from ..quant import Q4Groups
 
 
 class LlamaAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, weight_dtype: str, act_dtype: torch.dtype) -> None:
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, weight_dtype: str, act_dtype: torch.dtype, prefill_copy: bool) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q_size, kv_size = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-        self.qkv_proj = Linear(cfg.hidden_size, [q_size, kv_size, kv_size], bias=cfg.attention_bias, weight_dtype=weight_dtype, act_dtype=act_dtype)
-        self.o_proj = Linear(q_size, cfg.hidden_size, bias=False, weight_dtype=weight_dtype, act_dtype=act_dtype)
+        kw = {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "prefill_copy": prefill_copy}
+        self.qkv_proj = Linear(cfg.hidden_size, [q_size, kv_size, kv_size], bias=cfg.attention_bias, **kw)
+        self.o_proj = Linear(q_size, cfg.hidden_size, bias=False, **kw)
         self.rotary = rotary  # one instance shared by all layers; its tables are non-persistent buffers
         self.attn = Attention(cfg.num_heads, cfg.num_kv_heads, cfg.head_dim)
 
@@ -41,11 +42,12 @@ class LlamaAttention(nn.Module):
 
 
 class LlamaMLP(nn.Module):
-    def __init__(self, cfg: ModelConfig, weight_dtype: str, act_dtype: torch.dtype) -> None:
+    def __init__(self, cfg: ModelConfig, weight_dtype: str, act_dtype: torch.dtype, prefill_copy: bool) -> None:
         super().__init__()
         inter = cfg.intermediate_size
-        self.gate_up_proj = Linear(cfg.hidden_size, [inter, inter], bias=False, weight_dtype=weight_dtype, act_dtype=act_dtype)
-        self.down_proj = Linear(inter, cfg.hidden_size, bias=False, weight_dtype=weight_dtype, act_dtype=act_dtype)
+        kw = {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "prefill_copy": prefill_copy}
+        self.gate_up_proj = Linear(cfg.hidden_size, [inter, inter], bias=False, **kw)
+        self.down_proj = Linear(inter, cfg.hidden_size, bias=False, **kw)
         self.act = SiluAndMul()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,12 +55,12 @@ class LlamaMLP(nn.Module):
 
 
 class LlamaDecoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, weight_dtype: str, act_dtype: torch.dtype) -> None:
+    def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, weight_dtype: str, act_dtype: torch.dtype, prefill_copy: bool) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
-        self.self_attn = LlamaAttention(cfg, rotary, weight_dtype, act_dtype)
+        self.self_attn = LlamaAttention(cfg, rotary, weight_dtype, act_dtype, prefill_copy)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
-        self.mlp = LlamaMLP(cfg, weight_dtype, act_dtype)
+        self.mlp = LlamaMLP(cfg, weight_dtype, act_dtype, prefill_copy)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None, ctx: AttnContext) -> tuple[torch.Tensor, torch.Tensor]:
         h, residual = self.input_layernorm(x, residual)
@@ -77,7 +79,10 @@ class LlamaForCausalLM(nn.Module):
         "up_proj": ("gate_up_proj", 1),
     }
 
-    def __init__(self, cfg: ModelConfig, *, weight_dtype: str = "fp32", act_dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, cfg: ModelConfig, *, weight_dtype: str = "fp32", act_dtype: torch.dtype = torch.float32, prefill_copy: bool = False
+    ) -> None:
+        """prefill_copy: keep a bf16 copy of integer weights for multi-token chunks (faster prefill, 2 bytes/param more)."""
         super().__init__()
         self.config = cfg
         self.act_dtype = act_dtype
@@ -85,7 +90,9 @@ class LlamaForCausalLM(nn.Module):
             cfg.head_dim, cfg.max_position, cfg.rope_theta, cfg.rope_scaling, interleaved=cfg.rope_interleaved, dtype=act_dtype
         )
         self.embed_tokens = VocabEmbedding(cfg.vocab_size, cfg.hidden_size, weight_dtype=weight_dtype, act_dtype=act_dtype)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, self.rotary, weight_dtype, act_dtype) for _ in range(cfg.num_layers))
+        self.layers = nn.ModuleList(
+            LlamaDecoderLayer(cfg, self.rotary, weight_dtype, act_dtype, prefill_copy) for _ in range(cfg.num_layers)
+        )
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
         self.lm_head = self.embed_tokens if cfg.tie_embeddings else VocabEmbedding(
             cfg.vocab_size, cfg.hidden_size, weight_dtype=weight_dtype, act_dtype=act_dtype

@@ -135,3 +135,17 @@ def test_utf8_split_across_tokens_streams_whole_characters(fast_engine):
 def test_kv_cache_is_preallocated(fast_engine):
     block = fast_engine.kv.block
     assert block.shape == (30, 2, 3, 2048, 64) and block.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("n", [1100, 1101])  # even and odd: the split-key decode path past SPLIT_KV_MIN
+def test_long_context_decode_equals_prefill(exact_engine, perplexity_text, n):
+    from dsv4.runtime.layers.attention import SPLIT_KV_MIN
+
+    ids = exact_engine.tokenizer.encode(perplexity_text * 4)[: n + 1]
+    assert n > SPLIT_KV_MIN
+    exact_engine.kv.tokens.clear()
+    exact_engine.prefill(ids[:n])
+    decoded = exact_engine.decode(ids[n])
+    exact_engine.kv.tokens.clear()
+    prefilled = exact_engine.prefill(ids)
+    assert (decoded - prefilled).abs().max().item() < 1e-4

@@ -69,3 +69,20 @@ def test_q4_groups_keep_the_stored_integers(qtype):
     requantised.load_shard(0, exact)
     requantised.finalize()
     assert ((requantised(x).float() - expected).abs().max() / expected.abs().max()).item() < 0.15
+
+
+def test_lm_head_refines_the_best_logits_in_float32():
+    from dsv4.runtime.layers.embedding import REFINE_TOP, VocabEmbedding
+
+    torch.manual_seed(0)
+    table = torch.randn(4096, 64)
+    head = VocabEmbedding(4096, 64, weight_dtype="int8", act_dtype=torch.bfloat16)
+    head.load(table)
+    hidden = torch.randn(3, 64).bfloat16()
+    dequant = head.weight.float() * head.scale.float()[:, None]
+    exact = hidden.float() @ dequant.T  # (3, V)
+    got = head.logits(hidden)
+    top = exact.topk(REFINE_TOP // 2, dim=-1).indices
+    # bf16 output would be off by up to 1/256 relative; the refined best ones are exact up to float32 sums
+    assert (got.gather(1, top) - exact.gather(1, top)).abs().max().item() < 1e-4
+    assert torch.equal(got.argmax(-1), exact.argmax(-1))
