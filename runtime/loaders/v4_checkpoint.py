@@ -179,6 +179,8 @@ def dequantise_official(pairs: Iterable[tuple[str, torch.Tensor]], scale_block: 
         return dequant_fp8_blocks(w, s, scale_block)
 
     for name, t in pairs:
+        if name.endswith(".weight_scale_inv"):  # the name transformers/vLLM give block scales
+            name = name[: -len(".weight_scale_inv")] + ".scale"
         if name.endswith(".scale") and not _HC_SCALE.search(name):
             base = name[: -len(".scale")] + ".weight"
             if base in waiting_w:

@@ -154,3 +154,11 @@ def test_mtp_tensors_are_kept_and_scales_pair_across_shards(tmp_path):
     m = ck.load_v4(tmp_path)
     assert torch.equal(m.mtp_tensors["mtp.0.e_proj.weight"], ck.dequant_fp8_blocks(q, s))
     assert "mtp.0.enorm.weight" in m.mtp_tensors
+
+
+def test_weight_scale_inv_naming_is_paired():
+    w = torch.randn(40, 200)
+    q, s = ck.quant_fp8_blocks(w)
+    pairs = [("model.layers.0.self_attn.q_a_proj.weight_scale_inv", s), ("model.layers.0.self_attn.q_a_proj.weight", q)]
+    (name, t), = list(ck.hf_to_native(ck.dequantise_official(pairs)))
+    assert name == "layers.0.attn.wq_a.weight" and torch.equal(t, ck.dequant_fp8_blocks(q, s))
