@@ -40,6 +40,9 @@ def add_models_parser(subparsers: Any) -> None:
                      help="auto: int4 weights where the file stores 4-bit groups, else int8; fp32 is the exact mode")
     gen.add_argument("--context-window", type=int, default=None, metavar="TOKENS")
     gen.add_argument("--json", action="store_true", help="one JSON document with the text and timings")
+    gen.add_argument("--numerics", choices=["exact", "official"], default=None,
+                     help="DeepSeek-V4 only: exact (no rounding simulation) or official (FP8/FP4 simulations)")
+    gen.add_argument("--thinking", action="store_true", help="DeepSeek-V4 only: thinking mode (<think>)")
 
     score = sub.add_parser("score", help="per-position logits of a token sequence (the parity tool)")
     score.add_argument("model_spec", metavar="MODEL")
@@ -47,6 +50,8 @@ def add_models_parser(subparsers: Any) -> None:
     score.add_argument("--logits-out", type=Path, required=True, metavar="F.npy", help="(T, vocab) float32 logits")
     score.add_argument("--precision", choices=["fp32", "bf16", "int8", "int4", "auto"], default="fp32",
                        help="fp32 from dequantised weights (default), so results compare across implementations")
+    score.add_argument("--numerics", choices=["exact", "official"], default="exact",
+                       help="DeepSeek-V4 only: exact (default, the parity mode) or official (FP8/FP4 simulations)")
     score.add_argument("--json", action="store_true")
 
 
@@ -112,6 +117,10 @@ def _info(args: argparse.Namespace) -> int:
     from dsv4.runtime.resolve import resolve_model
 
     resolved = resolve_model(args.model_spec)
+    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint
+
+    if is_v4_checkpoint(resolved.path):
+        return _info_v4(args, resolved)
     ckpt = open_checkpoint(resolved.path)
     cfg, tok = ckpt.config, ckpt.tokenizer
     info = {
@@ -145,6 +154,42 @@ def _info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _info_v4(args: argparse.Namespace, resolved: Any) -> int:
+    from dsv4.runtime.loaders.v4_checkpoint import detect_layout, safetensor_files
+    from dsv4.runtime.v4_config import v4_from_hf
+    from dsv4.runtime.v4_tokenizer import load_v4_tokenizer
+
+    folder = resolved.path
+    cfg_path = folder / "config.json" if (folder / "config.json").is_file() else folder / "inference" / "config.json"
+    cfg = v4_from_hf(json.loads(cfg_path.read_text()))
+    files = safetensor_files(folder)
+    from safetensors import safe_open
+
+    with safe_open(str(files[0]), framework="pt") as fh:
+        layout = detect_layout(fh.keys())
+    tok = load_v4_tokenizer(folder)
+    kinds = [cfg.layer_kind(i) for i in range(cfg.num_layers)]
+    info = {
+        "name": resolved.name, "path": str(folder), "format": "safetensors", "shards": len(files), "layout": layout,
+        "architecture": cfg.architecture, "parameters": cfg.param_count(), "layers": cfg.num_layers,
+        "layer_kinds": {k: kinds.count(k) for k in ("sliding", "csa", "hca")}, "hidden_size": cfg.hidden_size,
+        "heads": cfg.num_heads, "head_dim": cfg.head_dim, "routed_experts": cfg.n_routed_experts,
+        "experts_per_token": cfg.experts_per_token, "hash_layers": cfg.num_hash_layers, "window": cfg.window,
+        "index_topk": cfg.index_topk, "vocab_size": cfg.vocab_size, "context_window": cfg.max_position,
+        "kv_bytes_per_token_bf16": cfg.kv_bytes_per_token(2),
+        "window_bytes_per_sequence_bf16": cfg.num_layers * cfg.window * cfg.head_dim * 2,
+        "expert_dtype": cfg.expert_dtype, "weights_fp8": cfg.weight_fp8, "numerics": cfg.numerics,
+        "mtp_layers": cfg.num_mtp_layers, "tokenizer": tok.source,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
 def _generate(args: argparse.Namespace) -> int:
     from dsv4.runtime.chat import ChatFormat
     from dsv4.runtime.engine.engine import Engine
@@ -152,13 +197,20 @@ def _generate(args: argparse.Namespace) -> int:
     from dsv4.runtime.resolve import resolve_model
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
+
     resolved = resolve_model(args.model_spec)
-    engine = Engine.load(resolved.path, precision=args.precision, context_window=args.context_window)
+    if is_v4_checkpoint(resolved.path):
+        engine = load_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics)
+        chat = engine.chat_format(thinking_mode="thinking" if args.thinking else "chat")
+    else:
+        engine = Engine.load(resolved.path, precision=args.precision, context_window=args.context_window)
+        chat = ChatFormat(engine.tokenizer)
     if args.raw:
         ids = engine.tokenizer.encode(prompt, add_bos=engine.tokenizer.add_bos)
     else:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-        ids = ChatFormat(engine.tokenizer).prompt_ids(messages)
+        ids = chat.prompt_ids(messages)
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     start, first, parts, n, finish = time.perf_counter(), None, [], 0, "length"
     for out in engine.generate(ids, params):
@@ -192,8 +244,13 @@ def _score(args: argparse.Namespace) -> int:
     ids = data if isinstance(data, list) else data.get("tokens") or data.get("input_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
         return _fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
+    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
+
     resolved = resolve_model(args.model_spec)
-    engine = Engine.load(resolved.path, precision=args.precision, context_window=len(ids) + 1)
+    if is_v4_checkpoint(resolved.path):
+        engine = load_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics)
+    else:
+        engine = Engine.load(resolved.path, precision=args.precision, context_window=len(ids) + 1)
     bad = [i for i in ids if not 0 <= i < engine.config.vocab_size]
     if bad:
         return _fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)

@@ -191,3 +191,28 @@ register(
         from_gguf=llama_from_gguf,
     )
 )
+
+
+# --- DeepSeek-V4 (Flash / Pro) -----------------------------------------------------------------------
+
+
+def _v4_from_hf(cfg: Mapping[str, Any]):
+    from .v4_config import v4_from_hf
+
+    return v4_from_hf(cfg)
+
+
+def _v4_from_gguf(meta: Mapping[str, Any]):
+    raise BadModelFile("DeepSeek-V4 GGUF files are not supported; use a safetensors checkpoint folder")
+
+
+register(
+    Architecture(
+        name="deepseek_v4",
+        hf_model_types=("deepseek_v4",),
+        gguf_architectures=(),
+        model_class="dsv4.runtime.models.deepseek_v4:DeepseekV4ForCausalLM",
+        from_hf=_v4_from_hf,
+        from_gguf=_v4_from_gguf,
+    )
+)

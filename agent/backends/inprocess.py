@@ -36,7 +36,8 @@ class InProcessBackend:
 
         self.engine = engine
         self.name = name
-        self.chat: ChatFormat = ChatFormat(engine.tokenizer)
+        # DeepSeek-V4 engines bring their own chat format (DSML tools) and tool-call parser
+        self.chat: ChatFormat = engine.chat_format() if hasattr(engine, "chat_format") else ChatFormat(engine.tokenizer)
         self.constrain_tool_calls = constrain_tool_calls
         self.cancel_event = threading.Event()
 
@@ -59,7 +60,12 @@ class InProcessBackend:
         if device not in (None, "cpu"):
             raise RuntimeModelError(f"device {device!r} is not supported by the in-process runtime yet (cpu only)")
         resolved = resolve_model(model)
-        engine = Engine.load(resolved.path, precision=precision or FAST, context_window=context_window)
+        from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
+
+        if is_v4_checkpoint(resolved.path):
+            engine = load_engine(resolved.path, precision=precision, context_window=context_window)
+        else:
+            engine = Engine.load(resolved.path, precision=precision or FAST, context_window=context_window)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property
@@ -100,8 +106,9 @@ class InProcessBackend:
             seed=params.seed,
             stop=list(params.stop or []),
         )
-        processor = ToolCallConstraint(engine.tokenizer, tools) if tools and self.constrain_tool_calls else None
-        parser, n_calls, completion = HermesParser(), 0, 0
+        dsml = hasattr(self.chat, "tool_parser")  # V4: DSML calls, no Hermes grammar constraint
+        processor = ToolCallConstraint(engine.tokenizer, tools) if tools and self.constrain_tool_calls and not dsml else None
+        parser, n_calls, completion = (self.chat.tool_parser() if dsml else HermesParser()), 0, 0
         reused_before = engine.stats.reused_tokens
         self.cancel_event.clear()
         finish = "stop"

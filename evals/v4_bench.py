@@ -1,0 +1,176 @@
+"""DeepSeek-V4 runtime benchmark (CPU, fp32, random weights): prefill and decode speed at several context
+lengths, KV bytes per token measured from the cache tensors next to a plain MHA cache of the same width,
+and the same workload through transformers' DeepseekV4ForCausalLM (same weights) as a ratio.
+
+    .venv/bin/python evals/v4_bench.py [--lengths 2048 8192 32768] [--hf-lengths 2048 8192] [--decode-steps 16]
+
+Writes evals/results/v4_bench.json. Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from dsv4.runtime.loaders.v4_checkpoint import hf_to_native
+from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
+from dsv4.runtime.v4_config import DeepseekV4Config, V4Yarn
+
+OUT = Path(__file__).parent / "results" / "v4_bench.json"
+CHUNK = 512
+
+
+def bench_config(vocab: int) -> DeepseekV4Config:
+    return DeepseekV4Config(
+        architecture="deepseek_v4", vocab_size=vocab, hidden_size=1024, num_layers=8, num_heads=8, head_dim=256,
+        rope_head_dim=64, q_lora_rank=256, o_groups=4, o_lora_rank=256, window=128,
+        compress_ratios=(0, 4, 128, 4, 128, 4, 128, 0), moe_intermediate_size=256, n_routed_experts=32,
+        n_shared_experts=1, experts_per_token=4, num_hash_layers=2, index_n_heads=8, index_head_dim=64,
+        index_topk=64, yarn=V4Yarn(16.0, 4096, 32.0, 1.0), routed_scaling_factor=1.5, max_position=1 << 17,
+    )
+
+
+def randomise(model: DeepseekV4ForCausalLM, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    with torch.no_grad():
+        for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if name.endswith("tid2eid"):
+                p.copy_(torch.randint(0, cfg.n_routed_experts, p.shape, generator=g))
+            elif name.endswith("norm.weight"):
+                p.fill_(1.0)
+            elif name.endswith(".scale") or name == "hc_head_scale":
+                p.fill_(0.5)
+            else:
+                std = 0.5 / max(p.shape[-1], 1) ** 0.5 if p.dim() >= 2 else 0.1
+                p.copy_(std * torch.randn(p.shape, generator=g))
+
+
+def hf_model(ours: DeepseekV4ForCausalLM):
+    from transformers import DeepseekV4Config as HFConfig
+    from transformers import DeepseekV4ForCausalLM as HFModel
+
+    c = ours.config
+    kinds = {0: "sliding_attention", 4: "compressed_sparse_attention", 128: "heavily_compressed_attention"}
+    hcfg = HFConfig(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, moe_intermediate_size=c.moe_intermediate_size,
+        num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads, head_dim=c.head_dim,
+        q_lora_rank=c.q_lora_rank, o_groups=c.o_groups, o_lora_rank=c.o_lora_rank, n_routed_experts=c.n_routed_experts,
+        num_experts_per_tok=c.experts_per_token, n_shared_experts=1, layer_types=[kinds[r] for r in c.compress_ratios],
+        mlp_layer_types=["hash_moe"] * c.num_hash_layers + ["moe"] * (c.num_layers - c.num_hash_layers),
+        sliding_window=c.window, index_n_heads=c.index_n_heads, index_head_dim=c.index_head_dim,
+        index_topk=c.index_topk, partial_rotary_factor=c.rope_head_dim / c.head_dim,
+        rope_parameters={"rope_type": "yarn", "factor": c.yarn.factor, "beta_fast": c.yarn.beta_fast,
+                         "beta_slow": c.yarn.beta_slow, "original_max_position_embeddings": c.yarn.original_max_position,
+                         "rope_theta": c.rope_theta},
+        compress_rope_theta=c.compress_rope_theta, max_position_embeddings=c.max_position,
+        routed_scaling_factor=c.routed_scaling_factor,
+    )
+    hf = HFModel(hcfg).eval()
+    import re
+
+    params = dict(ours.named_parameters()) | dict(ours.named_buffers())
+    with torch.no_grad():
+        for name, t in hf.state_dict(keep_vars=True).items():
+            for nat, view in hf_to_native([(name, t)]):
+                view.copy_(params[re.sub(r"\.hc_(attn|ffn)_(fn|base|scale)$", r".hc_\1.\2", nat)])
+    return hf
+
+
+def run_ours(model, ids: torch.Tensor, steps: int) -> dict:
+    cache = model.new_cache()
+    t0 = time.perf_counter()
+    logits = model.last_logits(ids, cache, chunk=CHUNK)
+    prefill = time.perf_counter() - t0
+    kv = cache.kv_bytes()
+    tok = int(logits.argmax())
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
+    decode = time.perf_counter() - t0
+    return {"prefill_s": prefill, "prefill_tok_s": len(ids) / prefill, "decode_ms_per_token": 1000 * decode / steps,
+            "decode_tok_s": steps / decode, "cache_bytes": kv}
+
+
+def run_hf(hf, ids: torch.Tensor, steps: int) -> dict:
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=hf.config)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(ids), CHUNK):
+            out = hf(ids[None, s:s + CHUNK], past_key_values=cache, use_cache=True)
+    prefill = time.perf_counter() - t0
+    tok = int(out.logits[0, -1].argmax())
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            tok = int(hf(torch.tensor([[tok]]), past_key_values=cache, use_cache=True).logits[0, -1].argmax())
+    decode = time.perf_counter() - t0
+    return {"prefill_s": prefill, "prefill_tok_s": len(ids) / prefill, "decode_ms_per_token": 1000 * decode / steps,
+            "decode_tok_s": steps / decode}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192, 32768])
+    ap.add_argument("--hf-lengths", type=int, nargs="*", default=[2048, 8192])
+    ap.add_argument("--decode-steps", type=int, default=16)
+    ap.add_argument("--vocab", type=int, default=129280)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="intra-op threads (1 by default: torch's flush-denormal flag reaches only the calling thread)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    # random weights produce denormal floats, which are 10-30x slower on x86 (for both implementations)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    cfg = bench_config(args.vocab)
+    model = DeepseekV4ForCausalLM(cfg).eval()
+    randomise(model)
+    hf = hf_model(model) if args.hf_lengths else None
+    c = cfg
+    mha_bytes = 2 * c.num_layers * c.num_heads * c.head_dim * 4  # fp32 K and V for every head, every layer
+    rows = []
+    ids_all = torch.randint(0, c.vocab_size, (max(args.lengths),), generator=torch.Generator().manual_seed(1))
+    for n in args.lengths:
+        ids = ids_all[:n]
+        r = run_ours(model, ids, args.decode_steps)
+        kv = r.pop("cache_bytes")
+        total = sum(kv.values())
+        row = {"context": n, "ours": r, "kv_bytes_total": total, "kv_bytes_per_token": total / n,
+               "kv_bytes_per_token_amortised": (kv["compressed"] + kv["index_keys"]) / n,
+               "mha_bytes_per_token": mha_bytes, "kv_fraction_of_mha": total / n / mha_bytes, "kv_parts": kv}
+        if hf is not None and n in args.hf_lengths:
+            h = run_hf(hf, ids, args.decode_steps)
+            row["transformers"] = h
+            row["decode_speedup"] = h["decode_ms_per_token"] / r["decode_ms_per_token"]
+            row["prefill_speedup"] = h["prefill_s"] / r["prefill_s"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    lo, hi = rows[0], rows[-1]
+    slope = (hi["ours"]["decode_ms_per_token"] - lo["ours"]["decode_ms_per_token"]) / ((hi["context"] - lo["context"]) / 1000)
+    result = {
+        "config": {"hidden": c.hidden_size, "layers": c.num_layers, "kinds": list(c.compress_ratios), "heads": c.num_heads,
+                   "head_dim": c.head_dim, "experts": c.n_routed_experts, "top_k_experts": c.experts_per_token,
+                   "window": c.window, "index_topk": c.index_topk, "vocab": c.vocab_size, "dtype": "fp32",
+                   "numerics": c.numerics, "prefill_chunk": CHUNK},
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "decode_steps": args.decode_steps,
+        "rows": rows,
+        "decode_slope_ms_per_1k_context": slope,
+        "decode_time_ratio_longest_vs_shortest": hi["ours"]["decode_ms_per_token"] / lo["ours"]["decode_ms_per_token"],
+        "context_ratio_longest_vs_shortest": hi["context"] / lo["context"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

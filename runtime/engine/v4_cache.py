@@ -1,0 +1,98 @@
+"""The DeepSeek-V4 cache of one conversation: per layer a raw-KV window (the last `window` positions),
+the compressed-entry store, the indexer key store (CSA layers) and the compressors' partial-window states.
+
+Everything a later chunk needs is here, so a prefill can be split anywhere and decode is a chunk of one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(slots=True)
+class CompressorState:
+    kv: torch.Tensor | None = None  # (r < ratio, coff*c) fp32 rows of the window still filling
+    score: torch.Tensor | None = None
+    prev_kv: torch.Tensor | None = None  # overlap (ratio 4): first half of the last complete window (ratio, c)
+    prev_score: torch.Tensor | None = None
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.kv, self.score, self.prev_kv, self.prev_score) if t is not None)
+
+
+class GrowBuffer:
+    """Rows appended at the end; capacity doubles so decode appends are amortised O(1)."""
+
+    def __init__(self, width: int, dtype: torch.dtype = torch.float32) -> None:
+        self.data = torch.empty(0, width, dtype=dtype)
+        self.n = 0
+
+    def append(self, rows: torch.Tensor) -> torch.Tensor:
+        k = rows.shape[0]
+        if self.n + k > self.data.shape[0]:
+            cap = max(16, 2 * self.data.shape[0], self.n + k)
+            grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : self.n + k] = rows.to(self.data.dtype)
+        self.n += k
+        return self.data[: self.n]
+
+    def view(self) -> torch.Tensor:
+        return self.data[: self.n]
+
+    def nbytes(self) -> int:
+        return self.n * self.data.shape[1] * self.data.element_size()
+
+
+class V4LayerCache:
+    def __init__(self, head_dim: int, index_dim: int, ratio: int, dtype: torch.dtype = torch.float32) -> None:
+        self.ratio = ratio
+        self.win: torch.Tensor | None = None  # (<= window, head_dim) raw KV of the latest positions
+        self.win_start = 0  # position of win[0]
+        self.compressed = GrowBuffer(head_dim, dtype) if ratio else None
+        self.index_keys = GrowBuffer(index_dim, dtype) if ratio == 4 else None
+        self.comp_state = CompressorState()
+        self.index_state = CompressorState()
+
+    def window_kv(self, window: int) -> tuple[torch.Tensor | None, int]:
+        return self.win, self.win_start
+
+    def push_window(self, kv: torch.Tensor, start: int, window: int) -> None:
+        win = torch.cat((self.win, kv)) if self.win is not None else kv
+        first = self.win_start if self.win is not None else start
+        if win.shape[0] > window:
+            first += win.shape[0] - window
+            win = win[-window:]
+        self.win, self.win_start = win.clone(), first
+
+    def append_compressed(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.compressed.append(rows)
+
+    def append_index_keys(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.index_keys.append(rows)
+
+    def kv_bytes(self) -> dict[str, int]:
+        """Bytes held, by part (what is stored, not capacity)."""
+        win = 0 if self.win is None else self.win.numel() * self.win.element_size()
+        return {
+            "window": win,
+            "compressed": self.compressed.nbytes() if self.compressed else 0,
+            "index_keys": self.index_keys.nbytes() if self.index_keys else 0,
+            "states": self.comp_state.nbytes() + self.index_state.nbytes(),
+        }
+
+
+class V4Cache:
+    def __init__(self, cfg, dtype: torch.dtype = torch.float32) -> None:
+        self.length = 0
+        self.layers = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.compress_ratios]
+
+    def kv_bytes(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for layer in self.layers:
+            for k, v in layer.kv_bytes().items():
+                total[k] = total.get(k, 0) + v
+        return total

@@ -1,0 +1,138 @@
+"""The engine for DeepSeek-V4 checkpoints: the same interface as `Engine` (prefill with prefix reuse,
+decode, score, streaming generate), over the V4 cache.
+
+The V4 cache holds compressor states that cannot be rolled back, so a prompt reuses the cache only when
+it extends the cached tokens; otherwise the cache starts again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import RuntimeModelError
+from .engine import PREFILL_CHUNK, Engine, EngineStats
+from .loader import LoadedModel
+
+DEFAULT_V4_CONTEXT = 65536
+
+
+def is_v4_checkpoint(path: str | Path) -> bool:
+    path = Path(path)
+    for cfg in (path / "config.json", path / "inference" / "config.json"):
+        if path.is_dir() and cfg.is_file():
+            try:
+                raw = json.loads(cfg.read_text())
+            except (OSError, ValueError):
+                return False
+            return raw.get("model_type") == "deepseek_v4" or "compress_ratios" in raw
+    return False
+
+
+class V4Tokens:
+    """What `Engine._generate` needs from `self.kv`: the token ids the cache holds."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+
+    def common_prefix(self, ids: list[int]) -> int:
+        n = 0
+        for a, b in zip(self.tokens, ids):
+            if a != b:
+                break
+            n += 1
+        return n
+
+
+class V4Engine(Engine):
+    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None) -> None:
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.loaded = loaded
+        self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
+        self.context_window = min(context_window or DEFAULT_V4_CONTEXT, self.config.max_position)
+        self.kv = V4Tokens()
+        self.cache = self.model.new_cache()
+        self.last_logits: torch.Tensor | None = None
+        self.stats = EngineStats()
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
+             numerics: str | None = None) -> V4Engine:
+        from ..loaders.v4_checkpoint import load_v4
+        from ..v4_tokenizer import load_v4_tokenizer
+
+        start = time.perf_counter()
+        tokenizer = load_v4_tokenizer(path)  # before any weight is read
+        model = load_v4(path, numerics=numerics)
+        model.eval()
+        loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
+                             precision=f"fp32 weights, {model.config.numerics} numerics", load_seconds=time.perf_counter() - start,
+                             checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
+        return cls(loaded, context_window=context_window, threads=threads)
+
+    def chat_format(self, **kw):
+        from ..v4_encoding import V4ChatFormat
+
+        return V4ChatFormat(self.tokenizer, **kw)
+
+    def reset(self) -> None:
+        self.cache = self.model.new_cache()
+        self.kv.tokens.clear()
+        self.last_logits = None
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False):
+        self.check_fits(len(ids))
+        n = self.kv.common_prefix(ids)
+        if all_logits or n < len(self.kv.tokens) or (n == len(ids) and self.last_logits is None):
+            self.reset()
+            n = 0
+        self.stats.reused_tokens += n
+        self.stats.prefill_calls += 1
+        if n == len(ids):
+            return self.last_logits
+        outputs = []
+        for s in range(n, len(ids), PREFILL_CHUNK):
+            if cancel is not None and cancel.is_set():
+                self.reset()
+                return None
+            chunk = torch.tensor(ids[s:s + PREFILL_CHUNK])
+            if all_logits:
+                outputs.append(self.model(chunk, self.cache))
+            else:
+                self.last_logits = self.model.last_logits(chunk, self.cache)
+            self.kv.tokens.extend(ids[s:s + PREFILL_CHUNK])
+            self.stats.prefilled_tokens += chunk.shape[0]
+        if all_logits:
+            out = torch.cat(outputs)
+            self.last_logits = out[-1]
+            return out
+        return self.last_logits
+
+    @torch.inference_mode()
+    def decode(self, token: int) -> torch.Tensor:
+        self.last_logits = self.model.last_logits(torch.tensor([token]), self.cache)
+        self.kv.tokens.append(token)
+        self.stats.decoded_tokens += 1
+        return self.last_logits
+
+    def score(self, ids: list[int]) -> torch.Tensor:
+        self.reset()
+        return self.prefill(ids, all_logits=True)
+
+
+def load_engine(path, *, precision: str | None = None, context_window: int | None = None, numerics: str | None = None):
+    """`V4Engine` for DeepSeek-V4 checkpoint folders, the general `Engine` otherwise."""
+    if is_v4_checkpoint(path):
+        if precision not in (None, "fp32", "auto"):
+            raise RuntimeModelError(f"precision {precision!r} is not available for DeepSeek-V4 yet (fp32 only)")
+        return V4Engine.load(path, context_window=context_window, numerics=numerics)
+    from .loader import FAST
+
+    return Engine.load(path, precision=precision or FAST, context_window=context_window)

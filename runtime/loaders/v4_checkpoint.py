@@ -1,0 +1,378 @@
+"""DeepSeek-V4 checkpoints: the official layout (native names, FP8 e4m3 weights with 128x128 ue8m0 or
+float32 block scales, packed FP4 routed experts with 1x32 ue8m0 scales, BF16/F32/I64 tensors), the
+transformers layout (renamed tensors, packed experts), and what transformers `save_pretrained` writes
+(native names under `model.`). Tensors are streamed shard by shard and de-quantised one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+
+from ..errors import BadModelFile
+
+# --- formats -----------------------------------------------------------------------------------------
+
+FP4_VALUES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def e8m0_to_float(scale: torch.Tensor) -> torch.Tensor:
+    """ue8m0 bytes (float8_e8m0fnu or uint8) -> 2^(byte - 127) in float32."""
+    if scale.dtype == torch.float8_e8m0fnu:
+        scale = scale.view(torch.uint8)
+    if scale.dtype == torch.uint8:
+        return torch.exp2(scale.float() - 127.0)
+    return scale.float()  # float32 scales (Base checkpoints)
+
+
+def dequant_fp8_blocks(weight: torch.Tensor, scale: torch.Tensor, block: int = 128) -> torch.Tensor:
+    """W[i, j] = fp8[i, j] * scale[i // block, j // block]."""
+    w = weight.float() if weight.dtype != torch.uint8 else weight.view(torch.float8_e4m3fn).float()
+    s = e8m0_to_float(scale)
+    out, inp = w.shape
+    s = s.repeat_interleave(block, 0)[:out].repeat_interleave(block, 1)[:, :inp]
+    return w * s
+
+
+def unpack_fp4(packed: torch.Tensor) -> torch.Tensor:
+    """I8 [out, in/2] (element 2i in the low nibble, 2i+1 in the high) -> e2m1 values [out, in]."""
+    b = packed.view(torch.uint8).long()
+    lo, hi = b & 0xF, (b >> 4) & 0xF
+    codes = torch.stack((lo, hi), dim=-1).flatten(-2)
+    return FP4_VALUES[codes]
+
+
+def dequant_fp4(packed: torch.Tensor, scale: torch.Tensor, block: int = 32) -> torch.Tensor:
+    """W[o, k] = e2m1(code[o, k]) * 2^(e8m0[o, k // 32] - 127)."""
+    v = unpack_fp4(packed)
+    return v * e8m0_to_float(scale).repeat_interleave(block, 1)[:, : v.shape[1]]
+
+
+# --- names -------------------------------------------------------------------------------------------
+
+_HF_RENAMES = [
+    (r"^model\.embed_tokens\.", "embed."),
+    (r"^lm_head\.", "head."),
+    (r"^model\.norm\.", "norm."),
+    (r"^model\.hc_head\.hc_(fn|base|scale)$", r"hc_head_\1"),
+    (r"^model\.layers\.", "layers."),
+    (r"\.input_layernorm\.", ".attn_norm."),
+    (r"\.post_attention_layernorm\.", ".ffn_norm."),
+    (r"\.(attn|ffn)_hc\.(fn|base|scale)$", r".hc_\1_\2"),
+    (r"\.self_attn\.compressor\.indexer\.scorer\.weights_proj\.", ".attn.indexer.weights_proj."),
+    (r"\.self_attn\.compressor\.indexer\.q_b_proj\.", ".attn.indexer.wq_b."),
+    (r"\.self_attn\.compressor\.indexer\.", ".attn.indexer.compressor."),
+    (r"\.self_attn\.", ".attn."),
+    (r"\.attn\.sinks$", ".attn.attn_sink"),
+    (r"\.q_a_proj\.", ".wq_a."),
+    (r"\.q_a_norm\.", ".q_norm."),
+    (r"\.q_b_proj\.", ".wq_b."),
+    (r"\.o_a_proj\.", ".wo_a."),
+    (r"\.o_b_proj\.", ".wo_b."),
+    (r"\.compressor\.position_bias$", ".compressor.ape"),
+    (r"\.compressor\.kv_proj\.", ".compressor.wkv."),
+    (r"\.compressor\.gate_proj\.", ".compressor.wgate."),
+    (r"\.compressor\.kv_norm\.", ".compressor.norm."),
+    (r"\.attn\.kv_proj\.", ".attn.wkv."),
+    (r"\.mlp\.", ".ffn."),
+    (r"\.gate\.e_score_correction_bias$", ".gate.bias"),
+    (r"\.shared_experts\.gate_proj\.", ".shared_experts.w1."),
+    (r"\.shared_experts\.up_proj\.", ".shared_experts.w3."),
+    (r"\.shared_experts\.down_proj\.", ".shared_experts.w2."),
+]
+
+
+def hf_to_native(pairs: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+    """transformers names -> native names; packed experts -> per-expert w1/w3/w2."""
+    for name, t in pairs:
+        for pat, rep in _HF_RENAMES:
+            name = re.sub(pat, rep, name)
+        m = re.match(r"^(layers\.\d+\.ffn\.experts)\.(gate_up_proj|down_proj)$", name)
+        if m:
+            base = m.group(1)
+            if m.group(2) == "gate_up_proj":
+                inter = t.shape[1] // 2
+                yield f"{base}.w1", t[:, :inter]
+                yield f"{base}.w3", t[:, inter:]
+            else:
+                yield f"{base}.w2", t
+            continue
+        yield name, t
+
+
+def saved_native_to_native(pairs: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+    """What transformers `save_pretrained` writes for V4 (native names under `model.`, with a few of its own:
+    `embed_tokens`, `hc_head.hc_fn`, and `attn.norm` for the attention's kv_norm) -> native names."""
+    for name, t in pairs:
+        name = name.removeprefix("model.")
+        name = re.sub(r"^embed_tokens\.", "embed.", name)
+        name = re.sub(r"^hc_head\.hc_(fn|base|scale)$", r"hc_head_\1", name)
+        name = re.sub(r"^(layers\.\d+\.attn)\.norm\.weight$", r"\1.kv_norm.weight", name)
+        yield name, t
+
+
+def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]], *, strict: bool = True) -> None:
+    """Copy (native name, float tensor) pairs into the model. Routed experts arrive either stacked
+    (`experts.w1` (E, I, d)) or one at a time (`experts.E.w1.weight`). `mtp.*` tensors are kept aside
+    on `model.mtp_tensors` for speculative decoding later."""
+    params = dict(model.named_parameters())
+    params.update(dict(model.named_buffers()))
+    seen: set[str] = set()
+    mtp: dict[str, torch.Tensor] = {}
+    n_experts = model.config.n_routed_experts
+    for name, t in pairs:
+        if name.startswith("mtp."):
+            mtp[name] = t
+            continue
+        name = re.sub(r"\.hc_(attn|ffn)_(fn|base|scale)$", r".hc_\1.\2", name)
+        m = re.match(r"^(layers\.\d+\.ffn\.experts)\.(\d+)\.(w[123])\.weight$", name)
+        with torch.no_grad():
+            if m:
+                key = f"{m.group(1)}.{m.group(3)}"
+                params[key][int(m.group(2))].copy_(t)
+                seen.add(f"{key}:{m.group(2)}")
+                continue
+            if name not in params and name + ".weight" in params:
+                name = name + ".weight"
+            if name not in params:
+                if strict:
+                    raise BadModelFile(f"unexpected tensor {name!r} in a DeepSeek-V4 checkpoint")
+                continue
+            dst = params[name]
+            if dst.shape != t.shape:
+                raise BadModelFile(f"tensor {name}: shape {tuple(t.shape)}, the config wants {tuple(dst.shape)}")
+            dst.copy_(t)
+            if name.endswith(("experts.w1", "experts.w2", "experts.w3")):
+                for e in range(n_experts):
+                    seen.add(f"{name}:{e}")
+            else:
+                seen.add(name)
+    model.mtp_tensors = mtp
+    if strict:
+        missing = []
+        for name in params:
+            if name.endswith(("experts.w1", "experts.w2", "experts.w3")):
+                missing += [f"{name}:{e}" for e in range(n_experts) if f"{name}:{e}" not in seen]
+            elif name not in seen:
+                missing.append(name)
+        if missing:
+            raise BadModelFile(f"the checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
+
+
+_HC_SCALE = re.compile(r"(hc_\w*scale|(attn_hc|ffn_hc|hc_head)\.\w*scale)$")  # mHC parameters, not block scales
+
+
+def dequantise_official(pairs: Iterable[tuple[str, torch.Tensor]], scale_block: int = 128) -> Iterator[tuple[str, torch.Tensor]]:
+    """Official tensors in file order -> float32 native tensors. A `.scale` tensor may come before or after
+    its weight (within or across shards); both are held until the pair is complete."""
+    waiting_w: dict[str, torch.Tensor] = {}
+    waiting_s: dict[str, torch.Tensor] = {}
+
+    def decode(base: str, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if w.dtype in (torch.int8, torch.uint8) and ".experts." in base and ".shared_experts." not in base:
+            if s.shape[1] * 32 == w.shape[1] * 2:
+                return dequant_fp4(w, s)
+        return dequant_fp8_blocks(w, s, scale_block)
+
+    for name, t in pairs:
+        if name.endswith(".weight_scale_inv"):  # the name transformers/vLLM give block scales
+            name = name[: -len(".weight_scale_inv")] + ".scale"
+        if name.endswith(".scale") and not _HC_SCALE.search(name):
+            base = name[: -len(".scale")] + ".weight"
+            if base in waiting_w:
+                yield base, decode(base, waiting_w.pop(base), t)
+            else:
+                waiting_s[base] = t
+            continue
+        if t.dtype in (torch.float8_e4m3fn, torch.int8, torch.uint8) and name.endswith(".weight"):
+            if name in waiting_s:
+                yield name, decode(name, t, waiting_s.pop(name))
+            else:
+                waiting_w[name] = t
+            continue
+        if t.dtype == torch.int64 or t.dtype == torch.int32:
+            yield name, t
+        else:
+            yield name, t.float()
+    if waiting_w:
+        raise BadModelFile(f"{len(waiting_w)} quantised weights have no scale, e.g. {next(iter(waiting_w))}")
+
+
+# --- files -------------------------------------------------------------------------------------------
+
+
+def safetensor_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / n for n in names]
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise BadModelFile(f"{folder} has no .safetensors files")
+    return files
+
+
+def iter_safetensors(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    for f in files:
+        with safe_open(str(f), framework="pt") as fh:
+            for name in fh.keys():
+                yield name, fh.get_tensor(name)
+
+
+def detect_layout(names: Iterable[str]) -> str:
+    """official (native names), hf (transformers names) or hf_native (native names under `model.`)."""
+    names = list(names)
+    if any(".self_attn." in n or ".mlp." in n or n.startswith("lm_head.") for n in names):
+        return "hf"
+    if any(n.startswith("model.") for n in names):
+        return "hf_native"
+    return "official"
+
+
+def native_tensors(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor of a V4 checkpoint folder as (native name, float32/int64 tensor), shard by shard."""
+    from safetensors import safe_open
+
+    files = safetensor_files(folder)
+    with safe_open(str(files[0]), framework="pt") as fh:
+        layout = detect_layout(fh.keys())
+    pairs = iter_safetensors(files)
+    if layout == "hf":
+        pairs = hf_to_native(dequantise_official(pairs))
+    elif layout == "hf_native":
+        pairs = saved_native_to_native(dequantise_official(pairs))
+    else:
+        pairs = dequantise_official(pairs)
+    return pairs
+
+
+def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dtype = torch.float32):
+    """Build a DeepseekV4ForCausalLM from a checkpoint folder (config.json + safetensors, any layout)."""
+    from ..models.deepseek_v4 import DeepseekV4ForCausalLM
+    from ..v4_config import v4_from_hf
+
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        cfg_path = folder / "inference" / "config.json"
+    cfg = v4_from_hf(json.loads(cfg_path.read_text()))
+    if numerics:
+        cfg.numerics = numerics
+    model = DeepseekV4ForCausalLM(cfg)
+    load_native(model, native_tensors(folder))
+    model.set_numerics(cfg.numerics)
+    return model.to(dtype) if dtype != torch.float32 else model
+
+
+# --- writing (tiny test checkpoints, conversions) ------------------------------------------------------
+
+FP8_OFFICIAL = re.compile(r"(\.attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|\.indexer\.wq_b|\.shared_experts\.w[123])\.weight$")
+FP4_OFFICIAL = re.compile(r"\.ffn\.experts\.\d+\.w[123]\.weight$")
+
+
+def native_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Our parameters under their official native names (routed experts one by one, mHC flattened)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        t = t.detach()
+        m = re.match(r"^(layers\.\d+\.ffn\.experts)\.(w[123])$", name)
+        if m:
+            for e in range(t.shape[0]):
+                out[f"{m.group(1)}.{e}.{m.group(2)}.weight"] = t[e].clone()
+            continue
+        name = re.sub(r"\.hc_(attn|ffn)\.(fn|base|scale)$", r".hc_\1_\2", name)
+        out[name] = t.clone()
+    return out
+
+
+def quant_fp8_blocks(w: torch.Tensor, block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """float [out, in] -> (float8_e4m3fn weight, float8_e8m0fnu scales [ceil(out/b), ceil(in/b)])."""
+    out_f, in_f = w.shape
+    po, pi = (-out_f) % block, (-in_f) % block
+    wp = torch.nn.functional.pad(w.float(), (0, pi, 0, po))
+    g = wp.view(wp.shape[0] // block, block, wp.shape[1] // block, block)
+    amax = g.abs().amax(dim=(1, 3)).clamp(min=1e-4)
+    scale = torch.exp2(torch.ceil(torch.log2(amax / 448.0)))
+    s = scale.repeat_interleave(block, 0).repeat_interleave(block, 1)[:out_f, :in_f]
+    q = (w.float() / s).clamp(-448, 448).to(torch.float8_e4m3fn)
+    return q, scale.to(torch.float8_e8m0fnu)
+
+
+def quant_fp4(w: torch.Tensor, block: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """float [out, in] -> (int8 [out, in/2] packed e2m1, low nibble first; float8_e8m0fnu [out, in/32])."""
+    from ..layers.v4_numerics import e2m1_round
+
+    out_f, in_f = w.shape
+    g = w.float().view(out_f, in_f // block, block)
+    amax = g.abs().amax(-1).clamp(min=6.0 * 2.0 ** -126)
+    scale = torch.exp2(torch.ceil(torch.log2(amax / 6.0)))
+    v = e2m1_round(g / scale[..., None]).view(out_f, in_f)
+    mag = torch.bucketize(v.abs(), FP4_VALUES[:8]).clamp(max=7)
+    codes = mag | ((v < 0).long() << 3)
+    packed = (codes[:, 0::2] | (codes[:, 1::2] << 4)).to(torch.uint8).view(torch.int8)
+    return packed, scale.to(torch.float8_e8m0fnu)
+
+
+def write_official(model: torch.nn.Module, folder: str | Path, *, shards: int = 3, expert_dtype: str = "fp4") -> None:
+    """Write `model` in the official layout: FP8 linears with 128x128 ue8m0 scales, FP4 (or FP8) routed
+    experts, everything else float32, split over `shards` files with an index, plus config.json."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in native_state_dict(model).items():
+        if FP4_OFFICIAL.search(name):
+            q, s = quant_fp4(t) if expert_dtype == "fp4" else quant_fp8_blocks(t)
+            tensors[name], tensors[name[: -len(".weight")] + ".scale"] = q, s
+        elif FP8_OFFICIAL.search(name):
+            q, s = quant_fp8_blocks(t)
+            tensors[name], tensors[name[: -len(".weight")] + ".scale"] = q, s
+        else:
+            tensors[name] = t.contiguous()
+    names = list(tensors)
+    per = -(-len(names) // shards)
+    weight_map = {}
+    for i in range(shards):
+        part = names[i * per:(i + 1) * per]
+        fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        # scales go to the shard after their weight now and then, as in real multi-file checkpoints
+        save_file({n: tensors[n].contiguous() for n in part}, str(folder / fname))
+        weight_map.update({n: fname for n in part})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "config.json").write_text(json.dumps(config_to_hf(model.config, expert_dtype=expert_dtype), indent=1))
+
+
+def config_to_hf(cfg, *, expert_dtype: str = "fp4") -> dict:
+    """Our config as a legacy-key HF config.json like the one DeepSeek ships."""
+    return {
+        "architectures": ["DeepseekV4ForCausalLM"], "model_type": "deepseek_v4",
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "num_key_value_heads": 1, "head_dim": cfg.head_dim,
+        "qk_rope_head_dim": cfg.rope_head_dim, "q_lora_rank": cfg.q_lora_rank, "o_groups": cfg.o_groups,
+        "o_lora_rank": cfg.o_lora_rank, "sliding_window": cfg.window,
+        "compress_ratios": list(cfg.compress_ratios) + list(cfg.mtp_compress_ratios),
+        "num_nextn_predict_layers": cfg.num_mtp_layers,
+        "moe_intermediate_size": cfg.moe_intermediate_size, "n_routed_experts": cfg.n_routed_experts,
+        "n_shared_experts": cfg.n_shared_experts, "num_experts_per_tok": cfg.experts_per_token,
+        "num_hash_layers": cfg.num_hash_layers, "index_n_heads": cfg.index_n_heads,
+        "index_head_dim": cfg.index_head_dim, "index_topk": cfg.index_topk, "rope_theta": cfg.rope_theta,
+        "compress_rope_theta": cfg.compress_rope_theta,
+        "rope_scaling": ({"type": "yarn", "factor": cfg.yarn.factor,
+                          "original_max_position_embeddings": cfg.yarn.original_max_position,
+                          "beta_fast": cfg.yarn.beta_fast, "beta_slow": cfg.yarn.beta_slow}
+                         if cfg.yarn.original_max_position else None),
+        "routed_scaling_factor": cfg.routed_scaling_factor, "norm_topk_prob": cfg.norm_topk_prob,
+        "scoring_func": cfg.scoring_func, "swiglu_limit": cfg.swiglu_limit, "hc_mult": cfg.hc_mult,
+        "hc_sinkhorn_iters": cfg.hc_sinkhorn_iters, "hc_eps": cfg.hc_eps, "rms_norm_eps": cfg.rms_norm_eps,
+        "max_position_embeddings": cfg.max_position, "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id, "tie_word_embeddings": False, "expert_dtype": expert_dtype,
+        "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0",
+                                "activation_scheme": "dynamic", "weight_block_size": [128, 128]},
+    }

@@ -1,0 +1,77 @@
+"""Second oracle: nano-deepseek-v4==0.2.0 on the same weights (converted by its own official-layout
+converter from our native state dict).
+
+nano 0.2.0 is used at layer level: its attention (sliding, CSA with compressor + indexer, HCA) and its
+MoE (hash and learned routing). Its whole-model output cannot be compared: its mHC differs from the
+official reference and transformers (post = sigmoid + eps instead of 2*sigmoid, sigmoid instead of
+softmax before Sinkhorn, comb applied untransposed), and it has neither YaRN nor a separate
+compress_rope_theta, so these tests use a plain-RoPE config with one theta.
+"""
+
+import pytest
+import torch
+
+pytest.importorskip("nano_deepseek_v4")
+pytest.importorskip("transformers")
+
+from nano_deepseek_v4.checkpoint import convert_deepseek_official_state_dict  # noqa: E402
+from nano_deepseek_v4.config import DeepSeekV4Config as NanoConfig  # noqa: E402
+from nano_deepseek_v4.modeling import DeepSeekV4ForCausalLM as NanoModel  # noqa: E402
+
+from dsv4.runtime.engine.v4_cache import V4LayerCache  # noqa: E402
+from dsv4.runtime.loaders.v4_checkpoint import config_to_hf, native_state_dict  # noqa: E402
+
+from .oracle import _stable_topk_method, build_pair, hf_kwargs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pair():
+    kw = hf_kwargs([0, 4, 8, 4], yarn=False, hash_layers=1, topk=3)
+    kw["compress_rope_theta"] = 10000.0
+    _, ours = build_pair(11, **kw)
+    c = config_to_hf(ours.config) | {"compress_rate_hca": 8, "num_nextn_predict_layers": 0}
+    nano = NanoModel(NanoConfig.from_official_json(c)).eval()
+    sd, report = convert_deepseek_official_state_dict(native_state_dict(ours), nano)
+    assert not report.unconverted_keys
+    nano.load_state_dict(sd, strict=False)
+    return ours, nano
+
+
+@pytest.fixture
+def tie_rule():
+    saved = torch.Tensor.topk
+    torch.Tensor.topk = _stable_topk_method
+    yield
+    torch.Tensor.topk = saved
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2, 3])
+def test_attention_layer_full_and_chunked(pair, tie_rule, layer):
+    ours, nano = pair
+    T = 45
+    x = torch.randn(1, T, 32, generator=torch.Generator().manual_seed(layer))
+    with torch.no_grad():
+        ref = nano.model.layers[layer].self_attn(x, torch.arange(T)[None])[0]
+    cfg = ours.config
+    ids = torch.zeros(T, dtype=torch.long)
+    full = ours.layers[layer].attn(x[0], ids, 0, V4LayerCache(cfg.head_dim, cfg.index_head_dim, cfg.compress_ratios[layer]))
+    assert (ref - full).abs().max().item() < 1e-5
+    lc = V4LayerCache(cfg.head_dim, cfg.index_head_dim, cfg.compress_ratios[layer])
+    outs, pos = [], 0
+    for size in (3, 1, 9, 2, 13, 1, 1, 15):
+        outs.append(ours.layers[layer].attn(x[0, pos:pos + size], ids[pos:pos + size], pos, lc))
+        pos += size
+    assert (ref - torch.cat(outs)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("layer", [0, 2])  # hash routing, learned routing
+def test_moe_layer(pair, layer):
+    ours, nano = pair
+    T = 30
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(1, T, 32, generator=g)
+    ids = torch.randint(0, 64, (1, T), generator=g)
+    with torch.no_grad():
+        ref = nano.model.layers[layer].moe(x, ids)[0][0]
+    got = ours.layers[layer].ffn(x[0], ids[0])
+    assert (ref - got).abs().max().item() < 1e-5
