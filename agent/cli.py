@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     undo = sub.add_parser("undo", help="restore the files changed by the last turn")
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest)")
     undo.add_argument("--turns", type=int, default=1, metavar="N", help="go back N turns (default 1)")
+    undo.add_argument("--list", action="store_true", help="list the session's checkpoints instead")
     from .memory_cli import add_memory_parser
     add_memory_parser(sub)
     from .context_cli import add_context_parser
@@ -143,7 +144,7 @@ def _with_repo(args: argparse.Namespace) -> int:
         if args.command == "sessions":
             return _sessions(repo, args.json)
         if args.command == "undo":
-            return _undo(repo, args.session, args.turns)
+            return _undo(repo, args.session, args.turns, args.list)
         if args.command == "context":
             from .context_cli import repo_budget, run_context_command
             return run_context_command(args, repo, default_budget=repo_budget(settings.context_window or 131072))
@@ -174,14 +175,23 @@ def _sessions(repo, as_json: bool) -> int:
     return 0
 
 
-def _undo(repo, session: str | None, turns: int) -> int:
-    from ..tools.checkpoints import CheckpointError, rewind, undo_last_turn
+def _undo(repo, session: str | None, turns: int, list_only: bool) -> int:
+    import time
+
+    from ..tools.checkpoints import CheckpointError, CheckpointStore, rewind, undo_last_turn
     from .runner import open_store, resolve_session
 
     if turns < 1:
         return fail("--turns must be at least 1")
     store = open_store()
     session_id = resolve_session(store, repo, session, continue_latest=session is None)
+    if list_only:
+        checkpoints = CheckpointStore(repo.root).list(session_id)
+        print(f"{len(checkpoints)} checkpoint{'s' * (len(checkpoints) != 1)} in session {session_id} (newest first):")
+        for n, checkpoint in enumerate(checkpoints, start=1):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(checkpoint.created_at))
+            print(f"  --turns {n}: before turn {checkpoint.turn}, taken {stamp}  {checkpoint.id[:12]}")
+        return 0
     try:
         restored = undo_last_turn(repo.root, session_id) if turns == 1 else rewind(repo.root, session_id, turns)
     except CheckpointError as exc:

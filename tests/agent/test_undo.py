@@ -14,6 +14,8 @@ def test_cli_undo_restores_edits_and_bash_changes_without_touching_git_state(cal
                   calc_repo)
     assert (calc_repo / "made.txt").exists() and not (calc_repo / "tests" / "test_calc.py").exists(), run.stdout
     head_before = git(calc_repo, "rev-parse", "HEAD")
+    listing = run_cli(["undo", "--list"], calc_repo)
+    assert listing.returncode == 0 and "1 checkpoint in session" in listing.stdout and "before turn 1" in listing.stdout
     undo = run_cli(["undo"], calc_repo)
     assert undo.returncode == 0, undo.stderr
     assert "calc/__init__.py" in undo.stdout and "made.txt" in undo.stdout
