@@ -110,6 +110,8 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
                 for r in memory.capture(text, repo_id=repo.identity, session_id=session_id, turn=turn) if not r.unchanged]
 
     def after_forget() -> list[Message]:
+        if hasattr(backend, "drop_cache"):
+            backend.drop_cache()
         return [system_message(system_text())] + store.messages(session_id)
 
     agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id, system_text(), policy,

@@ -41,6 +41,14 @@ class InProcessBackend:
         self.constrain_tool_calls = constrain_tool_calls
         self.cancel_event = threading.Event()
 
+    def drop_cache(self) -> None:
+        """Erase every cached K/V (not only mark it stale): after a forget, no trace may stay in memory."""
+        with self.engine.lock:
+            if hasattr(self.engine, "reset"):
+                self.engine.reset()
+            else:
+                self.engine.kv.clear()
+
     @classmethod
     def load(
         cls,

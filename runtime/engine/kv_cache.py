@@ -25,5 +25,10 @@ class KVCache:
             n += 1
         return n
 
+    def clear(self) -> None:
+        """Zero the block: used when cached text must not survive (a forgotten memory), not just be skipped."""
+        self.block.zero_()
+        self.tokens.clear()
+
     def nbytes(self) -> int:
         return self.block.numel() * self.block.element_size()

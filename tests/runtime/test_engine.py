@@ -149,3 +149,18 @@ def test_long_context_decode_equals_prefill(exact_engine, perplexity_text, n):
     exact_engine.kv.tokens.clear()
     prefilled = exact_engine.prefill(ids)
     assert (decoded - prefilled).abs().max().item() < 1e-4
+
+
+def test_kv_cache_clear_erases_the_cached_prefix():
+    import torch
+
+    from dsv4.runtime.engine.kv_cache import KVCache
+
+    class Layer:
+        num_kv_heads, head_dim = 2, 4
+
+    cache = KVCache([Layer(), Layer()], max_len=8, dtype=torch.float32)
+    cache.block.fill_(1.5)
+    cache.tokens.extend([1, 2, 3])
+    cache.clear()
+    assert cache.tokens == [] and cache.common_prefix([1, 2, 3]) == 0 and float(cache.block.abs().sum()) == 0.0
