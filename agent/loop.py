@@ -102,6 +102,9 @@ class Agent:
 
     def cancel(self) -> None:
         self._cancel.set()
+        # An in-process prefill can run for seconds between events; let the backend stop it mid-way.
+        if hasattr(self.backend, "cancel"):
+            self.backend.cancel()
 
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()

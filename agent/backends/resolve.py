@@ -84,11 +84,12 @@ def _openai(settings: Settings, base_url: str | None, model: str | None, api_key
 def _inprocess(settings: Settings, model: str) -> Backend:
     try:
         from .inprocess import InProcessBackend, ModelNotFound
+        from ...runtime.errors import RuntimeModelError
     except ImportError as exc:
         raise BackendConfigError(
             "the in-process runtime is not installed (run scripts/setup, which installs the 'runtime' extra); "
             f"or use --base-url URL --model NAME, or --backend scripted --script FILE ({exc})") from None
     try:
         return InProcessBackend.load(model, context_window=settings.context_window)
-    except ModelNotFound as exc:
+    except (ModelNotFound, RuntimeModelError) as exc:  # a bad file, a missing tokenizer: one line, not a traceback
         raise BackendConfigError(str(exc)) from None

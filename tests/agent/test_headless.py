@@ -201,3 +201,10 @@ def test_continue_picks_the_latest_session(calc_repo, write_script):
     assert json.loads(first.stdout)["session_id"] == json.loads(second.stdout)["session_id"]
     listing = run_cli(["sessions"], calc_repo).stdout
     assert "2 turns" in listing and "first task" in listing
+
+
+def test_bad_local_model_file_is_a_one_line_error(calc_repo, tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"not a gguf at all")
+    proc = run_cli(["run", "--headless", "x", "--model", str(bad)], calc_repo)
+    assert proc.returncode == 2 and "not a GGUF file" in proc.stderr and "Traceback" not in proc.stderr
