@@ -7,6 +7,16 @@ import torch
 from ..layers.attention import Attention
 
 
+def common_prefix(cached: list[int], ids: list[int]) -> int:
+    """How many leading token ids two sequences share: the part of a prompt whose K/V can be reused."""
+    n = 0
+    for a, b in zip(cached, ids):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 class KVCache:
     def __init__(self, layers: list[Attention], max_len: int, dtype: torch.dtype) -> None:
         first = layers[0]
@@ -18,12 +28,7 @@ class KVCache:
         self.tokens: list[int] = []  # ids whose K/V are in the block, in order
 
     def common_prefix(self, ids: list[int]) -> int:
-        n = 0
-        for a, b in zip(self.tokens, ids):
-            if a != b:
-                break
-            n += 1
-        return n
+        return common_prefix(self.tokens, ids)
 
     def clear(self) -> None:
         """Zero the block: used when cached text must not survive (a forgotten memory), not just be skipped."""

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import RuntimeModelError
 from .engine import PREFILL_CHUNK, Engine, EngineStats
+from .kv_cache import common_prefix
 from .loader import LoadedModel
 
 DEFAULT_V4_CONTEXT = 65536
@@ -41,12 +42,7 @@ class V4Tokens:
         self.tokens: list[int] = []
 
     def common_prefix(self, ids: list[int]) -> int:
-        n = 0
-        for a, b in zip(self.tokens, ids):
-            if a != b:
-                break
-            n += 1
-        return n
+        return common_prefix(self.tokens, ids)
 
 
 class V4Engine(Engine):
