@@ -200,8 +200,9 @@ class Agent:
             result.malformed_calls += 1
             self._finish_call(call, ToolResult(text=f"error: {exc}", is_error=True))
             return changed_before
-        repeats[(call.name, json.dumps(args.model_dump(), sort_keys=True))] += 1
-        if repeats[(call.name, json.dumps(args.model_dump(), sort_keys=True))] > self.config.repeat_limit:
+        signature = (call.name, json.dumps(args.model_dump(), sort_keys=True))
+        repeats[signature] += 1
+        if repeats[signature] > self.config.repeat_limit:
             self._finish_call(call, ToolResult(is_error=True, text=(
                 f"error: this exact {call.name} call was already made {self.config.repeat_limit} times in this turn; "
                 "its result will not change. Try a different approach or finish with a summary.")))

@@ -145,7 +145,11 @@ def _info(args: argparse.Namespace) -> int:
         "chat_template": tok.chat_template is not None,
         "stop_tokens": sorted(tok.decode([i]) for i in tok.stop_token_ids),
     }
-    if args.json:
+    return _print_info(info, args.json)
+
+
+def _print_info(info: dict[str, Any], as_json: bool) -> int:
+    if as_json:
         print(json.dumps(info, indent=2))
     else:
         width = max(len(k) for k in info)
@@ -181,13 +185,7 @@ def _info_v4(args: argparse.Namespace, resolved: Any) -> int:
         "expert_dtype": cfg.expert_dtype, "weights_fp8": cfg.weight_fp8, "numerics": cfg.numerics,
         "mtp_layers": cfg.num_mtp_layers, "tokenizer": tok.source,
     }
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        width = max(len(k) for k in info)
-        for key, value in info.items():
-            print(f"{key:<{width}}  {value}")
-    return EXIT_OK
+    return _print_info(info, args.json)
 
 
 def _generate(args: argparse.Namespace) -> int:

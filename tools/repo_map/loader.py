@@ -46,16 +46,9 @@ class RepoContext:
 
     def diverges_at(self, newer: RepoContext) -> int:
         """Character offset where `newer.text` first differs: the prefix before it need not be re-read."""
-        a, b = self.text, newer.text
-        n = min(len(a), len(b))
-        lo, hi = 0, n
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if a[:mid] == b[:mid]:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        from .tags import common_prefix_length
+
+        return common_prefix_length(self.text, newer.text)
 
     def explain(self) -> str:
         from .explain import explain_text

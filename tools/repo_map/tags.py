@@ -138,15 +138,15 @@ class IncrementalParser:
 
 def _apply_edit(tree: Tree, old: bytes, new: bytes) -> None:
     """Tell the old tree which byte range changed: the span between the common prefix and suffix."""
-    prefix = _common_prefix(old, new)
+    prefix = common_prefix_length(old, new)
     limit = min(len(old), len(new)) - prefix
-    suffix = _common_prefix(old[::-1][:limit], new[::-1][:limit])
+    suffix = common_prefix_length(old[::-1][:limit], new[::-1][:limit])
     old_end, new_end = len(old) - suffix, len(new) - suffix
     tree.edit(start_byte=prefix, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, prefix),
               old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
 
 
-def _common_prefix(a: bytes, b: bytes) -> int:
+def common_prefix_length(a: bytes | str, b: bytes | str) -> int:
     # Binary search over slice equality: each comparison is a memcmp, so this stays fast on big files.
     lo, hi = 0, min(len(a), len(b))
     while lo < hi:
