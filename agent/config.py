@@ -36,32 +36,22 @@ class Settings(BaseSettings):
     syntax_gate: Literal["warn", "refuse", "off"] = "warn"  # an edit that breaks a file's syntax: flag it, refuse it, or allow it
     max_steps: int = 50
 
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = [p for p in _config_files() if p.is_file()]
-        # Later files win in TomlConfigSettingsSource's deep merge, so the repo file goes last.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=files))
-
-
-_REPO_ROOT: Path | None = None
-
-
-def _config_files() -> list[Path]:
-    files = [dsv4_home() / "config.toml"]
-    if _REPO_ROOT is not None:
-        files.append(_REPO_ROOT / ".dsv4" / "config.toml")
-    return files
-
 
 def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
     """Flags that are None are treated as not given, so they never mask a config value."""
-    global _REPO_ROOT
-    _REPO_ROOT = repo_root
-    try:
-        return Settings(**{k: v for k, v in flags.items() if v is not None})
-    finally:
-        _REPO_ROOT = None
+    files = [dsv4_home() / "config.toml"]
+    if repo_root is not None:
+        files.append(repo_root / ".dsv4" / "config.toml")
+    present = [path for path in files if path.is_file()]
+
+    class LayeredSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # Later files win in TomlConfigSettingsSource's deep merge, so the repo file goes last.
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=present))
+
+    return LayeredSettings(**{k: v for k, v in flags.items() if v is not None})
