@@ -96,8 +96,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     os.environ["DSV4_SYNTAX_GATE"] = settings.syntax_gate
     checkpoints = CheckpointStore(repo.root)
     checkpoints.prune()
-    memory = MemoryStore.open(dsv4_home())
-    memory.warm_up()
+    memory = MemoryStore.open(dsv4_home())  # the embedder loads on first recall; the TUI warms it up early
     workspace.memory = memory
 
     def system_text() -> str:

@@ -88,6 +88,7 @@ class ChatScreen(Screen):
         status.session_id = self.session.session_id
         status.state = "ready"
         self._start_watcher()
+        self.session.memory.warm_up()  # load the embedder off the UI thread before the first recall needs it
         transcript = self.query_one(Transcript)
         if self.session.resumed:
             self._replay_history(transcript)
