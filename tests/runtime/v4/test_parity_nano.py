@@ -53,13 +53,12 @@ def test_attention_layer_full_and_chunked(pair, tie_rule, layer):
     with torch.no_grad():
         ref = nano.model.layers[layer].self_attn(x, torch.arange(T)[None])[0]
     cfg = ours.config
-    ids = torch.zeros(T, dtype=torch.long)
-    full = ours.layers[layer].attn(x[0], ids, 0, V4LayerCache(cfg.head_dim, cfg.index_head_dim, cfg.compress_ratios[layer]))
+    full = ours.layers[layer].attn(x[0], 0, V4LayerCache(cfg.head_dim, cfg.index_head_dim, cfg.compress_ratios[layer]))
     assert (ref - full).abs().max().item() < 1e-5
     lc = V4LayerCache(cfg.head_dim, cfg.index_head_dim, cfg.compress_ratios[layer])
     outs, pos = [], 0
     for size in (3, 1, 9, 2, 13, 1, 1, 15):
-        outs.append(ours.layers[layer].attn(x[0, pos:pos + size], ids[pos:pos + size], pos, lc))
+        outs.append(ours.layers[layer].attn(x[0, pos:pos + size], pos, lc))
         pos += size
     assert (ref - torch.cat(outs)).abs().max().item() < 1e-5
 

@@ -1,0 +1,220 @@
+"""DeepSeek-V4 attention: q-LoRA with per-head RMS norm, one shared K=V head, interleaved RoPE on the
+trailing dims (inverse RoPE on the output), a per-head sink, a grouped low-rank output projection, and the
+three layer kinds: sliding window only (ratio 0), CSA (ratio 4: overlapping gated compression plus the
+lightning indexer's top-k) and HCA (ratio 128: dense attention over compressed entries).
+
+Every projection that reads the layer input x is independent, so packed (fast) weights fuse them into one
+matrix: a decode step then reads them in one pass instead of seven.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine.v4_cache import CompressorState, V4LayerCache
+from ..v4_config import DeepseekV4Config
+from . import v4_numerics as qn
+from .v4_common import Linear, RMSNorm, Rotary, rms_unweighted, stable_topk
+from .v4_weights import PackedWeight
+
+
+class Compressor(nn.Module):
+    """Gated per-channel softmax pooling of `ratio` tokens into one entry (`ratio == 4`: overlapping
+    windows of 8 slots, stride 4), then RMSNorm and RoPE at the window's first position."""
+
+    def __init__(self, cfg: DeepseekV4Config, ratio: int, head_dim: int, rotary: Rotary, rotate: bool) -> None:
+        super().__init__()
+        self.ratio, self.head_dim = ratio, head_dim
+        self.overlap = ratio == 4
+        coff = 2 if self.overlap else 1
+        self.wkv = Linear(cfg.hidden_size, coff * head_dim)
+        self.wgate = Linear(cfg.hidden_size, coff * head_dim)
+        self.ape = nn.Parameter(torch.zeros(ratio, coff * head_dim))
+        self.norm = RMSNorm(head_dim, cfg.rms_norm_eps)
+        self.rotary = rotary
+        self.rotate = rotate  # indexer compressor: Hadamard + FP4 sim in official numerics
+        self.numerics = cfg.numerics
+
+    def forward(self, kv: torch.Tensor, score: torch.Tensor, start: int, state: CompressorState) -> torch.Tensor:
+        """kv, score (S, coff*c): the projected rows of positions start..start+S-1 -> the new entries
+        (n, head_dim) this chunk completes."""
+        m, c = self.ratio, self.head_dim
+        S = kv.shape[0]
+        score = score + (self.ape[start % m] if S == 1 else self.ape[torch.arange(start, start + S) % m])
+        kv = torch.cat((state.kv, kv)) if state.kv is not None else kv
+        score = torch.cat((state.score, score)) if state.score is not None else score
+        first = start - (0 if state.kv is None else state.kv.shape[0])  # position of kv[0]; a window start
+        n = kv.shape[0] // m
+        if n == 0:  # the window is still filling (most decode steps)
+            state.kv, state.score = kv, score
+            return kv.new_zeros(0, c)
+        state.kv, state.score = (kv[n * m:], score[n * m:]) if kv.shape[0] > n * m else (None, None)
+        kv, score = kv[: n * m].view(n, m, -1), score[: n * m].view(n, m, -1)
+        if self.overlap:
+            # entry w pools the first half (Ca) of window w-1 and the second half (Cb) of window w
+            prev_kv = kv.new_zeros(n, m, c)
+            prev_score = score.new_full((n, m, c), float("-inf"))
+            if n > 1:
+                prev_kv[1:], prev_score[1:] = kv[:-1, :, :c], score[:-1, :, :c]
+            if state.prev_kv is not None:
+                prev_kv[0], prev_score[0] = state.prev_kv, state.prev_score
+            state.prev_kv, state.prev_score = kv[-1, :, :c].clone(), score[-1, :, :c].clone()
+            kv = torch.cat((prev_kv, kv[:, :, c:]), dim=1)
+            score = torch.cat((prev_score, score[:, :, c:]), dim=1)
+        pooled = (kv * score.softmax(dim=1)).sum(dim=1)  # (n, c)
+        out = self.rotary.apply(self.norm(pooled), self.rotary.phases(torch.arange(n) * m + first))
+        if self.numerics == "official":
+            if self.rotate:
+                out = qn.fp4_act_roundtrip(qn.hadamard(out), 32)
+            else:
+                out = qn.kv_fp8_roundtrip(out, self.rotary.dim)
+        return out
+
+
+class Indexer(nn.Module):
+    """Lightning indexer: picks the top `index_topk` visible compressed entries for each query."""
+
+    def __init__(self, cfg: DeepseekV4Config, rotary: Rotary) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim, self.topk = cfg.index_n_heads, cfg.index_head_dim, cfg.index_topk
+        self.wq_b = Linear(cfg.q_lora_rank, cfg.index_n_heads * cfg.index_head_dim)
+        self.weights_proj = Linear(cfg.hidden_size, cfg.index_n_heads)
+        self.compressor = Compressor(cfg, 4, cfg.index_head_dim, rotary, rotate=True)
+        self.rotary = rotary
+        self.numerics = cfg.numerics
+
+    def forward(self, qr: torch.Tensor, head_w: torch.Tensor, phases, positions, keys: torch.Tensor) -> torch.Tensor:
+        """qr (S, q_lora), head_w = weights_proj(x) (S, n_heads) -> (S, k) indices into `keys`, -1 where
+        fewer than k entries are visible."""
+        S = qr.shape[0]
+        q = self.wq_b(qr).view(S, self.n_heads, self.head_dim)
+        q = self.rotary.apply(q, phases)
+        if self.numerics == "official":
+            q = qn.fp4_act_roundtrip(qn.hadamard(q), 32)
+        w = head_w * (self.head_dim ** -0.5 * self.n_heads ** -0.5)
+        n = keys.shape[0]
+        k = min(self.topk, n)
+        if k == 0:
+            return torch.full((S, 0), -1, dtype=torch.long)
+        score = torch.bmm(w[:, None, :], (q @ keys.T).relu())[:, 0]  # (S, n)
+        if S == 1:  # one query sees every stored key: keys are only stored once their window is complete
+            return stable_topk(score, k)
+        visible = torch.arange(n)[None, :] < ((positions + 1) // 4)[:, None]
+        idx = stable_topk(score.masked_fill(~visible, float("-inf")), k)
+        return torch.where(torch.gather(visible, 1, idx), idx, torch.full_like(idx, -1))
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DeepseekV4Config, layer: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.ratio = cfg.compress_ratios[layer] if layer < cfg.num_layers else cfg.mtp_compress_ratios[layer - cfg.num_layers]
+        H, D, d = cfg.num_heads, cfg.head_dim, cfg.hidden_size
+        self.n_heads, self.head_dim, self.window = H, D, cfg.window
+        self.wq_a = Linear(d, cfg.q_lora_rank)
+        self.q_norm = RMSNorm(cfg.q_lora_rank, cfg.rms_norm_eps)
+        self.wq_b = Linear(cfg.q_lora_rank, H * D)
+        self.wkv = Linear(d, D)
+        self.kv_norm = RMSNorm(D, cfg.rms_norm_eps)
+        self.wo_a = Linear(H * D // cfg.o_groups, cfg.o_groups * cfg.o_lora_rank)
+        self.wo_b = Linear(cfg.o_groups * cfg.o_lora_rank, d)
+        self.attn_sink = nn.Parameter(torch.zeros(H))
+        if self.ratio:
+            self.rotary = Rotary(cfg.rope_head_dim, cfg.compress_rope_theta, cfg)
+            self.compressor = Compressor(cfg, self.ratio, D, self.rotary, rotate=False)
+            if self.ratio == 4:
+                self.indexer = Indexer(cfg, self.rotary)
+        else:
+            self.rotary = Rotary(cfg.rope_head_dim, cfg.rope_theta)
+        self.scale = D ** -0.5
+        self.wo_a_groups: list[PackedWeight] = []  # wo_a per output group once packed
+        self.x_proj: PackedWeight | None = None  # every projection of x, fused, once packed
+
+    def x_projections(self) -> list[Linear]:
+        """The projections that read the layer input, in the order `project` returns them."""
+        out = [self.wq_a, self.wkv]
+        if self.ratio:
+            out += [self.compressor.wkv, self.compressor.wgate]
+        if self.ratio == 4:
+            out += [self.indexer.compressor.wkv, self.indexer.compressor.wgate, self.indexer.weights_proj]
+        return out
+
+    def pack(self, fmt: str) -> None:
+        parts = self.x_projections()
+        self.x_proj = PackedWeight(torch.cat([p.weight for p in parts]), fmt)
+        for p in parts:
+            p.release()
+        G = self.cfg.o_groups
+        self.wo_a_groups = [PackedWeight(w, fmt) for w in self.wo_a.weight.view(G, self.cfg.o_lora_rank, -1)]
+        self.wo_a.release()
+        for p in (self.wq_b, self.wo_b) + ((self.indexer.wq_b,) if self.ratio == 4 else ()):
+            p.pack(fmt)
+
+    def project(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.x_proj is not None:
+            return list(self.x_proj(x).split([p.out_features for p in self.x_projections()], dim=-1))
+        return [p(x) for p in self.x_projections()]
+
+    def forward(self, x: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
+        cfg = self.cfg
+        S, H, D = x.shape[0], self.n_heads, self.head_dim
+        positions = torch.arange(start, start + S)
+        phases = self.rotary.phases(positions)
+        proj = self.project(x)
+        qr = self.q_norm(proj[0])
+        q = rms_unweighted(self.wq_b(qr).view(S, H, D), cfg.rms_norm_eps)
+        q = self.rotary.apply(q, phases)  # (S, H, D)
+        kv = self.rotary.apply(self.kv_norm(proj[1]), phases)  # (S, D)
+        if cfg.numerics == "official":
+            kv = qn.kv_fp8_roundtrip(kv, self.rotary.dim)
+
+        # window part: the previous tail of raw KV plus this chunk
+        tail_kv, tail_start = lc.window_kv(self.window)
+        if S == 1 and tail_kv is not None:  # the single query sees exactly the last window-1 cached keys
+            keys = torch.cat((tail_kv[max(0, tail_kv.shape[0] - self.window + 1):], kv))
+            win_scores = (q @ keys.T) * self.scale  # (1, H, n)
+        else:
+            keys = torch.cat((tail_kv, kv)) if tail_kv is not None else kv
+            key_pos = torch.arange(tail_start, start + S) if tail_kv is not None else positions
+            win_mask = (key_pos[None, :] <= positions[:, None]) & (key_pos[None, :] > positions[:, None] - self.window)
+            win_scores = (q @ keys.T * self.scale).masked_fill(~win_mask[:, None, :], float("-inf"))  # (S, H, n)
+        lc.push_window(kv, start, self.window)
+        parts_s = [win_scores]
+        comp_v = None
+        if self.ratio:
+            comp = lc.append_compressed(self.compressor(proj[2], proj[3], start, lc.comp_state))
+            if self.ratio == 4:
+                index_keys = lc.append_index_keys(self.indexer.compressor(proj[4], proj[5], start, lc.index_state))
+                idx = self.indexer(qr, proj[6], phases, positions, index_keys)  # (S, k)
+                comp_v = comp[idx.clamp(min=0)]  # (S, k, D)
+                cs = torch.bmm(q, comp_v.transpose(1, 2)) * self.scale  # (S, H, k)
+                parts_s.append(cs if S == 1 else cs.masked_fill((idx < 0)[:, None, :], float("-inf")))
+            else:
+                comp_v = comp
+                cs = q @ comp_v.T * self.scale  # (S, H, n)
+                if S > 1:  # a single query sees every stored entry: entries are stored once complete
+                    visible = torch.arange(comp.shape[0])[None, :] < ((positions + 1) // self.ratio)[:, None]
+                    cs = cs.masked_fill(~visible[:, None, :], float("-inf"))
+                parts_s.append(cs)
+        sink = self.attn_sink.view(1, H, 1).expand(S, H, 1)
+        probs = torch.cat(parts_s + [sink], dim=-1).softmax(-1)
+        nw = win_scores.shape[-1]
+        o = probs[..., :nw] @ keys  # (S, H, D)
+        if self.ratio == 4:
+            o = o + torch.bmm(probs[..., nw:-1], comp_v)
+        elif self.ratio:
+            o = o + probs[..., nw:-1] @ comp_v
+        o = self.rotary.apply(o, phases, inverse=True)
+        return self.wo_b(self.output_groups(o))
+
+    def output_groups(self, o: torch.Tensor) -> torch.Tensor:
+        """(S, H, D) -> (S, G * o_lora): each group of heads through its own block of wo_a."""
+        S, G, R = o.shape[0], self.cfg.o_groups, self.cfg.o_lora_rank
+        o = o.reshape(S, G, -1)
+        if self.wo_a.quant_act:
+            o = qn.fp8_act_roundtrip(o, 128)
+        if self.wo_a_groups:
+            return torch.cat([p(o[:, g]) for g, p in enumerate(self.wo_a_groups)], dim=-1)
+        return torch.einsum("sgi,gri->sgr", o, self.wo_a.weight.view(G, R, -1)).reshape(S, G * R)

@@ -1,0 +1,81 @@
+"""Manifold-constrained hyper-connections (mHC) of DeepSeek-V4: the residual stream is `hc_mult` streams;
+each sub-layer reads a weighted collapse of them (`pre`) and writes back through a Sinkhorn-normalised
+mixing matrix plus a gated copy of its output (`post`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..v4_config import DeepseekV4Config
+from .v4_common import rms_unweighted
+
+
+def sinkhorn_4x4(m: list[list[float]], iters: int, eps: float) -> torch.Tensor:
+    """The Sinkhorn normalisation of `HyperConnection.pre` for one token with 4 streams, in Python floats.
+
+    A decode step runs it at every mHC site (2 per layer); as tensor ops its ~120 tiny kernels cost ~250 us
+    per site, unrolled scalars ~17 us. Same operations and order (column pass, then row/column pairs), in
+    float64, so it agrees with the tensor form to float32 rounding."""
+    (a0, a1, a2, a3), (b0, b1, b2, b3), (c0, c1, c2, c3), (d0, d1, d2, d3) = m
+    for it in range(iters):
+        if it:
+            s = a0 + a1 + a2 + a3 + eps
+            a0, a1, a2, a3 = a0 / s, a1 / s, a2 / s, a3 / s
+            s = b0 + b1 + b2 + b3 + eps
+            b0, b1, b2, b3 = b0 / s, b1 / s, b2 / s, b3 / s
+            s = c0 + c1 + c2 + c3 + eps
+            c0, c1, c2, c3 = c0 / s, c1 / s, c2 / s, c3 / s
+            s = d0 + d1 + d2 + d3 + eps
+            d0, d1, d2, d3 = d0 / s, d1 / s, d2 / s, d3 / s
+        s = a0 + b0 + c0 + d0 + eps
+        a0, b0, c0, d0 = a0 / s, b0 / s, c0 / s, d0 / s
+        s = a1 + b1 + c1 + d1 + eps
+        a1, b1, c1, d1 = a1 / s, b1 / s, c1 / s, d1 / s
+        s = a2 + b2 + c2 + d2 + eps
+        a2, b2, c2, d2 = a2 / s, b2 / s, c2 / s, d2 / s
+        s = a3 + b3 + c3 + d3 + eps
+        a3, b3, c3, d3 = a3 / s, b3 / s, c3 / s, d3 / s
+    return torch.tensor([[a0, a1, a2, a3], [b0, b1, b2, b3], [c0, c1, c2, c3], [d0, d1, d2, d3]])  # (4, 4)
+
+
+def sinkhorn(comb: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    """(T, hc, hc) positive -> doubly stochastic (to eps): a column pass, then iters-1 row/column pairs."""
+    if comb.shape[0] == 1 and comb.shape[1] == 4:
+        return sinkhorn_4x4(comb[0].tolist(), iters, eps)[None]
+    comb = comb / (comb.sum(-2, keepdim=True) + eps)
+    for _ in range(iters - 1):
+        comb = comb / (comb.sum(-1, keepdim=True) + eps)
+        comb = comb / (comb.sum(-2, keepdim=True) + eps)
+    return comb
+
+
+class HyperConnection(nn.Module):
+    """One mHC site: `pre` collapses the streams into the sub-layer input, `post` expands it back."""
+
+    def __init__(self, cfg: DeepseekV4Config, prefix: str) -> None:
+        super().__init__()
+        hc, d = cfg.hc_mult, cfg.hidden_size
+        self.hc, self.iters, self.eps, self.norm_eps = hc, cfg.hc_sinkhorn_iters, cfg.hc_eps, cfg.rms_norm_eps
+        self.fn = nn.Parameter(torch.zeros((2 + hc) * hc, hc * d))
+        self.base = nn.Parameter(torch.zeros((2 + hc) * hc))
+        self.scale = nn.Parameter(torch.zeros(3))
+        self.scale_index = torch.tensor([0] * hc + [1] * hc + [2] * hc * hc)  # which of `scale` each mix uses
+
+    def pre(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """h (T, hc, d) -> sub-layer input (T, d), post gates (T, hc), mixing matrix (T, hc, hc)."""
+        hc = self.hc
+        mixes = F.linear(rms_unweighted(h.flatten(1), self.norm_eps), self.fn)  # (T, (2+hc)*hc)
+        z = torch.addcmul(self.base, mixes, self.scale[self.scale_index])
+        gates = z[:, :2 * hc].sigmoid()
+        pre = gates[:, :hc] + self.eps
+        post = 2 * gates[:, hc:]
+        comb = sinkhorn(z[:, 2 * hc:].view(-1, hc, hc).softmax(-1) + self.eps, self.iters, self.eps)
+        return torch.bmm(pre[:, None, :], h)[:, 0], post, comb  # (T, d), (T, hc), (T, hc, hc)
+
+    @staticmethod
+    def post(o: torch.Tensor, h: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
+        # h'_k = post_k * o + sum_j comb[j, k] * h_j
+        mixed = torch.bmm(comb.transpose(1, 2), h)  # (T, hc, d)
+        return torch.addcmul(mixed, post[:, :, None], o[:, None, :])
