@@ -1,8 +1,11 @@
-"""DeepSeek-V4 runtime benchmark (CPU, fp32, random weights): prefill and decode speed at several context
-lengths, KV bytes per token measured from the cache tensors next to a plain MHA cache of the same width,
-and the same workload through transformers' DeepseekV4ForCausalLM (same weights) as a ratio.
+"""DeepSeek-V4 runtime benchmark (CPU, random weights): prefill and decode speed at several context
+lengths for our model with fp32 weights (exact mode, the parity reference) and with packed int8 weights
+(what `--precision auto` loads), KV bytes per token measured from the cache tensors next to a plain MHA
+cache of the same width, and the same workload through transformers' DeepseekV4ForCausalLM (same weights,
+fp32 and bf16) as ratios.
 
     .venv/bin/python evals/v4_bench.py [--lengths 2048 8192 32768] [--hf-lengths 2048 8192] [--decode-steps 16]
+        [--weights fp32 int8] [--hf-dtypes fp32 bf16]
 
 Writes evals/results/v4_bench.json. Not a test: numbers depend on the machine and its load.
 """
@@ -10,7 +13,9 @@ Writes evals/results/v4_bench.json. Not a test: numbers depend on the machine an
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -23,6 +28,7 @@ from dsv4.runtime.v4_config import DeepseekV4Config, V4Yarn
 
 OUT = Path(__file__).parent / "results" / "v4_bench.json"
 CHUNK = 512
+WARMUP_STEPS = 2  # untimed decode steps after prefill, for every engine alike
 
 
 def bench_config(vocab: int) -> DeepseekV4Config:
@@ -82,6 +88,14 @@ def hf_model(ours: DeepseekV4ForCausalLM):
     return hf
 
 
+def packed_copy(model: DeepseekV4ForCausalLM, fmt: str) -> DeepseekV4ForCausalLM:
+    if fmt == "fp32":
+        return model
+    fast = copy.deepcopy(model)
+    fast.pack_weights(fmt)
+    return fast
+
+
 def run_ours(model, ids: torch.Tensor, steps: int) -> dict:
     cache = model.new_cache()
     t0 = time.perf_counter()
@@ -89,6 +103,8 @@ def run_ours(model, ids: torch.Tensor, steps: int) -> dict:
     prefill = time.perf_counter() - t0
     kv = cache.kv_bytes()
     tok = int(logits.argmax())
+    for _ in range(WARMUP_STEPS):
+        tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
     t0 = time.perf_counter()
     for _ in range(steps):
         tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
@@ -107,6 +123,9 @@ def run_hf(hf, ids: torch.Tensor, steps: int) -> dict:
             out = hf(ids[None, s:s + CHUNK], past_key_values=cache, use_cache=True)
     prefill = time.perf_counter() - t0
     tok = int(out.logits[0, -1].argmax())
+    with torch.no_grad():
+        for _ in range(WARMUP_STEPS):
+            tok = int(hf(torch.tensor([[tok]]), past_key_values=cache, use_cache=True).logits[0, -1].argmax())
     t0 = time.perf_counter()
     with torch.no_grad():
         for _ in range(steps):
@@ -122,6 +141,8 @@ def main() -> None:
     ap.add_argument("--hf-lengths", type=int, nargs="*", default=[2048, 8192])
     ap.add_argument("--decode-steps", type=int, default=16)
     ap.add_argument("--vocab", type=int, default=129280)
+    ap.add_argument("--weights", nargs="+", default=["fp32", "int8"], help="our weight formats (fp32 = exact mode)")
+    ap.add_argument("--hf-dtypes", nargs="*", default=["fp32", "bf16"])
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1 by default: torch's flush-denormal flag reaches only the calling thread)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -133,38 +154,51 @@ def main() -> None:
     cfg = bench_config(args.vocab)
     model = DeepseekV4ForCausalLM(cfg).eval()
     randomise(model)
-    hf = hf_model(model) if args.hf_lengths else None
+    ours = {fmt: packed_copy(model, fmt) for fmt in args.weights}
+    hf = {}
+    if args.hf_lengths:
+        base = hf_model(model)
+        for dt in args.hf_dtypes:
+            hf[dt] = base if dt == "fp32" else copy.deepcopy(base).to(torch.bfloat16)
     c = cfg
     mha_bytes = 2 * c.num_layers * c.num_heads * c.head_dim * 4  # fp32 K and V for every head, every layer
     rows = []
     ids_all = torch.randint(0, c.vocab_size, (max(args.lengths),), generator=torch.Generator().manual_seed(1))
     for n in args.lengths:
         ids = ids_all[:n]
-        r = run_ours(model, ids, args.decode_steps)
-        kv = r.pop("cache_bytes")
-        total = sum(kv.values())
-        row = {"context": n, "ours": r, "kv_bytes_total": total, "kv_bytes_per_token": total / n,
-               "kv_bytes_per_token_amortised": (kv["compressed"] + kv["index_keys"]) / n,
-               "mha_bytes_per_token": mha_bytes, "kv_fraction_of_mha": total / n / mha_bytes, "kv_parts": kv}
-        if hf is not None and n in args.hf_lengths:
-            h = run_hf(hf, ids, args.decode_steps)
-            row["transformers"] = h
-            row["decode_speedup"] = h["decode_ms_per_token"] / r["decode_ms_per_token"]
-            row["prefill_speedup"] = h["prefill_s"] / r["prefill_s"]
+        row: dict = {"context": n, "ours": {}}
+        for fmt, m in ours.items():
+            r = run_ours(m, ids, args.decode_steps)
+            kv = r.pop("cache_bytes")
+            row["ours"][fmt] = r
+        total = sum(kv.values())  # the cache holds the same tensors whatever the weight format
+        row |= {"kv_bytes_total": total, "kv_bytes_per_token": total / n,
+                "kv_bytes_per_token_amortised": (kv["compressed"] + kv["index_keys"]) / n,
+                "mha_bytes_per_token": mha_bytes, "kv_fraction_of_mha": total / n / mha_bytes, "kv_parts": kv}
+        if hf and n in args.hf_lengths:
+            row["transformers"] = {dt: run_hf(m, ids, args.decode_steps) for dt, m in hf.items()}
+            row["decode_speedup"] = {f"{fmt}_vs_hf_{dt}": h["decode_ms_per_token"] / r["decode_ms_per_token"]
+                                     for fmt, r in row["ours"].items() for dt, h in row["transformers"].items()}
+            row["prefill_speedup"] = {f"{fmt}_vs_hf_{dt}": h["prefill_s"] / r["prefill_s"]
+                                      for fmt, r in row["ours"].items() for dt, h in row["transformers"].items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
     lo, hi = rows[0], rows[-1]
-    slope = (hi["ours"]["decode_ms_per_token"] - lo["ours"]["decode_ms_per_token"]) / ((hi["context"] - lo["context"]) / 1000)
+    span = (hi["context"] - lo["context"]) / 1000
     result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "config": {"hidden": c.hidden_size, "layers": c.num_layers, "kinds": list(c.compress_ratios), "heads": c.num_heads,
                    "head_dim": c.head_dim, "experts": c.n_routed_experts, "top_k_experts": c.experts_per_token,
-                   "window": c.window, "index_topk": c.index_topk, "vocab": c.vocab_size, "dtype": "fp32",
-                   "numerics": c.numerics, "prefill_chunk": CHUNK},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+                   "window": c.window, "index_topk": c.index_topk, "vocab": c.vocab_size, "weights": args.weights,
+                   "numerics": c.numerics, "prefill_chunk": CHUNK, "params": sum(p.numel() for p in model.parameters())},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "decode_steps": args.decode_steps,
         "rows": rows,
-        "decode_slope_ms_per_1k_context": slope,
-        "decode_time_ratio_longest_vs_shortest": hi["ours"]["decode_ms_per_token"] / lo["ours"]["decode_ms_per_token"],
+        "decode_slope_ms_per_1k_context": {
+            fmt: (hi["ours"][fmt]["decode_ms_per_token"] - lo["ours"][fmt]["decode_ms_per_token"]) / span for fmt in ours},
+        "decode_time_ratio_longest_vs_shortest": {
+            fmt: hi["ours"][fmt]["decode_ms_per_token"] / lo["ours"][fmt]["decode_ms_per_token"] for fmt in ours},
         "context_ratio_longest_vs_shortest": hi["context"] / lo["context"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -213,7 +213,8 @@ def v4_from_hf(cfg: Mapping[str, Any]) -> DeepseekV4Config:
         hc_eps=float(g("hc_eps", 1e-6)),
         rms_norm_eps=float(key("norm_eps", "rms_norm_eps") or 1e-6),
         num_mtp_layers=n_mtp,
-        mtp_compress_ratios=tuple(ratios[n_layers:n_layers + n_mtp]),
+        # layer_types-style configs list the backbone only; the MTP block is sliding-only in every V4 release
+        mtp_compress_ratios=tuple(ratios[n_layers:n_layers + n_mtp]) + (0,) * max(0, n_mtp - len(ratios[n_layers:])),
         max_position=int(g("max_position_embeddings", g("max_seq_len", 1048576)) or 1048576),
         bos_token_id=int(g("bos_token_id", 0) if g("bos_token_id") is not None else 0),
         eos_token_id=int(g("eos_token_id", 1) if isinstance(g("eos_token_id", 1), int) else 1),

@@ -89,6 +89,8 @@ class V4Cache:
     def __init__(self, cfg, dtype: torch.dtype = torch.float32) -> None:
         self.length = 0
         self.layers = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.compress_ratios]
+        # the MTP blocks' own state (speculative drafts); not counted in kv_bytes, which is the backbone's cache
+        self.mtp = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.mtp_compress_ratios]
 
     def kv_bytes(self) -> dict[str, int]:
         total: dict[str, int] = {}

@@ -21,6 +21,10 @@ from .kv_cache import common_prefix
 from .loader import LoadedModel
 
 DEFAULT_V4_CONTEXT = 65536
+V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
+# decode is bandwidth bound: int8 projections read a quarter of fp32's bytes and keep greedy choices
+# (the LM head's best candidates are recomputed in fp32); int4 is faster still but visibly less exact
+V4_FAST = "int8"
 
 
 def is_v4_checkpoint(path: str | Path) -> bool:
@@ -67,8 +71,14 @@ class V4Engine(Engine):
         tokenizer = load_v4_tokenizer(path)  # before any weight is read
         model = load_v4(path, numerics=numerics)
         model.eval()
+        weights = V4_FAST if precision == "auto" else precision
+        if weights not in V4_PRECISIONS:
+            raise RuntimeModelError(f"precision {precision!r} is not available for DeepSeek-V4 (one of auto, {', '.join(V4_PRECISIONS)})")
+        if weights != "fp32" and model.config.numerics != "exact":
+            raise RuntimeModelError(f"official numerics runs on the checkpoint's own weights: use --precision fp32, not {precision}")
+        model.pack_weights(weights)
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
-                             precision=f"fp32 weights, {model.config.numerics} numerics", load_seconds=time.perf_counter() - start,
+                             precision=f"{weights} weights, {model.config.numerics} numerics", load_seconds=time.perf_counter() - start,
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
         return cls(loaded, context_window=context_window, threads=threads)
 
@@ -126,9 +136,9 @@ class V4Engine(Engine):
 def load_engine(path, *, precision: str | None = None, context_window: int | None = None, numerics: str | None = None):
     """`V4Engine` for DeepSeek-V4 checkpoint folders, the general `Engine` otherwise."""
     if is_v4_checkpoint(path):
-        if precision not in (None, "fp32", "auto"):
-            raise RuntimeModelError(f"precision {precision!r} is not available for DeepSeek-V4 yet (fp32 only)")
-        return V4Engine.load(path, context_window=context_window, numerics=numerics)
+        if numerics == "official" and precision in (None, "auto"):
+            precision = "fp32"  # the official numerics simulation is defined on the checkpoint's weights
+        return V4Engine.load(path, precision=precision or "auto", context_window=context_window, numerics=numerics)
     from .loader import FAST
 
     return Engine.load(path, precision=precision or FAST, context_window=context_window)

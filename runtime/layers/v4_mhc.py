@@ -79,3 +79,12 @@ class HyperConnection(nn.Module):
         # h'_k = post_k * o + sum_j comb[j, k] * h_j
         mixed = torch.bmm(comb.transpose(1, 2), h)  # (T, hc, d)
         return torch.addcmul(mixed, post[:, :, None], o[:, None, :])
+
+
+def collapse_streams(h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,
+                     hc_eps: float) -> torch.Tensor:
+    """The `hc_head` of the model (and of each MTP block): (T, hc, d) streams -> (T, d), a sigmoid-weighted
+    sum of the streams (the final norm is applied by the caller)."""
+    mixes = F.linear(rms_unweighted(h.flatten(1), norm_eps), fn)  # (T, hc)
+    pre = torch.sigmoid(mixes * scale + base) + hc_eps
+    return torch.bmm(pre[:, None, :], h)[:, 0]

@@ -72,8 +72,8 @@ class Experts(nn.Module):
         for name in ("w1", "w2", "w3"):
             setattr(self, name, nn.Parameter(torch.empty(self.n_experts, 0, 0), requires_grad=False))
 
-    def expert(self, e: int, xe: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Expert e on its tokens xe (n, d), scaled by their routing weights (n,) -> (n, d) float32."""
+    def expert(self, e: int, xe: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
+        """Expert e on its tokens xe (n, d), scaled by their routing weights (n, 1) -> (n, d) float32."""
         if self.quant_act:
             xe = qn.fp8_act_roundtrip(xe, 128)
         if self.packed:
@@ -81,7 +81,7 @@ class Experts(nn.Module):
             g, u = w13(xe).chunk(2, dim=-1)
         else:
             g, u = F.linear(xe, self.w1[e]), F.linear(xe, self.w3[e])
-        h = clamped_swiglu(g, u, self.limit) * weight[:, None]
+        h = clamped_swiglu(g, u, self.limit) * weight
         if self.quant_act:
             h = qn.fp8_act_roundtrip(h, 128)
         return w2(h) if self.packed else F.linear(h, self.w2[e])
@@ -89,8 +89,8 @@ class Experts(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1:  # decode: k experts, one row each
             out = None
-            for e, we in zip(idx[0].tolist(), w[0]):
-                y = self.expert(e, x, we[None])
+            for e, we in zip(idx[0].tolist(), w[0].tolist()):
+                y = self.expert(e, x, we)
                 out = y if out is None else out + y
             return out
         out = torch.zeros(x.shape, dtype=torch.float32)
@@ -104,7 +104,7 @@ class Experts(nn.Module):
             if n == 0:
                 continue
             t = tok[pos:pos + n]
-            out.index_add_(0, t, self.expert(e, x[t], wts[pos:pos + n]))
+            out.index_add_(0, t, self.expert(e, x[t], wts[pos:pos + n, None]))
             pos += n
         return out
 

@@ -117,19 +117,21 @@ def saved_native_to_native(pairs: Iterable[tuple[str, torch.Tensor]]) -> Iterato
 
 def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]], *, strict: bool = True) -> None:
     """Copy (native name, float tensor) pairs into the model. Routed experts arrive either stacked
-    (`experts.w1` (E, I, d)) or one at a time (`experts.E.w1.weight`). `mtp.*` tensors are kept aside
-    on `model.mtp_tensors` for speculative decoding later."""
+    (`experts.w1` (E, I, d)) or one at a time (`experts.E.w1.weight`). `mtp.N.*` tensors fill the model's
+    MTP blocks; a checkpoint without them (the transformers layout drops MTP) loads with
+    `model.mtp_loaded` False, and MTP tensors the config has no block for are kept on `model.mtp_tensors`."""
     params = dict(model.named_parameters())
     params.update(dict(model.named_buffers()))
     seen: set[str] = set()
     mtp: dict[str, torch.Tensor] = {}
     n_experts = model.config.n_routed_experts
     for name, t in pairs:
-        if name.startswith("mtp."):
+        name = re.sub(r"\.hc_(attn|ffn)_(fn|base|scale)$", r".hc_\1.\2", name)
+        m = re.match(r"^((?:layers|mtp)\.\d+\.ffn\.experts)\.(\d+)\.(w[123])\.weight$", name)
+        target = f"{m.group(1)}.{m.group(3)}" if m else name
+        if name.startswith("mtp.") and target not in params and target + ".weight" not in params:
             mtp[name] = t
             continue
-        name = re.sub(r"\.hc_(attn|ffn)_(fn|base|scale)$", r".hc_\1.\2", name)
-        m = re.match(r"^(layers\.\d+\.ffn\.experts)\.(\d+)\.(w[123])\.weight$", name)
         with torch.no_grad():
             if m:
                 key = f"{m.group(1)}.{m.group(3)}"
@@ -152,9 +154,14 @@ def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]
             else:
                 seen.add(name)
     model.mtp_tensors = mtp
+    mtp_params = [n for n in params if n.startswith("mtp.")]
+    mtp_seen = [n for n in seen if n.startswith("mtp.")]
+    model.mtp_loaded = bool(mtp_params) and bool(mtp_seen)
     if strict:
         missing = []
         for name in params:
+            if name.startswith("mtp.") and not mtp_seen:
+                continue  # no MTP in this checkpoint: the backbone is complete without it
             if name.endswith(("experts.w1", "experts.w2", "experts.w3")):
                 missing += [f"{name}:{e}" for e in range(n_experts) if f"{name}:{e}" not in seen]
             elif name not in seen:
@@ -272,7 +279,7 @@ def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dty
 
 # --- writing (tiny test checkpoints, conversions) ------------------------------------------------------
 
-FP8_OFFICIAL = re.compile(r"(\.attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|\.indexer\.wq_b|\.shared_experts\.w[123])\.weight$")
+FP8_OFFICIAL = re.compile(r"(\.attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|\.indexer\.wq_b|\.shared_experts\.w[123]|^mtp\.\d+\.[eh]_proj)\.weight$")
 FP4_OFFICIAL = re.compile(r"\.ffn\.experts\.\d+\.w[123]\.weight$")
 
 
@@ -281,7 +288,7 @@ def native_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         t = t.detach()
-        m = re.match(r"^(layers\.\d+\.ffn\.experts)\.(w[123])$", name)
+        m = re.match(r"^((?:layers|mtp)\.\d+\.ffn\.experts)\.(w[123])$", name)
         if m:
             for e in range(t.shape[0]):
                 out[f"{m.group(1)}.{e}.{m.group(2)}.weight"] = t[e].clone()

@@ -20,8 +20,8 @@ from torch import nn
 
 from ..engine.v4_cache import V4Cache, V4LayerCache
 from ..layers.v4_attention import Attention, Compressor, Indexer
-from ..layers.v4_common import Linear, RMSNorm, rms_unweighted, stable_topk
-from ..layers.v4_mhc import HyperConnection
+from ..layers.v4_common import Linear, RMSNorm, stable_topk
+from ..layers.v4_mhc import HyperConnection, collapse_streams
 from ..layers.v4_moe import Experts, MoE, SharedExpert
 from ..layers.v4_weights import PACKED_FORMATS, PackedWeight, head_logits
 from ..v4_config import DeepseekV4Config
@@ -47,12 +47,43 @@ class Block(nn.Module):
         return self.hc_ffn.post(self.ffn(self.ffn_norm(y), ids), h, post, comb)
 
 
+class MTPBlock(Block):
+    """One multi-token-prediction depth (`mtp.N.*`): from the backbone's final streams at position i and the
+    embedding of token i+1 it predicts token i+2, for speculative decoding. A sliding-window, learned-routing
+    block with its own `hc_head` and norm; the embedding and LM head are the model's."""
+
+    def __init__(self, cfg: DeepseekV4Config, layer: int) -> None:
+        super().__init__(cfg, layer)
+        d, hc = cfg.hidden_size, cfg.hc_mult
+        self.enorm = RMSNorm(d, cfg.rms_norm_eps)
+        self.hnorm = RMSNorm(d, cfg.rms_norm_eps)
+        self.e_proj = Linear(d, d)
+        self.h_proj = Linear(d, d)
+        self.norm = RMSNorm(d, cfg.rms_norm_eps)
+        self.hc_head_fn = nn.Parameter(torch.zeros(hc, hc * d))
+        self.hc_head_base = nn.Parameter(torch.zeros(hc))
+        self.hc_head_scale = nn.Parameter(torch.zeros(1))
+        self.cfg = cfg
+
+    def predict(self, h: torch.Tensor, next_embed: torch.Tensor, next_ids: torch.Tensor, start: int,
+                lc: V4LayerCache) -> torch.Tensor:
+        """h (S, hc, d) backbone streams of positions start.., next_embed (S, d) embeddings of the tokens that
+        follow them -> (S, d) normed hidden state whose logits predict the token after those."""
+        x = self.e_proj(self.enorm(next_embed))[:, None, :] + self.h_proj(self.hnorm(h))  # (S, hc, d)
+        x = self(x, next_ids, start, lc)
+        cfg = self.cfg
+        return self.norm(collapse_streams(x, self.hc_head_fn, self.hc_head_base, self.hc_head_scale,
+                                          cfg.rms_norm_eps, cfg.hc_eps))
+
+
 class DeepseekV4ForCausalLM(nn.Module):
     def __init__(self, cfg: DeepseekV4Config) -> None:
         super().__init__()
         self.config = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
+        self.mtp = nn.ModuleList(MTPBlock(cfg, cfg.num_layers + i) for i in range(cfg.num_mtp_layers))
+        self.mtp_loaded = False  # set by the loader when the checkpoint carries the MTP weights
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         hc, d = cfg.hc_mult, cfg.hidden_size
@@ -60,14 +91,15 @@ class DeepseekV4ForCausalLM(nn.Module):
         self.hc_head_base = nn.Parameter(torch.zeros(hc))
         self.hc_head_scale = nn.Parameter(torch.zeros(1))
         self.head_packed: PackedWeight | None = None
+        self.head_rows: PackedWeight | None = None
         self.weight_format = "fp32"
         self.set_numerics(cfg.numerics)
 
     @torch.no_grad()
     def pack_weights(self, fmt: str) -> None:
         """Replace the fp32 projections, experts and LM head with `fmt` copies (after loading; not undone).
-        Norms, mHC, gates, sinks and the embedding stay fp32. The LM head is int8 under int4 too: its
-        best candidates are recomputed from dequantised rows, which the int4 layout cannot give."""
+        Norms, mHC, gates, sinks and the embedding stay fp32. The LM head's best candidates are
+        recomputed in fp32 from dequantised rows (int8 rows kept beside an int4 head)."""
         if fmt == "fp32":
             return
         if fmt not in PACKED_FORMATS:
@@ -80,14 +112,16 @@ class DeepseekV4ForCausalLM(nn.Module):
         for m in self.modules():
             if isinstance(m, (Attention, Experts, SharedExpert)):
                 m.pack(fmt)  # each packs its own projections (fused where they read the same input)
-        self.head_packed = PackedWeight(self.head.weight, "bf16" if fmt == "bf16" else "int8")
+        self.head_packed = PackedWeight(self.head.weight, fmt)
+        if fmt == "int4":  # the int4 layout cannot give rows back: int8 rows refine its best candidates
+            self.head_rows = PackedWeight(self.head.weight, "int8")
         self.head.weight = nn.Parameter(torch.empty(0), requires_grad=False)
         self.weight_format = fmt
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(T, d) -> (T, V) float32 through the LM head."""
         if self.head_packed is not None:
-            return head_logits(self.head_packed, x)
+            return head_logits(self.head_packed, x, self.head_rows.rows if self.head_rows else None)
         return F.linear(x, self.head.weight)
 
     def set_numerics(self, mode: str) -> None:
@@ -100,7 +134,7 @@ class DeepseekV4ForCausalLM(nn.Module):
             if isinstance(m, (Compressor, Indexer)):
                 m.numerics = mode
         # FP8/FP4 weights of the official checkpoint (wo_a is kept in bf16 by the reference: no act quant)
-        quant_names = ("wq_a", "wq_b", "wkv", "wo_b", "w1", "w2", "w3")
+        quant_names = ("wq_a", "wq_b", "wkv", "wo_b", "w1", "w2", "w3", "e_proj", "h_proj")
         for name, m in self.named_modules():
             if isinstance(m, Linear) and name.rsplit(".", 1)[-1] in quant_names and ".compressor." not in name:
                 m.quant_act = mode == "official"
@@ -121,9 +155,8 @@ class DeepseekV4ForCausalLM(nn.Module):
 
     def collapse(self, h: torch.Tensor) -> torch.Tensor:
         """The final mHC head: (T, hc, d) streams -> (T, d) normed hidden state."""
-        mixes = F.linear(rms_unweighted(h.flatten(1), self.config.rms_norm_eps), self.hc_head_fn)
-        pre = torch.sigmoid(mixes * self.hc_head_scale + self.hc_head_base) + self.config.hc_eps
-        return self.norm(torch.bmm(pre[:, None, :], h)[:, 0])
+        cfg = self.config
+        return self.norm(collapse_streams(h, self.hc_head_fn, self.hc_head_base, self.hc_head_scale, cfg.rms_norm_eps, cfg.hc_eps))
 
     @torch.no_grad()
     def forward(self, ids: torch.Tensor, cache: V4Cache | None = None, *, chunk: int | None = None) -> torch.Tensor:
@@ -136,6 +169,14 @@ class DeepseekV4ForCausalLM(nn.Module):
             h = self.hidden_streams(ids[i:i + step], cache)
             outs.append(self.logits(self.collapse(h)))
         return torch.cat(outs)
+
+    @torch.no_grad()
+    def mtp_logits(self, h: torch.Tensor, next_ids: torch.Tensor, start: int, cache: V4Cache, depth: int = 0) -> torch.Tensor:
+        """Draft logits of MTP depth `depth`: h (S, hc, d) = `hidden_streams` of positions start..start+S-1,
+        next_ids (S,) the tokens at start+1..start+S -> (S, V) logits for the tokens at start+2..start+S+1.
+        The MTP block keeps its own window and compressor state in `cache.mtp[depth]`."""
+        block = self.mtp[depth]
+        return self.logits(block.predict(h, self.embed(next_ids), next_ids, start, cache.mtp[depth]))
 
     @torch.no_grad()
     def last_logits(self, ids: torch.Tensor, cache: V4Cache, *, chunk: int | None = None) -> torch.Tensor:

@@ -106,3 +106,19 @@ def test_stream_parser_char_by_char():
     p = enc.DSMLStreamParser(thinking=True)
     pieces = p.feed("let me think</thi") + p.feed("nk>Answer") + p.finish()
     assert "".join(x.text for x in pieces) == "Answer"
+
+
+def test_engine_precisions(v4_folder):
+    from dsv4.runtime.engine.v4_engine import load_engine
+    from dsv4.runtime.errors import RuntimeModelError
+
+    assert load_engine(v4_folder).loaded.precision == "int8 weights, exact numerics"  # auto: the decode format
+    exact = load_engine(v4_folder, precision="fp32")
+    assert exact.loaded.precision == "fp32 weights, exact numerics" and exact.model.weight_format == "fp32"
+    assert load_engine(v4_folder, numerics="official").loaded.precision == "fp32 weights, official numerics"
+    with pytest.raises(RuntimeModelError, match="official numerics"):
+        load_engine(v4_folder, precision="int8", numerics="official")
+    ids = list(range(300, 340))
+    fast = load_engine(v4_folder, precision="int8").prefill(ids)
+    ref = exact.prefill(ids)
+    assert fast.argmax() == ref.argmax() and (fast - ref).abs().max() < 0.1 * ref.abs().max()

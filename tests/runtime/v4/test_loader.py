@@ -111,6 +111,7 @@ def test_official_hf_and_saved_layouts_load_to_the_same_model(tmp_path):
     (hf_dir / "config.json").write_text(json.dumps(hf.config.to_dict()))
     c = ck.load_v4(tmp_path / "saved")
     d = ck.load_v4(hf_dir)
+    assert b.mtp_loaded and not c.mtp_loaded and not d.mtp_loaded  # transformers drops the MTP block
     sb = dict(b.state_dict())
     for other in (c, d):
         so = other.state_dict()
@@ -137,7 +138,7 @@ def test_missing_tensor_is_refused(tmp_path):
         ck.load_v4(tmp_path)
 
 
-def test_mtp_tensors_are_kept_and_scales_pair_across_shards(tmp_path):
+def test_mtp_tensors_load_and_scales_pair_across_shards(tmp_path):
     _, a = build_pair(1, **hf_kwargs([0, 4], inter=32))
     ck.write_official(a, tmp_path, shards=2)
     # an MTP tensor (FP8 + scale) in its own shard, the scale stored before its weight
@@ -152,8 +153,9 @@ def test_mtp_tensors_are_kept_and_scales_pair_across_shards(tmp_path):
                               "mtp.0.enorm.weight": "model-00004-of-00004.safetensors"})
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(idx))
     m = ck.load_v4(tmp_path)
-    assert torch.equal(m.mtp_tensors["mtp.0.e_proj.weight"], ck.dequant_fp8_blocks(q, s))
-    assert "mtp.0.enorm.weight" in m.mtp_tensors
+    assert m.config.num_mtp_layers == 1 and m.mtp_loaded
+    assert torch.equal(m.mtp[0].e_proj.weight, ck.dequant_fp8_blocks(q, s))
+    assert torch.equal(m.mtp[0].enorm.weight, torch.ones(32))
 
 
 def test_weight_scale_inv_naming_is_paired():

@@ -31,7 +31,9 @@ def pair():
     _, ours = build_pair(11, **kw)
     c = config_to_hf(ours.config) | {"compress_rate_hca": 8, "num_nextn_predict_layers": 0}
     nano = NanoModel(NanoConfig.from_official_json(c)).eval()
-    sd, report = convert_deepseek_official_state_dict(native_state_dict(ours), nano)
+    # nano's MTP takes the collapsed hidden state, not the official streams, so its MTP is left out
+    backbone = {k: v for k, v in native_state_dict(ours).items() if not k.startswith("mtp.")}
+    sd, report = convert_deepseek_official_state_dict(backbone, nano)
     assert not report.unconverted_keys
     nano.load_state_dict(sd, strict=False)
     return ours, nano
