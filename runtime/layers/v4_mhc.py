@@ -4,6 +4,8 @@ mixing matrix plus a gated copy of its output (`post`)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,13 +14,14 @@ from ..v4_config import DeepseekV4Config
 from .v4_common import rms_unweighted
 
 
-def sinkhorn_4x4(m: list[list[float]], iters: int, eps: float) -> torch.Tensor:
-    """The Sinkhorn normalisation of `HyperConnection.pre` for one token with 4 streams, in Python floats.
+def sinkhorn_4x4(m: list[float], iters: int, eps: float) -> list[float]:
+    """The Sinkhorn normalisation of `HyperConnection.pre` for one token with 4 streams, in Python floats:
+    16 values row-major in and out.
 
     A decode step runs it at every mHC site (2 per layer); as tensor ops its ~120 tiny kernels cost ~250 us
     per site, unrolled scalars ~17 us. Same operations and order (column pass, then row/column pairs), in
     float64, so it agrees with the tensor form to float32 rounding."""
-    (a0, a1, a2, a3), (b0, b1, b2, b3), (c0, c1, c2, c3), (d0, d1, d2, d3) = m
+    a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3 = m
     for it in range(iters):
         if it:
             s = a0 + a1 + a2 + a3 + eps
@@ -37,13 +40,27 @@ def sinkhorn_4x4(m: list[list[float]], iters: int, eps: float) -> torch.Tensor:
         a2, b2, c2, d2 = a2 / s, b2 / s, c2 / s, d2 / s
         s = a3 + b3 + c3 + d3 + eps
         a3, b3, c3, d3 = a3 / s, b3 / s, c3 / s, d3 / s
-    return torch.tensor([[a0, a1, a2, a3], [b0, b1, b2, b3], [c0, c1, c2, c3], [d0, d1, d2, d3]])  # (4, 4)
+    return [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3]
+
+
+def one_token_mixes(z: list[float], iters: int, eps: float) -> list[float]:
+    """`HyperConnection.pre`'s gates for one token with 4 streams, in Python floats: z (24 pre-activations)
+    -> pre gates (4), post gates (4) and the Sinkhorn-normalised mixing matrix (16, row-major). As tensor ops
+    this is ~30 kernel launches per mHC site, which dominate a decode step's fixed cost."""
+    pre = [1.0 / (1.0 + math.exp(-v)) + eps for v in z[:4]]
+    post = [2.0 / (1.0 + math.exp(-v)) for v in z[4:8]]
+    comb = []
+    for r in range(4):
+        row = z[8 + 4 * r: 12 + 4 * r]
+        top = max(row)
+        ex = [math.exp(v - top) for v in row]
+        total = sum(ex)
+        comb += [v / total + eps for v in ex]
+    return pre + post + sinkhorn_4x4(comb, iters, eps)
 
 
 def sinkhorn(comb: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
     """(T, hc, hc) positive -> doubly stochastic (to eps): a column pass, then iters-1 row/column pairs."""
-    if comb.shape[0] == 1 and comb.shape[1] == 4:
-        return sinkhorn_4x4(comb[0].tolist(), iters, eps)[None]
     comb = comb / (comb.sum(-2, keepdim=True) + eps)
     for _ in range(iters - 1):
         comb = comb / (comb.sum(-1, keepdim=True) + eps)
@@ -68,6 +85,10 @@ class HyperConnection(nn.Module):
         hc = self.hc
         mixes = F.linear(rms_unweighted(h.flatten(1), self.norm_eps), self.fn)  # (T, (2+hc)*hc)
         z = torch.addcmul(self.base, mixes, self.scale[self.scale_index])
+        if h.shape[0] == 1 and hc == 4:
+            m = torch.tensor(one_token_mixes(z[0].tolist(), self.iters, self.eps))  # (24,)
+            pre, post, comb = m[None, None, :4], m[None, 4:8], m[8:].view(1, 4, 4)
+            return torch.bmm(pre, h)[:, 0], post, comb
         gates = z[:, :2 * hc].sigmoid()
         pre = gates[:, :hc] + self.eps
         post = 2 * gates[:, hc:]

@@ -87,12 +87,12 @@ class Experts(nn.Module):
         return w2(h) if self.packed else F.linear(h, self.w2[e])
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:  # decode: k experts, one row each
-            out = None
-            for e, we in zip(idx[0].tolist(), w[0].tolist()):
-                y = self.expert(e, x, we)
-                out = y if out is None else out + y
-            return out
+        if x.shape[0] == 1 and self.packed:  # decode: the k experts' SwiGLU as one (k, I) batch
+            chosen = idx[0].tolist()
+            xb = x.to(torch.bfloat16)
+            g, u = torch.cat([self.packed[e][0](xb) for e in chosen]).chunk(2, dim=-1)  # (k, I) each
+            h = clamped_swiglu(g, u, self.limit) * w[0][:, None]
+            return torch.stack([self.packed[e][1](h[i:i + 1]) for i, e in enumerate(chosen)]).sum(0)  # (1, d)
         out = torch.zeros(x.shape, dtype=torch.float32)
         flat = idx.flatten()
         order = torch.argsort(flat, stable=True)

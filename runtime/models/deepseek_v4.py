@@ -141,9 +141,12 @@ class DeepseekV4ForCausalLM(nn.Module):
             if isinstance(m, Experts):
                 m.quant_act = mode == "official"
 
+    # Everything that reads or writes a cache runs in inference mode (~7% faster decode than no_grad, and a
+    # cache's tensors may only be updated in the mode that made them).
     def new_cache(self) -> V4Cache:
         return V4Cache(self.config)
 
+    @torch.inference_mode()
     def hidden_streams(self, ids: torch.Tensor, cache: V4Cache) -> torch.Tensor:
         start = cache.length
         h = self.embed(ids)
@@ -158,7 +161,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         cfg = self.config
         return self.norm(collapse_streams(h, self.hc_head_fn, self.hc_head_base, self.hc_head_scale, cfg.rms_norm_eps, cfg.hc_eps))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward(self, ids: torch.Tensor, cache: V4Cache | None = None, *, chunk: int | None = None) -> torch.Tensor:
         """ids (T,) continuing `cache` (a fresh one when None) -> logits (T, V) in float32.
         `chunk` splits a long prefill into pieces of that many tokens (same result, less memory)."""
@@ -170,7 +173,7 @@ class DeepseekV4ForCausalLM(nn.Module):
             outs.append(self.logits(self.collapse(h)))
         return torch.cat(outs)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def mtp_logits(self, h: torch.Tensor, next_ids: torch.Tensor, start: int, cache: V4Cache, depth: int = 0) -> torch.Tensor:
         """Draft logits of MTP depth `depth`: h (S, hc, d) = `hidden_streams` of positions start..start+S-1,
         next_ids (S,) the tokens at start+1..start+S -> (S, V) logits for the tokens at start+2..start+S+1.
@@ -178,7 +181,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         block = self.mtp[depth]
         return self.logits(block.predict(h, self.embed(next_ids), next_ids, start, cache.mtp[depth]))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def last_logits(self, ids: torch.Tensor, cache: V4Cache, *, chunk: int | None = None) -> torch.Tensor:
         """Like forward but only the last position's logits (V,): what prefill and decode need."""
         step = chunk or ids.shape[0]
