@@ -13,11 +13,17 @@ from .v4_weights import PackedWeight
 
 
 def stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the k largest scores along the last dim; ties go to the lower index (deterministic)."""
+    """Indices of the k largest float32 scores along the last dim, best first; ties go to the lower index.
+
+    `topk` alone breaks ties arbitrarily and a stable full sort is O(n log n) (0.45 ms for the 8k keys
+    of a 32k-token CSA layer, per query). Instead each score becomes a distinct int64 key, its float bits
+    mapped to an order-preserving integer, times n, minus its index: one `topk` on distinct keys is exact."""
     if k <= 0:
         return scores.new_zeros(scores.shape[:-1] + (0,), dtype=torch.long)
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    return order[..., :k]
+    n = scores.shape[-1]
+    bits = (scores.float() + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0, which ties with it
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # negative floats: larger magnitude, smaller key
+    return (bits * n - torch.arange(n)).topk(k, dim=-1).indices
 
 
 def rms_unweighted(x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 from dsv4.runtime.loaders.v4_checkpoint import hf_to_native, load_native
-from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM, stable_topk
+from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
 from dsv4.runtime.v4_config import v4_from_hf
 
 KIND = {0: "sliding_attention", 4: "compressed_sparse_attention"}
@@ -61,7 +61,8 @@ def build_pair(seed: int = 0, **kw):
 
 def _stable_topk_method(self, k, dim=-1, largest=True, sorted=True):
     assert dim in (-1, self.dim() - 1) and largest
-    idx = stable_topk(self, k)
+    # the rule written independently of ours: a stable descending sort (ties keep index order)
+    idx = torch.sort(self, dim=-1, descending=True, stable=True).indices[..., :k]
     return torch.return_types.topk((torch.gather(self, -1, idx), idx))
 
 

@@ -30,3 +30,16 @@ def test_chunked_equals_full_with_many_relu_ties():
     parts = [m(ids[:31], cache)] + [m(ids[i:i + 1], cache) for i in range(31, 50)] + [m(ids[50:], cache)]
     assert torch.equal(full.argmax(-1), torch.cat(parts).argmax(-1))
     assert (full - torch.cat(parts)).abs().max().item() < 1e-5
+
+
+def test_matches_a_stable_descending_sort_on_tie_heavy_rows():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        n = int(torch.randint(1, 300, (1,), generator=g))
+        k = int(torch.randint(1, n + 1, (1,), generator=g))
+        levels = torch.tensor([0.5, -0.0, 0.0, -2.0, float("inf"), float("-inf"), 1e-30])
+        s = levels[torch.randint(0, len(levels), (4, n), generator=g)]
+        if trial % 3 == 0:
+            s = torch.randn(4, n, generator=g)
+        want = torch.sort(s, dim=-1, descending=True, stable=True).indices[..., :k]
+        assert torch.equal(stable_topk(s, k), want)
