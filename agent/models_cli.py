@@ -224,7 +224,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "model": resolved.name, "text": "".join(parts), "prompt_tokens": len(ids), "completion_tokens": n,
-            "finish_reason": finish, "load_seconds": round(engine.loaded.load_seconds, 3),
+            "finish_reason": finish, "precision": engine.loaded.precision, "load_seconds": round(engine.loaded.load_seconds, 3),
             "time_to_first_token_s": round(first or 0.0, 4), "seconds": round(elapsed, 3),
         }))
     else:

@@ -170,44 +170,64 @@ class Attention(nn.Module):
         if cfg.numerics == "official":
             kv = qn.kv_fp8_roundtrip(kv, self.rotary.dim)
 
-        # window part: the previous tail of raw KV plus this chunk
+        # window part: the previous tail of raw KV plus this chunk; keys[i] is the KV of position first + i
         tail_kv, tail_start = lc.window_kv(self.window)
         if S == 1 and tail_kv is not None:  # the single query sees exactly the last window-1 cached keys
             keys = torch.cat((tail_kv[max(0, tail_kv.shape[0] - self.window + 1):], kv))
-            win_scores = (q @ keys.T) * self.scale  # (1, H, n)
         else:
             keys = torch.cat((tail_kv, kv)) if tail_kv is not None else kv
-            key_pos = torch.arange(tail_start, start + S) if tail_kv is not None else positions
-            win_mask = (key_pos[None, :] <= positions[:, None]) & (key_pos[None, :] > positions[:, None] - self.window)
-            win_scores = (q @ keys.T * self.scale).masked_fill(~win_mask[:, None, :], float("-inf"))  # (S, H, n)
+        first = start + S - keys.shape[0]
         lc.push_window(kv, start, self.window)
-        parts_s = [win_scores]
-        comp_v = None
+        comp = comp_mask = None
         if self.ratio:
             comp = lc.append_compressed(self.compressor(proj[2], proj[3], start, lc.comp_state))
             if self.ratio == 4:
                 index_keys = lc.append_index_keys(self.indexer.compressor(proj[4], proj[5], start, lc.index_state))
                 idx = self.indexer(qr, proj[6], phases, positions, index_keys)  # (S, k)
-                comp_v = comp[idx.clamp(min=0)]  # (S, k, D)
-                cs = torch.bmm(q, comp_v.transpose(1, 2)) * self.scale  # (S, H, k)
-                parts_s.append(cs if S == 1 else cs.masked_fill((idx < 0)[:, None, :], float("-inf")))
-            else:
-                comp_v = comp
-                cs = q @ comp_v.T * self.scale  # (S, H, n)
-                if S > 1:  # a single query sees every stored entry: entries are stored once complete
-                    visible = torch.arange(comp.shape[0])[None, :] < ((positions + 1) // self.ratio)[:, None]
-                    cs = cs.masked_fill(~visible[:, None, :], float("-inf"))
-                parts_s.append(cs)
-        sink = self.attn_sink.view(1, H, 1).expand(S, H, 1)
-        probs = torch.cat(parts_s + [sink], dim=-1).softmax(-1)
-        nw = win_scores.shape[-1]
-        o = probs[..., :nw] @ keys  # (S, H, D)
-        if self.ratio == 4:
-            o = o + torch.bmm(probs[..., nw:-1], comp_v)
-        elif self.ratio:
-            o = o + probs[..., nw:-1] @ comp_v
+                comp = comp[idx.clamp(min=0)]  # (S, k, D) the entries each query selected
+                comp_mask = idx >= 0 if S > 1 else None
+            elif S > 1:  # a single query sees every stored entry: entries are stored once complete
+                comp_mask = torch.arange(comp.shape[0])[None, :] < ((positions + 1) // self.ratio)[:, None]
+        if S == 1:
+            o = self.attend(q, keys, None, comp, None)
+        else:
+            # query blocks of one window: each reads only the keys its window can reach (2 windows wide)
+            # instead of every query scoring the whole chunk
+            block = self.window if S > 2 * self.window else S
+            outs = []
+            for b0 in range(0, S, block):
+                b1 = min(S, b0 + block)
+                lo, hi = max(0, start + b0 - self.window + 1 - first), start + b1 - first
+                qpos, kpos = positions[b0:b1, None], torch.arange(first + lo, first + hi)[None, :]
+                win_mask = (kpos <= qpos) & (kpos > qpos - self.window)  # (s, n)
+                comp_b = None if comp is None else comp[b0:b1] if comp.dim() == 3 else comp
+                outs.append(self.attend(q[b0:b1], keys[lo:hi], win_mask, comp_b,
+                                        None if comp_mask is None else comp_mask[b0:b1]))
+            o = torch.cat(outs)
         o = self.rotary.apply(o, phases, inverse=True)
         return self.wo_b(self.output_groups(o))
+
+    def attend(self, q: torch.Tensor, keys: torch.Tensor, win_mask: torch.Tensor | None, comp: torch.Tensor | None,
+               comp_mask: torch.Tensor | None) -> torch.Tensor:
+        """One softmax over the window keys (n, D), the compressed entries (per query (s, k, D) for CSA, shared
+        (m, D) for HCA) and the sink, for queries q (s, H, D) -> (s, H, D). K = V: the keys are the values."""
+        s, H = q.shape[:2]
+        win = q @ keys.T * self.scale  # (s, H, n)
+        if win_mask is not None:
+            win = win.masked_fill(~win_mask[:, None, :], float("-inf"))
+        parts = [win]
+        if comp is not None:
+            cs = (torch.bmm(q, comp.transpose(1, 2)) if comp.dim() == 3 else q @ comp.T) * self.scale  # (s, H, k|m)
+            if comp_mask is not None:
+                cs = cs.masked_fill(~comp_mask[:, None, :], float("-inf"))
+            parts.append(cs)
+        parts.append(self.attn_sink.view(1, H, 1).expand(s, H, 1))
+        probs = torch.cat(parts, dim=-1).softmax(-1)
+        nw = keys.shape[0]
+        o = probs[..., :nw] @ keys
+        if comp is not None:
+            o = o + (torch.bmm(probs[..., nw:-1], comp) if comp.dim() == 3 else probs[..., nw:-1] @ comp)
+        return o
 
     def output_groups(self, o: torch.Tensor) -> torch.Tensor:
         """(S, H, D) -> (S, G * o_lora): each group of heads through its own block of wo_a."""

@@ -58,7 +58,7 @@ def test_score_matches_the_model(v4_folder, capsys, tmp_path):
 def test_generate_and_prefix_reuse(v4_folder, capsys):
     code, out, _ = _run(["models", "generate", str(v4_folder), "hello", "--max-tokens", "6", "--json"], capsys)
     res = json.loads(out)
-    assert code == 0 and res["completion_tokens"] >= 1
+    assert code == 0 and res["completion_tokens"] >= 1 and res["precision"] == "int8 weights, exact numerics"
     from dsv4.runtime.engine.v4_engine import load_engine
 
     eng = load_engine(v4_folder)
