@@ -2,11 +2,16 @@
 the compressed-entry store, the indexer key store (CSA layers) and the compressors' partial-window states.
 
 Everything a later chunk needs is here, so a prefill can be split anywhere and decode is a chunk of one.
+
+The compressor states cannot be rolled back, so a conversation that diverges from the cached tokens would
+start again from nothing. Instead `snapshot()` records the cache at a point (the end of a prompt) and
+`restore()` rebuilds it there: window rings and compressor states are never modified in place (each step
+assigns new tensors), so a snapshot holds references to them; only the appendable stores are copied.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -43,6 +48,12 @@ class GrowBuffer:
     def view(self) -> torch.Tensor:
         return self.data[: self.n]
 
+    def copy(self) -> GrowBuffer:
+        """A buffer of its own holding the same rows (appends to either no longer reach the other)."""
+        out = GrowBuffer(self.data.shape[1], self.data.dtype)
+        out.data, out.n = self.data[: self.n].clone(), self.n
+        return out
+
     def nbytes(self) -> int:
         return self.n * self.data.shape[1] * self.data.element_size()
 
@@ -74,6 +85,14 @@ class V4LayerCache:
     def append_index_keys(self, rows: torch.Tensor) -> torch.Tensor:
         return self.index_keys.append(rows)
 
+    def copy(self) -> V4LayerCache:
+        out = V4LayerCache.__new__(V4LayerCache)
+        out.ratio, out.win, out.win_start = self.ratio, self.win, self.win_start
+        out.compressed = self.compressed.copy() if self.compressed else None
+        out.index_keys = self.index_keys.copy() if self.index_keys else None
+        out.comp_state, out.index_state = replace(self.comp_state), replace(self.index_state)
+        return out
+
     def kv_bytes(self) -> dict[str, int]:
         """Bytes held, by part (what is stored, not capacity)."""
         win = 0 if self.win is None else self.win.numel() * self.win.element_size()
@@ -91,6 +110,14 @@ class V4Cache:
         self.layers = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.compress_ratios]
         # the MTP blocks' own state (speculative drafts); not counted in kv_bytes, which is the backbone's cache
         self.mtp = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.mtp_compress_ratios]
+
+    def snapshot(self) -> V4Cache:
+        """This cache as it is now, unaffected by later steps on either copy."""
+        out = V4Cache.__new__(V4Cache)
+        out.length = self.length
+        out.layers = [lc.copy() for lc in self.layers]
+        out.mtp = [lc.copy() for lc in self.mtp]
+        return out
 
     def kv_bytes(self) -> dict[str, int]:
         total: dict[str, int] = {}

@@ -1,8 +1,11 @@
 """The engine for DeepSeek-V4 checkpoints: the same interface as `Engine` (prefill with prefix reuse,
 decode, score, streaming generate), over the V4 cache.
 
-The V4 cache holds compressor states that cannot be rolled back, so a prompt reuses the cache only when
-it extends the cached tokens; otherwise the cache starts again.
+The V4 cache holds compressor states that cannot be rolled back. A prompt that extends the cached tokens
+continues the cache. Otherwise the engine goes back to a snapshot taken at the end of the previous prompt,
+when the new prompt starts with it. That is the multi-turn case: the reply the model generated is rendered
+back into the history differently from how it was sampled (reasoning dropped, tool calls re-encoded). Only
+when neither applies does the cache start again.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class V4Engine(Engine):
         self.kv = V4Tokens()
         self.cache = self.model.new_cache()
         self.last_logits: torch.Tensor | None = None
+        # (tokens, cache, logits) at the end of the last prompt prefilled
+        self.prompt_snapshot: tuple[list[int], object, torch.Tensor] | None = None
         self.stats = EngineStats()
         self.lock = threading.Lock()
 
@@ -97,8 +102,11 @@ class V4Engine(Engine):
         self.check_fits(len(ids))
         n = self.kv.common_prefix(ids)
         if all_logits or n < len(self.kv.tokens) or (n == len(ids) and self.last_logits is None):
-            self.reset()
-            n = 0
+            if all_logits:
+                self.reset()
+                n = 0
+            else:
+                n = self.restore_prompt_snapshot(ids)
         self.stats.reused_tokens += n
         self.stats.prefill_calls += 1
         if n == len(ids):
@@ -119,7 +127,21 @@ class V4Engine(Engine):
             out = torch.cat(outputs)
             self.last_logits = out[-1]
             return out
+        self.prompt_snapshot = (list(ids), self.cache.snapshot(), self.last_logits)
         return self.last_logits
+
+    def restore_prompt_snapshot(self, ids: list[int]) -> int:
+        """Continue from the last prompt's snapshot when `ids` starts with that prompt; else start afresh.
+        Returns the number of tokens the cache now holds."""
+        snap = self.prompt_snapshot
+        if snap is None or len(snap[0]) > len(ids) or ids[: len(snap[0])] != snap[0]:
+            self.reset()
+            return 0
+        tokens, cache, logits = snap
+        self.cache = cache.snapshot()  # the snapshot itself stays reusable
+        self.kv.tokens[:] = tokens
+        self.last_logits = logits
+        return len(tokens)
 
     @torch.inference_mode()
     def decode(self, token: int) -> torch.Tensor:

@@ -122,3 +122,33 @@ def test_engine_precisions(v4_folder):
     fast = load_engine(v4_folder, precision="int8").prefill(ids)
     ref = exact.prefill(ids)
     assert fast.argmax() == ref.argmax() and (fast - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+def test_next_turn_continues_from_the_prompt_snapshot(v4_folder):
+    """Turn 2's prompt starts with turn 1's prompt but not with what was sampled after it: the engine goes
+    back to the snapshot at the end of turn 1's prompt instead of prefilling everything again."""
+    from dsv4.runtime.engine.v4_engine import load_engine
+
+    eng = load_engine(v4_folder, precision="fp32")
+    fmt = eng.chat_format()
+    turn1 = fmt.prompt_ids([{"role": "user", "content": "hi there"}])
+    eng.prefill(turn1)
+    for tok in (300, 301, 302):  # sampled tokens that the history will not repeat
+        eng.decode(tok)
+    turn2 = fmt.prompt_ids([{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"},
+                            {"role": "user", "content": "fix the bug"}])
+    assert turn2[: len(turn1)] == turn1 and turn2[len(turn1)] != 300
+    before = eng.stats.prefilled_tokens
+    got = eng.prefill(turn2)
+    assert eng.stats.prefilled_tokens - before == len(turn2) - len(turn1)
+    want = load_engine(v4_folder, precision="fp32").prefill(turn2)
+    assert torch.allclose(got, want, atol=1e-5)
+    eng.decode(7)  # and the restored cache goes on decoding like a fresh one
+    fresh = load_engine(v4_folder, precision="fp32")
+    fresh.prefill(turn2 + [7])
+    assert torch.allclose(eng.decode(8), fresh.decode(8), atol=1e-5)
+    # a prompt that does not start with the snapshot's tokens starts again from nothing
+    before = eng.stats.prefilled_tokens
+    other = fmt.prompt_ids([{"role": "user", "content": "something else"}])
+    eng.prefill(other)
+    assert eng.stats.prefilled_tokens - before == len(other)
