@@ -51,9 +51,9 @@ class PackedWeight:
         return y.float()
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor | None:
-        """Dequantised rows (k, K) float32, or None for int4 (its packed layout interleaves rows)."""
+        """Dequantised rows (*idx.shape, K) float32, or None for int4 (its packed layout interleaves rows)."""
         if self.fmt == "int8":
-            return self.q[idx].float() * self.scale[idx].float()[:, None]
+            return self.q[idx].float() * self.scale[idx].float()[..., None]
         if self.fmt == "bf16":
             return self.q[idx].float()
         return None
@@ -68,8 +68,7 @@ def head_logits(packed: PackedWeight, h: torch.Tensor, exact_rows=None) -> torch
     dequantised rows (int8/bf16) or from `exact_rows(idx)` when given."""
     coarse = packed(h)  # (T, V)
     top = coarse.topk(REFINE_TOP, dim=-1).indices  # (T, k)
-    for t in range(h.shape[0]):
-        rows = packed.rows(top[t]) if exact_rows is None else exact_rows(top[t])
-        if rows is not None:
-            coarse[t, top[t]] = rows @ h[t].float()
-    return coarse
+    rows = packed.rows(top) if exact_rows is None else exact_rows(top)  # (T, k, d)
+    if rows is None:
+        return coarse
+    return coarse.scatter_(1, top, torch.bmm(rows, h.float()[:, :, None])[:, :, 0])
