@@ -47,8 +47,9 @@ def one_token_mixes(z: list[float], iters: int, eps: float) -> list[float]:
     """`HyperConnection.pre`'s gates for one token with 4 streams, in Python floats: z (24 pre-activations)
     -> pre gates (4), post gates (4) and the Sinkhorn-normalised mixing matrix (16, row-major). As tensor ops
     this is ~30 kernel launches per mHC site, which dominate a decode step's fixed cost."""
-    pre = [1.0 / (1.0 + math.exp(-v)) + eps for v in z[:4]]
-    post = [2.0 / (1.0 + math.exp(-v)) for v in z[4:8]]
+    # sigmoid as (1 + tanh(v/2)) / 2: math.exp(-v) would overflow for v below -709
+    pre = [0.5 + 0.5 * math.tanh(0.5 * v) + eps for v in z[:4]]
+    post = [1.0 + math.tanh(0.5 * v) for v in z[4:8]]
     comb = []
     for r in range(4):
         row = z[8 + 4 * r: 12 + 4 * r]

@@ -21,3 +21,12 @@ def test_one_token_pre_matches_the_batched_form():
                 assert (a[0] - b[t]).abs().max() < 1e-6
     comb = batched[2]
     assert torch.allclose(comb.sum(-1), torch.ones(3, 4), atol=1e-4) and torch.allclose(comb.sum(-2), torch.ones(3, 4), atol=1e-4)
+
+
+def test_one_token_gates_survive_extreme_pre_activations():
+    from dsv4.runtime.layers.v4_mhc import one_token_mixes
+
+    z = [-1000.0, 1000.0, 0.0, 5.0] * 2 + [-1000.0, 1000.0, 0.0, 0.0] * 4
+    m = one_token_mixes(z, 20, 1e-6)
+    assert m[:4] == [1e-6, 1.0 + 1e-6, 0.5 + 1e-6, m[3]] and m[4:6] == [0.0, 2.0]
+    assert all(v == v for v in m)  # no NaN
