@@ -22,6 +22,7 @@ from ..errors import RuntimeModelError
 from .engine import PREFILL_CHUNK, Engine, EngineStats
 from .kv_cache import common_prefix
 from .loader import LoadedModel
+from .v4_cache import V4Cache
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
@@ -62,7 +63,7 @@ class V4Engine(Engine):
         self.cache = self.model.new_cache()
         self.last_logits: torch.Tensor | None = None
         # (tokens, cache, logits) at the end of the last prompt prefilled
-        self.prompt_snapshot: tuple[list[int], object, torch.Tensor] | None = None
+        self.prompt_snapshot: tuple[list[int], V4Cache, torch.Tensor] | None = None
         self.stats = EngineStats()
         self.lock = threading.Lock()
 
@@ -72,15 +73,18 @@ class V4Engine(Engine):
         from ..loaders.v4_checkpoint import load_v4
         from ..v4_tokenizer import load_v4_tokenizer
 
+        weights = V4_FAST if precision == "auto" else precision
+        if weights not in V4_PRECISIONS:  # both checked before any weight is read
+            raise RuntimeModelError(f"precision {precision!r} is not available for DeepSeek-V4 (one of auto, {', '.join(V4_PRECISIONS)})")
+        if weights != "fp32" and numerics == "official":
+            raise RuntimeModelError(f"official numerics runs on the checkpoint's own weights: use --precision fp32, not {precision}")
         start = time.perf_counter()
-        tokenizer = load_v4_tokenizer(path)  # before any weight is read
+        tokenizer = load_v4_tokenizer(path)
         model = load_v4(path, numerics=numerics)
         model.eval()
-        weights = V4_FAST if precision == "auto" else precision
-        if weights not in V4_PRECISIONS:
-            raise RuntimeModelError(f"precision {precision!r} is not available for DeepSeek-V4 (one of auto, {', '.join(V4_PRECISIONS)})")
-        if weights != "fp32" and model.config.numerics != "exact":
-            raise RuntimeModelError(f"official numerics runs on the checkpoint's own weights: use --precision fp32, not {precision}")
+        if weights != "fp32" and model.config.numerics != "exact":  # set by the checkpoint's own config
+            raise RuntimeModelError(f"this checkpoint's config asks for {model.config.numerics} numerics, which runs "
+                                    f"on its own weights: use --precision fp32, not {precision}")
         model.pack_weights(weights)
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
                              precision=f"{weights} weights, {model.config.numerics} numerics", load_seconds=time.perf_counter() - start,

@@ -131,6 +131,7 @@ class Attention(nn.Module):
         self.scale = D ** -0.5
         self.wo_a_groups: list[PackedWeight] = []  # wo_a per output group once packed
         self.x_proj: PackedWeight | None = None  # every projection of x, fused, once packed
+        self.x_split: list[int] = []  # output widths of the fused projections
 
     def x_projections(self) -> list[Linear]:
         """The projections that read the layer input, in the order `project` returns them."""
@@ -144,6 +145,7 @@ class Attention(nn.Module):
     def pack(self, fmt: str) -> None:
         parts = self.x_projections()
         self.x_proj = PackedWeight(torch.cat([p.weight for p in parts]), fmt)
+        self.x_split = [p.out_features for p in parts]
         for p in parts:
             p.release()
         G = self.cfg.o_groups
@@ -154,7 +156,7 @@ class Attention(nn.Module):
 
     def project(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.x_proj is not None:
-            return list(self.x_proj(x).split([p.out_features for p in self.x_projections()], dim=-1))
+            return list(self.x_proj(x).split(self.x_split, dim=-1))
         return [p(x) for p in self.x_projections()]
 
     def forward(self, x: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
