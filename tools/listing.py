@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pathspec
+
+from .gitcmd import run_git
 
 ALWAYS_SKIPPED = {".git", ".venv", "node_modules", "__pycache__", ".dsv4"}
 
 
 def repo_files(root: Path, under: Path) -> list[Path]:
     """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree."""
-    proc = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under)],
-        cwd=root, capture_output=True,
-    )
-    if proc.returncode == 0:
-        names = [name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    listed = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under))
+    if listed.ok:
+        names = [name for name in listed.text.split("\0") if name]
         files = [root / name for name in names]
         return sorted(path for path in files if path.is_file() and not ALWAYS_SKIPPED.intersection(path.relative_to(root).parts))
     return _walk_with_gitignore(root, under)
