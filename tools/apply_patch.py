@@ -168,6 +168,8 @@ class ApplyPatch:
 def _current(path: Path, workspace: Workspace) -> str | None:
     if not path.exists():
         return None
+    if not path.is_file():
+        raise ToolError(f"patch not applied: {workspace.relative(path)} is a folder, not a file")
     try:
         return workspace.read_text(path)
     except UnicodeError as exc:
@@ -229,8 +231,7 @@ def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], 
             if content == originals[path]:
                 continue
             if content is None:
-                path.unlink()
-                workspace.changed[workspace.relative(path)] = "deleted"
+                workspace.delete(path)
             else:
                 workspace.write_text(path, content)
                 if path in modes:

@@ -12,7 +12,22 @@ ALWAYS_SKIPPED = {".git", ".venv", "node_modules", "__pycache__", ".dsv4"}
 
 
 def repo_files(root: Path, under: Path) -> list[Path]:
-    """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree."""
+    """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree.
+
+    A path is listed only when it resolves (every component, not just the last) to a file inside `root`:
+    a committed link to /etc/hostname, or a file below a linked folder outside, never reaches a tool.
+    """
+    return [path for path in _listed(root, under) if _inside(path, root)]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def _listed(root: Path, under: Path) -> list[Path]:
     listed = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under))
     if listed.ok:
         names = [name for name in listed.text.split("\0") if name]

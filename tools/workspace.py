@@ -133,6 +133,9 @@ class Workspace:
     def write_bytes(self, path: Path, data: bytes, mode: int | None = None) -> str:
         """The one way tools change a file: refused under `.git/` and our state, then written atomically."""
         self.refuse_protected(path)
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise PathEscape(f"cannot write {self.relative(path)}: {self.relative(blocking)} is a file, not a folder")
         existed = path.exists()
         atomic_write(path, data, mode)
         action = "modified" if existed else "created"
