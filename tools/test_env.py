@@ -19,12 +19,24 @@ from pathlib import Path
 from typing import Literal
 
 RunnerKind = Literal["pytest", "npm", "cargo", "go", "other"]
-SHELL_OPERATORS = {"&&", "||", ";", "|", "&", ">", ">>", "<", "<<", "2>", "2>&1", "(", ")"}
+_OPERATOR_CHARS = frozenset("();<>|&")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class TestCommandError(ValueError):
-    pass
+    __test__ = False  # not a pytest test class
+
+
+def shell_syntax(text: str) -> str | None:
+    """The first shell operator or substitution in `text` (as a shell would see it), or None."""
+    if "$(" in text or "`" in text:
+        return "$(...)" if "$(" in text else "`...`"
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        return next((t for t in lexer if t and set(t) <= _OPERATOR_CHARS), None)
+    except ValueError:
+        return None  # unbalanced quotes: reported by the split itself
 
 
 @dataclass(frozen=True)
@@ -131,8 +143,8 @@ def parse_test_command(command: str, environment: str = "the configured test_com
     while words and _ASSIGNMENT.match(words[0]):
         name, value = words.pop(0).split("=", 1)
         env[name] = value
-    bad = [w for w in words if w in SHELL_OPERATORS or "$(" in w or "`" in w]
+    bad = shell_syntax(command)
     if bad or not words:
-        raise TestCommandError(f"test_command {command!r} is not a plain command ({bad[0] if bad else 'empty'}): "
+        raise TestCommandError(f"test_command {command!r} is not a plain command ({bad or 'empty'}): "
                                "tests run without a shell; put shell logic in a script and name the script")
     return TestRunner(words, environment, runner_kind(words), env)

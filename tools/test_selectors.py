@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .test_env import RunnerKind
+from .test_env import RunnerKind, shell_syntax
 
 
 class SelectorError(ValueError):
@@ -71,6 +71,9 @@ GRAMMARS: dict[RunnerKind, Grammar] = {
 
 
 def split_args(args: str) -> list[str]:
+    bad = shell_syntax(args)
+    if bad:
+        raise SelectorError(f"args hold shell syntax ({bad}); run_tests takes test selectors and runs no shell")
     try:
         return shlex.split(args)
     except ValueError as exc:
