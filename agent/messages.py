@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from ..tools.call_checks import decode_arguments
 
 
 class ToolCall(BaseModel):
@@ -18,7 +19,7 @@ class ToolCall(BaseModel):
 
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict; raises ValueError with a readable reason when they are not a JSON object."""
-        value = json.loads(self.arguments or "{}")
+        value = decode_arguments(self.arguments)  # a ValueError also for JSON nested too deeply to decode
         if not isinstance(value, dict):
             raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
         return value
