@@ -124,3 +124,15 @@ def test_background_children_do_not_outlive_a_finished_command(tmp_path):
 def test_output_of_a_runaway_command_is_bounded(tmp_path):
     outcome = run_command(["/bin/sh", "-c", "head -c 50000000 /dev/zero | tr '\\0' y"], tmp_path, timeout_s=60)
     assert outcome.exit_code == 0 and len(outcome.output) < 400_000 and "bytes of output cut" in outcome.output
+
+
+def test_cancel_event_stops_run_tests(calc_repo):
+    (calc_repo / "tests" / "test_slow.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(30)\n")
+    workspace = Workspace(calc_repo)
+    threading.Timer(1.0, workspace.cancel_event.set).start()
+    started = time.monotonic()
+    result = call(workspace, "run_tests", args="tests/test_slow.py")
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, f"cancelling took {elapsed:.1f} s"
+    assert result.data["outcome"] == "could_not_run" and result.data["reason"] == "cancelled"
+    assert result.text.startswith("tests could not run: cancelled")
