@@ -31,16 +31,19 @@ ALLOWED_OPTIONS: dict[str, set[str]] = {
     "log": _COMMON,
     "show": _COMMON,
 }
-# Short options that take their value in the next argument (`-n 5`, `-U 3`).
-VALUE_NEXT = {"-n", "-U", "-S", "-G", "--author", "--grep", "--since", "--until", "--after", "--before",
-              "--skip", "--max-count", "--format", "--pretty", "--date", "--diff-filter", "--unified"}
+# Options git always reads a value for from the next argument when none is attached (`-n 5`, `--grep x`).
+# Others (`--format`, `--pretty`, `-U`, `--date`, ...) take their value only attached (`-U3`, `--format=%s`):
+# a word after them is checked as an argument of its own, since git parses it as one.
+VALUE_NEXT = {"-n", "-S", "-G", "--author", "--grep", "--since", "--until", "--after", "--before", "--skip",
+              "--max-count"}
 _NUMBERED = re.compile(r"^-(n|U)?\d+$")  # -5, -n5, -U3
 
 
 def _option_name(arg: str) -> str:
+    """`--opt=value` -> `--opt`; a short option with its value attached (`-n5`, `-uall`) -> `-n`, `-u`."""
     if arg.startswith("--"):
         return arg.split("=", 1)[0]
-    return arg[:2] if len(arg) > 2 and arg[1] in "nUSG" else arg
+    return arg[:2] if len(arg) > 2 and arg[1] in "nUSGu" else arg
 
 
 def check_git_args(subcommand: str, args: list[str], workspace: Workspace) -> list[str]:
@@ -56,6 +59,8 @@ def check_git_args(subcommand: str, args: list[str], workspace: Workspace) -> li
             raise ToolError("git arguments may not contain NUL bytes")
         if expect_value:
             expect_value = False
+            if arg.startswith("-"):
+                raise ToolError(f"the value {arg!r} looks like an option, which is not allowed here; attach values with '=' (--grep=-x)")
             checked.append(arg)
             continue
         if arg == "--":

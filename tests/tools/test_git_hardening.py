@@ -91,6 +91,10 @@ def test_inherited_git_variables_do_not_redirect_our_git(booby_trapped, monkeypa
     ("show", ["HEAD:../../etc/hostname"]),
     ("diff", ["--output=/tmp/dsv4-git-out"]),
     ("diff", ["--output", "/tmp/dsv4-git-out"]),
+    ("diff", ["-U", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["--format", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["--grep", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["-n", "--output=/tmp/dsv4-git-out"]),
     ("log", ["-c", "core.pager=sh"]),
     ("log", ["--git-dir=/tmp"]),
     ("log", ["--work-tree=/tmp"]),
@@ -120,6 +124,9 @@ def test_git_tool_still_answers_ordinary_questions(calc_repo):
     assert "initial" in call(calc_repo, "git", subcommand="log", args=["-3", "--format=%s"]).text
     assert "def add" in call(calc_repo, "git", subcommand="show", args=["HEAD:calc/__init__.py"]).text
     assert "1 file changed" in call(calc_repo, "git", subcommand="diff", args=["--stat", "HEAD"]).text
+    assert "changed" in call(calc_repo, "git", subcommand="diff", args=["-U1", "--format=%s", "HEAD"]).text
+    assert "initial" in call(calc_repo, "git", subcommand="log", args=["--grep", "init", "--pretty"]).text
+    assert "calc/__init__.py" in call(calc_repo, "git", subcommand="status", args=["-uall", "-s"]).text
 
 
 def test_hooks_dir_is_empty(calc_repo):
