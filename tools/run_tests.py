@@ -94,6 +94,8 @@ def run_tests(runner: TestRunner, root: Path, selectors: list[str] | None = None
               secret_names: Iterable[str] = (), cancel: threading.Event | None = None,
               deadline: float | None = None) -> TestOutcome:
     argv = list(runner.argv)
+    if "-q" in argv:  # a second -q would hide pytest's summary line, and with it the counts
+        selectors = [s for s in selectors or [] if s not in ("-q", "--quiet")]
     if selectors and runner.kind == "go" and argv[-1] == "./..." and any(not s.startswith("-") for s in selectors):
         argv.pop()  # packages given: they replace the whole-module default
     argv += (["--", *selectors] if runner.kind == "npm" and selectors else (selectors or []))

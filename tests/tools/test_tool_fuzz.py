@@ -31,9 +31,10 @@ PATTERNS = ["(a+)+$", "(", "[", "(?<=x)y", r"\1", "def", "", ".*", "é", "\0", "
             "[z-a]", "\ud800", "x" * 10_000, "(?i)ADD", "^$"]
 COMMANDS = ["echo hi", "exit 3", "true", "\0", "printf '\\377\\376'", "echo \ud800", "", "cat a.txt", "sleep 0",
             "echo $DEEPSEEK_API_KEY", "ls .git"]
-SELECTORS = ["", "-x", "-k add", "; touch /tmp/dsv4-fuzz-pwned", "$(touch /tmp/dsv4-fuzz-pwned)", "-p evil",
+MARK = "MARKER"  # replaced by a path in the test's tmp_path: a file there means an injected command ran
+SELECTORS = ["", "-x", "-k add", f"; touch {MARK}", f"$(touch {MARK})", "-p evil",
              "tests/test_calc.py::test_mul", "../", "/etc", "'", "\0", "--rootdir=/", "-k", "a" * 300]
-GIT_ARGS = [[], ["--stat"], ["--no-index", "/etc/hostname", "x"], ["-c", "core.pager=sh"], ["--output=/tmp/o"],
+GIT_ARGS = [[], ["--stat"], ["--no-index", "/etc/hostname", "x"], ["-c", "core.pager=sh"], [f"--output={MARK}"],
             ["HEAD"], ["HEAD:../../etc/passwd"], ["-n", "1"], ["\0"], ["\ud800"], ["--", "/etc"], ["-n"], ["-5"]]
 WRONG = [None, 1, -1, 1.5, True, [], {}, ["x"], {"a": 1}, 10**30, "1e9"]
 
@@ -65,7 +66,7 @@ def _patch(rng: random.Random) -> str:
     return rng.choice(TEXTS) + "*** Begin Patch\n*** Update File:"
 
 
-def generated_calls(seed: int, count: int) -> list[tuple[str, str]]:
+def generated_calls(seed: int, count: int, marker: Path) -> list[tuple[str, str]]:
     """(tool name, raw JSON arguments) pairs, as a model might send them at its worst."""
     rng = random.Random(seed)
     makers = {
@@ -103,7 +104,7 @@ def generated_calls(seed: int, count: int) -> list[tuple[str, str]]:
                 raw = json.dumps(arguments)
             except (ValueError, RecursionError):
                 raw = "{}"
-        calls.append((name, raw))
+        calls.append((name, raw.replace(MARK, str(marker))))
     return calls
 
 
@@ -131,7 +132,8 @@ def test_generated_tool_calls_never_crash_and_never_escape(fuzz_repo, tmp_path):
     crashes: list[str] = []
     internal: list[str] = []
     refused = answered = 0
-    for name, raw in generated_calls(seed=20261201, count=CALLS):
+    marker = tmp_path / "pwned"
+    for name, raw in generated_calls(seed=20261201, count=CALLS, marker=marker):
         try:
             tool, args = toolbox.prepare(name, raw)
         except ToolError:
@@ -152,18 +154,22 @@ def test_generated_tool_calls_never_crash_and_never_escape(fuzz_repo, tmp_path):
     assert crashes == [] and internal == [], "\n".join(crashes + internal)
     assert refused + answered == CALLS and refused > 50 and answered > 200
     assert snapshot(root / ".git") == git_before and snapshot(outside) == outside_before
-    assert not Path("/tmp/dsv4-fuzz-pwned").exists() and not Path("/tmp/o").exists()
+    assert not marker.exists()
+
+
+def headless_calls(marker: Path) -> list[dict[str, Any]]:
+    return json.loads(json.dumps(HEADLESS_CALLS).replace(MARK, str(marker)))
 
 
 HEADLESS_CALLS: list[dict[str, Any]] = [
     {"name": "write_file", "arguments": '{"path": "bad\\ud800.txt", "content": "x"}'},
     {"name": "write_file", "arguments": {"path": "a.txt/x", "content": "x"}},
-    {"name": "write_file", "arguments": {"path": ".git/config", "content": "[core]\n\tfsmonitor = touch /tmp/dsv4-fuzz-pwned\n"}},
+    {"name": "write_file", "arguments": {"path": ".git/config", "content": f"[core]\n\tfsmonitor = touch {MARK}\n"}},
     {"name": "read_file", "arguments": {"path": "a\u0000b"}},
     {"name": "read_file", "arguments": {"path": "x" * 300}},
     {"name": "apply_patch", "arguments": {"patch": "*** Begin Patch\n*** Update File: calc\n-x\n+y\n*** End Patch"}},
     {"name": "search", "arguments": {"pattern": "(a+)+$"}},
-    {"name": "run_tests", "arguments": {"args": "; touch /tmp/dsv4-fuzz-pwned"}},
+    {"name": "run_tests", "arguments": {"args": f"; touch {MARK}"}},
     {"name": "list_files", "arguments": '[' * 50_000},
     {"name": "edit_file", "arguments": '{"path": ' + '[' * 5000 + ']' * 5000 + '}'},
     {"name": "git", "arguments": {"subcommand": "diff", "args": ["--no-index", "/etc/hostname", "x"]}},
@@ -171,13 +177,21 @@ HEADLESS_CALLS: list[dict[str, Any]] = [
 ]
 
 
-def test_headless_run_with_hostile_tool_calls_reports_json_without_traceback(fuzz_repo, write_script):
+@pytest.mark.parametrize("output_format", ["json", "stream-json"])
+def test_headless_run_with_hostile_tool_calls_reports_json_without_traceback(fuzz_repo, write_script, output_format,
+                                                                             tmp_path):
     root, outside = fuzz_repo
-    script = [{"content": "", "tool_calls": [call]} for call in HEADLESS_CALLS] + [{"content": "gave up"}]
+    marker = tmp_path / "pwned"
+    script = [{"content": "", "tool_calls": [call]} for call in headless_calls(marker)] + [{"content": "gave up"}]
     proc = run_cli(["run", "--headless", "try everything", "--backend", "scripted", "--script",
-                    str(write_script(script)), "--output-format", "json", "--max-steps", "40"], root)
+                    str(write_script(script)), "--output-format", output_format, "--max-steps", "40"], root)
     assert "Traceback" not in proc.stderr, proc.stderr
-    report = HeadlessReport.model_validate_json(proc.stdout)
+    if output_format == "stream-json":
+        events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line one JSON event
+        assert events[-1]["type"] == "result"
+        report = HeadlessReport.model_validate(events[-1]["report"])
+    else:
+        report = HeadlessReport.model_validate_json(proc.stdout)  # stdout is exactly one JSON document
     assert report.status in ("not_done", "done") and report.steps >= len(HEADLESS_CALLS)
-    assert not Path("/tmp/dsv4-fuzz-pwned").exists() and snapshot(outside) == {"data.txt": b"outside\n"}
+    assert not marker.exists() and snapshot(outside) == {"data.txt": b"outside\n"}
     assert "fsmonitor" not in (root / ".git" / "config").read_text()
