@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from ..tools.call_checks import check_arguments, decode_arguments
 
 
 class ToolCall(BaseModel):
@@ -18,7 +19,10 @@ class ToolCall(BaseModel):
 
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict; raises ValueError with a readable reason when they are not a JSON object."""
-        value = json.loads(self.arguments or "{}")
+        # A ValueError too for JSON nested too deeply to decode, or holding a lone surrogate (which no
+        # event, log or report could be written with).
+        value = decode_arguments(self.arguments)
+        check_arguments(value)
         if not isinstance(value, dict):
             raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
         return value

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..tools.gitcmd import run_git
 
 
 class NotARepository(Exception):
@@ -20,8 +21,8 @@ class Repo:
 
 
 def _git(root: Path, *args: str) -> str | None:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    result = run_git(root, *args)
+    return result.text.strip() if result.ok else None
 
 
 def normalise_remote(url: str) -> str:

@@ -24,6 +24,8 @@ def dsv4_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
     for key in [k for k in os.environ if k.startswith("DSV4_") and k != "DSV4_HOME"]:
         monkeypatch.delenv(key)
+    # Test repositories run their tests in the environment running these tests (tools/test_env.py).
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
     return home
 
 

@@ -21,7 +21,7 @@ from .edit_file import gate
 from .edit_match import Match, first_stage, fold_unicode, substance
 from .edit_text import Lines, Reindent, detect_indent
 from .patch_format import FileOp, Hunk, PatchSyntaxError, parse_patch
-from .workspace import Workspace
+from .workspace import PathEscape, Workspace
 
 SCOPE_HINT = "Add an '@@ <line>' scope line naming the enclosing def/class/function, or more context lines."
 
@@ -168,6 +168,8 @@ class ApplyPatch:
 def _current(path: Path, workspace: Workspace) -> str | None:
     if not path.exists():
         return None
+    if not path.is_file():
+        raise ToolError(f"patch not applied: {workspace.relative(path)} is a folder, not a file")
     try:
         return workspace.read_text(path)
     except UnicodeError as exc:
@@ -185,6 +187,7 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
 
     for op in ops:
         path = workspace.resolve(op.path)
+        workspace.refuse_protected(path)  # before anything is written: the patch is refused whole
         rel = workspace.relative(path)
         now = state(path)
         if op.kind == "add":
@@ -208,6 +211,7 @@ def _plan(ops: list[FileOp], workspace: Workspace) -> tuple[dict[Path, str | Non
             suffix = f" ({'; '.join(relaxed)})" if relaxed else ""
             if op.move_to:
                 dest = workspace.resolve(op.move_to)
+                workspace.refuse_protected(dest)
                 if state(dest) is not None and state(dest) != text:
                     raise EditRefused(f"cannot move {rel} to {workspace.relative(dest)}: the destination exists",
                                       {"reason": "exists"})
@@ -229,14 +233,13 @@ def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], 
             if content == originals[path]:
                 continue
             if content is None:
-                path.unlink()
-                workspace.changed[workspace.relative(path)] = "deleted"
+                workspace.delete(path)
             else:
                 workspace.write_text(path, content)
                 if path in modes:
                     path.chmod(modes[path])
             done.append(path)
-    except OSError as exc:
+    except (OSError, PathEscape) as exc:
         for path in done:  # all or nothing: put back what this patch already wrote
             if originals[path] is None:
                 path.unlink(missing_ok=True)

@@ -4,8 +4,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolResult
-from .process import cap_output, run_command
+from .base import ToolError, ToolResult
+from .process import CommandNotRun, cap_output, run_command
 from .workspace import Workspace
 
 
@@ -21,13 +21,22 @@ class Bash:
     Args = BashArgs
 
     def run(self, args: BashArgs, workspace: Workspace) -> ToolResult:
-        outcome = run_command(args.command, workspace.root, args.timeout_s)
+        # The one tool that runs a shell, and only because a shell command is what it is asked for.
+        try:
+            outcome = run_command(["/bin/sh", "-c", args.command], workspace.root, args.timeout_s,
+                                  secret_names=workspace.secret_names, cancel=workspace.cancel_event,
+                                  deadline=workspace.deadline)
+        except CommandNotRun as exc:
+            raise ToolError(str(exc)) from None
         output = cap_output(outcome.output)
-        if outcome.timed_out:
+        if outcome.cancelled:
+            text = f"{output}\n[cancelled: the command was stopped]"
+        elif outcome.timed_out:
             text = f"{output}\n[killed after {args.timeout_s:g} s]"
         elif not output.strip():
             text = f"[command ran with exit code {outcome.exit_code} and printed nothing]"
         else:
             text = f"{output}\n[exit code {outcome.exit_code}]"
         return ToolResult(text=text, is_error=outcome.exit_code != 0,
-                          data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out})
+                          data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out,
+                                "cancelled": outcome.cancelled})

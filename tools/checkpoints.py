@@ -31,16 +31,18 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from .workspace import atomic_write
+from .gitcmd import GitResult, run_git
+from .workspace import PathEscape, Workspace
 
 SESSION_REFS = "refs/dsv4/sessions"
 SAFETY_REFS = "refs/dsv4/safety"
 MAX_FILE_BYTES = 50 * 1024 * 1024
+CHECKPOINT_GIT_TIMEOUT_S = 600  # `git add --all` of a big tree on a slow disk
 
 
 def dsv4_home() -> Path:
@@ -88,19 +90,22 @@ class CheckpointStore:
 
     # -- git plumbing -----------------------------------------------------------------------------
     def _env(self, index: str | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(GIT_DIR=str(self.dir), GIT_AUTHOR_NAME="dsv4-code", GIT_AUTHOR_EMAIL="dsv4-code@localhost",
+        # Inherited GIT_* variables are dropped by tools.gitcmd; these are the only ones our git sees.
+        env = dict(GIT_DIR=str(self.dir), GIT_AUTHOR_NAME="dsv4-code", GIT_AUTHOR_EMAIL="dsv4-code@localhost",
                    GIT_COMMITTER_NAME="dsv4-code", GIT_COMMITTER_EMAIL="dsv4-code@localhost")
         if index is not None:
             env["GIT_INDEX_FILE"] = str(self.dir / index)
         return env
 
+    def _run(self, *args: str, index: str | None = None, work_tree: bool = True, data: bytes | None = None) -> GitResult:
+        return run_git(self.root, *args, config={"core.bare": "false"} if work_tree else None,
+                       work_tree=self.root if work_tree else None, env=self._env(index), input=data,
+                       timeout_s=CHECKPOINT_GIT_TIMEOUT_S)
+
     def _git(self, *args: str, index: str | None = None, work_tree: bool = True, data: bytes | None = None) -> bytes:
-        command = ["git", "-c", "core.bare=false", f"--work-tree={self.root}"] if work_tree else ["git"]
-        result = subprocess.run([*command, *args], cwd=self.root, env=self._env(index), input=data,
-                                capture_output=True, check=False)
-        if result.returncode != 0:
-            raise CheckpointError(f"git {' '.join(args)} failed: {result.stderr.decode(errors='replace').strip()}")
+        result = self._run(*args, index=index, work_tree=work_tree, data=data)
+        if not result.ok:
+            raise CheckpointError(f"git {' '.join(args)} failed: {result.error_text}")
         return result.stdout
 
     def large_files(self) -> list[str]:
@@ -170,7 +175,11 @@ class CheckpointStore:
         return sorted(found, key=lambda c: (c.created_at, c.ref), reverse=True)
 
     def restore(self, checkpoint_id: str) -> list[str]:
-        """Make the files match the checkpoint: modified ones back, new ones removed, deleted ones back."""
+        """Make the files match the checkpoint: modified ones back, new ones removed, deleted ones back.
+
+        Nothing is written or removed through a symlink (a folder the turn replaced by a link to elsewhere)
+        nor under `.git/`: such paths are left alone and RestoreIncomplete names them after the rest is done.
+        """
         target = self._git("rev-parse", f"{checkpoint_id}^{{tree}}", work_tree=False).decode().strip()
         current = self.current_tree()
         if current == target:
@@ -180,49 +189,66 @@ class CheckpointStore:
         changes = self._git("diff-tree", "-r", "-z", "--no-renames", "--name-status", current, target,
                             work_tree=False).decode().split("\0")
         entries = [(status, path) for status, path in zip(changes[0::2], changes[1::2]) if path]
-        restored = []
-        for status, path in entries:
-            if status != "D":
-                self._write_from(target, path)
+        workspace = Workspace(self.root, state_dirs=[self.dir])
+        restored: list[str] = []
+        refused: dict[str, str] = {}
+
+        def attempt(path: str, action: Callable[[], None]) -> None:
+            try:
+                action()
                 restored.append(path)
+            except (PathEscape, OSError) as exc:
+                refused[path] = str(exc)
+
+        writes = [path for status, path in entries if status != "D"]
+        gone = [path for status, path in entries if status == "D"]
+        # A link the turn put where the checkpoint has a folder goes first: its replacement is written, not
+        # its target.
+        folders = {str(parent) for path in writes for parent in PurePosixPath(path).parents}
+        for path in gone:
+            if path in folders and (self.root / path).is_symlink():
+                attempt(path, lambda p=path: self._remove(workspace, p))
+        for path in writes:
+            attempt(path, lambda p=path: self._write_from(workspace, target, p))
         # A file absent from the checkpoint may have been there but ignored (e.g. .gitignore changed since):
         # with the checkpoint's ignore files back in place, only files that are not ignored get removed.
-        gone = [path for status, path in entries if status == "D"]
-        ignored = set(self._ignored(gone))
+        done = set(restored)
+        ignored = set(self._ignored([p for p in gone if p not in done]))
         for path in gone:
-            if path not in ignored:
-                self._remove(path)
-                restored.append(path)
+            if path not in ignored and path not in done:
+                attempt(path, lambda p=path: self._remove(workspace, p))
         self._snapshot_tree("index-restore")  # refresh the stat cache so the next capture is cheap
+        if refused:
+            raise RestoreIncomplete(sorted(restored), refused)
         return sorted(restored)
 
     def _ignored(self, paths: list[str]) -> list[str]:
         if not paths:
             return []
-        result = subprocess.run(["git", "-c", "core.bare=false", f"--work-tree={self.root}", "check-ignore",
-                                 "--no-index", "-z", "--stdin"], cwd=self.root, env=self._env(None),
-                                input="\0".join(paths).encode(), capture_output=True, check=False)
+        result = self._run("check-ignore", "--no-index", "-z", "--stdin", data="\0".join(paths).encode())
         if result.returncode not in (0, 1):  # 1 means "none of them is ignored"
-            raise CheckpointError(f"git check-ignore failed: {result.stderr.decode(errors='replace').strip()}")
+            raise CheckpointError(f"git check-ignore failed: {result.error_text}")
         return [p for p in result.stdout.decode().split("\0") if p]
 
-    def _write_from(self, tree: str, path: str) -> None:
+    def _write_from(self, workspace: Workspace, tree: str, path: str) -> None:
         mode, kind, blob = self._git("ls-tree", "-z", tree, "--", path, work_tree=False).decode().split("\0")[0] \
             .split("\t", 1)[0].split(" ")
         if kind != "blob":
             return  # a nested repository (gitlink): its own history, not ours to rewrite
         data = self._git("cat-file", "blob", blob, work_tree=False)
-        dest = self.root / path
+        dest = workspace.exact(path)
+        workspace.refuse_protected(dest)
         if dest.is_symlink() or (dest.exists() and dest.is_dir()):
-            self._remove(path)
+            self._remove(workspace, path)
         if mode == "120000":
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(data.decode(), dest)
         else:
-            atomic_write(dest, data, 0o755 if mode == "100755" else 0o644)
+            workspace.write_bytes(dest, data, 0o755 if mode == "100755" else 0o644)
 
-    def _remove(self, path: str) -> None:
-        dest = self.root / path
+    def _remove(self, workspace: Workspace, path: str) -> None:
+        dest = workspace.exact(path)
+        workspace.refuse_protected(dest)
         if dest.is_symlink() or dest.is_file():
             dest.unlink()
         parent = dest.parent
@@ -250,6 +276,16 @@ class CheckpointStore:
 
 class CheckpointError(Exception):
     pass
+
+
+class RestoreIncomplete(CheckpointError):
+    """Some paths could not be restored safely; everything else was."""
+
+    def __init__(self, restored: list[str], refused: dict[str, str]) -> None:
+        self.restored, self.refused = restored, refused
+        lines = [f"restored {len(restored)} file(s), but could not restore {len(refused)}:"]
+        lines += [f"  {path}: {reason}" for path, reason in sorted(refused.items())]
+        super().__init__("\n".join(lines))
 
 
 def undo_last_turn(repo_root: Path | str, session_id: str, store_dir: Path | str | None = None) -> list[str]:

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pathspec
+
+from .gitcmd import run_git
 
 ALWAYS_SKIPPED = {".git", ".venv", "node_modules", "__pycache__", ".dsv4"}
 
 
 def repo_files(root: Path, under: Path) -> list[Path]:
-    """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree."""
-    proc = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under)],
-        cwd=root, capture_output=True,
-    )
-    if proc.returncode == 0:
-        names = [name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    """Files below `under`, sorted; uses git's own ignore rules when `root` is a git work tree.
+
+    A path is listed only when it resolves (every component, not just the last) to a file inside `root`:
+    a committed link to /etc/hostname, or a file below a linked folder outside, never reaches a tool.
+    """
+    return [path for path in _listed(root, under) if _inside(path, root)]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def _listed(root: Path, under: Path) -> list[Path]:
+    listed = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", str(under))
+    if listed.ok:
+        names = [name for name in listed.text.split("\0") if name]
         files = [root / name for name in names]
         return sorted(path for path in files if path.is_file() and not ALWAYS_SKIPPED.intersection(path.relative_to(root).parts))
     return _walk_with_gitignore(root, under)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .gitcmd import run_git
 from .listing import ALWAYS_SKIPPED, repo_files
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
@@ -164,8 +164,7 @@ def _encodes(text: str) -> bool:
 
 def _candidates(root: Path) -> list[str]:
     """git's file list (repo-relative, sorted), symlinks included so they can be reported as skipped."""
-    proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                          cwd=root, capture_output=True)
-    if proc.returncode != 0:
+    listed = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if not listed.ok:
         return [p.relative_to(root).as_posix() for p in repo_files(root, root)]
-    return sorted({name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name})
+    return sorted({name for name in listed.text.split("\0") if name})

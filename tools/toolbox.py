@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from .base import Tool, ToolError, ToolResult, openai_schema
 from .bash import Bash
+from .call_checks import BadArguments, check_arguments, decode_arguments
 from .apply_patch import ApplyPatch
 from .edit_file import EditFile
 from .git import Git
@@ -17,7 +18,7 @@ from .multi_edit import MultiEdit
 from .read_file import ReadFile
 from .run_tests import RunTests
 from .search import Search
-from .workspace import PathEscape, Workspace
+from .workspace import PathEscape, Workspace, describe_os_error
 from .write_file import WriteFile
 
 DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, MultiEdit, WriteFile, ApplyPatch, RunTests,
@@ -38,12 +39,18 @@ class Toolbox:
         if tool is None:
             raise ToolError(f"unknown tool {name!r}; available tools: {', '.join(self.tools)}")
         try:
-            arguments = json.loads(raw_arguments or "{}")
+            arguments = decode_arguments(raw_arguments)
         except json.JSONDecodeError as exc:
             raise ToolError(f"arguments for {name} are not valid JSON ({exc.msg} at position {exc.pos}); "
                             "send a JSON object") from None
+        except BadArguments as exc:
+            raise ToolError(f"invalid arguments for {name}: {exc}") from None
         if not isinstance(arguments, dict):
             raise ToolError(f"arguments for {name} must be a JSON object")
+        try:
+            check_arguments(arguments)
+        except BadArguments as exc:
+            raise ToolError(f"invalid arguments for {name}: {exc}") from None
         try:
             return tool, tool.Args.model_validate(arguments)
         except ValidationError as exc:
@@ -57,3 +64,9 @@ class Toolbox:
             return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
         except PathEscape as exc:
             return ToolResult(text=f"error: {exc}", is_error=True)
+        except OSError as exc:  # the filesystem said no (a file where a folder must be, a full disk, ...)
+            return ToolResult(text=f"error: {describe_os_error(exc, self.workspace)}", is_error=True,
+                              data={"errno": exc.errno})
+        except Exception as exc:  # a bug in a tool: the model hears of it, the run goes on; the fuzz test finds it
+            return ToolResult(text=f"error: internal error in {tool.name}: {type(exc).__name__}: {exc}",
+                              is_error=True, data={"internal_error": type(exc).__name__})

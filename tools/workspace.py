@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,38 @@ os.umask(_UMASK)
 
 
 class PathEscape(Exception):
-    pass
+    """A path a tool may not use: outside the repository, under `.git/` or our state, or not a usable name."""
+
+
+MAX_NAME_BYTES = 255  # one path component, as every common filesystem limits it
+MAX_PATH_CHARS = 4096
+# Spellings that reach a git directory: any case, trailing dots/spaces (NTFS), the 8.3 short name.
+_GIT_NAMES = {".git", "git~1"}
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def _default_state_dirs() -> list[Path]:
+    from .checkpoints import dsv4_home  # lazy: checkpoints imports this module
+
+    return [dsv4_home()]
+
+
+def check_path_text(path: str) -> None:
+    """Refuse path strings no filesystem call should ever see, with a reason the model can act on."""
+    if "\0" in path:
+        raise PathEscape(f"path {path!r} contains a NUL byte")
+    if any("\ud800" <= ch <= "\udfff" for ch in path):
+        raise PathEscape(f"path {path!r} is not valid Unicode (it holds a lone surrogate)")
+    if len(path) > MAX_PATH_CHARS:
+        raise PathEscape(f"path is {len(path)} characters long; the limit is {MAX_PATH_CHARS}")
+    for part in path.split("/"):
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise PathEscape(f"path component {part[:40]!r}... is {len(part.encode('utf-8'))} bytes long; "
+                             f"names are limited to {MAX_NAME_BYTES} bytes")
+
+
+def is_git_name(part: str) -> bool:
+    return part.casefold().rstrip(". ") in _GIT_NAMES
 
 
 @dataclass
@@ -28,19 +61,61 @@ class Workspace:
     memory: Any = None  # the Engram store, when the memory tools are enabled
     # Files written by tools since the last `take_changes()`; the agent turns these into FileChanged events.
     changed: dict[str, str] = field(default_factory=dict)
+    # Environment variables no subprocess may see (the backend's key variable); the well-known ones are
+    # always dropped too (tools.process.safe_environment).
+    secret_names: frozenset[str] = frozenset()
+    # Set it to stop the running command (its whole process group) within about a second.
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None  # time.monotonic() after which commands are stopped
+    # dsv4-code's own state (sessions, checkpoints, memory): never written by a tool.
+    state_dirs: list[Path] = field(default_factory=_default_state_dirs)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
+        self.state_dirs = [d.expanduser().resolve() for d in self.state_dirs]
+        sweep_workspace_temps(self.root)
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
-        """An absolute path inside the root; symlinks are followed before the check, so links cannot escape."""
-        candidate = Path(path)
+        """An absolute path inside the root; every component's symlinks are followed before the check."""
+        text = os.fspath(path)
+        check_path_text(text)
+        candidate = Path(text)
         if not candidate.is_absolute():
             candidate = self.root / candidate
-        resolved = candidate.resolve()
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name the OS refuses
+            raise PathEscape(f"path {text!r} cannot be resolved: {exc}") from None
         if resolved != self.root and not resolved.is_relative_to(self.root):
-            raise PathEscape(f"path {str(path)!r} is outside the repository root {self.root}")
+            raise PathEscape(f"path {text!r} is outside the repository root {self.root}")
         return resolved
+
+    def exact(self, rel: str) -> Path:
+        """`root/rel` where no folder on the way is a symlink: for restores, which must land where recorded."""
+        check_path_text(rel)
+        here = self.root
+        parts = Path(rel).parts
+        for k, part in enumerate(parts):
+            if part in ("..", "/") or (part == "." and k):
+                raise PathEscape(f"{rel!r} is not a plain repository path")
+            here = here / part
+            if k < len(parts) - 1 and here.is_symlink():
+                raise PathEscape(f"{self.relative(here)} is a symlink now (to {os.readlink(here)}), "
+                                 f"so {rel} is not written through it")
+        return here
+
+    def refuse_protected(self, path: Path) -> None:
+        """Raise unless tools may change `path` (resolved, inside the root): never `.git/` nor our state."""
+        if not path.is_relative_to(self.root):
+            raise PathEscape(f"{path} is outside the repository root {self.root}")
+        rel_parts = path.relative_to(self.root).parts
+        if any(is_git_name(part) for part in rel_parts):
+            raise PathEscape(f"{self.relative(path)} is inside a .git folder; tools never write there")
+        if rel_parts and rel_parts[0].casefold() == ".dsv4":
+            raise PathEscape(f"{self.relative(path)} is dsv4-code's own configuration; tools never write there")
+        for state in self.state_dirs:
+            if path.is_relative_to(state) and not self.root.is_relative_to(state):
+                raise PathEscape(f"{self.relative(path)} is inside dsv4-code's state ({state}); tools never write there")
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() or "."
@@ -55,17 +130,46 @@ class Workspace:
             raise UnicodeError(f"{self.relative(path)} looks binary")
         return raw.decode("utf-8")
 
-    def write_text(self, path: Path, text: str) -> str:
-        """Write atomically (temp file in the same folder, fsync, rename), keeping the file's mode."""
+    def write_bytes(self, path: Path, data: bytes, mode: int | None = None) -> str:
+        """The one way tools change a file: refused under `.git/` and our state, then written atomically."""
+        self.refuse_protected(path)
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise PathEscape(f"cannot write {self.relative(path)}: {self.relative(blocking)} is a file, not a folder")
         existed = path.exists()
-        atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, data, mode)
         action = "modified" if existed else "created"
         self.changed[self.relative(path)] = action
         return action
 
+    def write_text(self, path: Path, text: str) -> str:
+        """Write atomically (temp file in the same folder, fsync, rename), keeping the file's mode."""
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PathEscape(f"content for {self.relative(path)} is not valid Unicode at character {exc.start} "
+                             "(a lone surrogate); nothing was written") from None
+        return self.write_bytes(path, data)
+
+    def delete(self, path: Path) -> None:
+        self.refuse_protected(path)
+        path.unlink()
+        self.changed[self.relative(path)] = "deleted"
+
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes
+
+
+def describe_os_error(exc: OSError, workspace: Workspace) -> str:
+    """`strerror: path` with the path relative to the repository, for a model to act on."""
+    names = []
+    for name in (exc.filename, exc.filename2):
+        if name is None:
+            continue
+        path = Path(os.fsdecode(name))
+        names.append(workspace.relative(path) if path.is_relative_to(workspace.root) else str(path))
+    return f"{exc.strerror or exc}: {' -> '.join(names)}" if names else str(exc.strerror or exc)
 
 
 def _alive(pid: int) -> bool:
@@ -86,6 +190,19 @@ def sweep_stale_temps(path: Path) -> list[Path]:
         if pid_part.isdigit() and not _alive(int(pid_part)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
+    return removed
+
+
+def sweep_workspace_temps(root: Path) -> list[Path]:
+    """Remove the `*.dsv4tmp` files our killed writers left anywhere in the tree (only ours: name and dead pid)."""
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not is_git_name(d) and d not in ("node_modules", ".venv")]
+        for name in files:
+            match = TEMP_NAME.match(name) if name.endswith(TEMP_SUFFIX) else None
+            if match and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+                (Path(folder) / name).unlink(missing_ok=True)
+                removed.append(Path(folder) / name)
     return removed
 
 

@@ -100,7 +100,8 @@ def test_run_tests_detects_pytest_and_reports_counts(calc_repo):
     assert result.is_error and result.data["passed"] == 1 and result.data["failed"] == 1
     assert "test_add" in result.text
     assert call(calc_repo, "run_tests", args="-k mul").data == {**result.data, "passed": 1, "failed": 0, "ok": True,
-                                                                 "exit_code": 0, "command": result.data["command"] + " -k mul"}
+                                                                 "exit_code": 0, "outcome": "passed",
+                                                                 "command": result.data["command"] + " -k mul"}
 
 
 @pytest.mark.parametrize("output,expected", [

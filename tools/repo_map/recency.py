@@ -8,9 +8,10 @@ cheap: files untouched for longer count as oldest, then go by path.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..gitcmd import run_git
 
 HISTORY_COMMITS = 2000
 
@@ -26,16 +27,14 @@ def change_times(root: Path, paths: Iterable[str], mtimes: dict[str, int]) -> di
 
 
 def _commit_times(root: Path, wanted: set[str]) -> dict[str, float] | None:
-    proc = subprocess.run(
-        ["git", "-c", "core.quotepath=off", "log", f"--max-count={HISTORY_COMMITS}", "--no-renames",
-         "--name-only", "-z", "--format=%x01%ct"],
-        cwd=root, capture_output=True)
-    if proc.returncode != 0:
+    proc = run_git(root, "log", f"--max-count={HISTORY_COMMITS}", "--no-renames", "--name-only", "-z",
+                   "--format=%x01%ct")
+    if not proc.ok:
         # Not a repository, or one without commits yet: everything is "dirty".
         return None if _not_git(root) else {}
     times: dict[str, float] = {}
     # Newest first: the first time a path appears is its last change.
-    for chunk in proc.stdout.decode("utf-8", "surrogateescape").split("\x01")[1:]:
+    for chunk in proc.text.split("\x01")[1:]:
         stamp, _, names = chunk.partition("\n")
         when = float(stamp.strip("\0\n") or 0)
         for name in names.split("\0"):
@@ -46,12 +45,9 @@ def _commit_times(root: Path, wanted: set[str]) -> dict[str, float] | None:
 
 
 def _dirty(root: Path) -> set[str]:
-    proc = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"],
-                          cwd=root, capture_output=True)
-    entries = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    entries = run_git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames").text.split("\0")
     return {entry[3:] for entry in entries if len(entry) > 3}
 
 
 def _not_git(root: Path) -> bool:
-    proc = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True)
-    return proc.returncode != 0
+    return not run_git(root, "rev-parse", "--is-inside-work-tree").ok

@@ -14,13 +14,13 @@ The context assembler uses the paths to decide from where its prompt prefix must
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..gitcmd import run_git
 from ..listing import ALWAYS_SKIPPED
 from .cache import TagCache
 from .repomap import Changes, RepoMap
@@ -148,11 +148,11 @@ def _ignored(root: Path, paths: list[str]) -> set[str]:
     """Which of these (new, untracked) paths git ignores; one `git check-ignore` per batch."""
     if not paths:
         return set()
-    proc = subprocess.run(["git", "check-ignore", "-z", "--stdin"], cwd=root, capture_output=True,
-                          input="\0".join(paths).encode("utf-8", "surrogateescape") + b"\0")
+    proc = run_git(root, "check-ignore", "-z", "--stdin",
+                   input="\0".join(paths).encode("utf-8", "surrogateescape") + b"\0")
     if proc.returncode == 128:  # not a git repository: nothing is ignored by git
         return set()
-    return {p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
+    return {p for p in proc.text.split("\0") if p}
 
 
 def _make_handler(callback: Callable[[str, str, bool], None]) -> Any:

@@ -1,0 +1,135 @@
+"""A repository's .git/config can name programs (fsmonitor, hooks, external diff, textconv, pager): none of
+them ever runs through dsv4-code's git calls, and the git tool takes only an allow-list of read-only usage."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dsv4.agent.gitdiff import diff_against_head
+from dsv4.agent.repo import find_repo
+from dsv4.tools.checkpoints import CheckpointStore
+from dsv4.tools.listing import repo_files
+from dsv4.tools.repo_map.recency import change_times
+from dsv4.tools.repo_scan import scan_repo
+from dsv4.tools.toolbox import Toolbox
+from dsv4.tools.workspace import Workspace
+from tests.conftest import git
+
+
+def call(root: Path, name: str, **arguments):
+    toolbox = Toolbox(Workspace(root))
+    tool, args = toolbox.prepare(name, json.dumps(arguments))
+    return toolbox.execute(tool, args)
+
+
+@pytest.fixture
+def booby_trapped(calc_repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """calc_repo whose .git/config runs a program for every hook, fsmonitor, diff driver and pager."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    trap = tmp_path / "trap.sh"
+    trap.write_text(f"#!/bin/sh\ntouch {marks}/$1\ncat\n")
+    trap.chmod(0o755)
+    hooks = calc_repo / ".git" / "hooks"
+    for hook in ("post-index-change", "pre-commit", "post-checkout", "reference-transaction", "pre-auto-gc"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch {marks}/hook-{hook}\n")
+        (hooks / hook).chmod(0o755)
+    for key, value in (("core.fsmonitor", f"{trap} fsmonitor"), ("diff.external", f"{trap} external"),
+                       ("diff.evil.textconv", f"{trap} textconv"), ("diff.evil.command", f"{trap} command"),
+                       ("core.pager", f"{trap} pager"), ("pager.diff", f"{trap} pagerdiff"),
+                       ("gpg.program", f"{trap} gpg"), ("log.showSignature", "true")):
+        git(calc_repo, "config", key, value)
+    (calc_repo / ".gitattributes").write_text("* diff=evil\n")
+    (calc_repo / "calc" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    return calc_repo, marks
+
+
+def test_no_repository_configured_program_ever_runs(booby_trapped):
+    root, marks = booby_trapped
+    for subcommand, args in (("status", []), ("diff", []), ("diff", ["HEAD"]), ("log", ["-p", "-n", "1"]),
+                             ("show", ["HEAD"]), ("show", ["HEAD:calc/__init__.py"])):
+        result = call(root, "git", subcommand=subcommand, args=args)
+        assert not result.is_error, (subcommand, result.text)
+    assert "return a + b" in call(root, "git", subcommand="diff").text  # a real diff, not the textconv output
+    patch, files = diff_against_head(root)
+    assert "return a + b" in patch and "calc/__init__.py" in files
+    scan_repo(root)
+    repo_files(root, root)
+    change_times(root, ["calc/__init__.py"], {})
+    find_repo(root)
+    store = CheckpointStore(root)
+    store.restore(store.capture("s", 1))
+    assert sorted(p.name for p in marks.iterdir()) == []
+
+
+def test_the_traps_are_real(booby_trapped):
+    """Plain git in the same repository runs them: the test above would see it if ours did."""
+    root, marks = booby_trapped
+    subprocess.run(["git", "status"], cwd=root, capture_output=True)
+    subprocess.run(["git", "diff"], cwd=root, capture_output=True)
+    subprocess.run(["git", "diff", "--no-ext-diff"], cwd=root, capture_output=True)
+    assert {"fsmonitor", "command", "textconv", "hook-post-index-change"} <= {p.name for p in marks.iterdir()}
+
+
+def test_inherited_git_variables_do_not_redirect_our_git(booby_trapped, monkeypatch, tmp_path):
+    root, marks = booby_trapped
+    monkeypatch.setenv("GIT_EXTERNAL_DIFF", str(tmp_path / "trap.sh"))
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    assert "return a + b" in call(root, "git", subcommand="diff").text
+    assert list(marks.iterdir()) == []
+
+
+@pytest.mark.parametrize("subcommand,args", [
+    ("diff", ["--no-index", "/etc/hostname", "x"]),
+    ("diff", ["/etc/hostname"]),
+    ("diff", ["--", "../outside.txt"]),
+    ("show", ["HEAD:../../etc/hostname"]),
+    ("diff", ["--output=/tmp/dsv4-git-out"]),
+    ("diff", ["--output", "/tmp/dsv4-git-out"]),
+    ("diff", ["-U", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["--format", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["--grep", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["-n", "--output=/tmp/dsv4-git-out"]),
+    ("log", ["-c", "core.pager=sh"]),
+    ("log", ["--git-dir=/tmp"]),
+    ("log", ["--work-tree=/tmp"]),
+    ("diff", ["--ext-diff"]),
+    ("diff", ["--textconv"]),
+    ("log", ["--show-signature"]),
+    ("log", ["--format=%G?"]),
+    ("log", ["--exec-path=/tmp"]),
+    ("show", [":(top)/etc"]),
+    ("status", ["--porcelain", "/etc"]),
+    ("config", ["core.pager", "sh"]),
+    ("checkout", ["."]),
+    ("-c", ["x=y", "status"]),
+    ("--git-dir=/tmp", ["status"]),
+])
+def test_git_tool_refuses_what_is_not_allowed(calc_repo, subcommand, args):
+    result = call(calc_repo, "git", subcommand=subcommand, args=args)
+    assert result.is_error and ("not allowed" in result.text or "outside the repository" in result.text)
+    assert not Path("/tmp/dsv4-git-out").exists()
+
+
+def test_git_tool_still_answers_ordinary_questions(calc_repo):
+    (calc_repo / "calc" / "__init__.py").write_text("changed\n")
+    assert "calc/__init__.py" in call(calc_repo, "git", subcommand="status", args=["--short"]).text
+    assert "changed" in call(calc_repo, "git", subcommand="diff", args=["--", "calc/__init__.py"]).text
+    assert "initial" in call(calc_repo, "git", subcommand="log", args=["--oneline", "-n", "5"]).text
+    assert "initial" in call(calc_repo, "git", subcommand="log", args=["-3", "--format=%s"]).text
+    assert "def add" in call(calc_repo, "git", subcommand="show", args=["HEAD:calc/__init__.py"]).text
+    assert "1 file changed" in call(calc_repo, "git", subcommand="diff", args=["--stat", "HEAD"]).text
+    assert "changed" in call(calc_repo, "git", subcommand="diff", args=["-U1", "--format=%s", "HEAD"]).text
+    assert "initial" in call(calc_repo, "git", subcommand="log", args=["--grep", "init", "--pretty"]).text
+    assert "calc/__init__.py" in call(calc_repo, "git", subcommand="status", args=["-uall", "-s"]).text
+
+
+def test_hooks_dir_is_empty(calc_repo):
+    from dsv4.tools.gitcmd import empty_hooks_dir
+    folder = empty_hooks_dir()
+    assert folder.is_dir() and list(folder.iterdir()) == [] and stat.S_IMODE(folder.stat().st_mode) == 0o700
