@@ -10,8 +10,10 @@ the old one. The slot is computed by rules, never by a model:
    pytest, nox, black, pnpm, ...) names the slot outright: "use tabs" and "indent with 4 spaces" are both
    "indentation", "run the tests with nox" and "use pytest for testing" are both "test runner";
 3. otherwise a positive statement is split at its value: "S with/using/via V", "S in V", "S to V",
-   "S should be V", "use V for/to S"; the slot is S, normalised (articles and possessives dropped, simple
-   plurals singular, synonyms such as execute -> run) plus the preposition ("commit message in");
+   "S should be V", "use V for/to S", "when you S, use V"; the slot is S, normalised: articles,
+   possessives, light verbs (write, keep, use, make, ...) and the preposition dropped, simple plurals
+   singular, synonyms such as execute -> run ("write commit messages in English" and "use German for commit
+   messages" are both "commit message");
 4. a statement with no value to split ("always run the tests before committing", any negative one) is its
    own subject: its value is its polarity, so "never X" and "always X" share the slot X.
 
@@ -40,9 +42,11 @@ LANGUAGES = ("english|german|french|spanish|italian|portuguese|chinese|japanese|
 TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
     ("indentation", r"\b(?:indent\w*|tabs|(?:\d+|two|four|eight) spaces)\b"),
     ("quote style", r"\b(?:single|double) quotes?\b|\bquote style\b|\bquot(?:e|ing) strings\b"),
-    ("naming convention", r"\b(?:camel ?case|snake ?case|pascal ?case|kebab ?case|naming convention)\b"),
-    ("line length", r"\b(?:line length|line width|max(?:imum)? line|lines? (?:under|below|at most|of at most) \d+|"
-                    r"\d+ (?:characters|chars|columns) (?:per|a) line)\b"),
+    ("naming convention", r"\b(?:camel[ _]?case|snake[ _]?case|pascal[ _]?case|kebab[ _-]?case|naming convention)\b"),
+    ("line length", r"\b(?:line length|line width|max(?:imum)? line|lines? (?:under|below|to|at most|of at most) \d+|"
+                    r"wrap (?:lines|code) at \d+|\d+ (?:characters|chars|columns) (?:per|a) line)\b"),
+    ("python version", r"\bpython (?:version|\d+(?:\.\d+)?\+?)(?!\w)"),
+    ("log level", r"\blog(?:ging)? level\b|\blog at \w+ level\b"),
     ("semicolons", r"\bsemicolons?\b"),
     ("trailing commas", r"\btrailing commas?\b"),
     ("reply language", rf"\b(?:answer|reply|respond|write|talk|speak|communicate)(?: to me| back)? (?:only )?in "
@@ -59,10 +63,11 @@ TOOL_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile
 # Subjects that name a family in words: "run the tests with" is the test runner slot.
 FAMILY_SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("test runner", r"^(?:run test|test|testing|test runner|test command|run test command)(?: with| is)?$"),
-    ("formatter", r"^(?:format(?: code| file| source)?|formatting|run formatter|formatter|code formatter)(?: with| is)?$"),
-    ("linter", r"^(?:lint(?: code| file)?|linting|run linter|linter)(?: with| is)?$"),
-    ("type checker", r"^(?:type ?check(?: code)?|type ?checking|run type checker|type checker)(?: with| is)?$"),
-    ("package manager", r"^(?:install (?:dependency|package|dep)|manage (?:dependency|package)|package manager|"
+    ("formatter", r"^(?:format(?: code| file| source)?|formatting|code formatting|run formatter|formatter|"
+                  r"code formatter)(?: with| is)?$"),
+    ("linter", r"^(?:lint(?: code| file)?|linting|run linter|linter|check style|style check)(?: with| is)?$"),
+    ("type checker", r"^(?:type ?check(?: code)?|type ?checking|check type|run type checker|type checker)(?: with| is)?$"),
+    ("package manager", r"^(?:(?:install|add|add new) (?:dependency|package|dep)|manage (?:dependency|package)|package manager|"
                         r"dependency manager)(?: with| is)?$"),
 ))
 
@@ -77,18 +82,30 @@ TRAILING = re.compile(r"(?:[,;]?\s+(?:from now on|going forward|in (?:the )?futu
                       r"henceforth|for now|from here on(?: out)?|ok|okay))+\s*$", re.IGNORECASE)
 NEGATIVE = re.compile(r"^(?:never|(?:don't|do not|dont)(?: ever)?|avoid|stop|no longer|quit)\s+", re.IGNORECASE)
 # "use V for S" / "stick with V for S": the purpose S is the subject, V the value.
-USE_FOR = re.compile(r"^(?:use|stick (?:to|with)|go with|pick|choose|prefer|rely on|switch to)\s+(?P<value>.+?)\s+"
-                     r"(?:for|to|when|as (?:the|our|my))\s+(?P<subject>.+)$")
+USE_FOR = re.compile(r"^(?:use|run|stick (?:to|with)|go with|pick|choose|prefer|rely on|switch to)\s+(?P<value>.+?)\s+"
+                     r"(?:for|to|when|as (?:the|our|my|a|an))\s+(?P<subject>.+)$")
+# "use Google-style docstrings": the value as an adjective of the subject.
+USE_STYLE = re.compile(r"^(?:use|write|prefer)\s+(?P<value>[\w.+#-]+)[- ]style\s+(?P<subject>.+)$")
+# "when you run the tests, use nox": the same, subject first.
+WHEN_USE = re.compile(r"^(?:when|whenever|if)\s+(?:you\s+|we\s+)?(?P<subject>.+?),?\s+(?:use|run|pick|choose)\s+"
+                      r"(?P<value>.+)$")
 # "use pnpm", "run nox": a bare tool is a choice in its family.
 USE_ONLY = re.compile(r"^(?:use|run|stick (?:to|with)|go with|pick|choose|prefer|rely on|switch to)\s+(?P<value>.+)$")
-# Verbs that carry no subject of their own before a noun: "write commit messages in" is "commit messages in".
-LIGHT_VERBS = frozenset("write keep make have put".split())
+
 # "S with V", "S in V", "S to V", "S should be V": the first such word after the subject splits it.
-SPLIT = re.compile(r"^(?P<subject>.+?)\s+(?P<prep>with|using|via|through|in|to|as|should be|must be|shall be|"
-                   r"are|is|=|:)\s+(?P<value>.+)$")
-PREPOSITION = {"using": "with", "via": "with", "through": "with", "should be": "is", "must be": "is",
-               "shall be": "is", "are": "is", "=": "is", ":": "is"}
+SPLIT = re.compile(r"^(?P<subject>.+?)\s+(?P<prep>with|using|via|through|in|to|as|under|against|into|onto|follows?|"
+                   r"should follow|must follow|should use|must use|should be|must be|shall be|are|is|=|:)\s+"
+                   r"(?P<value>.+)$")
+PREPOSITION = {"using": "with", "via": "with", "through": "with", "should use": "with", "must use": "with",
+               "should be": "is", "must be": "is", "shall be": "is", "are": "is", "=": "is", ":": "is",
+               "follow": "is", "follows": "is", "should follow": "is", "must follow": "is", "against": "to",
+               "into": "to", "onto": "to"}
+# "should be done by black", "should be run with nox": the participle belongs to the subject.
+PARTICIPLE = re.compile(r"^(?P<verb>\w+(?:ed|en|wn|un|ne|t))\s+(?:by|with|using|via|as|in)\s+(?P<value>.+)$")
 DROP = frozenset("the a an my our your all any every its their this these those".split())
+# Words that carry no subject in a valued slot: "format dates as", "use V for dates", "dates should be" are
+# all about "date"; the preposition is dropped too (rule 1 compares what the choice is about, not its grammar).
+LIGHT = frozenset("write keep make have put use set get go be done should must shall will can".split())
 SYNONYMS = {"execute": "run", "launch": "run", "invoke": "run", "suite": "", "unit": "", "commits": "commit",
             "msg": "message", "msgs": "message", "responses": "answer", "response": "answer", "replies": "answer",
             "reply": "answer", "respond": "answer", "dependencies": "dependency", "deps": "dependency"}
@@ -97,7 +114,7 @@ WORD = re.compile(r"[\w'+#./-]+")
 
 def _words(text: str) -> list[str]:
     out = []
-    for word in WORD.findall(text.lower()):
+    for word in WORD.findall(re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text.lower())):
         word = SYNONYMS.get(word, word)
         if not word or word in DROP:
             continue
@@ -140,32 +157,37 @@ def subject(text: str) -> Subject | None:
     if negative:
         words = " ".join(_words(lower))
         return Subject(slot=words, value=polarity, valued=False) if len(words.split()) >= 2 else None
-    use_for = USE_FOR.match(lower)
+    use_for = USE_FOR.match(lower) or WHEN_USE.match(lower) or USE_STYLE.match(lower)
     if use_for:
-        words = " ".join(_words(use_for.group("subject")))
-        family = _family(words) or _family(words + " with") or _tool_family(use_for.group("value"))
-        if family:
-            return Subject(slot=family, value=use_for.group("value"), valued=True)
-        return Subject(slot=f"{words} with", value=use_for.group("value"), valued=True) if words else None
+        return _valued(use_for.group("subject"), use_for.group("value"))
     split = SPLIT.match(re.sub(r"\s*:\s+", " : ", lower))
     if split:
-        words = _words(split.group("subject"))
-        if len(words) > 1 and words[0] in LIGHT_VERBS:
-            words = words[1:]
         prep, value = PREPOSITION.get(split.group("prep"), split.group("prep")), split.group("value")
+        participle = PARTICIPLE.match(value) if prep == "is" else None
+        head = split.group("subject")
         if prep == "is" and value.startswith("in "):  # "commit messages should be in English"
             prep, value = "in", value[3:]
-        family = _family(f"{' '.join(words)} {prep}") if prep in ("with", "is") else None
-        if family:
-            return Subject(slot=family, value=value, valued=True)
-        if words:
-            return Subject(slot=f"{' '.join(words)} {prep}", value=value, valued=True)
+        elif participle:  # "should be run with nox": the subject is "run"
+            head, prep, value = f"{participle.group('verb')} {head}", "with", participle.group("value")
+        found = _valued(head, value)
+        if found is not None:
+            return found
     use_only = USE_ONLY.match(lower)
     tool = _tool_family(use_only.group("value").split()[0]) if use_only else None
     if use_only and tool:
         return Subject(slot=tool, value=use_only.group("value"), valued=True)
     words = " ".join(_words(lower))
     return Subject(slot=words, value=polarity, valued=False) if len(words.split()) >= 2 else None
+
+
+def _valued(head: str, value: str) -> Subject | None:
+    """The slot of a statement split into its subject words and its value."""
+    words = _words(head)
+    family = _family(" ".join(words)) or _family(" ".join(w for w in words if w not in LIGHT))
+    if family:
+        return Subject(slot=family, value=value, valued=True)
+    content = [w for w in words if w not in LIGHT]
+    return Subject(slot=" ".join(content), value=value, valued=True) if content else None
 
 
 def same_value(a: Subject, b: Subject) -> bool:
