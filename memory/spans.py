@@ -57,6 +57,15 @@ def distinctive_spans(text: str, values: Iterable[str] = ()) -> list[str]:
     return sorted(kept, key=lambda s: (-len(s), s))
 
 
+def memory_spans(text: str) -> list[str]:
+    """The distinctive spans of a memory's text, with its value when it is a preference in a valued slot
+    ("Run the tests with nox -s tests." -> "nox -s tests"): what the session store's redaction looks for."""
+    from .slots import subject
+
+    found = subject(text)
+    return distinctive_spans(text, [found.value] if found is not None and found.valued else [])
+
+
 @dataclass(frozen=True)
 class View:
     """A decoded, folded copy of a text; `origin[i]` is the (start, end) of view character i in the text."""

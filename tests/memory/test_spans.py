@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from dsv4.memory.spans import MARKER, contains_spans, distinctive_spans, find_spans, fold, marker, redact
+from dsv4.memory.spans import MARKER, contains_spans, distinctive_spans, find_spans, fold, marker, memory_spans, redact
 
 TEXT = 'From now on, run the tests with "pytest -x" in src/app_main.py on Python 3.11 (token zq7-ultra-42).'
 
@@ -101,3 +101,8 @@ def test_a_backslash_that_is_not_an_escape_is_kept() -> None:
     # As written, "\\nox" holds "nox" after a backslash (a word edge); decoded, "\\n" would be a newline.
     assert redact("path C:\\qz\\nox and \\", ["nox"]) == (f"path C:\\qz\\{MARKER} and \\", 1)
     assert redact("a \\q nox", ["nox"]) == (f"a \\q {MARKER}", 1)
+
+
+def test_memory_spans_add_a_preference_value() -> None:
+    assert "nox -s tests" in memory_spans("Run the tests with nox -s tests.")
+    assert memory_spans("Always run the tests before committing.") == ["Always run the tests before committing."]
