@@ -105,7 +105,7 @@ PARTICIPLE = re.compile(r"^(?P<verb>\w+(?:ed|en|wn|un|ne|t))\s+(?:by|with|using|
 DROP = frozenset("the a an my our your all any every its their this these those".split())
 # Words that carry no subject in a valued slot: "format dates as", "use V for dates", "dates should be" are
 # all about "date"; the preposition is dropped too (rule 1 compares what the choice is about, not its grammar).
-LIGHT = frozenset("write keep make have put use set get go be done should must shall will can".split())
+LIGHT = frozenset("write written keep make have put use set get go be done should must shall will can format formatted".split())
 SYNONYMS = {"execute": "run", "launch": "run", "invoke": "run", "suite": "", "unit": "", "commits": "commit",
             "msg": "message", "msgs": "message", "responses": "answer", "response": "answer", "replies": "answer",
             "reply": "answer", "respond": "answer", "dependencies": "dependency", "deps": "dependency"}
