@@ -62,7 +62,7 @@ TOOL_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile
 ))
 # Subjects that name a family in words: "run the tests with" is the test runner slot.
 FAMILY_SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
-    ("test runner", r"^(?:run test|test|testing|test runner|test command|run test command)(?: with| is)?$"),
+    ("test runner", r"^(?:run test|running test|test|testing|test runner|test command|run test command)(?: with| is)?$"),
     ("formatter", r"^(?:format(?: code| file| source)?|formatting|code formatting|run formatter|formatter|"
                   r"code formatter)(?: with| is)?$"),
     ("linter", r"^(?:lint(?: code| file)?|linting|run linter|linter|check style|style check)(?: with| is)?$"),
