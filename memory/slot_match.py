@@ -11,7 +11,7 @@ deterministic functions of the texts: no model decides what is current.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import indexing
 from .slots import Subject, subject
@@ -54,6 +54,13 @@ def occupant(store: MemoryStore, scope: str, owner: str, new: Subject) -> Occupa
         if similarity >= score and (best is None or similarity > score):  # ties keep the newest (rows are newest first)
             best, score = item, similarity
     return Occupant(best, f"similar slot {score:.2f}") if best is not None else None
+
+
+def holder(db: Any, scope: str, owner: str, new: Subject) -> str | None:
+    """Rule 1 alone, inside the caller's write transaction: the id of the newest active occupant, if any."""
+    row = db.execute("SELECT id FROM items WHERE status = 'active' AND kind = 'preference' AND scope = ? AND owner = ? "
+                     "AND slot = ? ORDER BY seq DESC", [scope, owner, new.slot]).fetchone()
+    return row[0] if row else None
 
 
 def _valued(item: Item) -> bool:

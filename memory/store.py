@@ -132,14 +132,15 @@ class MemoryStore:
         key = normalise_key(key)
         owner = self.owner(scope, repo_id, session_id)
         subject = slots.subject(text) if kind == "preference" else None
+        slotted = subject if key is None and supersedes is None else None  # only then does the slot decide
         rule = "key" if key is not None else "supersedes"
-        if subject is not None and key is None and supersedes is None:
-            # Outside the write lock: rule 2 may embed. The transaction below re-checks the occupant.
-            found = slot_match.occupant(self, scope, owner, subject)
-            if found is not None:
-                supersedes, rule = found.item.id, found.rule
+        found = slot_match.occupant(self, scope, owner, slotted) if slotted else None
+        if found is not None:  # outside the write lock: rule 2 may embed; the transaction re-checks
+            supersedes, rule = found.item.id, found.rule
         with self.write() as db:
             old = None
+            if slotted and found is None and (taken := slot_match.holder(db, scope, owner, slotted)):
+                supersedes, rule = taken, "slot"  # another process filled the slot since
             if supersedes is not None:
                 old = self._get(supersedes)
                 while rule not in ("key", "supersedes") and old.status != "active" and old.superseded_by:
@@ -188,35 +189,11 @@ class MemoryStore:
         return Remembered(item=item, superseded=old, rule=rule if old is not None else "")
 
     def undo_replace(self, item_id: str, keep_new: bool = True) -> Remembered:
-        """Undo "replaces: ...": the value `item_id` superseded is active again. keep_new: the new item stays
-        active beside it (the slot rule matched two different subjects); else it is superseded by the
-        restored one (the user did not mean to change the value). Returns (restored, the undone item)."""
-        with self.write() as db:
-            new = self._active(item_id)
-            found = db.execute("SELECT id FROM items WHERE superseded_by = ? ORDER BY seq DESC", [item_id]).fetchone()
-            if found is None:
-                raise InvalidInput(f"{item_id} replaced nothing; there is nothing to undo")
-            old = self._get(found[0])
-            if keep_new and new.key is not None and new.key == old.key:
-                if not new.slot:
-                    raise InvalidInput(f"{item_id} and {old.id} share the key {old.key!r}; only one can be active "
-                                       "(undo with keep_new=False, or re-key one)")
-                db.execute("UPDATE items SET key = NULL WHERE id = ?", [item_id])  # it only inherited the key
-                new.key = None
-            if not keep_new:
-                stamp = now()
-                db.execute("UPDATE items SET status = 'superseded', superseded_by = ?, superseded_at = ? WHERE id = ?",
-                           [old.id, stamp, item_id])
-                new.status, new.superseded_by, new.superseded_at = "superseded", old.id, stamp
-                stale = snapshots.covering(db, [item_id])
-                snapshots.unlink_files(stale)
-                snapshots.delete_rows(db, stale)
-            # When both stay in one slot, the next statement of that subject replaces the newer of the two
-            # (rule 1 picks the newest occupant), never both.
-            db.execute("UPDATE items SET status = 'active', superseded_by = NULL, superseded_at = NULL WHERE id = ?",
-                       [old.id])
-            old.status, old.superseded_by, old.superseded_at = "active", None, None
-        return Remembered(item=old, superseded=new, rule="undo")
+        """Undo "replaces: ...": the value `item_id` superseded is active again (see memory/undo.py). keep_new:
+        the new item stays active beside it; else the restored value supersedes it."""
+        from .undo import undo_replace
+
+        return undo_replace(self, item_id, keep_new)
 
     def capture(self, message: str, *, repo_id: str | None, session_id: str | None,
                 turn: int | None = None) -> list[Remembered]:
