@@ -1,14 +1,15 @@
 """Subject slots of preferences: what an instruction is about, with its value removed.
 
 "From now on, always run the tests with pytest -x" and "Run the tests with nox." are about the same thing
-("run test with") and differ in the value ("pytest -x", "nox"); a new value in an occupied slot replaces
+(the slot "test runner") and differ in the value ("pytest -x", "nox"); a new value in an occupied slot replaces
 the old one. The slot is computed by rules, never by a model:
 
 1. framing is dropped ("from now on", "always", "please", "make sure to", "I want you to", ...), and a
    leading "never" / "don't" / "avoid" makes the statement negative;
-2. a known topic (indentation, quote style, reply language, ...) or a known tool family (the value is
-   pytest, nox, black, pnpm, ...) names the slot outright: "use tabs" and "indent with 4 spaces" are both
-   "indentation", "run the tests with nox" and "use pytest for testing" are both "test runner";
+2. a known topic (indentation, quote style, line length, Python version, log level, reply language, ...) or
+   a tool family (a subject such as "run the tests" / "format the code", or a bare "use pnpm") names the
+   slot outright: "use tabs" and "indent with 4 spaces" are both "indentation", "run the tests with nox"
+   and "use pytest for testing" are both "test runner";
 3. otherwise a positive statement is split at its value: "S with/using/via V", "S in V", "S to V",
    "S should be V", "use V for/to S", "when you S, use V"; the slot is S, normalised: articles,
    possessives, light verbs (write, keep, use, make, ...) and the preposition dropped, simple plurals
@@ -17,7 +18,7 @@ the old one. The slot is computed by rules, never by a model:
 4. a statement with no value to split ("always run the tests before committing", any negative one) is its
    own subject: its value is its polarity, so "never X" and "always X" share the slot X.
 
-The second rule (store.py) compares slot strings by embedding similarity against a threshold calibrated
+The second rule (slot_match.py) compares slot strings by embedding similarity against a threshold calibrated
 per embedder in evals/memory/slots_bench.py; it only applies to slots of kind 2-3 (`valued`), where a value
 was removed: two polarity-only statements with similar wording ("run the tests / the linter before
 committing") are different instructions.
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Subject:
-    slot: str  # the normalised subject, e.g. "run test with", "indentation"
+    slot: str  # the normalised subject, e.g. "test runner", "commit message", "indentation"
     value: str  # what was removed from the statement, e.g. "pytest -x", or "always" / "never"
     valued: bool  # a value was removed (rules 2-3), so similar slots may be compared by embedding
 
