@@ -5,8 +5,8 @@ tombstones, embedding cache, KV-snapshot index) and `index/` (LanceDB: id, vecto
 columns only; rebuilt from SQLite when missing). Rules, enforced in code (DESIGN.md §3):
 
 - override: a write with a key supersedes the active item of that key in that scope (`supersedes=id` for
-  unkeyed items); only active items are ever retrieved or put in context; on the same key
-  session > repo > user.
+  unkeyed items; an unkeyed preference supersedes the occupant of its subject slot); only active items are
+  ever retrieved or put in context; on the same key (or preference slot) session > repo > user.
 - forget: purges the item (and the values it superseded) from SQLite + FTS (secure_delete, WAL
   checkpoint), LanceDB (compaction with deletions materialised, old versions cleaned), KV snapshots whose
   provenance covers it, and session event logs (text redacted in place); the tombstone has id, time, reason.
@@ -28,8 +28,13 @@ API (importing this package loads neither LanceDB, pyarrow nor numpy; they load 
     store.history(key, repo_id, session_id)   # every value of a key, superseded ones until forgotten
     store.list(repo_id, session_id, scope=None, include_superseded=False); store.get(item_id)
     store.export()                            # one JSON-able dict: items, tombstones
-    capture_preferences(user_message)         # pure: -> [Candidate(text, key, scope, kind)]
+    capture_preferences(user_message)         # pure: -> [Candidate(text, key=None, scope, kind, slot)]
     store.capture(user_message, repo_id=..., session_id=..., turn=...)  # remember those: -> [Remembered]
+        # an unkeyed preference goes into its subject slot (slots.py: rules; slot_match.py: + embedding
+        # similarity); Remembered.superseded / .replaces ("replaces: ...") / .rule say what it replaced
+    store.undo_replace(new_id, keep_new=True) # the replaced value active again (keep_new=False: the new one goes)
+    spans.memory_spans(text); spans.redact(stored, spans, marker)   # forget's spans, matched across escaping
+    bytescan.scan(directory, texts)           # tests/evals: a text in raw/lower/JSON/base64/UTF-16 form
 
 Errors (all EngramError, one-line messages for the user): InvalidInput, NotFound, PinnedOverBudget,
 StoreUnavailable (locked or damaged database). The KV-snapshot index is `dsv4.memory.snapshots`.

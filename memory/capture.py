@@ -1,17 +1,18 @@
-"""Automatic capture of explicit preference statements in a user message, as keyed candidates.
+"""Automatic capture of explicit preference statements in a user message, as unkeyed preference candidates.
 
 Only explicit statements count: a sentence with "from now on" / "going forward" / "in the future", or an
 imperative that starts with "always" / "never" / "don't ever". Questions, "never mind" and descriptions
-("it always fails") are not preferences. The key is deterministic: a known topic (indentation, quotes, ...)
-when the statement names one, so "use spaces" later supersedes "use tabs"; otherwise the statement's
-content words without its polarity, so "never X" supersedes "always X". The caller shows every captured
-candidate to the user, who can re-key or forget it.
+("it always fails") are not preferences. Candidates carry no key: the store puts each in its subject slot
+(memory/slots.py: "run the tests with pytest -x" and "... with nox" share the slot "test runner", "never X"
+and "always X" share "X"), so a new value replaces the old one and the result says what it replaced. The
+caller shows every captured candidate to the user, who can undo a replacement, re-key or forget it.
 """
 
 from __future__ import annotations
 
 import re
 
+from .slots import subject
 from .types import Candidate
 
 FILLERS = r"(?:(?:ok(?:ay)?|so|and|also|but|oh|please|btw|note|remember|actually|hey|alright|wait|instead)[,:]?\s+)*"
@@ -23,23 +24,6 @@ USER_SCOPE = re.compile(r"\b(?:in (?:all|every) (?:my |of my )?(?:projects?|repo
                         r"across (?:all )?(?:my )?(?:projects|repos|repositories)|in any (?:project|repo))\b",
                         re.IGNORECASE)
 SESSION_SCOPE = re.compile(r"\b(?:in|for) this (?:session|conversation|chat)\b", re.IGNORECASE)
-# Topics whose value is a choice: a new statement about the topic replaces the old one whatever it says.
-TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
-    ("indentation", r"\b(?:indent\w*|tabs|(?:\d+|two|four|eight) spaces)\b"),
-    ("quote style", r"\b(?:single|double) quotes?\b|\bquote style\b"),
-    ("naming convention", r"\b(?:camel ?case|snake ?case|pascal ?case|kebab ?case|naming convention)\b"),
-    ("line length", r"\b(?:line length|line width|max(?:imum)? line|\d+ (?:characters|chars|columns) (?:per|a) line)\b"),
-    ("semicolons", r"\bsemicolons?\b"),
-    ("trailing commas", r"\btrailing commas?\b"),
-    ("reply language", r"\b(?:answer|reply|respond|write|talk|speak) (?:to me )?in (?:english|german|french|spanish|"
-                       r"italian|portuguese|chinese|japanese|korean|russian|dutch|polish)\b"),
-))
-STOPWORDS = frozenset("""a an the to of for in on at by with and or but is are be it this that these those my our your
-    me we you i please always never ever dont don't do not no from now going forward future henceforth here out
-    when whenever should must will would can could just also so""".split())
-POLARITY_WORDS = frozenset({"always", "never", "ever", "dont", "don't", "do", "not", "no", "please"})
-
-
 def _sentences(text: str) -> list[str]:
     # Sentence ends, semicolons and line breaks; code blocks are not statements.
     text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
@@ -68,15 +52,6 @@ def _statement(sentence: str) -> str | None:
     return None
 
 
-def _key(content: str) -> str:
-    for name, pattern in TOPICS:
-        if pattern.search(content):
-            return name
-    words = [w for w in re.findall(r"[\w'+#.-]+", content.lower()) if w not in STOPWORDS and w not in POLARITY_WORDS]
-    words = [w.strip(".") for w in words if w.strip(".")]
-    return " ".join(words[:6]) or " ".join(content.lower().split()[:6])
-
-
 def _scope(sentence: str) -> str:
     if SESSION_SCOPE.search(sentence):
         return "session"
@@ -101,10 +76,11 @@ def capture_preferences(text: str) -> list[Candidate]:
         statement = statement[0].upper() + statement[1:]
         if statement[-1] not in ".!":
             statement += "."
-        key = _key(content)
-        # Within one message the last statement about a key wins, as it would across messages.
-        found.pop(key, None)
-        found[key] = Candidate(text=statement, key=key, scope=scope)
+        found_subject = subject(statement)
+        slot = found_subject.slot if found_subject else None
+        # Within one message the last statement about a subject wins, as it would across messages.
+        found.pop(slot or statement, None)
+        found[slot or statement] = Candidate(text=statement, key=None, scope=scope, slot=slot)
     return list(found.values())
 
 

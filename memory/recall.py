@@ -1,7 +1,7 @@
 """Hybrid recall: SQLite FTS5 (BM25) and LanceDB vectors, fused by reciprocal rank.
 
 Both searches only propose ids; the answer is built from SQLite rows that are active, visible to this
-(repo, session) and not shadowed by a narrower scope's value for the same key. So neither a stale
+(repo, session) and not shadowed by a narrower scope's value for the same key or preference slot. So neither a stale
 vector row nor an FTS entry can surface a superseded or forgotten text.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from . import indexing
 from .index import visibility_filter
 from .types import Hit, Item, RecallResult
-from .view import resolve
+from .view import resolve, subject_of
 
 if TYPE_CHECKING:
     from .store import MemoryStore
@@ -100,15 +100,21 @@ def recall(store: MemoryStore, query: str, *, repo_id: str | None, session_id: s
 
 
 def _not_shadowed(store: MemoryStore, items: list[Item], repo_id: str | None, session_id: str | None) -> set[str]:
-    """Ids of the items that are the effective value for their key here (unkeyed items always are)."""
+    """Ids of the items that are the effective value for their key or preference slot here (others always are)."""
     keys = sorted({i.key for i in items if i.key is not None})
+    slots = sorted({i.slot for i in items if i.key is None and i.slot and i.kind == "preference"})
+    visible, params = _visible_sql(repo_id, session_id)
     rivals: list[Item] = []
     if keys:
-        visible, params = _visible_sql(repo_id, session_id)
-        rivals = [Item.from_row(r) for r in store.rows(
+        rivals += [Item.from_row(r) for r in store.rows(
             f"SELECT * FROM items i WHERE i.status = 'active' AND {visible} AND i.key IN ({','.join('?' * len(keys))})",
             [*params, *keys])]
-    effective, _ = resolve([i for i in items if i.key is None] + rivals)
+    if slots:
+        rivals += [Item.from_row(r) for r in store.rows(
+            f"SELECT * FROM items i WHERE i.status = 'active' AND {visible} AND i.key IS NULL AND i.kind = 'preference' "
+            f"AND i.slot IN ({','.join('?' * len(slots))})", [*params, *slots])]
+    grouped = {i.id for i in rivals}
+    effective, _ = resolve([i for i in items if i.id not in grouped and subject_of(i) is None] + rivals)
     return {i.id for i in effective}
 
 

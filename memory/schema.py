@@ -96,3 +96,16 @@ def m001_items(db: sqlite_utils.Database) -> None:
         CREATE INDEX kv_snapshot_turns_session ON kv_snapshot_turns (session_id);
         """
     )
+
+
+@migrations()
+def m002_slots(db: sqlite_utils.Database) -> None:
+    """The subject slot of each preference (memory/slots.py): a new value in an occupied slot supersedes."""
+    from .slots import subject
+
+    db.execute("ALTER TABLE items ADD COLUMN slot TEXT")
+    db.execute("CREATE INDEX items_slot ON items (scope, owner, slot) WHERE status = 'active' AND slot IS NOT NULL")
+    for seq, text in db.execute("SELECT seq, text FROM items WHERE kind = 'preference'").fetchall():
+        found = subject(text)
+        if found is not None:
+            db.execute("UPDATE items SET slot = ? WHERE seq = ?", [found.slot, seq])

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from . import db as db_mod
-from . import purge, snapshots
+from . import purge, slot_match, slots, snapshots
 from . import recall as recall_mod
 from .embed import Embedder, LazyEmbedder
 from .types import KINDS, SCOPES, InvalidInput, Item, MemoryBlock, NotFound, RecallResult, Tombstone, normalise_key, now
@@ -37,7 +37,13 @@ def new_id() -> str:
 class Remembered:
     item: Item
     superseded: Item | None = None
-    unchanged: bool = False  # the same key already held exactly this text
+    unchanged: bool = False  # the same key (or slot) already held this text (or this value)
+    rule: str = ""  # why `superseded` was replaced: "key", "supersedes", "slot" or "similar slot 0.87"
+
+    @property
+    def replaces(self) -> str | None:
+        """What a front end shows beside a new value, with one key to undo (`MemoryStore.undo_replace`)."""
+        return f"replaces: {self.superseded.text}" if self.superseded is not None else None
 
 
 class MemoryStore:
@@ -54,6 +60,7 @@ class MemoryStore:
         self._lock = threading.RLock()  # one connection, shared by the UI and agent threads
         self._index: Any = None
         self._query_vectors: dict[str, Any] = {}
+        self._slot_vectors: dict[str, Any] = {}  # slot string -> vector, this process only (slot_match.py)
         self.db = self._connect()
         self.salt = bytes.fromhex(self.rows("SELECT value FROM meta WHERE key = 'salt'")[0]["value"])
 
@@ -113,7 +120,8 @@ class MemoryStore:
                  pin: bool = False, supersedes: str | None = None, repo_id: str | None = None,
                  session_id: str | None = None, turn: int | None = None, actor: str = "user") -> Remembered:
         """Store a memory. With `key`: supersede the active item of that key in that scope. Without a key:
-        add, or supersede the item `supersedes` names (it must be active and in the same scope)."""
+        supersede the item `supersedes` names (it must be active and in the same scope); else, for a
+        preference, the occupant of its subject slot (memory/slots.py, slot_match.py); else add."""
         text = text.strip()
         if not text:
             raise InvalidInput("the memory text is empty")
@@ -123,10 +131,20 @@ class MemoryStore:
             raise InvalidInput(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
         key = normalise_key(key)
         owner = self.owner(scope, repo_id, session_id)
+        subject = slots.subject(text) if kind == "preference" else None
+        slotted = subject if key is None and supersedes is None else None  # only then does the slot decide
+        rule = "key" if key is not None else "supersedes"
+        found = slot_match.occupant(self, scope, owner, slotted) if slotted else None
+        if found is not None:  # outside the write lock: rule 2 may embed; the transaction re-checks
+            supersedes, rule = found.item.id, found.rule
         with self.write() as db:
             old = None
+            if slotted and found is None and (taken := slot_match.holder(db, scope, owner, slotted)):
+                supersedes, rule = taken, "slot"  # another process filled the slot since
             if supersedes is not None:
                 old = self._get(supersedes)
+                while rule not in ("key", "supersedes") and old.status != "active" and old.superseded_by:
+                    old = self._get(old.superseded_by)  # another writer replaced the occupant meanwhile
                 if old.status != "active":
                     raise InvalidInput(f"{supersedes} is already superseded by {old.superseded_by}; supersede that one")
                 if (old.scope, old.owner) != (scope, owner):
@@ -142,14 +160,16 @@ class MemoryStore:
                 if old is not None and keyed is not None and keyed.id != old.id:
                     raise InvalidInput(f"key {key!r} is held by {keyed.id}, not {supersedes}")
                 old = keyed
-            if old is not None and old.text == text and old.kind == kind:
+            restated = (subject is not None and old is not None and old.slot is not None
+                        and slots.same_value(subject, slots.subject(old.text) or subject) and old.kind == kind)
+            if old is not None and ((old.text == text and old.kind == kind) or restated):
                 if pin and not old.pinned:
                     self._set_pinned(old, True, repo_id, session_id)
                     old.pinned = True
                 return Remembered(item=old, unchanged=True)
             item = Item(id=new_id(), scope=scope, owner=owner, repo_id=repo_id or "", key=key, text=text, kind=kind,
                         pinned=pin or bool(old and old.pinned), status="active", created_at=now(),
-                        session_id=session_id or "", turn=turn, actor=actor)
+                        session_id=session_id or "", turn=turn, actor=actor, slot=subject.slot if subject else None)
             if old is not None:
                 # Free the key before the new row claims it (the unique index allows one active item per key).
                 db.execute("UPDATE items SET status = 'superseded', superseded_by = ?, superseded_at = ? WHERE id = ?",
@@ -166,12 +186,19 @@ class MemoryStore:
             snapshots.delete_rows(db, stale)
         if old is not None:
             old.status, old.superseded_by, old.superseded_at = "superseded", item.id, item.created_at
-        return Remembered(item=item, superseded=old)
+        return Remembered(item=item, superseded=old, rule=rule if old is not None else "")
+
+    def undo_replace(self, item_id: str, keep_new: bool = True) -> Remembered:
+        """Undo "replaces: ...": the value `item_id` superseded is active again (see memory/undo.py). keep_new:
+        the new item stays active beside it; else the restored value supersedes it."""
+        from .undo import undo_replace
+
+        return undo_replace(self, item_id, keep_new)
 
     def capture(self, message: str, *, repo_id: str | None, session_id: str | None,
                 turn: int | None = None) -> list[Remembered]:
-        """Remember the explicit preference statements of one user message (see capture.py) as keyed
-        preferences; the caller shows the result to the user (new, replacing, or already known)."""
+        """Remember the explicit preference statements of one user message (see capture.py) as preferences,
+        each in its subject slot; the caller shows the result to the user (new, `replaces`, or already known)."""
         from .capture import capture_preferences
 
         return [self.remember(c.text, key=c.key, scope=c.scope, kind=c.kind, repo_id=repo_id, session_id=session_id,

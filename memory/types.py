@@ -75,6 +75,7 @@ class Item:
     turn: int | None = None
     actor: str = "user"  # user | agent | capture | cli
     seq: int = 0  # write order (the logical clock); ties none: every write gets a new one
+    slot: str | None = None  # a preference's subject slot (memory/slots.py): a new value there supersedes
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Item:
@@ -98,9 +99,10 @@ class Candidate:
     """A preference captured from an explicit user statement, ready for `MemoryStore.remember`."""
 
     text: str
-    key: str
+    key: str | None = None  # captured statements are unkeyed: the store assigns their subject slot
     scope: str = "repo"
     kind: str = "preference"
+    slot: str | None = None  # the subject slot the store will put it in (memory/slots.py), for display
 
 
 @dataclass

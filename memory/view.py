@@ -25,25 +25,36 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
+def subject_of(item: Item) -> str | None:
+    """What precedence groups by: the key, else an unkeyed preference's slot; None: the item stands alone."""
+    if item.key is not None:
+        return item.key
+    return f"\x00slot {item.slot}" if item.slot and item.kind == "preference" else None
+
+
 def resolve(items: Iterable[Item]) -> tuple[list[Item], list[Item]]:
-    """(effective, shadowed): for each key the item of the narrowest scope wins; unkeyed items all count."""
-    winners: dict[str, Item] = {}
+    """(effective, shadowed): for each key (or preference slot) the items of the narrowest scope win; other
+    items all count. One scope holds one active item per key; per slot it holds two only after an undo kept
+    both, and then both count."""
+    winners: dict[str, list[Item]] = {}
     effective: list[Item] = []
     shadowed: list[Item] = []
     for item in items:
         if item.status != "active":
             continue
-        if item.key is None:
+        group = subject_of(item)
+        if group is None:
             effective.append(item)
             continue
-        best = winners.get(item.key)
-        if best is None or PRECEDENCE[item.scope] > PRECEDENCE[best.scope]:
-            if best is not None:
-                shadowed.append(best)
-            winners[item.key] = item
+        best = winners.get(group)
+        if best is None or PRECEDENCE[item.scope] > PRECEDENCE[best[0].scope]:
+            shadowed.extend(best or [])
+            winners[group] = [item]
+        elif PRECEDENCE[item.scope] == PRECEDENCE[best[0].scope] and item.key is None:
+            best.append(item)
         else:
             shadowed.append(item)
-    effective.extend(winners.values())
+    effective.extend(i for group in winners.values() for i in group)
     return effective, shadowed
 
 

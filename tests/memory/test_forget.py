@@ -8,8 +8,9 @@ import pytest
 from dsv4.agent.messages import Message, ToolCall
 from dsv4.agent.sessions import SessionStore
 from dsv4.memory import HashingEmbedder, MemoryStore, NotFound
-from dsv4.memory import snapshots
+from dsv4.memory import bytescan, snapshots
 from dsv4.memory.snapshots import Snapshot
+from dsv4.memory.spans import distinctive_spans, memory_spans
 
 from .conftest import REPO, files_containing
 
@@ -49,8 +50,14 @@ def test_forget_leaves_no_trace_anywhere_under_home(dsv4_home: Path, store: Memo
     vector = HashingEmbedder().embed([TEXT])[0].tobytes()
     assert files_containing(dsv4_home, MARKER.encode())
     assert files_containing(dsv4_home / "memory" / "index", vector[:64])
+    spans = [TEXT, *distinctive_spans(TEXT)]
+    assert MARKER in spans
+    owned = [dsv4_home / "memory", dsv4_home / "kv"]  # everything memory writes
+    assert "raw" in {t.form for root in owned for t in bytescan.scan(root, spans)}  # the probe sees them
 
     done = store.forget(item_id)
+
+    assert [str(t) for root in owned for t in bytescan.scan(root, spans)] == []
 
     assert done.ids == [item_id] and done.snapshots_deleted == 2 and done.events_redacted >= 3
     assert files_containing(dsv4_home, MARKER.encode()) == []
@@ -156,3 +163,20 @@ def test_title_redaction(title: str, expected: str) -> None:
     from dsv4.memory.purge import redact_title
 
     assert redact_title(title, TEXT, "[x]") == expected
+
+
+def test_forgetting_a_captured_override_purges_every_value_of_the_slot(dsv4_home: Path, store: MemoryStore) -> None:
+    first = store.capture(f"From now on, always run the tests with pytest --hint={MARKER}", repo_id=REPO,
+                          session_id="s1")[0].item
+    store.recall("run the tests", repo_id=REPO)  # indexed, so LanceDB holds its vector
+    second = store.capture("Going forward, run the tests with nox -s tests.", repo_id=REPO, session_id="s2")[0]
+    assert second.superseded.id == first.id and second.rule == "slot"
+    spans = sorted({s for item in (first, second.item) for s in memory_spans(item.text)})
+    assert {MARKER, "nox -s tests", f"pytest --hint={MARKER}", first.text, second.item.text} <= set(spans)
+    assert bytescan.scan(dsv4_home / "memory", spans)
+
+    done = store.forget(second.item.id)
+
+    assert set(done.ids) == {first.id, second.item.id}
+    assert [str(t) for t in bytescan.scan(dsv4_home / "memory", spans)] == []
+    assert store.current_view(REPO, None).text == ""
