@@ -25,7 +25,7 @@ from .http_exchange import Aborted, DeadlinePassed, Exchange
 from .server_info import discover_context_window
 from .sse import SSEProblem, sse_data
 from .tool_calls import ToolCallAccumulator
-from .wire import ChunkProblem, error_text, parse_chunk
+from .wire import ChunkProblem, error_text, parse_chunk, printable
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 DEFAULT_CONTEXT_WINDOW = 131072
@@ -262,7 +262,7 @@ def _error_detail(text: str) -> str:
     try:
         return error_text(json.loads(text))
     except json.JSONDecodeError:
-        return text[:300].strip()
+        return printable(text[:300].strip())
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -81,13 +81,28 @@ def parse_chunk(data: str) -> ChatChunk:
     except json.JSONDecodeError:
         raise ChunkProblem(f"the server sent a line that is not JSON: {data[:120]!r}") from None
     if not isinstance(raw, dict):
-        raise ChunkProblem(f"the server sent {type(raw).__name__} where a chat-completion chunk (a JSON object) "
+        raise ChunkProblem(f"the server sent {_json_type(raw)} where a chat-completion chunk (a JSON object) "
                            f"belongs: {data[:120]!r}")
     try:
         return ChatChunk.model_validate(raw)
     except ValidationError as exc:
         raise ChunkProblem(f"the server sent a malformed chat-completion chunk ({describe_validation(exc)}): "
                            f"{data[:120]!r}") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
+def printable(text: str) -> str:
+    """Server text fit for a one-line message: control characters and undecodable bytes shown as `?`."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def describe_validation(exc: ValidationError, limit: int = 3) -> str:
@@ -106,5 +121,5 @@ def error_text(error: Any) -> str:
         for key in ("message", "detail", "error"):
             if isinstance(error.get(key), (str, dict)):
                 return error_text(error[key])
-        return json.dumps(error)[:300]
-    return str(error)[:300]
+        return printable(json.dumps(error)[:300])
+    return printable(str(error)[:300])
