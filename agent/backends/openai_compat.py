@@ -25,7 +25,7 @@ from .http_exchange import Aborted, DeadlinePassed, Exchange
 from .server_info import discover_context_window
 from .sse import SSEProblem, sse_data
 from .tool_calls import ToolCallAccumulator
-from .wire import ChunkProblem, error_text, parse_chunk, printable
+from .wire import ChunkProblem, error_document, error_text, parse_chunk, printable
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 DEFAULT_CONTEXT_WINDOW = 131072
@@ -216,8 +216,8 @@ class OpenAICompatBackend:
                     saw_done = True
                     break
                 chunk = parse_chunk(data)
-                if chunk.error:
-                    raise _Stop(self._error("http", f"server error mid-stream: {error_text(chunk.error)}"))
+                if chunk.failure is not None:
+                    raise _Stop(self._error("http", f"server error mid-stream: {chunk.failure}"))
                 if chunk.usage is not None:
                     usage = Usage(prompt_tokens=chunk.usage.prompt_tokens or 0,
                                   completion_tokens=chunk.usage.completion_tokens or 0,
@@ -235,7 +235,12 @@ class OpenAICompatBackend:
                             calls.add(call)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
-        except (ChunkProblem, SSEProblem) as problem:
+        except SSEProblem as problem:
+            document = error_document(problem.line)
+            if document is not None:  # llama-cpp-python answers a streamed request it refuses with a 200 and a JSON error
+                raise _Stop(self._error("http", f"server error from {self.base_url}: {document}")) from None
+            raise _Stop(self._error("bad_response", f"{problem} (from {self.base_url})")) from None
+        except ChunkProblem as problem:
             raise _Stop(self._error("bad_response", f"{problem} (from {self.base_url})")) from None
         if not saw_done and finish_reason is None:
             raise _Stop(self._error("stream_cut", f"the response stream from {self.base_url} ended before the reply was complete"))

@@ -15,7 +15,9 @@ _IGNORED_FIELDS = ("event", "id", "retry")
 
 
 class SSEProblem(Exception):
-    pass
+    def __init__(self, message: str, line: str = "") -> None:
+        super().__init__(message)
+        self.line = line  # the offending line, for a caller that can read an error document in it
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -41,4 +43,4 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[str]:
             saw_data = True
             yield value[1:] if value.startswith(" ") else value
         elif field not in _IGNORED_FIELDS and not saw_data:
-            raise SSEProblem(f"the server did not answer with an event stream; it sent: {line[:120]!r}")
+            raise SSEProblem(f"the server did not answer with an event stream; it sent: {line[:120]!r}", line)

@@ -66,9 +66,19 @@ class WireUsage(_Lenient):
 
 
 class ChatChunk(_Lenient):
+    object: str | None = None  # vLLM and SGLang stream `{"object": "error", "message": ...}` for a failure
+    message: Any = None
     choices: list[Choice] | None = None
     usage: WireUsage | None = None
     error: Any = None  # servers put a dict or a plain string here when the generation fails mid-stream
+
+    @property
+    def failure(self) -> str | None:
+        if self.error:
+            return error_text(self.error)
+        if self.object == "error":
+            return error_text(self.message if self.message is not None else "unspecified error")
+        return None
 
 
 class ChunkProblem(Exception):
@@ -113,6 +123,17 @@ def describe_validation(exc: ValidationError, limit: int = 3) -> str:
         parts.append(f"{where}: {error['msg']}")
     more = len(exc.errors()) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def error_document(line: str) -> str | None:
+    """The message of a bare JSON error document (`{"error": ...}`) sent where an event stream belongs."""
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(raw, dict) and (raw.get("error") or raw.get("object") == "error"):
+        return error_text(raw.get("error") or raw)
+    return None
 
 
 def error_text(error: Any) -> str:

@@ -66,6 +66,7 @@ MALFORMED: dict[str, RawReply] = {
     "html_page_as_event_stream": raw("<html><body>login</body></html>\n"),
     "json_document_not_a_stream": raw(json.dumps({"choices": [{"message": {"content": "hi"}}]}) + "\n",
                                       content_type="application/json"),
+    "json_error_document_as_stream": raw(json.dumps({"error": {"message": "maximum context length is 2048 tokens"}})),
     "plain_text_body": raw("Internal Server Error\n", content_type="text/plain"),
     "empty_body": raw(""),
     "only_comments_then_end": raw(": ping\n\n: ping\n\n"),
@@ -102,6 +103,12 @@ def test_an_html_answer_suggests_v1(replay):
     for _ in range(2):
         error = list(backend.stream([user("hi")], [], GenerationParams()))[-1]
         assert isinstance(error, Error) and f"--base-url {bare}/v1" in error.message
+
+
+def test_a_json_error_document_where_a_stream_belongs_shows_its_message(replay):
+    server = replay([], faults=[MALFORMED["json_error_document_as_stream"]])
+    error = list(OpenAICompatBackend(server.base_url, "m", max_retries=0).stream([user("hi")], [], GenerationParams()))[-1]
+    assert isinstance(error, Error) and error.kind == "http" and "maximum context length is 2048 tokens" in error.message
 
 
 def test_a_string_tool_call_index_that_is_a_number_is_accepted(replay):
