@@ -2,7 +2,7 @@
 
 It removes the value of the backend's key variable (passed in by whoever holds it) and of every
 secret-looking environment variable (a name containing KEY, TOKEN, SECRET or PASSWORD) wherever the
-value appears, and the credential of any Authorization header or Bearer token. Short values (under
+value appears, the credential of any Authorization header or Bearer token, and `user:password@` in URLs. Short values (under
 8 characters) of secret-looking variables are left alone: `TOKENIZERS_PARALLELISM=false` is not a
 secret, and redacting "false" everywhere would garble output. An explicitly named secret is redacted
 whatever its length.
@@ -20,6 +20,7 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNO
 MIN_ENV_SECRET_CHARS = 8
 _HEADER = re.compile(r"(?i)(authorization|proxy-authorization|x-api-key|api-key)(\"?\s*[:=]\s*\"?)(bearer\s+|basic\s+)?[^\s\"',}]+")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{6,}")
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 
 
 def secret_names(env: Mapping[str, str] | None = None) -> list[str]:
@@ -38,6 +39,7 @@ def redact(text: str, secrets: Iterable[str | None] = (), env: Mapping[str, str]
     for value in secret_values(env, secrets):
         text = text.replace(value, REDACTED)
     text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text)
+    text = _URL_CREDENTIALS.sub(f"{REDACTED}@", text)
     return _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
