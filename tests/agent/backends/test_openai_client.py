@@ -135,3 +135,12 @@ def test_an_http_error_body_echoing_the_key_or_another_secret_is_redacted(replay
         error = list(OpenAICompatBackend(server.base_url, "m", key, max_retries=0).stream([user("hi")], [], GenerationParams()))[-1]
         assert "hf_abcdefghijklmnop" not in error.message
         assert SECRET not in error.message or key is None
+
+
+def test_protocol_extras_the_session_needs(replay):
+    server = replay([{"content": "ok"}])
+    backend = OpenAICompatBackend(server.base_url, "m")
+    assert OpenAICompatBackend.exact_token_count is False
+    backend.drop_cache()  # nothing is cached client-side: the backend keeps working, and asked the server nothing
+    assert server.requests == [] and server.gets == []
+    assert isinstance(list(backend.stream([user("hi")], [], GenerationParams()))[-1], Done)
