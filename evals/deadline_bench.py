@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
 from dsv4.agent.backends.replay_server import ReplayServer
 from dsv4.agent.backends.script import ScriptedTurn
 
+HERE = Path(__file__).resolve().parent
 CASES = ["pings", "slow:300", "retry_after:86400", "ok"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "bench@example.com"}

@@ -33,9 +33,10 @@ RETRY_AFTER_CAP_S = 60.0  # a server asking for a day's pause gets at most a min
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, wait_s: float | None = None) -> None:
+    def __init__(self, reason: str, wait_s: float | None = None, kind: str = "http") -> None:
         super().__init__(reason)
         self.wait_s = wait_s
+        self.kind = kind  # the Error kind if this was the last try
 
 
 class _Stop(Exception):
@@ -126,7 +127,7 @@ class OpenAICompatBackend:
                 return
             except _Retry as retry:
                 if attempt >= self.max_retries:
-                    yield self._error("http", f"{retry} (gave up after {attempt + 1} attempts)")
+                    yield self._error(retry.kind, f"{retry} (gave up after {attempt + 1} attempts)")
                     return
                 wait = self._retry_wait(retry, attempt)
                 if deadline is not None and time.monotonic() + wait >= deadline:
@@ -172,13 +173,14 @@ class OpenAICompatBackend:
         except Aborted:
             raise _Stop(self._error("stream_cut", "the request was cancelled")) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _Retry(f"cannot connect to {self.base_url}: {type(exc).__name__}") from None
+            raise _Retry(f"cannot connect to {self.base_url}: {type(exc).__name__}", kind="connect") from None
         except httpx.DecodingError as exc:
             raise _Stop(self._error("bad_response", f"the response from {self.base_url} could not be decoded "
                                                     f"(its Content-Encoding is broken): {exc}")) from None
         except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if not started:
-                raise _Retry(f"{type(exc).__name__} waiting for {self.base_url}") from None
+                kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "http"
+                raise _Retry(f"{type(exc).__name__} waiting for {self.base_url}", kind=kind) from None
             raise _Stop(self._error("stream_cut", f"the response stream from {self.base_url} was cut ({type(exc).__name__})")) from None
         except httpx.HTTPError as exc:
             raise _Stop(self._error("http", f"the request to {self.base_url} failed: {type(exc).__name__}: {exc}")) from None
