@@ -95,3 +95,16 @@ def test_a_deadline_already_passed_sends_nothing(replay):
     events = list(OpenAICompatBackend(server.base_url, "m").stream(
         [user("hi")], [], GenerationParams(deadline=time.monotonic() - 1)))
     assert [e.kind for e in events] == ["timeout"] and server.requests == []
+
+
+def test_headless_timeout_stops_a_server_that_only_sends_keep_alives(replay, calc_repo):
+    """End to end: the loop hands its deadline to the backend (agent/loop.py `_ask_model`)."""
+    import json
+
+    from ...conftest import run_cli
+
+    server = replay([TEXT_TURN], faults=["pings"])
+    proc = run_cli(["run", "--headless", "say done", "--base-url", server.base_url, "--model", "m", "--timeout", "2",
+                    "--output-format", "json"], cwd=calc_repo, timeout=90)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["status"] == "budget_exhausted" and report["budget_exhausted"] == "timeout"
