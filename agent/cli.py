@@ -12,7 +12,7 @@ from dsv4 import __version__
 
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
-MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode")
+MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", default=argparse.SUPPRESS, choices=["auto", "openai", "inprocess", "scripted"])
     group.add_argument("--script", default=argparse.SUPPRESS, type=Path, metavar="FILE.json", help="scripted backend: a JSON list of assistant turns")
     group.add_argument("--permission-mode", default=argparse.SUPPRESS, choices=["ask", "auto-edit", "full-auto"])
+    group.add_argument("--context-window", default=argparse.SUPPRESS, type=int, metavar="N",
+                       help="the model's context window in tokens (overrides what the server reports)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +127,7 @@ def _schema(which: str) -> int:
 def _with_repo(args: argparse.Namespace) -> int:
     from .backends.resolve import BackendConfigError
     from .config import load_settings
+    from .config_error import ConfigError
     from .repo import NotARepository, find_repo
     from ..memory import EngramError
     from .sessions import SessionNotFound
@@ -137,6 +140,8 @@ def _with_repo(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name, None) for name in MODEL_FLAGS}
     try:
         settings = load_settings(repo.root, **flags)
+    except ConfigError as exc:  # every problem, each naming its file
+        return fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
         return fail(f"bad configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}")

@@ -1,13 +1,25 @@
-"""Settings, layered: defaults < $DSV4_HOME/config.toml < <repo>/.dsv4/config.toml < DSV4_* env < flags."""
+"""Settings, layered: defaults < $DSV4_HOME/config.toml < <repo>/.dsv4/config.toml < DSV4_* env < flags.
+
+The repository's own file is untrusted input until the user trusts the repository (`agent/trust.py`):
+untrusted, only `HARMLESS_REPO_KEYS` apply from it and the rest are returned as `ignored_repo_keys`.
+Every problem in any layer (TOML syntax with line and column, an unknown key, a wrong type, an
+unusable `DSV4_HOME`) is collected into one `ConfigError`, not just the first.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from .config_error import ConfigError
 from .home import dsv4_home
 
 PermissionMode = Literal["ask", "auto-edit", "full-auto"]
@@ -16,6 +28,11 @@ BackendName = Literal["auto", "openai", "inprocess", "scripted"]
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
 DEEPSEEK_DEFAULT_MODEL = "deepseek-chat"
 LOCAL_DEFAULT_MODEL = "smollm2-135m"
+
+# What an untrusted repository may set: style and size knobs that cannot send data anywhere, run anything,
+# widen permissions or choose the model. Everything else (test_command, permission_mode, base_url,
+# api_key_env, backend, model, script, extra_body, context_window, timeouts...) needs trust.
+HARMLESS_REPO_KEYS = frozenset({"syntax_gate", "temperature", "max_output_tokens", "max_steps"})
 
 
 class Settings(BaseSettings):
@@ -26,7 +43,8 @@ class Settings(BaseSettings):
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(default=None, description="Name of the environment variable holding the API key")
     script: Path | None = Field(default=None, description="Scripted backend: JSON list of assistant turns")
-    context_window: int | None = None
+    context_window: int | None = Field(default=None, gt=0, description="Overrides what the server or model reports")
+    extra_body: dict[str, Any] | None = Field(default=None, description="Merged into each chat-completions request body")
     temperature: float | None = None
     max_output_tokens: int | None = None
     request_timeout_s: float = 600.0
@@ -37,12 +55,101 @@ class Settings(BaseSettings):
     max_steps: int = 50
 
 
-def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
-    """Flags that are None are treated as not given, so they never mask a config value."""
-    files = [dsv4_home() / "config.toml"]
-    if repo_root is not None:
-        files.append(repo_root / ".dsv4" / "config.toml")
-    present = [path for path in files if path.is_file()]
+# The same fields as a plain model, to validate one file at a time (so each problem names its file).
+_FileConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "FileConfig", __config__=ConfigDict(extra="forbid"),
+    **{name: (info.annotation, info) for name, info in Settings.model_fields.items()})
+
+
+@dataclass
+class LoadedSettings:
+    settings: Settings
+    ignored_repo_keys: list[str] = field(default_factory=list)  # set in an untrusted repo's config, not applied
+    repo_config: Path | None = None
+    repo_trusted: bool = False
+
+    def ignored_notice(self) -> str | None:
+        """The one line to show the user when repository keys were refused."""
+        if not self.ignored_repo_keys:
+            return None
+        return (f"{self.repo_config}: this repository is not trusted, so its settings "
+                f"{', '.join(self.ignored_repo_keys)} were ignored (trust it with 'dsv4-code trust', or --trust-repo in CI)")
+
+
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not UTF-8 text")
+        return {}
+    except OSError as exc:
+        problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+        problems.append(f"{path}: invalid TOML: {exc}")
+        return {}
+
+
+def _validate_file(path: Path, data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The keys of `data` that are valid; every invalid one becomes a problem naming the file."""
+    try:
+        _FileConfig.model_validate(data)
+        return data
+    except ValidationError as exc:
+        bad: set[str] = set()
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            bad.add(key)
+            if error["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
+                problems.append(f"{path}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            else:
+                where = ".".join(str(part) for part in error["loc"])
+                problems.append(f"{path}: {where}: {error['msg']} (got {error['input']!r})")
+        return {key: value for key, value in data.items() if key not in bad}
+
+
+def _home(problems: list[str]) -> Path | None:
+    try:
+        home = dsv4_home()
+    except OSError as exc:
+        problems.append(f"DSV4_HOME {os.environ.get('DSV4_HOME', '')}: cannot be used as a directory ({exc.strerror or exc})")
+        return None
+    if not os.access(home, os.W_OK | os.X_OK):
+        problems.append(f"DSV4_HOME {home}: is not writable")
+    return home
+
+
+def _repo_trusted(repo_root: Path) -> bool:
+    from .repo import NotARepository, find_repo
+    from .trust import is_trusted
+
+    try:
+        return is_trusted(find_repo(repo_root).identity)
+    except NotARepository:
+        return False
+
+
+def load_config(repo_root: Path | None, *, trusted: bool | None = None, **flags: Any) -> LoadedSettings:
+    """`trusted=None` looks the repository up in the trust record; True is `--trust-repo`. Flags that are None are not given."""
+    problems: list[str] = []
+    home = _home(problems)
+    file_values: dict[str, Any] = {}
+    user_file = home / "config.toml" if home is not None else None
+    if user_file is not None and user_file.exists():
+        file_values.update(_validate_file(user_file, _read_toml(user_file, problems), problems))
+    loaded = LoadedSettings(settings=Settings.model_construct())
+    if repo_root is not None and (repo_root / ".dsv4" / "config.toml").exists():
+        repo_file = loaded.repo_config = repo_root / ".dsv4" / "config.toml"
+        repo_values = _validate_file(repo_file, _read_toml(repo_file, problems), problems)
+        loaded.repo_trusted = trusted if trusted is not None else (bool(repo_values) and _repo_trusted(repo_root))
+        if not loaded.repo_trusted:
+            loaded.ignored_repo_keys = sorted(set(repo_values) - HARMLESS_REPO_KEYS)
+            repo_values = {key: value for key, value in repo_values.items() if key in HARMLESS_REPO_KEYS}
+        file_values.update(repo_values)
+    given = {key: value for key, value in flags.items() if value is not None}
 
     class LayeredSettings(Settings):
         @classmethod
@@ -51,7 +158,26 @@ def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
             env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            # Later files win in TomlConfigSettingsSource's deep merge, so the repo file goes last.
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=present))
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_values))
 
-    return LayeredSettings(**{k: v for k, v in flags.items() if v is not None})
+    try:
+        loaded.settings = LayeredSettings(**given)
+    except SettingsError as exc:  # an environment value pydantic-settings could not even parse (bad JSON for a dict)
+        problems.append(f"environment: {exc}")
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            origin = "flag" if key in given else (f"environment variable DSV4_{key.upper()}" if key else "settings")
+            problems.append(f"{origin} {key}: {error['msg']} (got {error['input']!r})")
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
+    """The settings alone, for call sites that do not report refused repository keys themselves: they go to stderr."""
+    loaded = load_config(repo_root, **flags)
+    notice = loaded.ignored_notice()
+    if notice:
+        print(f"dsv4-code: {notice}", file=sys.stderr)
+    return loaded.settings

@@ -156,7 +156,7 @@ class Agent:
         reasoning: list[str] = []
         calls: list[ToolCall] = []
         step_usage = Usage()
-        for event in self.backend.stream(self.messages, self.toolbox.schemas(), self.config.params):
+        for event in self.backend.stream(self.messages, self.toolbox.schemas(), self.config.params.model_copy(update={"deadline": deadline})):
             self._check_cancel()
             if deadline is not None and time.monotonic() > deadline:
                 raise BudgetExhausted("timeout")

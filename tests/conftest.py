@@ -21,7 +21,8 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_
 def dsv4_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("DSV4_HOME", str(home))
-    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
+    for name in ("DEEPSEEK_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):  # each picks a backend (resolve.py)
+        monkeypatch.delenv(name, raising=False)
     for key in [k for k in os.environ if k.startswith("DSV4_") and k != "DSV4_HOME"]:
         monkeypatch.delenv(key)
     # Test repositories run their tests in the environment running these tests (tools/test_env.py).

@@ -17,6 +17,9 @@ class GenerationParams(BaseModel):
     top_p: float | None = None
     seed: int | None = None
     stop: list[str] | None = None
+    # A `time.monotonic()` instant: a backend stops waiting for the server then and ends with an Error of kind
+    # "timeout", whatever the server does (keep-alive comments, a slow first byte, a long Retry-After).
+    deadline: float | None = None
 
 
 @runtime_checkable

@@ -5,12 +5,16 @@ Used by the backend tests, the headless end-to-end eval and for trying the TUI w
 `dsv4-code --base-url http://127.0.0.1:8000/v1 --model replay`.
 
 Faults are consumed one per request, in order: `429`, `500`, `401`, `cut` (half the reply, then the
-connection drops), `slow:<seconds>` (delay before the first byte), `ok` (no fault).
+connection drops), `slow:<seconds>` (delay before the first byte), `pings` (a 200 that sends only
+keep-alive comments, forever), `retry_after:<seconds>` (a 429 asking to wait that long), `ok` (no
+fault). A fault may also be a `RawReply`: exact status, headers and body bytes, for servers whose
+transcripts are recorded (tests/agent/backends/transcripts) and for malformed answers (the fuzz).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import threading
 import time
@@ -19,22 +23,48 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from .script import ScriptedTurn, chunk_text, load_script
 
 
+class RawReply(BaseModel):
+    """One answer sent exactly as given; `body` is text, or base64 bytes when `body_base64` is set."""
+
+    status: int = 200
+    headers: dict[str, str] = Field(default_factory=lambda: {"Content-Type": "text/event-stream"})
+    body: str = ""
+    body_base64: bool = False
+    chunked: bool = True  # else Content-Length framing
+    close_early: bool = False  # drop the connection after the body, without the terminating chunk
+
+    def body_bytes(self) -> bytes:
+        return base64.b64decode(self.body) if self.body_base64 else self.body.encode()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-reply (a timeout, a cancel) is what the fault tests provoke
+
+
 class ReplayServer:
-    def __init__(self, turns: list[ScriptedTurn], faults: list[str] | None = None, api_key: str | None = None,
-                 cached_tokens: int = 0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, turns: list[ScriptedTurn], faults: list[str | RawReply] | None = None, api_key: str | None = None,
+                 cached_tokens: int = 0, host: str = "127.0.0.1", port: int = 0,
+                 models_listing: dict[str, Any] | None = None) -> None:
         self.turns = list(turns)
         self.faults = list(faults or [])
         self.api_key = api_key
         self.cached_tokens = cached_tokens
+        # What GET /models answers (a server's own listing, e.g. vLLM's with max_model_len)
+        self.models_listing = models_listing or {"object": "list", "data": [{"id": "replay", "object": "model"}]}
+        self.gets: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._next_turn = 0
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
@@ -43,7 +73,7 @@ class ReplayServer:
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ReplayServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -57,11 +87,11 @@ class ReplayServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _take(self) -> tuple[str, ScriptedTurn | None]:
+    def _take(self) -> tuple[str | RawReply, ScriptedTurn | None]:
         with self._lock:
             fault = self.faults.pop(0) if self.faults else "ok"
             turn = None
-            if fault in ("ok", "cut") or fault.startswith("slow"):
+            if isinstance(fault, str) and (fault in ("ok", "cut") or fault.startswith("slow")):
                 if self._next_turn < len(self.turns):
                     turn = self.turns[self._next_turn]
                     self._next_turn += 1
@@ -77,8 +107,10 @@ class ReplayServer:
                 pass
 
             def do_GET(self) -> None:
+                with server._lock:
+                    server.gets.append(self.path)
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": "replay", "object": "model"}]})
+                    self._json(200, server.models_listing)
                 else:
                     self._json(404, {"error": {"message": "not found"}})
 
@@ -92,7 +124,13 @@ class ReplayServer:
                     self._json(401, {"error": {"message": "Authentication Fails (invalid api key)"}})
                     return
                 fault, turn = server._take()
-                if fault == "429":
+                if isinstance(fault, RawReply):
+                    self._raw(fault)
+                elif fault == "pings":
+                    self._pings()
+                elif fault.startswith("retry_after:"):
+                    self._json(429, {"error": {"message": "slow down"}}, {"Retry-After": fault.split(":", 1)[1]})
+                elif fault == "429":
                     self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
                 elif fault == "500":
                     self._json(500, {"error": {"message": "internal error"}})
@@ -114,6 +152,37 @@ class ReplayServer:
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _raw(self, reply: RawReply) -> None:
+                data = reply.body_bytes()
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Transfer-Encoding" if reply.chunked else "Content-Length",
+                                 "chunked" if reply.chunked else str(len(data)))
+                self.end_headers()
+                if reply.chunked:
+                    if data:
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    if not reply.close_early:
+                        self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.wfile.write(data)
+                self.wfile.flush()
+                if reply.close_early:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+
+            def _pings(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                ping = b": ping\n\n"
+                while True:  # until the client hangs up (the write fails) or the server stops
+                    self.wfile.write(f"{len(ping):x}\r\n".encode() + ping + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.2)
 
             def _stream(self, body: dict[str, Any], turn: ScriptedTurn, cut: bool) -> None:
                 self.send_response(200)
@@ -168,7 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--script", type=Path, required=True)
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--fault", action="append", default=[], help="429, 500, 401, cut, slow:SECONDS (one per request)")
+    parser.add_argument("--fault", action="append", default=[], help="429, 500, 401, cut, slow:SECONDS, pings, retry_after:SECONDS (one per request)")
     args = parser.parse_args()
     server = ReplayServer(load_script(args.script), faults=args.fault, port=args.port)
     print(f"replaying {len(server.turns)} turns at {server.base_url}", flush=True)

@@ -5,7 +5,9 @@ import shutil
 import pytest
 
 from dsv4.agent.config import load_settings
+from dsv4.agent.config_error import ConfigError
 from dsv4.agent.repo import NotARepository, find_repo, normalise_remote
+from dsv4.agent.trust import trust_repo
 
 from ..conftest import git
 
@@ -15,6 +17,7 @@ def test_layering_defaults_home_repo_env_flags(calc_repo, dsv4_home, monkeypatch
     (dsv4_home / "config.toml").write_text('model = "home-model"\nmax_steps = 7\ntest_command = "home-tests"\npermission_mode = "auto-edit"\n')
     (calc_repo / ".dsv4").mkdir()
     (calc_repo / ".dsv4" / "config.toml").write_text('model = "repo-model"\ntest_command = "repo-tests"\n')
+    trust_repo(find_repo(calc_repo).identity)
     settings = load_settings(calc_repo)
     assert (settings.model, settings.max_steps, settings.test_command) == ("repo-model", 7, "repo-tests")
     assert settings.temperature is None and settings.permission_mode == "auto-edit"
@@ -27,7 +30,7 @@ def test_layering_defaults_home_repo_env_flags(calc_repo, dsv4_home, monkeypatch
 def test_unknown_config_key_is_an_error(calc_repo):
     (calc_repo / ".dsv4").mkdir()
     (calc_repo / ".dsv4" / "config.toml").write_text('modle = "typo"\n')
-    with pytest.raises(ValueError, match="modle"):
+    with pytest.raises(ConfigError, match="unknown key 'modle'"):
         load_settings(calc_repo)
 
 

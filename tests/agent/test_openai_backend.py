@@ -77,7 +77,7 @@ def test_bad_key_is_an_auth_error_that_does_not_echo_the_key(replay):
 def test_unreachable_url_is_a_connect_error(replay):
     backend = OpenAICompatBackend("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, connect_timeout_s=1)
     events = collect(backend)
-    assert isinstance(events[0], Error) and "cannot connect" in events[0].message
+    assert isinstance(events[0], Error) and "cannot connect" in events[0].message and events[0].kind == "connect"
 
 
 def test_reasoning_content_is_streamed_and_sent_back_on_tool_call_turns(replay):
