@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from .home import dsv4_home
+from ..home import dsv4_home
 
 PermissionMode = Literal["ask", "auto-edit", "full-auto"]
 BackendName = Literal["auto", "openai", "inprocess", "scripted"]

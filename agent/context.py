@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from .home import dsv4_home
+from ..home import dsv4_home
 
 if TYPE_CHECKING:
     from ..tools.repo_map import RepoContext

@@ -56,7 +56,7 @@ def run_context_command(args: argparse.Namespace, repo: Repo, default_budget: in
         print(f"dsv4-code: error: --budget must be a positive number of tokens, not {budget}", file=sys.stderr)
         return EXIT_USAGE
     from ..tools.repo_map import build_repo_context
-    from .home import dsv4_home
+    from ..home import dsv4_home
 
     ctx = build_repo_context(repo.root, budget, count_tokens=count_tokens, cache_dir=dsv4_home() / "repomap")
     if args.json:

@@ -74,7 +74,7 @@ def _session(args: argparse.Namespace, repo: Repo | None, needed: bool) -> str |
     """--session, else (when a session-scope write needs one) the latest session of this repository."""
     if getattr(args, "session", None) or not needed or repo is None:
         return getattr(args, "session", None)
-    from .home import dsv4_home
+    from ..home import dsv4_home
     from .sessions import SessionStore
 
     path = dsv4_home() / "sessions.db"
@@ -88,7 +88,7 @@ def run_memory_command(args: argparse.Namespace, repo: Repo | None, store: Memor
     try:
         if store is None:
             from ..memory.store import MemoryStore
-            from .home import dsv4_home
+            from ..home import dsv4_home
 
             store = MemoryStore.open(dsv4_home())
         return _dispatch(args, repo, store)

@@ -20,7 +20,7 @@ from .config import Settings
 from .context import repository_block, system_prompt
 from .context_cli import backend_token_counter, repo_budget
 from .events import AgentEvent, MemoryChanged
-from .home import dsv4_home
+from ..home import dsv4_home
 from .loop import Agent, AgentConfig, Approver
 from .messages import Message, system as system_message
 from .permissions import Policy

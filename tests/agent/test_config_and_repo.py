@@ -5,7 +5,8 @@ import shutil
 import pytest
 
 from dsv4.agent.config import load_settings
-from dsv4.agent.repo import NotARepository, find_repo, normalise_remote
+from dsv4.agent.repo import NotARepository, find_repo
+from dsv4.tools.repo_identity import normalise_remote
 
 from ..conftest import git
 
