@@ -77,7 +77,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     backend = backend or make_backend(settings)
     store = store or open_store()
     test_command = test_command_for(repo, settings)
-    workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity)
+    workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity, syntax_gate=settings.syntax_gate)
     history: list[Message] = []
     if resume_id is not None:
         history = store.messages(resume_id)
@@ -92,8 +92,6 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
     # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
     counter = backend_token_counter(backend) if getattr(backend, "exact_token_count", False) else None
     repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
-    # The syntax gate reads its mode from the environment, where DSV4_SYNTAX_GATE also lands in Settings.
-    os.environ["DSV4_SYNTAX_GATE"] = settings.syntax_gate
     checkpoints = CheckpointStore(repo.root)
     checkpoints.prune()
     memory = MemoryStore.open(dsv4_home())  # the embedder loads on first recall; the TUI warms it up early

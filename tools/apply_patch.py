@@ -156,7 +156,7 @@ class ApplyPatch:
         originals = {path: _current(path, workspace) for path in plan}
         for path, content in plan.items():
             if content is not None:
-                note, data = gate(workspace.relative(path), originals[path], content)
+                note, data = gate(workspace, workspace.relative(path), originals[path], content)
                 notes.append(note)
                 extra.update(data)
         changed = _write_all(plan, originals, report.pop("modes"), workspace)

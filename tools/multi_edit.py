@@ -45,6 +45,6 @@ class MultiEdit:
                                        for o in outcomes]}
         if new_text == text:
             return ToolResult(text=summary(rel, outcomes), data=data)
-        note, extra = gate(rel, text, new_text)
+        note, extra = gate(workspace, rel, text, new_text)
         workspace.write_text(path, new_text)
         return ToolResult(text=summary(rel, outcomes) + note, data={**data, **extra}, files_changed=[rel])

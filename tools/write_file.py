@@ -27,7 +27,7 @@ class WriteFile:
             raise ToolError(f"{args.path} is a folder")
         rel = workspace.relative(path)
         before = _readable_text(workspace, path)
-        note, gate_data = gate(rel, before, args.content)
+        note, gate_data = gate(workspace, rel, before, args.content)
         action = workspace.write_text(path, args.content)
         lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
         return ToolResult(text=f"{action} {rel} ({lines} lines){note}", data={"path": rel, "action": action, **gate_data},
