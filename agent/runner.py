@@ -90,7 +90,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
         "You run headless: no one can approve anything. Shell commands other than the tests are denied."
         if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
     # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
-    counter = backend_token_counter(backend) if getattr(backend, "exact_token_count", False) else None
+    counter = backend_token_counter(backend) if backend.exact_token_count else None
     repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
     checkpoints = CheckpointStore(repo.root)
     checkpoints.prune()
@@ -107,8 +107,7 @@ def open_agent_session(repo: Repo, settings: Settings, policy: Policy, config: A
                 for r in memory.capture(text, repo_id=repo.identity, session_id=session_id, turn=turn) if not r.unchanged]
 
     def after_forget() -> list[Message]:
-        if hasattr(backend, "drop_cache"):
-            backend.drop_cache()
+        backend.drop_cache()
         return [system_message(system_text())] + store.messages(session_id)
 
     agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id, system_text(), policy,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from . import syntax_gate
-from .base import ToolError, ToolResult
+from .base import EDITS, ToolError, ToolResult
 from .edit_apply import EditOutcome, apply_edit
 from .edit_feedback import EditRefused
 from .workspace import Workspace
@@ -61,7 +61,7 @@ class EditFile:
         "Replace old_string with new_string in a file. old_string should be copied from the file and match "
         "one place (or set replace_all); small whitespace/indentation drift is tolerated. Read the file first."
     )
-    kind = "edit"
+    effects = EDITS
     Args = EditFileArgs
 
     def run(self, args: EditFileArgs, workspace: Workspace) -> ToolResult:
@@ -76,4 +76,4 @@ class EditFile:
             return ToolResult(text=summary(rel, [outcome]), data=data)
         note, extra = gate(workspace, rel, text, outcome.text)
         workspace.write_text(path, outcome.text)
-        return ToolResult(text=summary(rel, [outcome]) + note, data={**data, **extra}, files_changed=[rel])
+        return ToolResult(text=summary(rel, [outcome]) + note, data={**data, **extra})

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import Effect, TestRun, ToolError, ToolResult
 from .process import cap_output, run_command
 from .workspace import Workspace
 
@@ -95,7 +95,7 @@ class RunTestsArgs(BaseModel):
 class RunTests:
     name: ClassVar[str] = "run_tests"
     description: ClassVar[str] = "Run the repository's test suite (or part of it) and report pass/fail counts and failures."
-    kind = "shell"
+    effects = frozenset({Effect.RUNS_COMMANDS, Effect.RUNS_TESTS})
     Args = RunTestsArgs
 
     def run(self, args: RunTestsArgs, workspace: Workspace) -> ToolResult:
@@ -111,4 +111,6 @@ class RunTests:
             is_error=not outcome.ok,
             data={"command": outcome.command, "exit_code": outcome.exit_code, "passed": outcome.passed,
                   "failed": outcome.failed, "ok": outcome.ok},
+            tests=TestRun(command=outcome.command, exit_code=outcome.exit_code, passed=outcome.passed,
+                          failed=outcome.failed, ok=outcome.ok),
         )

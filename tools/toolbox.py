@@ -51,9 +51,11 @@ class Toolbox:
             raise ToolError(f"invalid arguments for {name}: {problems}") from None
 
     def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
+        """Run the tool; its result carries every file it wrote (even when it then failed), taken from the workspace."""
         try:
-            return tool.run(args, self.workspace)
+            result = tool.run(args, self.workspace)
         except ToolError as exc:
-            return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
+            result = ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
         except PathEscape as exc:
-            return ToolResult(text=f"error: {exc}", is_error=True)
+            result = ToolResult(text=f"error: {exc}", is_error=True)
+        return result.model_copy(update={"file_changes": self.workspace.take_changes()})
