@@ -52,10 +52,13 @@ class Toolbox:
 
     def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
         """Run the tool; its result carries every file it wrote (even when it then failed), taken from the workspace."""
-        try:
-            result = tool.run(args, self.workspace)
-        except ToolError as exc:
-            result = ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
-        except PathEscape as exc:
-            result = ToolResult(text=f"error: {exc}", is_error=True)
+        result = self._run(tool, args)
         return result.model_copy(update={"file_changes": self.workspace.take_changes()})
+
+    def _run(self, tool: Tool, args: BaseModel) -> ToolResult:
+        try:
+            return tool.run(args, self.workspace)
+        except ToolError as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
+        except PathEscape as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True)
