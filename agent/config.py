@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from ..home import dsv4_home
 from .config_error import ConfigError
-from .home import dsv4_home
 
 PermissionMode = Literal["ask", "auto-edit", "full-auto"]
 BackendName = Literal["auto", "openai", "inprocess", "scripted"]

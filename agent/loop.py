@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..tools.base import ToolError, ToolResult
+from ..tools.base import Effect, ToolError, ToolResult
 from ..tools.toolbox import Toolbox
 from .backends.base import Backend, GenerationParams
 from .events import (
@@ -43,6 +43,10 @@ class BackendFailed(Exception):
 
 class Cancelled(Exception):
     pass
+
+
+# A tool with one of these effects may change files, so the working tree is checkpointed before it runs.
+CHECKPOINTED = frozenset({Effect.CHANGES_FILES, Effect.RUNS_COMMANDS})
 
 
 class AgentConfig(BaseModel):
@@ -103,8 +107,7 @@ class Agent:
     def cancel(self) -> None:
         self._cancel.set()
         # An in-process prefill can run for seconds between events; let the backend stop it mid-way.
-        if hasattr(self.backend, "cancel"):
-            self.backend.cancel()
+        self.backend.cancel()
 
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()
@@ -207,7 +210,7 @@ class Agent:
                 f"error: this exact {call.name} call was already made {self.config.repeat_limit} times in this turn; "
                 "its result will not change. Try a different approach or finish with a summary.")))
             return changed_before
-        verdict, reason = self.policy.decide(tool.kind, tool.name, args.model_dump())
+        verdict, reason = self.policy.decide(tool.effects, args.model_dump())
         approved = verdict == "allow"
         if verdict == "ask":
             approved = self.approver is not None and self.approver(
@@ -220,26 +223,25 @@ class Agent:
             self._finish_call(call, ToolResult(text=f"denied: {reason}. Do not retry this action; find another way or stop.",
                                                is_error=True, data={"denied": True}))
             return changed_before
-        if tool.kind in ("edit", "shell") and not changed_before and self.before_first_change is not None:
+        if tool.effects & CHECKPOINTED and not changed_before and self.before_first_change is not None:
             self.before_first_change(self.turn)
             changed_before = True
         outcome = self.toolbox.execute(tool, args)
-        for path, action in self.toolbox.workspace.take_changes().items():
+        for path, action in outcome.file_changes.items():
             if path not in result.files_changed:
                 result.files_changed.append(path)
             self.store.append(self.session_id, self.turn, "file_changed", {"path": path, "action": action})
             self.emit(FileChanged(path=path, action=action))
-        if outcome.data.get("memory_action") in ("remembered", "forgotten"):
-            for item_id in outcome.data.get("item_ids", []):
-                self.emit(MemoryChanged(action=outcome.data["memory_action"], item_id=item_id))
-        if tool.name == "run_tests" and "exit_code" in outcome.data:
-            data = outcome.data
+        if outcome.memory is not None:
+            for item_id in outcome.memory.item_ids:
+                self.emit(MemoryChanged(action=outcome.memory.action, item_id=item_id))
+        if outcome.tests is not None:
+            data = outcome.tests.model_dump()
             result.last_tests = data
             self.store.append(self.session_id, self.turn, "tests_ran", data)
-            self.emit(TestsRan(command=data["command"], passed=data["passed"], failed=data["failed"],
-                               exit_code=data["exit_code"], ok=data["ok"]))
+            self.emit(TestsRan(**data))
         self._finish_call(call, outcome)
-        if outcome.data.get("memory_action") == "forgotten" and self.after_forget is not None:
+        if outcome.memory is not None and outcome.memory.action == "forgotten" and self.after_forget is not None:
             self.reload(self.after_forget())
         return changed_before
 

@@ -1,4 +1,5 @@
-"""Who may do what: the permission modes of DESIGN.md §3, and the stricter headless policy."""
+"""Who may do what, decided from a tool's declared effects (docs/architecture.md, "Permissions"), and the
+stricter headless policy. No tool is known here by its name."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..tools.base import Effect, Effects
 from .config import PermissionMode
 
 Verdict = Literal["allow", "ask", "deny"]
+
+# Effects that need no one's approval: reading, and memory writes the user can see and forget.
+HARMLESS = frozenset({Effect.READS_FILES, Effect.READS_MEMORY, Effect.CHANGES_MEMORY})
 
 
 @dataclass(frozen=True)
@@ -18,25 +23,25 @@ class Policy:
     allow_shell: bool = False
     test_command: str | None = None
 
-    def decide(self, tool_kind: str, tool_name: str, args: dict[str, Any]) -> tuple[Verdict, str]:
-        if tool_name == "forget":
-            tool_kind = "edit"  # destructive and irreversible: approved like an edit
-        elif tool_kind in ("read", "memory"):
+    def decide(self, effects: Effects, args: dict[str, Any]) -> tuple[Verdict, str]:
+        if effects <= HARMLESS:
             return "allow", ""
+        # Commands can do anything; edits and destructive acts (approved like an edit) change only what they name.
+        runs_commands = Effect.RUNS_COMMANDS in effects
         if self.headless:
-            return self._headless(tool_kind, tool_name, args)
+            return self._headless(effects, runs_commands, args)
         if self.mode == "full-auto":
             return "allow", ""
-        if tool_kind == "edit":
+        if not runs_commands:
             return ("allow", "") if self.mode == "auto-edit" else ("ask", "edits need approval in ask mode")
         return "ask", "commands need approval"
 
-    def _headless(self, tool_kind: str, tool_name: str, args: dict[str, Any]) -> tuple[Verdict, str]:
+    def _headless(self, effects: Effects, runs_commands: bool, args: dict[str, Any]) -> tuple[Verdict, str]:
         # Headless never waits for a person: whatever would need one is denied and reported.
-        if tool_kind == "edit" or self.allow_shell or tool_name == "run_tests":
+        if not runs_commands or self.allow_shell or Effect.RUNS_TESTS in effects:
             return "allow", ""
-        if tool_name == "bash" and self.test_command and _same_command(args.get("command", ""), self.test_command):
-            return "allow", ""
+        if self.test_command and _same_command(str(args.get("command", "")), self.test_command):
+            return "allow", ""  # a shell tool asked to run exactly the test command
         return "deny", "shell commands other than the test command are not allowed in headless mode (use --allow-shell)"
 
 

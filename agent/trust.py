@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from .config_error import ConfigError
-from .home import dsv4_home
+from ..home import dsv4_home
 
 TRUST_FILE = "trusted_repos.json"
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import EDITS, ToolError, ToolResult
 from .edit_apply import code_pairs
 from .edit_feedback import EditRefused, ambiguous, not_found, over_broad
 from .edit_file import gate
@@ -140,7 +140,7 @@ class ApplyPatch:
         "No line numbers; 1-3 context lines around each change. Unified diffs are accepted too. "
         "Either every file changes or none does."
     )
-    kind = "edit"
+    effects = EDITS
     Args = ApplyPatchArgs
 
     def run(self, args: ApplyPatchArgs, workspace: Workspace) -> ToolResult:
@@ -156,13 +156,13 @@ class ApplyPatch:
         originals = {path: _current(path, workspace) for path in plan}
         for path, content in plan.items():
             if content is not None:
-                note, data = gate(workspace.relative(path), originals[path], content)
+                note, data = gate(workspace, workspace.relative(path), originals[path], content)
                 notes.append(note)
                 extra.update(data)
-        changed = _write_all(plan, originals, report.pop("modes"), workspace)
+        _write_all(plan, originals, report.pop("modes"), workspace)
         data: dict[str, Any] = {"files": report, **extra}
         return ToolResult(text="\n".join(["patch applied:"] + [f"  {line}" for line in report["lines"]]) +
-                          "".join(notes), data=data, files_changed=changed)
+                          "".join(notes), data=data)
 
 
 def _current(path: Path, workspace: Workspace) -> str | None:

@@ -1,18 +1,36 @@
-"""What every tool is: a pydantic args model, a JSON schema derived from it, and a `run` that returns a ToolResult.
+"""What every tool is: a pydantic args model, a JSON schema derived from it, declared effects, and a `run`
+that returns a ToolResult.
 
 A tool signals a problem the model can act on by raising `ToolError`; the toolbox turns it into an
-error result, so no tool failure ever leaves the agent loop as an exception.
+error result, so no tool failure ever leaves the agent loop as an exception. The loop and the permission
+policy know a tool only by its `effects` (docs/architecture.md, "Tools and effects"), never by its name.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from .workspace import Workspace
 
-ToolKind = Literal["read", "edit", "shell", "memory"]
+
+class Effect(StrEnum):
+    READS_FILES = "reads_files"
+    READS_MEMORY = "reads_memory"
+    CHANGES_FILES = "changes_files"  # writes through the workspace (checkpointed, reported as file changes)
+    RUNS_COMMANDS = "runs_commands"  # a process that may do anything in the repository (checkpointed)
+    RUNS_TESTS = "runs_tests"  # the repository's test command; its result carries `tests`
+    CHANGES_MEMORY = "changes_memory"  # its result carries `memory`
+    DESTRUCTIVE = "destructive"  # cannot be undone by a checkpoint (e.g. forget): approved like an edit
+
+
+Effects = frozenset[Effect]
+READ_ONLY: Effects = frozenset({Effect.READS_FILES})
+EDITS: Effects = frozenset({Effect.READS_FILES, Effect.CHANGES_FILES})
+
+FileAction = Literal["created", "modified", "deleted"]
 
 
 class ToolError(Exception):
@@ -23,18 +41,41 @@ class ToolError(Exception):
         self.data = data or {}
 
 
+class MemoryChange(BaseModel):
+    action: Literal["remembered", "forgotten"]
+    item_ids: list[str]
+
+
+class TestRun(BaseModel):
+    __test__ = False  # not a pytest class
+    command: str
+    exit_code: int
+    passed: int | None
+    failed: int | None
+    ok: bool
+    outcome: str = "failed"  # passed | failed | could_not_run (the runner or the collection failed)
+    environment: str = ""  # which interpreter/tool ran them
+    reason: str = ""  # why they could not run
+
 class ToolResult(BaseModel):
     text: str  # what the model reads
     summary: str = ""  # one line for the UI; the first line of `text` when empty
     data: dict[str, Any] = Field(default_factory=dict)  # structured detail for the UI and reports
     is_error: bool = False
-    files_changed: list[str] = Field(default_factory=list)  # repo-relative paths
+    # The one channel for file changes: the Toolbox fills it from the workspace's record of its writes.
+    file_changes: dict[str, FileAction] = Field(default_factory=dict)  # repo-relative path -> action
+    memory: MemoryChange | None = None  # what a CHANGES_MEMORY tool changed
+    tests: TestRun | None = None  # what a RUNS_TESTS tool ran
+
+    @property
+    def files_changed(self) -> list[str]:
+        return list(self.file_changes)
 
 
 class Tool(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
-    kind: ClassVar[ToolKind]
+    effects: ClassVar[Effects]
     Args: ClassVar[type[BaseModel]]
 
     def run(self, args: Any, workspace: Workspace) -> ToolResult: ...

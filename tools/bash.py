@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import Effect, ToolError, ToolResult
 from .process import CommandNotRun, cap_output, run_command
 from .workspace import Workspace
 
@@ -17,7 +17,7 @@ class BashArgs(BaseModel):
 class Bash:
     name: ClassVar[str] = "bash"
     description: ClassVar[str] = "Run a shell command in the repository root (no input; output is capped)."
-    kind = "shell"
+    effects = frozenset({Effect.RUNS_COMMANDS})
     Args = BashArgs
 
     def run(self, args: BashArgs, workspace: Workspace) -> ToolResult:

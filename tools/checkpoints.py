@@ -1,6 +1,7 @@
 """Checkpoints of a repository's working tree, kept outside the repository, so a turn can be undone.
 
-A checkpoint is a commit in a private git directory, `$DSV4_HOME/checkpoints/<repo-id>/`, used with
+A checkpoint is a commit in a private git directory, `$DSV4_HOME/checkpoints/<repo identity>/` (the
+identity of tools/repo_identity.py, so a moved clone keeps its checkpoints), used with
 GIT_WORK_TREE = the repository root and a private index. It records every file that is not ignored
 (tracked, modified and untracked alike; `.gitignore` files and the repository's `.git/info/exclude`
 are honoured), so changes made through `bash` are captured as well as our own edits. The user's
@@ -9,7 +10,7 @@ repository need not even be a git repository.
 
 API (what the agent loop, `dsv4-code undo`, `/undo` and `/rewind N` call):
 
-    store = CheckpointStore(repo_root)              # store_dir defaults to $DSV4_HOME/checkpoints/<repo-id>
+    store = CheckpointStore(repo_root)              # store_dir defaults to $DSV4_HOME/checkpoints/<identity>
     cid = store.capture(session_id, turn)           # before a turn's first change; returns the checkpoint id
     store.list(session_id) -> list[Checkpoint]      # newest first: id, session_id, turn, created_at, tree
     store.restore(cid) -> list[str]                 # files back to that state; returns changed paths
@@ -31,12 +32,15 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..home import dsv4_home
 from .gitcmd import GitResult, run_git
+from .repo_identity import repo_identity
 from .workspace import PathEscape, Workspace
 
 SESSION_REFS = "refs/dsv4/sessions"
@@ -45,19 +49,28 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 CHECKPOINT_GIT_TIMEOUT_S = 600  # `git add --all` of a big tree on a slow disk
 
 
-def dsv4_home() -> Path:
-    # Same rule as the agent's home (tools must not import agent).
-    explicit = os.environ.get("DSV4_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "dsv4-code"
-
-
-def repo_id(repo_root: Path) -> str:
+def legacy_store_name(repo_root: Path) -> str:
+    """The folder name checkpoints had before they were keyed by the repository identity (a path hash)."""
     root = Path(repo_root).resolve()
     name = re.sub(r"[^A-Za-z0-9._-]", "_", root.name) or "root"
     return f"{name}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+
+
+def migrate_legacy_store(checkpoints_dir: Path, repo_root: Path, identity: str) -> None:
+    """Move a path-keyed checkpoint folder of this repository to its identity-keyed home, once.
+
+    When both exist (two clones of one repository had stores), the legacy refs are fetched into the
+    identity store so no checkpoint is lost, and the legacy folder is removed."""
+    legacy = checkpoints_dir / legacy_store_name(repo_root)
+    target = checkpoints_dir / identity
+    if not (legacy / "HEAD").exists() or legacy == target:
+        return
+    if not target.exists():
+        legacy.rename(target)
+        return
+    run_git(checkpoints_dir, "fetch", "--quiet", "--no-tags", str(legacy), "refs/dsv4/*:refs/dsv4/*",
+            env={"GIT_DIR": str(target)}, check=True)
+    shutil.rmtree(legacy)
 
 
 def _ref_part(text: str) -> str:
@@ -80,7 +93,11 @@ class CheckpointStore:
                  max_file_bytes: int = MAX_FILE_BYTES) -> None:
         self.root = Path(repo_root).resolve()
         self.max_file_bytes = max_file_bytes
-        self.dir = Path(store_dir) if store_dir else dsv4_home() / "checkpoints" / repo_id(self.root)
+        if store_dir is None:
+            identity = repo_identity(self.root)
+            migrate_legacy_store(dsv4_home() / "checkpoints", self.root, identity)
+            store_dir = dsv4_home() / "checkpoints" / identity
+        self.dir = Path(store_dir)
         if not (self.dir / "HEAD").exists():
             self.dir.mkdir(parents=True, exist_ok=True)
             self._git("init", "--quiet", "--bare", str(self.dir), work_tree=False)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from . import syntax_gate
-from .base import ToolError, ToolResult
+from .base import EDITS, ToolError, ToolResult
 from .edit_apply import EditOutcome, apply_edit
 from .edit_feedback import EditRefused
 from .workspace import Workspace
@@ -31,12 +31,12 @@ def read_for_edit(workspace: Workspace, raw_path: str) -> tuple[Path, str]:
         raise ToolError(f"{raw_path}: cannot edit ({exc})") from None
 
 
-def gate(rel: str, before: str | None, after: str) -> tuple[str, dict[str, Any]]:
+def gate(workspace: Workspace, rel: str, before: str | None, after: str) -> tuple[str, dict[str, Any]]:
     """The syntax-gate note for the result (empty when clean); raises in refuse mode."""
-    problem = syntax_gate.check(rel, before, after)
+    problem = syntax_gate.check(rel, before, after, workspace.syntax_gate)
     if problem is None:
         return "", {}
-    if syntax_gate.mode() == "refuse":
+    if workspace.syntax_gate == "refuse":
         raise ToolError(f"edit not applied: it would break the syntax of {rel}, which parsed cleanly before. "
                         f"{problem.describe(rel)}")
     note = (f"\nwarning: {rel} parsed cleanly before this edit and now has a syntax error; fix it next. "
@@ -61,7 +61,7 @@ class EditFile:
         "Replace old_string with new_string in a file. old_string should be copied from the file and match "
         "one place (or set replace_all); small whitespace/indentation drift is tolerated. Read the file first."
     )
-    kind = "edit"
+    effects = EDITS
     Args = EditFileArgs
 
     def run(self, args: EditFileArgs, workspace: Workspace) -> ToolResult:
@@ -74,6 +74,6 @@ class EditFile:
         data = {"path": rel, "replacements": outcome.replacements, "stage": outcome.stage, "line": outcome.line}
         if outcome.text == text:
             return ToolResult(text=summary(rel, [outcome]), data=data)
-        note, extra = gate(rel, text, outcome.text)
+        note, extra = gate(workspace, rel, text, outcome.text)
         workspace.write_text(path, outcome.text)
-        return ToolResult(text=summary(rel, [outcome]) + note, data={**data, **extra}, files_changed=[rel])
+        return ToolResult(text=summary(rel, [outcome]) + note, data={**data, **extra})

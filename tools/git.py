@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import READ_ONLY, ToolError, ToolResult
 from .gitcmd import git_argv, git_environment
 from .process import CommandNotRun, cap_output, run_command
 from .workspace import PathEscape, Workspace
@@ -99,7 +99,7 @@ class GitArgs(BaseModel):
 class Git:
     name: ClassVar[str] = "git"
     description: ClassVar[str] = "Run a read-only git command (status, diff, log, show) in the repository."
-    kind = "read"
+    effects = READ_ONLY
     Args = GitArgs
 
     def run(self, args: GitArgs, workspace: Workspace) -> ToolResult:

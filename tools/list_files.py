@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import READ_ONLY, ToolError, ToolResult
 from .listing import repo_files
 from .workspace import Workspace
 
@@ -20,7 +20,7 @@ class ListFilesArgs(BaseModel):
 class ListFiles:
     name: ClassVar[str] = "list_files"
     description: ClassVar[str] = "List files in the repository (respects .gitignore)."
-    kind = "read"
+    effects = READ_ONLY
     Args = ListFilesArgs
 
     def run(self, args: ListFilesArgs, workspace: Workspace) -> ToolResult:

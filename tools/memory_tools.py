@@ -1,7 +1,8 @@
-"""The memory tools the model can call: remember, forget, recall (DESIGN.md §3 names and arguments).
+"""The memory tools the model can call: remember, forget, recall (docs/architecture.md, "Tools and effects").
 
-They work on `workspace.memory` (the Engram store the agent opened) in this repository and session. Each
-result's `data` carries `memory_action` and `item_ids`, from which the agent emits MemoryChanged events.
+They work on `workspace.memory` (the Engram store the agent opened) in this repository and session. A
+remember or forget result carries `memory` (a MemoryChange), from which the agent emits MemoryChanged events
+and, after a forget, rebuilds its context; `data` repeats it for the UI.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from ..memory.types import EngramError
-from .base import ToolError, ToolResult
+from .base import Effect, MemoryChange, ToolError, ToolResult
 from .workspace import Workspace
 
 ITEM_ID = re.compile(r"^m-[0-9a-f]{12}$")
+
+
+def forget_id_or_key(store: Any, target: str, *, repo_id: str | None, session_id: str | None, reason: str) -> Any:
+    """Forget by memory id (`m-` and 12 hex digits) or else by key: what the tool and `/forget` both take."""
+    target = target.strip()
+    if ITEM_ID.match(target):
+        return store.forget(target, repo_id=repo_id, session_id=session_id, reason=reason)
+    return store.forget(key=target, repo_id=repo_id, session_id=session_id, reason=reason)
 
 
 def _store(workspace: Workspace) -> Any:
@@ -39,7 +48,7 @@ class Remember:
     description: ClassVar[str] = (
         "Save a fact, preference or decision for later sessions. Give a key when the memory is a value of "
         "something that can change (a style choice, a command, a decision), so a later value replaces it.")
-    kind = "memory"
+    effects = frozenset({Effect.CHANGES_MEMORY})
     Args = RememberArgs
 
     def run(self, args: RememberArgs, workspace: Workspace) -> ToolResult:
@@ -58,7 +67,8 @@ class Remember:
             text = f"remembered {item.id}"
         ids = [item.id] + ([done.superseded.id] if done.superseded else [])
         return ToolResult(text=text, summary=f"remembered {item.key or item.text[:60]}",
-                          data={"memory_action": "remembered", "item_ids": ids, "item": item.to_json()})
+                          data={"memory_action": "remembered", "item_ids": ids, "item": item.to_json()},
+                          memory=MemoryChange(action="remembered", item_ids=ids))
 
 
 class ForgetArgs(BaseModel):
@@ -69,23 +79,19 @@ class Forget:
     name: ClassVar[str] = "forget"
     description: ClassVar[str] = ("Forget a memory completely (and the earlier values it replaced): by id, or "
                                   "by key. Only when the user asks for it.")
-    kind = "memory"
+    effects = frozenset({Effect.CHANGES_MEMORY, Effect.DESTRUCTIVE})
     Args = ForgetArgs
 
     def run(self, args: ForgetArgs, workspace: Workspace) -> ToolResult:
         store = _store(workspace)
-        target = args.id_or_key.strip()
         try:
-            if ITEM_ID.match(target):
-                done = store.forget(target, repo_id=workspace.repo_id, session_id=workspace.session_id,
-                                    reason="forgotten at the user's request (agent tool)")
-            else:
-                done = store.forget(key=target, repo_id=workspace.repo_id, session_id=workspace.session_id,
+            done = forget_id_or_key(store, args.id_or_key, repo_id=workspace.repo_id, session_id=workspace.session_id,
                                     reason="forgotten at the user's request (agent tool)")
         except EngramError as exc:
             raise ToolError(str(exc)) from None
         return ToolResult(text=f"forgot {', '.join(done.ids)}", summary=f"forgot {len(done.ids)} memories",
-                          data={"memory_action": "forgotten", "item_ids": done.ids})
+                          data={"memory_action": "forgotten", "item_ids": done.ids},
+                          memory=MemoryChange(action="forgotten", item_ids=done.ids))
 
 
 class RecallArgs(BaseModel):
@@ -96,7 +102,7 @@ class RecallArgs(BaseModel):
 class Recall:
     name: ClassVar[str] = "recall"
     description: ClassVar[str] = "Search the remembered facts, preferences and decisions (current values only)."
-    kind = "memory"
+    effects = frozenset({Effect.READS_MEMORY})
     Args = RecallArgs
 
     def run(self, args: RecallArgs, workspace: Workspace) -> ToolResult:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import EDITS, ToolError, ToolResult
 from .edit_apply import apply_edits
 from .edit_feedback import EditRefused
 from .edit_file import gate, read_for_edit, summary
@@ -30,7 +30,7 @@ class MultiEdit:
         "Apply several old_string -> new_string edits to one file, in order. If any edit cannot be applied, "
         "none is and the error says which one failed."
     )
-    kind = "edit"
+    effects = EDITS
     Args = MultiEditArgs
 
     def run(self, args: MultiEditArgs, workspace: Workspace) -> ToolResult:
@@ -45,6 +45,6 @@ class MultiEdit:
                                        for o in outcomes]}
         if new_text == text:
             return ToolResult(text=summary(rel, outcomes), data=data)
-        note, extra = gate(rel, text, new_text)
+        note, extra = gate(workspace, rel, text, new_text)
         workspace.write_text(path, new_text)
-        return ToolResult(text=summary(rel, outcomes) + note, data={**data, **extra}, files_changed=[rel])
+        return ToolResult(text=summary(rel, outcomes) + note, data={**data, **extra})

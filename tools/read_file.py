@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import READ_ONLY, ToolError, ToolResult
 from .workspace import Workspace
 
 DEFAULT_LIMIT = 2000
@@ -23,7 +23,7 @@ class ReadFile:
         "Read a text file. Lines are numbered (number, tab, text) for reference only: do not include the "
         "numbers in edits. Use offset/limit for long files."
     )
-    kind = "read"
+    effects = READ_ONLY
     Args = ReadFileArgs
 
     def run(self, args: ReadFileArgs, workspace: Workspace) -> ToolResult:

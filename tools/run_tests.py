@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import Effect, TestRun, ToolError, ToolResult
 from .process import CommandNotRun, cap_output, run_command
 from .test_env import TestCommandError, TestRunner, detect_test_command, detect_test_runner, parse_test_command
 from .test_selectors import SelectorError, check_selectors
@@ -133,7 +133,7 @@ class RunTests:
     name: ClassVar[str] = "run_tests"
     description: ClassVar[str] = ("Run the repository's test suite (or part of it, by test selectors) in the "
                                   "repository's environment and report pass/fail counts and failures.")
-    kind = "shell"
+    effects = frozenset({Effect.RUNS_COMMANDS, Effect.RUNS_TESTS})
     Args = RunTestsArgs
 
     def run(self, args: RunTestsArgs, workspace: Workspace) -> ToolResult:
@@ -170,4 +170,7 @@ def tests_result(outcome: TestOutcome) -> ToolResult:
         data={"command": outcome.command, "exit_code": outcome.exit_code, "passed": outcome.passed,
               "failed": outcome.failed, "ok": outcome.ok, "outcome": outcome.outcome,
               "environment": outcome.environment, "reason": outcome.reason},
+        tests=TestRun(command=outcome.command, exit_code=outcome.exit_code, passed=outcome.passed,
+                      failed=outcome.failed, ok=outcome.ok, outcome=outcome.outcome, environment=outcome.environment,
+                      reason=outcome.reason),
     )

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import re2
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import READ_ONLY, ToolError, ToolResult
 from .listing import repo_files
 from .workspace import Workspace
 
@@ -56,7 +56,7 @@ class SearchArgs(BaseModel):
 class Search:
     name: ClassVar[str] = "search"
     description: ClassVar[str] = "Search file contents with a regular expression; returns path:line: text for each match."
-    kind = "read"
+    effects = READ_ONLY
     Args = SearchArgs
 
     def run(self, args: SearchArgs, workspace: Workspace) -> ToolResult:

@@ -1,20 +1,21 @@
 """Syntax gate: after an edit, a file that parsed cleanly before and has errors now is flagged.
 
 Grammars are the per-language tree-sitter wheels; a language whose wheel is not installed is simply
-not checked. Mode comes from `DSV4_SYNTAX_GATE`: `warn` (default: the edit is kept and the model is
-told where the error is), `refuse` (the edit is not written), or `off`.
+not checked. The mode is `Workspace.syntax_gate` (the `syntax_gate` setting): `warn` (default: the edit is
+kept and the model is told where the error is), `refuse` (the edit is not written), or `off`.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
 from tree_sitter import Language, Node, Parser
+
+from .workspace import SyntaxGateMode
 
 _GRAMMARS: dict[str, tuple[str, str]] = {
     ".py": ("tree_sitter_python", "language"), ".pyi": ("tree_sitter_python", "language"),
@@ -42,11 +43,6 @@ class SyntaxProblem:
     def describe(self, path: str) -> str:
         what = f"missing {self.token!r}" if self.kind == "missing" else f"unexpected {self.token!r}"
         return f"{path}:{self.line}:{self.column}: syntax error ({what}):\n    {self.source_line.rstrip()}"
-
-
-def mode() -> str:
-    value = os.environ.get("DSV4_SYNTAX_GATE", "warn").strip().lower()
-    return value if value in ("warn", "refuse", "off") else "warn"
 
 
 @lru_cache(maxsize=None)
@@ -88,9 +84,9 @@ def first_problem(text: str, path: str | PurePath) -> SyntaxProblem | None:
                          lines[row] if row < len(lines) else "")
 
 
-def check(path: str | PurePath, before: str | None, after: str) -> SyntaxProblem | None:
+def check(path: str | PurePath, before: str | None, after: str, mode: SyntaxGateMode = "warn") -> SyntaxProblem | None:
     """A problem to report: `after` has errors and `before` (None for a new file) had none."""
-    if mode() == "off":
+    if mode == "off":
         return None
     if before is not None and first_problem(before, path) is not None:
         return None  # it was already broken; this edit is not to blame

@@ -58,6 +58,11 @@ class Toolbox:
             raise ToolError(f"invalid arguments for {name}: {problems}") from None
 
     def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
+        """Run the tool; its result carries every file it wrote (even when it then failed), taken from the workspace."""
+        result = self._run(tool, args)
+        return result.model_copy(update={"file_changes": self.workspace.take_changes()})
+
+    def _run(self, tool: Tool, args: BaseModel) -> ToolResult:
         try:
             return tool.run(args, self.workspace)
         except ToolError as exc:

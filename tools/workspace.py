@@ -8,12 +8,15 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 MAX_TEXT_BYTES = 2_000_000
 TEMP_SUFFIX = ".dsv4tmp"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+SyntaxGateMode = Literal["warn", "refuse", "off"]  # what an edit that breaks a file's syntax gets
 
 
 class PathEscape(Exception):
@@ -59,6 +62,8 @@ class Workspace:
     repo_id: str | None = None
     session_id: str | None = None
     memory: Any = None  # the Engram store, when the memory tools are enabled
+    # Settings the tools obey, handed in by whoever opens the workspace (never read from the environment).
+    syntax_gate: SyntaxGateMode = "warn"
     # Files written by tools since the last `take_changes()`; the agent turns these into FileChanged events.
     changed: dict[str, str] = field(default_factory=dict)
     # Environment variables no subprocess may see (the backend's key variable); the well-known ones are

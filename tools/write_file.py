@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import ToolError, ToolResult
+from .base import EDITS, ToolError, ToolResult
 from .edit_file import gate
 from .workspace import Workspace
 
@@ -18,7 +18,7 @@ class WriteFileArgs(BaseModel):
 class WriteFile:
     name: ClassVar[str] = "write_file"
     description: ClassVar[str] = "Create a file or replace its whole content."
-    kind = "edit"
+    effects = EDITS
     Args = WriteFileArgs
 
     def run(self, args: WriteFileArgs, workspace: Workspace) -> ToolResult:
@@ -27,11 +27,10 @@ class WriteFile:
             raise ToolError(f"{args.path} is a folder")
         rel = workspace.relative(path)
         before = _readable_text(workspace, path)
-        note, gate_data = gate(rel, before, args.content)
+        note, gate_data = gate(workspace, rel, before, args.content)
         action = workspace.write_text(path, args.content)
         lines = args.content.count("\n") + (0 if args.content.endswith("\n") or not args.content else 1)
-        return ToolResult(text=f"{action} {rel} ({lines} lines){note}", data={"path": rel, "action": action, **gate_data},
-                          files_changed=[rel])
+        return ToolResult(text=f"{action} {rel} ({lines} lines){note}", data={"path": rel, "action": action, **gate_data})
 
 
 def _readable_text(workspace: Workspace, path: Path) -> str | None:

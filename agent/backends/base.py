@@ -24,7 +24,14 @@ class GenerationParams(BaseModel):
 
 @runtime_checkable
 class Backend(Protocol):
-    """`stream` yields Events and ends with exactly one `Done` or `Error`; it never raises for model or network trouble."""
+    """`stream` yields Events and ends with exactly one `Done` or `Error`; it never raises for model or network trouble.
+
+    The contract (docs/architecture.md, "Backends"): every member is required, so callers never ask
+    `hasattr`; a backend with nothing to do for `cancel` or `drop_cache` implements them as no-ops."""
+
+    # True when `count_tokens` uses the model's own tokenizer; False for an estimate (the repository block
+    # then budgets with the loader's deliberately high estimate instead).
+    exact_token_count: bool
 
     @property
     def model_id(self) -> str: ...
@@ -37,6 +44,12 @@ class Backend(Protocol):
     def stream(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams
     ) -> Iterator[Event]: ...
+
+    def cancel(self) -> None:
+        """Stop the request in flight (called from another thread); its stream then ends soon."""
+
+    def drop_cache(self) -> None:
+        """Erase every cached prompt state (after a forget, no trace of the text may stay in memory)."""
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:

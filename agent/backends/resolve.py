@@ -1,4 +1,4 @@
-"""Which backend a command talks to, from flags and config (DESIGN.md §1, "Model flags").
+"""Which backend a command talks to, from flags and config (docs/architecture.md, "Backends").
 
 Precedence, first match wins:
 1. `--backend scripted` / `script`: the scripted backend.

@@ -13,6 +13,8 @@ from .script import ScriptedTurn, chunk_text
 
 
 class ScriptedBackend:
+    exact_token_count = False  # estimate_tokens, not a tokenizer
+
     def __init__(self, turns: Sequence[ScriptedTurn], model_name: str = "scripted", context_window: int = 131072) -> None:
         self._turns = list(turns)
         self._next = 0
@@ -35,6 +37,12 @@ class ScriptedBackend:
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return estimate_tokens(messages)
+
+    def cancel(self) -> None:
+        """Nothing to stop: a scripted reply is produced at once (the loop checks its own cancel flag between events)."""
+
+    def drop_cache(self) -> None:
+        """Nothing cached: each reply is played from the script."""
 
     def stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
         with self._lock:

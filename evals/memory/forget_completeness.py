@@ -75,6 +75,7 @@ def scenario(home: Path, n: int, how: str, filler: int, second_connection: bool)
     for i in range(filler):
         store.remember(f"filler memory {i} about component {i % 23}", repo_id=REPO)
     sessions = SessionStore(home / "sessions.db")
+    store.log_redactor = sessions.redact  # as the agent opens memory (agent/engram.py): a forget redacts the log
     session = sessions.create(REPO, home, "eval-model")
     if how != "captured":
         sessions.append_message(session, 1, Message(role="user", content=f"Please remember: {text}"))

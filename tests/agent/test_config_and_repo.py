@@ -6,8 +6,9 @@ import pytest
 
 from dsv4.agent.config import load_settings
 from dsv4.agent.config_error import ConfigError
-from dsv4.agent.repo import NotARepository, find_repo, normalise_remote
+from dsv4.agent.repo import NotARepository, find_repo
 from dsv4.agent.trust import trust_repo
+from dsv4.tools.repo_identity import normalise_remote
 
 from ..conftest import git
 

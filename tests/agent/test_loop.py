@@ -7,6 +7,13 @@ from dsv4.agent.backends.scripted import ScriptedBackend
 from dsv4.agent.loop import Agent, AgentConfig
 from dsv4.agent.permissions import Policy
 from dsv4.agent.sessions import SessionStore
+from dsv4.tools.base import Effect
+from dsv4.tools.bash import Bash
+from dsv4.tools.edit_file import EditFile
+from dsv4.tools.memory_tools import Forget, Remember
+from dsv4.tools.read_file import ReadFile
+from dsv4.tools.run_tests import RunTests
+from dsv4.tools.write_file import WriteFile
 from dsv4.tools.toolbox import Toolbox
 from dsv4.tools.workspace import Workspace
 
@@ -91,10 +98,19 @@ def test_approver_allows_and_events_report_the_file_change(calc_repo, dsv4_home)
 
 def test_headless_policy_denies_shell_but_allows_the_test_command():
     policy = Policy(mode="ask", headless=True, test_command="python -m pytest -q")
-    assert policy.decide("shell", "bash", {"command": "rm -rf /"})[0] == "deny"
-    assert policy.decide("shell", "bash", {"command": "python  -m pytest -q"})[0] == "allow"
-    assert policy.decide("shell", "run_tests", {})[0] == "allow"
-    assert policy.decide("edit", "edit_file", {})[0] == "allow"
-    assert Policy(mode="ask", headless=True, allow_shell=True).decide("shell", "bash", {"command": "ls"})[0] == "allow"
-    assert Policy(mode="auto-edit").decide("shell", "bash", {})[0] == "ask"
-    assert Policy(mode="auto-edit").decide("edit", "write_file", {})[0] == "allow"
+    assert policy.decide(Bash.effects, {"command": "rm -rf /"})[0] == "deny"
+    assert policy.decide(Bash.effects, {"command": "python  -m pytest -q"})[0] == "allow"
+    assert policy.decide(RunTests.effects, {})[0] == "allow"
+    assert policy.decide(EditFile.effects, {})[0] == "allow"
+    assert Policy(mode="ask", headless=True, allow_shell=True).decide(Bash.effects, {"command": "ls"})[0] == "allow"
+    assert Policy(mode="auto-edit").decide(Bash.effects, {})[0] == "ask"
+    assert Policy(mode="auto-edit").decide(WriteFile.effects, {})[0] == "allow"
+
+
+def test_policy_acts_on_declared_effects_not_names():
+    ask = Policy(mode="ask")
+    assert ask.decide(Forget.effects, {})[0] == "ask"  # destructive: approved like an edit
+    assert ask.decide(Remember.effects, {})[0] == "allow" and ask.decide(ReadFile.effects, {})[0] == "allow"
+    assert Policy(mode="auto-edit").decide(Forget.effects, {})[0] == "allow"
+    # Any tool that runs commands is a command to the policy, whatever it is called.
+    assert ask.decide(frozenset({Effect.RUNS_COMMANDS}), {})[1] == "commands need approval"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dsv4.tools.checkpoints import CheckpointError, CheckpointStore, repo_id, rewind, undo_last_turn
+from dsv4.tools.checkpoints import CheckpointError, CheckpointStore, legacy_store_name, rewind, undo_last_turn
+from dsv4.tools.repo_identity import repo_identity
 from tests.conftest import git
 
 
@@ -21,8 +22,29 @@ def user_git_state(root: Path) -> tuple[str, ...]:
 
 def test_store_lives_under_dsv4_home(calc_repo, dsv4_home):
     store = CheckpointStore(calc_repo)
-    assert store.dir == dsv4_home / "checkpoints" / repo_id(calc_repo)
+    assert store.dir == dsv4_home / "checkpoints" / repo_identity(calc_repo)
     assert not (calc_repo / ".git" / "refs" / "dsv4").exists()
+
+
+def test_a_moved_clone_keeps_its_checkpoints(calc_repo, tmp_path):
+    first = CheckpointStore(calc_repo).capture("s1", 1)
+    moved = tmp_path / "elsewhere" / "calc"
+    moved.parent.mkdir()
+    calc_repo.rename(moved)
+    assert [c.id for c in CheckpointStore(moved).list("s1")] == [first]
+
+
+def test_path_keyed_stores_of_earlier_versions_are_migrated(calc_repo, dsv4_home):
+    legacy = dsv4_home / "checkpoints" / legacy_store_name(calc_repo)
+    old = CheckpointStore(calc_repo, store_dir=legacy)
+    kept = old.capture("s1", 1)
+    store = CheckpointStore(calc_repo)
+    assert not legacy.exists() and [c.id for c in store.list("s1")] == [kept]
+    # A second legacy store of the same repository (another clone's) is merged, not dropped.
+    other = CheckpointStore(calc_repo, store_dir=legacy).capture("s2", 4)
+    merged = CheckpointStore(calc_repo)
+    assert not legacy.exists() and [c.id for c in merged.list("s2")] == [other]
+    assert [c.id for c in merged.list("s1")] == [kept]
 
 
 def test_capture_and_restore_cover_modified_new_deleted_and_bash_made_files(calc_repo):

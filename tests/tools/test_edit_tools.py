@@ -12,8 +12,8 @@ from dsv4.tools.toolbox import Toolbox
 from dsv4.tools.workspace import Workspace
 
 
-def call(root: Path, name: str, **arguments):
-    toolbox = Toolbox(Workspace(root))
+def call(root: Path, name: str, syntax_gate: str = "warn", **arguments):
+    toolbox = Toolbox(Workspace(root, syntax_gate=syntax_gate))
     tool, args = toolbox.prepare(name, json.dumps(arguments))
     return toolbox.execute(tool, args)
 
@@ -45,15 +45,14 @@ def test_refusal_reaches_the_model_and_file_is_untouched(tmp_path):
     assert missing.is_error and "write_file" in missing.text
 
 
-def test_syntax_gate_warns_by_default_and_can_refuse(tmp_path, monkeypatch):
+def test_syntax_gate_warns_by_default_and_can_refuse(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("def f():\n    return 1\n")
     warned = call(tmp_path, "edit_file", path="m.py", old_string="    return 1\n", new_string="    return (1\n")
     assert not warned.is_error and "syntax error" in warned.text and "m.py:2" in warned.text
     assert warned.data["syntax_error"]["line"] >= 2 and "(1" in path.read_text()
     path.write_text("def f():\n    return 1\n")
-    monkeypatch.setenv("DSV4_SYNTAX_GATE", "refuse")
-    refused = call(tmp_path, "edit_file", path="m.py", old_string="    return 1\n", new_string="    return (1\n")
+    refused = call(tmp_path, "edit_file", syntax_gate="refuse", path="m.py", old_string="    return 1\n", new_string="    return (1\n")
     assert refused.is_error and "would break the syntax" in refused.text
     assert path.read_text() == "def f():\n    return 1\n"
 

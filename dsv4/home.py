@@ -1,4 +1,9 @@
-"""Where dsv4-code keeps its state: `$DSV4_HOME`, else the XDG data dir."""
+"""Where dsv4-code keeps its state: `$DSV4_HOME`, else `$XDG_DATA_HOME/dsv4-code`.
+
+The one home-directory rule of the product. It sits in the shared `dsv4` package (which imports nothing
+of ours) so that `agent/` and `tools/` both use it without `tools` importing `agent`
+(docs/architecture.md, "Layers").
+"""
 
 from __future__ import annotations
 
