@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 
 
-def dsv4_home() -> Path:
+def dsv4_home(*, create: bool = True) -> Path:
+    """`create=False` for callers that only compare paths with it (no folder appears as a side effect)."""
     explicit = os.environ.get("DSV4_HOME")
     if explicit:
         home = Path(explicit).expanduser()
     else:
         data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         home = Path(data) / "dsv4-code"
-    home.mkdir(parents=True, exist_ok=True)
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
     return home

@@ -55,7 +55,7 @@ class TestRun(BaseModel):
     ok: bool
     outcome: str = "failed"  # passed | failed | could_not_run (the runner or the collection failed)
     environment: str = ""  # which interpreter/tool ran them
-    reason: str = ""  # why they could not run
+    reason: str | None = None  # why they could not run
 
 class ToolResult(BaseModel):
     text: str  # what the model reads

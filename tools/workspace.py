@@ -31,9 +31,9 @@ TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}" + re.es
 
 
 def _default_state_dirs() -> list[Path]:
-    from .checkpoints import dsv4_home  # lazy: checkpoints imports this module
+    from ..home import dsv4_home
 
-    return [dsv4_home()]
+    return [dsv4_home(create=False)]
 
 
 def check_path_text(path: str) -> None:
