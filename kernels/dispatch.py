@@ -1,0 +1,74 @@
+"""Which implementation a hot path runs: the Triton kernel for CUDA tensors when triton is importable and the
+kernels are on, the pure-torch reference everywhere else.
+
+The kernel files are imported on first use, so a CPU process never decorates (or needs) a Triton kernel.
+The V4 model asks `use_triton` first and keeps its own code path when it is False, so its CPU results stay
+bitwise what they were. `DSV4_KERNELS=0` (or `kernels_enabled(False)`) turns the kernels off on CUDA too:
+the torch path, for comparison and benchmarks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import torch
+
+from ._triton import AVAILABLE
+
+_enabled: list[bool] = [os.environ.get("DSV4_KERNELS", "1") != "0"]
+
+
+@contextmanager
+def kernels_enabled(enabled: bool) -> Iterator[None]:
+    """Within the block the CUDA hot paths run Triton (True) or the torch code (False)."""
+    _enabled.append(enabled)
+    try:
+        yield
+    finally:
+        _enabled.pop()
+
+
+def use_triton(t: torch.Tensor) -> bool:
+    return AVAILABLE and _enabled[-1] and t.is_cuda
+
+
+def kernel_module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def _pick(name: str, t: torch.Tensor, fn: str):
+    mod = kernel_module(name)
+    return getattr(mod, fn if use_triton(t) else f"{fn}_ref")
+
+
+def sparse_attention(q, kv, idx, sink, scale, *, out=None):
+    """(S, H, D) queries over their gathered candidates -> (S, H, D); see kernels/sparse_attention.py."""
+    fn = "sparse_attention_decode" if q.shape[0] == 1 else "sparse_attention_prefill"
+    return _pick("sparse_attention", q, fn)(q, kv, idx, sink, scale, out=out)
+
+
+def indexer_topk(q, keys, weights, k, positions, *, causal=True):
+    return _pick("indexer_topk", q, "indexer_topk")(q, keys, weights, k, positions, causal=causal)
+
+
+def compressor_pool(kv, score, ape, prev_kv, prev_score, ratio, *, out=None):
+    return _pick("compressor_pool", kv, "compressor_pool")(kv, score, ape, prev_kv, prev_score, ratio, out=out)
+
+
+def mhc_pre_one_token(h, fn, base, scale, norm_eps, hc_eps, iters):
+    return _pick("mhc_mix", h, "mhc_pre_one_token")(h, fn, base, scale, norm_eps, hc_eps, iters)
+
+
+def block_fp8_linear(x, w, scale, *, out=None):
+    return _pick("block_matmul", x, "block_fp8_linear")(x, w, scale, out=out)
+
+
+def fp4_linear(x, w, scale, *, out=None):
+    return _pick("block_matmul", x, "fp4_linear")(x, w, scale, out=out)
+
+
+def quant_decode_attention(q, kv, sink, scale, *, out=None):
+    return _pick("quant_attention", q, "quant_decode_attention")(q, kv, sink, scale, out=out)
