@@ -1,0 +1,87 @@
+"""Decode attention that reads quantised KV rows directly (K = V, per-head sink): the warm/cold tiers are
+attended without first materialising a dequantised copy, so a step reads 1 (fp8/int8) or 1/2 (int4) byte
+per element instead of 4 (fp32) or 2 (bf16).
+
+The same split-KV scheme as `sparse_attention_decode`: each program dequantises a run of rows tile by tile
+into an online softmax, and the combine kernel merges the partials with the sink.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._triton import check, check_tensor, next_pow2, tl, triton
+from .kv_quant import FMT_CODE, QuantizedKV, check_quantized, dequant_tile, dequantize_kv_ref
+from .sparse_attention import _combine_kernel, sparse_attention_ref
+
+FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def quant_decode_attention_ref(q: torch.Tensor, kv: QuantizedKV, sink: torch.Tensor, scale: float, *, out=None) -> torch.Tensor:
+    """q (1, H, D) over every row of `kv` -> (1, H, D): the sparse attention of the dequantised rows."""
+    rows = dequantize_kv_ref(kv, torch.float32)
+    idx = torch.arange(rows.shape[0], device=q.device, dtype=torch.int32)[None, :]
+    o = sparse_attention_ref(q.float(), rows, idx, sink, scale).to(q.dtype)
+    return o if out is None else out.copy_(o)
+
+
+@triton.jit
+def _quant_split_kernel(q_ptr, codes_ptr, scale_ptr, zero_ptr, part_m, part_l, part_acc, H, D, N, per_split, sm_scale,
+                        FMT: tl.constexpr, B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                        BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+    h0 = tl.program_id(0) * BLOCK_H
+    split = tl.program_id(1)
+    offs_h = h0 + tl.arange(0, BLOCK_H)
+    offs_d = tl.arange(0, BLOCK_D)
+    qmask = (offs_h[:, None] < H) & (offs_d[None, :] < D)
+    q = tl.load(q_ptr + offs_h[:, None] * D + offs_d[None, :], mask=qmask, other=0.0).to(tl.float32)
+    m = tl.full((BLOCK_H,), float("-inf"), tl.float32)
+    l = tl.zeros((BLOCK_H,), tl.float32)
+    acc = tl.zeros((BLOCK_H, BLOCK_D), tl.float32)
+    lo = split * per_split
+    hi = tl.minimum(lo + per_split, N)
+    for n0 in range(lo, hi, BLOCK_N):
+        rows = n0 + tl.arange(0, BLOCK_N)
+        valid = rows < hi
+        k = dequant_tile(codes_ptr, scale_ptr, zero_ptr, rows, offs_d, valid[:, None] & (offs_d[None, :] < D), D, FMT, B)
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * sm_scale
+        s = tl.where(valid[None, :], s, float("-inf"))
+        m_new = tl.maximum(m, tl.max(s, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp(m - m_safe)
+        p = tl.exp(s - m_safe[:, None])
+        l = l * alpha + tl.sum(p, axis=1)
+        acc = acc * alpha[:, None] + tl.dot(p, k, input_precision=PREC)
+        m = m_new
+    row = split * H + offs_h
+    tl.store(part_m + row, m, mask=offs_h < H)
+    tl.store(part_l + row, l, mask=offs_h < H)
+    tl.store(part_acc + row[:, None].to(tl.int64) * D + offs_d[None, :], acc, mask=qmask)
+
+
+def quant_decode_attention(q, kv: QuantizedKV, sink, scale: float, *, out=None, splits: int | None = None) -> torch.Tensor:
+    check_tensor("q", q, dtypes=FLOATS, dim=3)
+    check_tensor("sink", sink, dtypes=FLOATS, dim=1)
+    _, H, D = q.shape
+    check(q.shape[0] == 1, f"decode attention takes one query, not {q.shape[0]}")
+    check(kv.dim == D, f"the KV rows have {kv.dim} dims, q has {D}")
+    check(sink.shape == (H,), f"sink {tuple(sink.shape)} must be {(H,)}")
+    check_quantized(kv, q.device)
+    if out is None:
+        out = torch.empty_like(q)
+    check_tensor("out", out, dtypes=(q.dtype,), dim=3)
+    check(out.shape == q.shape, f"out {tuple(out.shape)} must be {tuple(q.shape)}")
+    N = kv.codes.shape[0]
+    block_h, block_d = max(16, min(64, next_pow2(H))), next_pow2(D)
+    block_n = 32 if block_d >= 256 else 64
+    splits = next_pow2(splits or max(1, min(64, triton.cdiv(N, 4 * block_n))))
+    per_split = triton.cdiv(triton.cdiv(max(N, 1), splits), block_n) * block_n
+    part_m = torch.empty(splits, H, device=q.device, dtype=torch.float32)
+    part_l = torch.empty_like(part_m)
+    part_acc = torch.empty(splits, H, D, device=q.device, dtype=torch.float32)
+    _quant_split_kernel[(triton.cdiv(H, block_h), splits)](
+        q, kv.codes, kv.scale, kv.zero if kv.zero is not None else kv.scale, part_m, part_l, part_acc, H, D, N,
+        per_split, float(scale), FMT=FMT_CODE[kv.fmt], B=kv.block, BLOCK_H=block_h, BLOCK_N=block_n,
+        BLOCK_D=block_d, PREC="ieee")
+    _combine_kernel[(H,)](part_m, part_l, part_acc, sink, out, H, D, SPLITS=splits, BLOCK_D=block_d)
+    return out
