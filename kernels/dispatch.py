@@ -44,10 +44,10 @@ def _pick(name: str, t: torch.Tensor, fn: str):
     return getattr(mod, fn if use_triton(t) else f"{fn}_ref")
 
 
-def sparse_attention(q, kv, idx, sink, scale, *, out=None):
-    """(S, H, D) queries over their gathered candidates -> (S, H, D); see kernels/sparse_attention.py."""
+def sparse_attention(q, kv, idx, sink, scale, *, comp=None, out=None):
+    """(S, H, D) queries over their candidate rows of kv (then comp) -> (S, H, D); see kernels/sparse_attention.py."""
     fn = "sparse_attention_decode" if q.shape[0] == 1 else "sparse_attention_prefill"
-    return _pick("sparse_attention", q, fn)(q, kv, idx, sink, scale, out=out)
+    return _pick("sparse_attention", q, fn)(q, kv, idx, sink, scale, comp=comp, out=out)
 
 
 def indexer_topk(q, keys, weights, k, positions, *, causal=True):

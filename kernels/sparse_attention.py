@@ -2,7 +2,9 @@
 
 The candidates of a query are rows of one pool `kv` (M, D): its window rows and the compressed rows it may
 see (CSA: the indexer's top-k; HCA: every complete entry), listed per query in `idx` (S, N) with -1 as
-padding. K = V: a row is both the key and the value. One softmax runs over the candidates' scores
+padding. The pool may come in two parts, `kv` then `comp` (rows M.. of the pool), so the model's window
+keys and compressed store are read where they are, never concatenated or gathered. K = V: a row is both
+the key and the value. One softmax runs over the candidates' scores
 q.k * scale and the head's sink logit (which has no value: it only takes probability mass):
 
     o[s, h] = sum_n softmax([q[s,h].kv[idx[s,n]] * scale]_n ++ [sink[h]])_n kv[idx[s,n]]
@@ -23,10 +25,12 @@ INDEX = (torch.int32, torch.int64)
 
 
 def sparse_attention_ref(q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor, sink: torch.Tensor, scale: float,
-                         *, out: torch.Tensor | None = None) -> torch.Tensor:
-    """The semantics in torch (fp32): q (S, H, D), kv (M, D), idx (S, N) rows of kv or -1, sink (H,)."""
+                         *, comp: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The semantics in torch (fp32): q (S, H, D), kv (M, D) [+ comp (M2, D)], idx (S, N) rows of the pool or -1,
+    sink (H,)."""
     S, H, _ = q.shape
-    rows = kv.float()[idx.long().clamp(min=0)]  # (S, N, D)
+    pool = kv.float() if comp is None else torch.cat((kv.float(), comp.float()))
+    rows = pool[idx.long().clamp(min=0)]  # (S, N, D)
     scores = torch.bmm(q.float(), rows.transpose(1, 2)) * scale  # (S, H, N)
     scores = scores.masked_fill((idx < 0)[:, None, :], float("-inf"))
     probs = torch.cat((scores, sink.float().view(1, H, 1).expand(S, H, 1)), dim=-1).softmax(-1)
@@ -58,15 +62,19 @@ def candidates_of(n_window: int, comp_idx: torch.Tensor | None, n_comp_pool: int
 
 
 @triton.jit
-def _chunk(q, kv_ptr, idx_row, n0, N, m, l, acc, scale, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-           PREC: tl.constexpr):
-    """One block of candidates into the running (max m, sum l, values acc) of a block of heads."""
+def _chunk(q, kv_ptr, comp_ptr, M, idx_row, n0, N, m, l, acc, scale, D, BLOCK_N: tl.constexpr,
+           BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+    """One block of candidates into the running (max m, sum l, values acc) of a block of heads. Rows below M
+    are in kv, the others in comp."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    rows = tl.load(idx_row + offs_n, mask=offs_n < N, other=-1)
+    rows = tl.load(idx_row + offs_n, mask=offs_n < N, other=-1).to(tl.int64)
     valid = rows >= 0
-    k = tl.load(kv_ptr + rows.to(tl.int64)[:, None] * D + offs_d[None, :],
-                mask=valid[:, None] & (offs_d[None, :] < D), other=0.0)  # (BLOCK_N, BLOCK_D)
+    dmask = offs_d[None, :] < D
+    in_kv = rows < M
+    k = tl.load(kv_ptr + rows[:, None] * D + offs_d[None, :], mask=(valid & in_kv)[:, None] & dmask, other=0.0)
+    k += tl.load(comp_ptr + (rows - M)[:, None] * D + offs_d[None, :], mask=(valid & ~in_kv)[:, None] & dmask,
+                 other=0.0)  # (BLOCK_N, BLOCK_D)
     s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BLOCK_H, BLOCK_N)
     s = tl.where(valid[None, :], s, float("-inf"))
     m_new = tl.maximum(m, tl.max(s, axis=1))
@@ -88,7 +96,7 @@ def _load_q(q_ptr, s, h0, H, D, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
-def _prefill_kernel(q_ptr, kv_ptr, idx_ptr, sink_ptr, o_ptr, H, D, N, scale, BLOCK_H: tl.constexpr,
+def _prefill_kernel(q_ptr, kv_ptr, comp_ptr, M, idx_ptr, sink_ptr, o_ptr, H, D, N, scale, BLOCK_H: tl.constexpr,
                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     s = tl.program_id(0)
     h0 = tl.program_id(1) * BLOCK_H
@@ -98,14 +106,14 @@ def _prefill_kernel(q_ptr, kv_ptr, idx_ptr, sink_ptr, o_ptr, H, D, N, scale, BLO
     acc = tl.zeros((BLOCK_H, BLOCK_D), tl.float32)
     idx_row = idx_ptr + s.to(tl.int64) * N
     for n0 in range(0, N, BLOCK_N):
-        m, l, acc = _chunk(q, kv_ptr, idx_row, n0, N, m, l, acc, scale, D, BLOCK_N, BLOCK_D, PREC)
+        m, l, acc = _chunk(q, kv_ptr, comp_ptr, M, idx_row, n0, N, m, l, acc, scale, D, BLOCK_N, BLOCK_D, PREC)
     o = acc / l[:, None]
     tl.store(o_ptr + (s * H + offs_h[:, None]).to(tl.int64) * D + tl.arange(0, BLOCK_D)[None, :],
              o.to(o_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _split_kernel(q_ptr, kv_ptr, idx_ptr, part_m, part_l, part_acc, H, D, N, per_split, scale,
+def _split_kernel(q_ptr, kv_ptr, comp_ptr, M, idx_ptr, part_m, part_l, part_acc, H, D, N, per_split, scale,
                   BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     h0 = tl.program_id(0) * BLOCK_H
     split = tl.program_id(1)
@@ -116,7 +124,7 @@ def _split_kernel(q_ptr, kv_ptr, idx_ptr, part_m, part_l, part_acc, H, D, N, per
     lo = split * per_split
     hi = tl.minimum(lo + per_split, N)
     for n0 in range(lo, hi, BLOCK_N):
-        m, l, acc = _chunk(q, kv_ptr, idx_ptr, n0, hi, m, l, acc, scale, D, BLOCK_N, BLOCK_D, PREC)
+        m, l, acc = _chunk(q, kv_ptr, comp_ptr, M, idx_ptr, n0, hi, m, l, acc, scale, D, BLOCK_N, BLOCK_D, PREC)
     row = split * H + offs_h
     tl.store(part_m + row, m, mask=offs_h < H)
     tl.store(part_l + row, l, mask=offs_h < H)
@@ -139,9 +147,12 @@ def _combine_kernel(part_m, part_l, part_acc, sink_ptr, o_ptr, H, D, SPLITS: tl.
     tl.store(o_ptr + h * D + offs_d, o.to(o_ptr.dtype.element_ty), mask=offs_d < D)
 
 
-def _check(q, kv, idx, sink, out) -> torch.Tensor:
+def _check(q, kv, comp, idx, sink, out) -> torch.Tensor:
     check_tensor("q", q, dtypes=FLOATS, dim=3)
     check_tensor("kv", kv, dtypes=(q.dtype,), dim=2)
+    if comp is not None:
+        check_tensor("comp", comp, dtypes=(q.dtype,), dim=2)
+        check(comp.shape[1] == kv.shape[1] and comp.device == kv.device, "comp rows must be kv's width, on its device")
     check_tensor("idx", idx, dtypes=INDEX, dim=2)
     check_tensor("sink", sink, dtypes=FLOATS + (torch.float32,), dim=1)
     S, H, D = q.shape
@@ -160,18 +171,19 @@ def _blocks(q: torch.Tensor, D: int, H: int) -> tuple[int, int, str]:
     return block_h, next_pow2(D), "ieee" if q.dtype == torch.float32 else "tf32"
 
 
-def sparse_attention_prefill(q, kv, idx, sink, scale: float, *, out=None) -> torch.Tensor:
-    out = _check(q, kv, idx, sink, out)
+def sparse_attention_prefill(q, kv, idx, sink, scale: float, *, comp=None, out=None) -> torch.Tensor:
+    out = _check(q, kv, comp, idx, sink, out)
     S, H, D = q.shape
     block_h, block_d, prec = _blocks(q, D, H)
     block_n = 32 if block_d >= 256 else 64
-    _prefill_kernel[(S, triton.cdiv(H, block_h))](q, kv, idx, sink, out, H, D, idx.shape[1], float(scale),
+    _prefill_kernel[(S, triton.cdiv(H, block_h))](q, kv, kv if comp is None else comp, kv.shape[0], idx, sink, out, H, D, idx.shape[1], float(scale),
                                                   BLOCK_H=block_h, BLOCK_N=block_n, BLOCK_D=block_d, PREC=prec)
     return out
 
 
-def sparse_attention_decode(q, kv, idx, sink, scale: float, *, out=None, splits: int | None = None) -> torch.Tensor:
-    out = _check(q, kv, idx, sink, out)
+def sparse_attention_decode(q, kv, idx, sink, scale: float, *, comp=None, out=None,
+                            splits: int | None = None) -> torch.Tensor:
+    out = _check(q, kv, comp, idx, sink, out)
     S, H, D = q.shape
     check(S == 1, f"the decode kernel takes one query, not {S}")
     block_h, block_d, prec = _blocks(q, D, H)
@@ -183,7 +195,7 @@ def sparse_attention_decode(q, kv, idx, sink, scale: float, *, out=None, splits:
     part_m = torch.empty(splits, H, device=q.device, dtype=torch.float32)
     part_l = torch.empty_like(part_m)
     part_acc = torch.empty(splits, H, D, device=q.device, dtype=torch.float32)
-    _split_kernel[(triton.cdiv(H, block_h), splits)](q, kv, idx, part_m, part_l, part_acc, H, D, N, per_split,
+    _split_kernel[(triton.cdiv(H, block_h), splits)](q, kv, kv if comp is None else comp, kv.shape[0], idx, part_m, part_l, part_acc, H, D, N, per_split,
                                                      float(scale), BLOCK_H=block_h, BLOCK_N=block_n,
                                                      BLOCK_D=block_d, PREC=prec)
     _combine_kernel[(H,)](part_m, part_l, part_acc, sink, out, H, D, SPLITS=splits, BLOCK_D=block_d)

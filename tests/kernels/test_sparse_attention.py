@@ -20,6 +20,12 @@ def model_attention(ratio: int, gen: torch.Generator) -> SparseAttention:
     return attn
 
 
+def test_reference_of_a_split_pool_is_the_whole_pool(gen) -> None:
+    q, kv, idx, sink = random_case(gen, 3, 4, 16, 30, 12, torch.float32)
+    assert torch.equal(sa.sparse_attention_ref(q, kv[:11], idx, sink, 0.3, comp=kv[11:]),
+                       sa.sparse_attention_ref(q, kv, idx, sink, 0.3))
+
+
 @pytest.mark.parametrize("case", ["decode_window", "decode_hca", "decode_csa", "prefill_hca", "prefill_csa"])
 def test_reference_is_the_model_attention(case: str, gen: torch.Generator) -> None:
     attn = model_attention(4 if "csa" in case else 128, gen)
@@ -66,11 +72,12 @@ TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float16: dict(rtol=2e-3,
 @needs_triton
 @interpreter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("S,H,D,N", [(3, 4, 32, 20), (2, 3, 24, 70)])
-def test_prefill_kernel_matches_reference(S, H, D, N, dtype, gen) -> None:
+@pytest.mark.parametrize("S,H,D,N,split", [(3, 4, 32, 20, 0), (2, 3, 24, 70, 13)])
+def test_prefill_kernel_matches_reference(S, H, D, N, split, dtype, gen) -> None:
     q, kv, idx, sink = random_case(gen, S, H, D, 40, N, dtype)
     out = poisoned(q.shape, dtype)
-    got = sa.sparse_attention_prefill(q, kv, idx, sink, D ** -0.5, out=out)
+    parts = dict(comp=kv[split:]) if split else {}
+    got = sa.sparse_attention_prefill(q, kv[:split] if split else kv, idx, sink, D ** -0.5, out=out, **parts)
     assert got.data_ptr() == out.data_ptr()
     torch.testing.assert_close(got.float(), sa.sparse_attention_ref(q, kv, idx, sink, D ** -0.5).float(), **TOL[dtype])
 
@@ -78,12 +85,14 @@ def test_prefill_kernel_matches_reference(S, H, D, N, dtype, gen) -> None:
 @needs_triton
 @interpreter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("H,D,N,splits", [(4, 32, 150, None), (5, 20, 9, 4), (2, 32, 0, 2)])
-def test_decode_kernel_matches_reference(H, D, N, splits, dtype, gen) -> None:
+@pytest.mark.parametrize("H,D,N,splits,split", [(4, 32, 150, None, 30), (5, 20, 9, 4, 0), (2, 32, 0, 2, 0)])
+def test_decode_kernel_matches_reference(H, D, N, splits, split, dtype, gen) -> None:
     q, kv, idx, sink = random_case(gen, 1, H, D, 50, max(N, 1), dtype)
     idx = idx[:, :N].contiguous()
     out = poisoned(q.shape, dtype)
-    got = sa.sparse_attention_decode(q, kv, idx, sink, D ** -0.5, out=out, splits=splits)
+    parts = dict(comp=kv[split:]) if split else {}
+    got = sa.sparse_attention_decode(q, kv[:split] if split else kv, idx, sink, D ** -0.5, out=out, splits=splits,
+                                     **parts)
     torch.testing.assert_close(got.float(), sa.sparse_attention_ref(q, kv, idx, sink, D ** -0.5).float(), **TOL[dtype])
 
 
