@@ -1,14 +1,16 @@
 """Which implementation a hot path runs: the Triton kernel for CUDA tensors when triton is importable and the
 kernels are on, the pure-torch reference everywhere else.
 
-The kernel files are imported on first use, so a CPU process never decorates (or needs) a Triton kernel.
+The kernel files (and triton) are imported on first use, so a CPU process never imports triton.
 The V4 model asks `use_triton` first and keeps its own code path when it is False, so its CPU results stay
 bitwise what they were. `DSV4_KERNELS=0` (or `kernels_enabled(False)`) turns the kernels off on CUDA too:
 the torch path, for comparison and benchmarks."""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,23 +18,33 @@ from types import ModuleType
 
 import torch
 
-from ._triton import AVAILABLE
-
-_enabled: list[bool] = [os.environ.get("DSV4_KERNELS", "1") != "0"]
+# the innermost setting: "off", "cuda" (Triton for CUDA tensors) or "everywhere" (CPU tensors too: tests only)
+_mode: list[str] = ["cuda" if os.environ.get("DSV4_KERNELS", "1") != "0" else "off"]
 
 
 @contextmanager
-def kernels_enabled(enabled: bool) -> Iterator[None]:
-    """Within the block the CUDA hot paths run Triton (True) or the torch code (False)."""
-    _enabled.append(enabled)
+def kernels_enabled(enabled: bool, *, on_cpu: bool = False) -> Iterator[None]:
+    """Within the block the CUDA hot paths run Triton (True) or the torch code (False). `on_cpu` runs the
+    kernels on CPU tensors too, through the Triton interpreter (TRITON_INTERPRET=1): how the CPU tests run
+    the model's kernel paths."""
+    if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("kernels on CPU tensors need the Triton interpreter (TRITON_INTERPRET=1)")
+    _mode.append("off" if not enabled else "everywhere" if on_cpu else "cuda")
     try:
         yield
     finally:
-        _enabled.pop()
+        _mode.pop()
+
+
+@functools.cache
+def triton_installed() -> bool:
+    """Without importing it: a CPU process never pays triton's import."""
+    return importlib.util.find_spec("triton") is not None
 
 
 def use_triton(t: torch.Tensor) -> bool:
-    return AVAILABLE and _enabled[-1] and t.is_cuda
+    mode = _mode[-1]
+    return (mode == "everywhere" or (mode == "cuda" and t.is_cuda)) and triton_installed()
 
 
 def kernel_module(name: str) -> ModuleType:

@@ -167,7 +167,8 @@ def _check(q, kv, comp, idx, sink, out) -> torch.Tensor:
 
 
 def _blocks(q: torch.Tensor, D: int, H: int) -> tuple[int, int, str]:
-    block_h = max(16, min(64, next_pow2(H)))  # tl.dot wants every dim >= 16
+    # tl.dot wants every dim >= 16; wide rows (V4: 512) keep the head block small so the tiles fit registers
+    block_h = 16 if D >= 256 else max(16, min(64, next_pow2(H)))
     return block_h, next_pow2(D), "ieee" if q.dtype == torch.float32 else "tf32"
 
 
@@ -175,9 +176,10 @@ def sparse_attention_prefill(q, kv, idx, sink, scale: float, *, comp=None, out=N
     out = _check(q, kv, comp, idx, sink, out)
     S, H, D = q.shape
     block_h, block_d, prec = _blocks(q, D, H)
-    block_n = 32 if block_d >= 256 else 64
+    block_n = 16 if block_d >= 256 else 64
     _prefill_kernel[(S, triton.cdiv(H, block_h))](q, kv, kv if comp is None else comp, kv.shape[0], idx, sink, out, H, D, idx.shape[1], float(scale),
-                                                  BLOCK_H=block_h, BLOCK_N=block_n, BLOCK_D=block_d, PREC=prec)
+                                                  BLOCK_H=block_h, BLOCK_N=block_n, BLOCK_D=block_d, PREC=prec,
+                                                  num_warps=8 if block_d >= 256 else 4)
     return out
 
 
@@ -187,7 +189,7 @@ def sparse_attention_decode(q, kv, idx, sink, scale: float, *, comp=None, out=No
     S, H, D = q.shape
     check(S == 1, f"the decode kernel takes one query, not {S}")
     block_h, block_d, prec = _blocks(q, D, H)
-    block_n = 32 if block_d >= 256 else 64
+    block_n = 16 if block_d >= 256 else 64
     N = idx.shape[1]
     splits = splits or max(1, min(32, triton.cdiv(N, 4 * block_n)))
     splits = next_pow2(splits)
@@ -197,6 +199,6 @@ def sparse_attention_decode(q, kv, idx, sink, scale: float, *, comp=None, out=No
     part_acc = torch.empty(splits, H, D, device=q.device, dtype=torch.float32)
     _split_kernel[(triton.cdiv(H, block_h), splits)](q, kv, kv if comp is None else comp, kv.shape[0], idx, part_m, part_l, part_acc, H, D, N, per_split,
                                                      float(scale), BLOCK_H=block_h, BLOCK_N=block_n,
-                                                     BLOCK_D=block_d, PREC=prec)
+                                                     BLOCK_D=block_d, PREC=prec, num_warps=8 if block_d >= 256 else 4)
     _combine_kernel[(H,)](part_m, part_l, part_acc, sink, out, H, D, SPLITS=splits, BLOCK_D=block_d)
     return out
