@@ -76,7 +76,9 @@ class Rotary:
 
     def phases(self, positions: torch.Tensor) -> torch.Tensor:
         """(T,) -> (T, dim/2) complex64 unit phases."""
-        ang = positions.float()[:, None] * self.inv_freq.to(positions.device)[None, :]
+        if self.inv_freq.device != positions.device:  # moved once (it is not a module buffer)
+            self.inv_freq = self.inv_freq.to(positions.device)
+        ang = positions.float()[:, None] * self.inv_freq[None, :]
         return torch.polar(torch.ones_like(ang), ang)
 
     def apply(self, x: torch.Tensor, phases: torch.Tensor, inverse: bool = False) -> torch.Tensor:

@@ -89,7 +89,9 @@ class HyperConnection(nn.Module):
             return dispatch.mhc_pre_one_token(h.contiguous(), self.fn.detach(), self.base.detach(), self.scale.detach(),
                                               self.norm_eps, self.eps, self.iters)
         mixes = F.linear(rms_unweighted(h.flatten(1), self.norm_eps), self.fn)  # (T, (2+hc)*hc)
-        z = torch.addcmul(self.base, mixes, self.scale[self.scale_index.to(h.device)])
+        if self.scale_index.device != h.device:  # moved once (a buffer would be a checkpoint tensor)
+            self.scale_index = self.scale_index.to(h.device)
+        z = torch.addcmul(self.base, mixes, self.scale[self.scale_index])
         if h.shape[0] == 1 and hc == 4 and not h.is_cuda:  # on CUDA the scalars would cost a host round trip
             m = torch.tensor(one_token_mixes(z[0].tolist(), self.iters, self.eps))  # (24,)
             pre, post, comb = m[None, None, :4], m[None, 4:8], m[8:].view(1, 4, 4)
