@@ -59,3 +59,21 @@ def test_models_cli_device_cuda_is_a_clear_error(smollm_path, capsys) -> None:
     code = run_models_command(parser.parse_args(["models", "generate", str(smollm_path), "hi", "--device", "cuda"]))
     err = capsys.readouterr().err
     assert code != 0 and "no CUDA device" in err and "Traceback" not in err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_llama_on_cuda_matches_the_cpu_run(smollm_path, precision) -> None:
+    from dsv4.runtime.engine.open import open_engine
+
+    ids = list(range(100, 400))
+    cuda = open_engine(smollm_path, precision=precision, context_window=512, device="cuda")
+    cpu = open_engine(smollm_path, precision=precision, context_window=512)
+    tol = dict(rtol=1e-3, atol=2e-3) if precision == "fp32" else dict(rtol=0.1, atol=0.3)
+    torch.testing.assert_close(cuda.score(ids), cpu.score(ids), **tol)
+    a, b = cuda.prefill(ids[:50]), cpu.prefill(ids[:50])
+    for t in (5, 6, 7):
+        a, b = cuda.decode(t), cpu.decode(t)
+    torch.testing.assert_close(a, b, **tol)
+    assert a.device.type == "cpu"  # host logits for sampling
