@@ -12,7 +12,7 @@ import torch
 
 from ._triton import check, check_tensor, next_pow2, tl, triton
 from .kv_quant import FMT_CODE, QuantizedKV, check_quantized, dequant_tile, dequantize_kv_ref
-from .sparse_attention import _combine_kernel, sparse_attention_ref
+from .sparse_attention import _combine_kernel, softmax_step, sparse_attention_ref
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -44,15 +44,7 @@ def _quant_split_kernel(q_ptr, codes_ptr, scale_ptr, zero_ptr, part_m, part_l, p
         rows = n0 + tl.arange(0, BLOCK_N)
         valid = rows < hi
         k = dequant_tile(codes_ptr, scale_ptr, zero_ptr, rows, offs_d, valid[:, None] & (offs_d[None, :] < D), D, FMT, B)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * sm_scale
-        s = tl.where(valid[None, :], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp(m - m_safe)
-        p = tl.exp(s - m_safe[:, None])
-        l = l * alpha + tl.sum(p, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(p, k, input_precision=PREC)
-        m = m_new
+        m, l, acc = softmax_step(q, k, valid, m, l, acc, sm_scale, PREC)
     row = split * H + offs_h
     tl.store(part_m + row, m, mask=offs_h < H)
     tl.store(part_l + row, l, mask=offs_h < H)

@@ -75,6 +75,13 @@ def _chunk(q, kv_ptr, comp_ptr, M, idx_row, n0, N, m, l, acc, scale, D, BLOCK_N:
     k = tl.load(kv_ptr + rows[:, None] * D + offs_d[None, :], mask=(valid & in_kv)[:, None] & dmask, other=0.0)
     k += tl.load(comp_ptr + (rows - M)[:, None] * D + offs_d[None, :], mask=(valid & ~in_kv)[:, None] & dmask,
                  other=0.0)  # (BLOCK_N, BLOCK_D)
+    return softmax_step(q, k, valid, m, l, acc, scale, PREC)
+
+
+@triton.jit
+def softmax_step(q, k, valid, m, l, acc, scale, PREC: tl.constexpr):
+    """Rows k (BLOCK_N, D) (`valid` ones only) into the online softmax of a block of heads q (BLOCK_H, D); also
+    the quantised-KV attention's step."""
     s = tl.dot(q, tl.trans(k), input_precision=PREC) * scale  # (BLOCK_H, BLOCK_N)
     s = tl.where(valid[None, :], s, float("-inf"))
     m_new = tl.maximum(m, tl.max(s, axis=1))
