@@ -64,7 +64,7 @@ def quant_decode_attention(q, kv: QuantizedKV, sink, scale: float, *, out=None, 
     check_tensor("out", out, dtypes=(q.dtype,), dim=3)
     check(out.shape == q.shape, f"out {tuple(out.shape)} must be {tuple(q.shape)}")
     N = kv.codes.shape[0]
-    block_h, block_d = max(16, min(64, next_pow2(H))), next_pow2(D)
+    block_h, block_d = max(16, min(64, next_pow2(H))), max(16, next_pow2(D))
     block_n = 32 if block_d >= 256 else 64
     splits = next_pow2(splits or max(1, min(64, triton.cdiv(N, 4 * block_n))))
     per_split = triton.cdiv(triton.cdiv(max(N, 1), splits), block_n) * block_n

@@ -176,7 +176,7 @@ def _check(q, kv, comp, idx, sink, out) -> torch.Tensor:
 def _blocks(q: torch.Tensor, D: int, H: int) -> tuple[int, int, str]:
     # tl.dot wants every dim >= 16; wide rows (V4: 512) keep the head block small so the tiles fit registers
     block_h = 16 if D >= 256 else max(16, min(64, next_pow2(H)))
-    return block_h, next_pow2(D), "ieee" if q.dtype == torch.float32 else "tf32"
+    return block_h, max(16, next_pow2(D)), "ieee" if q.dtype == torch.float32 else "tf32"
 
 
 def sparse_attention_prefill(q, kv, idx, sink, scale: float, *, comp=None, out=None) -> torch.Tensor:
