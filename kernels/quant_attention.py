@@ -64,8 +64,9 @@ def quant_decode_attention(q, kv: QuantizedKV, sink, scale: float, *, out=None, 
     check_tensor("out", out, dtypes=(q.dtype,), dim=3)
     check(out.shape == q.shape, f"out {tuple(out.shape)} must be {tuple(q.shape)}")
     N = kv.codes.shape[0]
-    block_h, block_d = max(16, min(64, next_pow2(H))), max(16, next_pow2(D))
-    block_n = 32 if block_d >= 256 else 64
+    block_d = max(16, next_pow2(D))
+    block_h = 16 if block_d >= 256 else max(16, min(64, next_pow2(H)))  # wide rows: tiles that fit registers
+    block_n = 16 if block_d >= 256 else 64
     splits = next_pow2(splits or max(1, min(64, triton.cdiv(N, 4 * block_n))))
     per_split = triton.cdiv(triton.cdiv(max(N, 1), splits), block_n) * block_n
     part_m = torch.empty(splits, H, device=q.device, dtype=torch.float32)
@@ -74,6 +75,6 @@ def quant_decode_attention(q, kv: QuantizedKV, sink, scale: float, *, out=None, 
     _quant_split_kernel[(triton.cdiv(H, block_h), splits)](
         q, kv.codes, kv.scale, kv.zero if kv.zero is not None else kv.scale, part_m, part_l, part_acc, H, D, N,
         per_split, float(scale), FMT=FMT_CODE[kv.fmt], B=kv.block, BLOCK_H=block_h, BLOCK_N=block_n,
-        BLOCK_D=block_d, PREC="ieee")
+        BLOCK_D=block_d, PREC="ieee", num_warps=8 if block_d >= 256 else 4)
     _combine_kernel[(H,)](part_m, part_l, part_acc, sink, out, H, D, SPLITS=splits, BLOCK_D=block_d)
     return out
