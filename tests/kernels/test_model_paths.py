@@ -4,6 +4,10 @@ picks the references for CPU tensors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -46,3 +50,13 @@ def test_model_through_the_kernels_gives_the_same_logits(chunks) -> None:
     torch.testing.assert_close(got, want if len(chunks) == 1 else model(ids, chunk=None), rtol=1e-4, atol=1e-4)
     assert torch.equal(got.argmax(-1), want.argmax(-1))
     assert not torch.equal(got, want)  # the kernels ran: their sums round differently
+
+
+def test_the_cpu_model_never_imports_triton() -> None:
+    code = ("import sys, torch; from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM; "
+            "from tests.runtime.v4.tiny import random_model, tiny_config; "
+            "random_model(tiny_config(vocab=64))(torch.tensor([1, 2, 3])); print('triton' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
