@@ -7,15 +7,14 @@
 
 y = x W^T in float32. Grouped (routed experts): rows of x sorted by expert, expert e owning rows
 offsets[e]:offsets[e+1], each multiplied by its own W[e] (E, N, K) in one launch.
-The formats are the ones `runtime/deepseek_v4/checkpoint.py` de-quantises at load; the references use it.
+The formats are the ones `runtime/deepseek_v4/checkpoint.py` de-quantises at load (tests/kernels checks the
+references against it; kernels/ does not import the runtime, which imports it).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from dsv4.runtime.deepseek_v4.checkpoint import dequant_fp4, dequant_fp8_blocks
 
 from ._triton import check, check_tensor, next_pow2, tl, triton
 
@@ -24,19 +23,43 @@ FP8_BLOCK = 128
 FP4_BLOCK = 32
 
 
+E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
 def _bytes(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.uint8) if t.dtype in (torch.float8_e4m3fn, torch.float8_e8m0fnu, torch.int8) else t
 
 
+def block_scales(scale: torch.Tensor) -> torch.Tensor:
+    """ue8m0 bytes -> 2^(b - 127); float32 scales (Base checkpoints) as they are."""
+    scale = _bytes(scale)
+    return torch.exp2(scale.float() - 127.0) if scale.dtype == torch.uint8 else scale.float()
+
+
+def dequant_fp8_ref(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """W[i, j] = e4m3(w[i, j]) * scale[i // 128, j // 128]."""
+    N, K = w.shape
+    s = block_scales(scale).repeat_interleave(FP8_BLOCK, 0)[:N].repeat_interleave(FP8_BLOCK, 1)[:, :K]
+    return _bytes(w).view(torch.float8_e4m3fn).float() * s
+
+
+def dequant_fp4_ref(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """W[o, k] = e2m1(nibble k of row o; element 2i low) * 2^(scale[o, k // 32] - 127)."""
+    b = _bytes(w).long()
+    codes = torch.stack((b & 0xF, b >> 4), dim=-1).flatten(-2)
+    grid = torch.tensor(E2M1 + tuple(-v for v in E2M1), device=w.device)
+    return grid[codes] * block_scales(scale).repeat_interleave(FP4_BLOCK, 1)[:, : codes.shape[1]]
+
+
 def block_fp8_linear_ref(x, w, scale, *, out=None) -> torch.Tensor:
     """x (T, K), w (N, K) fp8 (float8_e4m3fn or its bytes), scale (ceil(N/128), ceil(K/128)) -> (T, N) fp32."""
-    y = F.linear(x.float(), dequant_fp8_blocks(_bytes(w), scale, FP8_BLOCK))
+    y = F.linear(x.float(), dequant_fp8_ref(w, scale))
     return y if out is None else out.copy_(y)
 
 
 def fp4_linear_ref(x, w, scale, *, out=None) -> torch.Tensor:
     """x (T, K), w (N, K/2) packed e2m1, scale (N, K/32) ue8m0 -> (T, N) fp32."""
-    y = F.linear(x.float(), dequant_fp4(w, scale, FP4_BLOCK))
+    y = F.linear(x.float(), dequant_fp4_ref(w, scale))
     return y if out is None else out.copy_(y)
 
 

@@ -5,7 +5,8 @@
 - int8: symmetric, scale amax/127 per block of 64 (`quantize_rows_int8` on each block);
 - int4: asymmetric groups of 32, x ~ (q - 8) * scale + zero, codes 0..15 two per byte, element 2i in the low
   nibble (`quantize_groups_int4`'s rule).
-The references run those model functions, so a kernel that matches them matches the model.
+tests/kernels checks that the references round-trip exactly as those runtime functions do (kernels/ does not
+import the runtime, which imports it).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from dsv4.runtime.deepseek_v4.numerics import FP8_AMAX_FLOOR, FP8_MAX, fp8_act_roundtrip, pow2_scale
-from dsv4.runtime.layers.linear import INT4_GROUP, quantize_groups_int4, quantize_rows_int8
-
 from ._triton import check, check_tensor, next_pow2, tl, triton
 
 KV_FORMATS = ("fp8", "int8", "int4")
-BLOCK = {"fp8": 64, "int8": 64, "int4": INT4_GROUP}
+BLOCK = {"fp8": 64, "int8": 64, "int4": 32}
+FP8_MAX, FP8_AMAX_FLOOR = 448.0, 1e-4
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -50,18 +49,20 @@ def quantize_kv_ref(x: torch.Tensor, fmt: str) -> QuantizedKV:
     N, D = x.shape
     b = BLOCK[fmt]
     g = x.float().reshape(-1, b)
-    if fmt == "fp8":
-        s = pow2_scale(g.abs().amax(-1, keepdim=True).clamp(min=FP8_AMAX_FLOOR), FP8_MAX)
+    if fmt == "fp8":  # the smallest power of two s with amax / s <= 448
+        s = torch.exp2(torch.ceil(torch.log2(g.abs().amax(-1, keepdim=True).clamp(min=FP8_AMAX_FLOOR) / FP8_MAX)))
         codes = (g / s).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).view(torch.uint8)
         return QuantizedKV(fmt, codes.reshape(N, D), s.reshape(N, D // b), None, D)
     if fmt == "int8":
-        q, s = quantize_rows_int8(g, torch.float32)
+        s = g.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        q = torch.round(g / s[:, None]).clamp_(-127, 127).to(torch.int8)
         return QuantizedKV(fmt, q.reshape(N, D), s.reshape(N, D // b), None, D)
-    q, scale_zero = quantize_groups_int4(x.float())  # (N, D) int32 codes, (D/G, N, 2)
-    q = q.to(torch.uint8).view(N, D // 2, 2)
+    lo, hi = g.amin(dim=1), g.amax(dim=1)
+    s = ((hi - lo) / 15.0).clamp(min=1e-12)
+    q = torch.round((g - lo[:, None]) / s[:, None]).clamp_(0, 15).to(torch.uint8).view(N, D // 2, 2)
     packed = q[..., 0] | (q[..., 1] << 4)
-    sz = scale_zero.transpose(0, 1)  # (N, D/G, 2)
-    return QuantizedKV(fmt, packed.contiguous(), sz[..., 0].contiguous(), sz[..., 1].contiguous(), D)
+    zero = lo + 8.0 * s
+    return QuantizedKV(fmt, packed.contiguous(), s.reshape(N, D // b), zero.reshape(N, D // b), D)
 
 
 def dequantize_kv_ref(kv: QuantizedKV, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -73,19 +74,6 @@ def dequantize_kv_ref(kv: QuantizedKV, dtype: torch.dtype = torch.float32) -> to
         return (kv.codes.float() * scale).to(dtype)
     q = torch.stack((kv.codes & 0xF, kv.codes >> 4), dim=-1).reshape(N, D).float()
     return ((q - 8.0) * scale + kv.zero.repeat_interleave(b, dim=1)).to(dtype)
-
-
-def roundtrip_of_the_model(x: torch.Tensor, fmt: str) -> torch.Tensor:
-    """What the model's own quantisers give back for x: the semantics the KV formats must keep."""
-    if fmt == "fp8":
-        return fp8_act_roundtrip(x.float(), BLOCK["fp8"])
-    if fmt == "int8":
-        q, s = quantize_rows_int8(x.float().reshape(-1, BLOCK["int8"]), torch.float32)
-        return (q.float() * s[:, None]).reshape(x.shape)
-    q, sz = quantize_groups_int4(x.float())
-    G = INT4_GROUP
-    scale, zero = sz[..., 0].T.repeat_interleave(G, 1), sz[..., 1].T.repeat_interleave(G, 1)
-    return (q.float() - 8.0) * scale + zero
 
 
 @triton.jit

@@ -21,8 +21,6 @@ from ._triton import check, check_tensor, next_pow2, tl, triton
 def mhc_pre_one_token_ref(h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,
                           hc_eps: float, iters: int, *, out=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """h (1, hc, d) -> y (1, d), post (1, hc), comb (1, hc, hc): `HyperConnection.pre`'s tensor form."""
-    from dsv4.runtime.deepseek_v4.mhc import sinkhorn
-
     hc = h.shape[1]
     kinds = torch.tensor([0] * hc + [1] * hc + [2] * hc * hc, device=h.device)
     hf = h.float()
@@ -31,7 +29,11 @@ def mhc_pre_one_token_ref(h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor,
     gates = z[:, :2 * hc].sigmoid()
     pre = gates[:, :hc] + hc_eps
     post = 2 * gates[:, hc:]
-    comb = sinkhorn(z[:, 2 * hc:].view(-1, hc, hc).softmax(-1) + hc_eps, iters, hc_eps)
+    comb = z[:, 2 * hc:].view(-1, hc, hc).softmax(-1) + hc_eps
+    comb = comb / (comb.sum(-2, keepdim=True) + hc_eps)  # a column pass, then row/column pairs
+    for _ in range(iters - 1):
+        comb = comb / (comb.sum(-1, keepdim=True) + hc_eps)
+        comb = comb / (comb.sum(-2, keepdim=True) + hc_eps)
     result = torch.bmm(pre[:, None, :], hf)[:, 0].to(h.dtype), post, comb
     if out is not None:
         for dst, src in zip(out, result):

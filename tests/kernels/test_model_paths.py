@@ -60,3 +60,14 @@ def test_the_cpu_model_never_imports_triton() -> None:
                          cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def test_kernels_do_not_import_the_runtime() -> None:
+    """The dependency direction is runtime -> kernels (the design card): the references stand alone, and the
+    tests here check them against the runtime's code."""
+    root = Path(__file__).resolve().parents[2] / "kernels"
+    for path in root.glob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import ", "from ")):
+                assert "runtime" not in stripped and "..runtime" not in stripped, f"{path.name}: {stripped}"
