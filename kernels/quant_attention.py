@@ -12,7 +12,7 @@ import torch
 
 from ._triton import check, check_tensor, next_pow2, tl, triton
 from .kv_quant import FMT_CODE, QuantizedKV, check_quantized, dequant_tile, dequantize_kv_ref
-from .sparse_attention import _combine_kernel, softmax_step, sparse_attention_ref
+from .sparse_attention import _combine_kernel, _load_q, softmax_step, sparse_attention_ref, split_start, store_partial
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -31,13 +31,10 @@ def _quant_split_kernel(q_ptr, codes_ptr, scale_ptr, zero_ptr, part_m, part_l, p
                         BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     h0 = tl.program_id(0) * BLOCK_H
     split = tl.program_id(1)
-    offs_h = h0 + tl.arange(0, BLOCK_H)
+    q, _, qmask, offs_h = _load_q(q_ptr, 0, h0, H, D, BLOCK_H, BLOCK_D)
+    q = q.to(tl.float32)
     offs_d = tl.arange(0, BLOCK_D)
-    qmask = (offs_h[:, None] < H) & (offs_d[None, :] < D)
-    q = tl.load(q_ptr + offs_h[:, None] * D + offs_d[None, :], mask=qmask, other=0.0).to(tl.float32)
-    m = tl.full((BLOCK_H,), float("-inf"), tl.float32)
-    l = tl.zeros((BLOCK_H,), tl.float32)
-    acc = tl.zeros((BLOCK_H, BLOCK_D), tl.float32)
+    m, l, acc = split_start(BLOCK_H, BLOCK_D)
     lo = split * per_split
     hi = tl.minimum(lo + per_split, N)
     for n0 in range(lo, hi, BLOCK_N):
@@ -45,10 +42,7 @@ def _quant_split_kernel(q_ptr, codes_ptr, scale_ptr, zero_ptr, part_m, part_l, p
         valid = rows < hi
         k = dequant_tile(codes_ptr, scale_ptr, zero_ptr, rows, offs_d, valid[:, None] & (offs_d[None, :] < D), D, FMT, B)
         m, l, acc = softmax_step(q, k, valid, m, l, acc, sm_scale, PREC)
-    row = split * H + offs_h
-    tl.store(part_m + row, m, mask=offs_h < H)
-    tl.store(part_l + row, l, mask=offs_h < H)
-    tl.store(part_acc + row[:, None].to(tl.int64) * D + offs_d[None, :], acc, mask=qmask)
+    store_partial(part_m, part_l, part_acc, split, offs_h, qmask, H, D, m, l, acc, BLOCK_D)
 
 
 def quant_decode_attention(q, kv: QuantizedKV, sink, scale: float, *, out=None, splits: int | None = None) -> torch.Tensor:

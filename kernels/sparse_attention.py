@@ -125,13 +125,24 @@ def _split_kernel(q_ptr, kv_ptr, comp_ptr, M, idx_ptr, part_m, part_l, part_acc,
     h0 = tl.program_id(0) * BLOCK_H
     split = tl.program_id(1)
     q, _, mask, offs_h = _load_q(q_ptr, 0, h0, H, D, BLOCK_H, BLOCK_D)
-    m = tl.full((BLOCK_H,), float("-inf"), tl.float32)
-    l = tl.zeros((BLOCK_H,), tl.float32)
-    acc = tl.zeros((BLOCK_H, BLOCK_D), tl.float32)
+    m, l, acc = split_start(BLOCK_H, BLOCK_D)
     lo = split * per_split
     hi = tl.minimum(lo + per_split, N)
     for n0 in range(lo, hi, BLOCK_N):
         m, l, acc = _chunk(q, kv_ptr, comp_ptr, M, idx_ptr, n0, hi, m, l, acc, scale, D, BLOCK_N, BLOCK_D, PREC)
+    store_partial(part_m, part_l, part_acc, split, offs_h, mask, H, D, m, l, acc, BLOCK_D)
+
+
+@triton.jit
+def split_start(BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
+    """An empty running softmax: max -inf, sum 0, values 0 (a split may see no candidate at all)."""
+    return (tl.full((BLOCK_H,), float("-inf"), tl.float32), tl.zeros((BLOCK_H,), tl.float32),
+            tl.zeros((BLOCK_H, BLOCK_D), tl.float32))
+
+
+@triton.jit
+def store_partial(part_m, part_l, part_acc, split, offs_h, mask, H, D, m, l, acc, BLOCK_D: tl.constexpr):
+    """One split's running softmax, for `_combine_kernel`."""
     row = split * H + offs_h
     tl.store(part_m + row, m, mask=offs_h < H)
     tl.store(part_l + row, l, mask=offs_h < H)
