@@ -57,10 +57,9 @@ class InProcessBackend:
         from dsv4.runtime.engine.open import open_engine
         from dsv4.runtime.resolve import resolve_model
 
-        if device not in (None, "cpu"):
-            raise RuntimeModelError(f"device {device!r} is not supported by the in-process runtime yet (cpu only)")
         resolved = resolve_model(model)
-        engine = open_engine(resolved.path, precision=precision, context_window=context_window)
+        # device: cpu (None), cuda (a clear RuntimeModelError without one) or auto (CUDA when available)
+        engine = open_engine(resolved.path, precision=precision, context_window=context_window, device=device)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property

@@ -46,6 +46,7 @@ def add_models_parser(subparsers: Any) -> None:
     gen.add_argument("--numerics", choices=["exact", "official"], default=None,
                      help="DeepSeek-V4 only: exact (no rounding simulation) or official (FP8/FP4 simulations)")
     gen.add_argument("--thinking", action="store_true", help="DeepSeek-V4 only: thinking mode (<think>)")
+    gen.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="auto: CUDA when available")
 
     score = sub.add_parser("score", help="per-position logits of a token sequence (the parity tool)")
     score.add_argument("model_spec", metavar="MODEL")
@@ -55,6 +56,7 @@ def add_models_parser(subparsers: Any) -> None:
                        help="fp32 from dequantised weights (default), so results compare across implementations")
     score.add_argument("--numerics", choices=["exact", "official"], default="exact",
                        help="DeepSeek-V4 only: exact (default, the parity mode) or official (FP8/FP4 simulations)")
+    score.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="auto: CUDA when available")
     score.add_argument("--json", action="store_true")
 
 
@@ -192,7 +194,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     resolved = resolve_model(args.model_spec)
-    engine = open_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics)
+    engine = open_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics,
+                         device=args.device)
     chat = engine.chat_format(thinking=args.thinking)
     if args.raw:
         ids = engine.tokenizer.encode(prompt, add_bos=engine.tokenizer.add_bos)
@@ -233,7 +236,8 @@ def _score(args: argparse.Namespace) -> int:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
         return fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
     resolved = resolve_model(args.model_spec)
-    engine = open_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics)
+    engine = open_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics,
+                         device=args.device)
     bad = [i for i in ids if not 0 <= i < engine.config.vocab_size]
     if bad:
         return fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)

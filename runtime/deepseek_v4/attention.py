@@ -19,6 +19,7 @@ from . import numerics as qn
 from ..layers.norm import RMSNorm
 from .common import PackableLinear, Rotary, rms_unweighted, stable_topk
 from .weights import PackedWeight
+from ...kernels import dispatch
 
 
 class Compressor(nn.Module):
@@ -43,7 +44,7 @@ class Compressor(nn.Module):
         (n, head_dim) this chunk completes."""
         m, c = self.ratio, self.head_dim
         S = kv.shape[0]
-        score = score + (self.ape[start % m] if S == 1 else self.ape[torch.arange(start, start + S) % m])
+        score = score + (self.ape[start % m] if S == 1 else self.ape[torch.arange(start, start + S, device=kv.device) % m])
         kv = torch.cat((state.kv, kv)) if state.kv is not None else kv
         score = torch.cat((state.score, score)) if state.score is not None else score
         first = start - (0 if state.kv is None else state.kv.shape[0])  # position of kv[0]; a window start
@@ -52,6 +53,9 @@ class Compressor(nn.Module):
             state.kv, state.score = kv, score
             return kv.new_zeros(0, c)
         state.kv, state.score = (kv[n * m:], score[n * m:]) if kv.shape[0] > n * m else (None, None)
+        if dispatch.use_triton(kv):
+            pooled = self.pool_kernel(kv[: n * m], score[: n * m], state)
+            return self.finish(pooled, n, first)
         kv, score = kv[: n * m].view(n, m, -1), score[: n * m].view(n, m, -1)
         if self.overlap:
             # entry w pools the first half (Ca) of window w-1 and the second half (Cb) of window w
@@ -65,7 +69,19 @@ class Compressor(nn.Module):
             kv = torch.cat((prev_kv, kv[:, :, c:]), dim=1)
             score = torch.cat((prev_score, score[:, :, c:]), dim=1)
         pooled = (kv * score.softmax(dim=1)).sum(dim=1)  # (n, c)
-        out = self.rotary.apply(self.norm(pooled), self.rotary.phases(torch.arange(n) * m + first))
+        return self.finish(pooled, n, first)
+
+    def pool_kernel(self, kv: torch.Tensor, score: torch.Tensor, state: CompressorState) -> torch.Tensor:
+        """The pooling through the dispatcher (CUDA): complete windows' rows (n*m, coff*c), scores biased."""
+        m, c = self.ratio, self.head_dim
+        prev = (state.prev_kv, state.prev_score) if self.overlap else (None, None)
+        if self.overlap:
+            state.prev_kv, state.prev_score = kv[-m:, :c].clone(), score[-m:, :c].clone()
+        return dispatch.compressor_pool(kv.contiguous(), score.contiguous(), None, *prev, m)
+
+    def finish(self, pooled: torch.Tensor, n: int, first: int) -> torch.Tensor:
+        """RMSNorm and RoPE at each window's first position (and the official numerics' rounding)."""
+        out = self.rotary.apply(self.norm(pooled), self.rotary.phases(torch.arange(n, device=pooled.device) * self.ratio + first))
         if self.numerics == "official":
             if self.rotate:
                 out = qn.fp4_act_roundtrip(qn.hadamard(out), 32)
@@ -98,11 +114,13 @@ class Indexer(nn.Module):
         n = keys.shape[0]
         k = min(self.topk, n)
         if k == 0:
-            return torch.full((S, 0), -1, dtype=torch.long)
+            return torch.full((S, 0), -1, dtype=torch.long, device=qr.device)
+        if dispatch.use_triton(q):  # scores and the exact tie rule in one kernel; one query sees every key
+            return dispatch.indexer_topk(q.contiguous(), keys.contiguous(), w.contiguous(), k, positions, causal=S > 1)
         score = torch.bmm(w[:, None, :], (q @ keys.T).relu())[:, 0]  # (S, n)
         if S == 1:  # one query sees every stored key: keys are only stored once their window is complete
             return stable_topk(score, k)
-        visible = torch.arange(n)[None, :] < ((positions + 1) // 4)[:, None]
+        visible = torch.arange(n, device=keys.device)[None, :] < ((positions + 1) // 4)[:, None]
         idx = stable_topk(score.masked_fill(~visible, float("-inf")), k)
         return torch.where(torch.gather(visible, 1, idx), idx, torch.full_like(idx, -1))
 
@@ -163,7 +181,7 @@ class SparseAttention(nn.Module):
     def forward(self, x: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
         cfg = self.cfg
         S, H, D = x.shape[0], self.n_heads, self.head_dim
-        positions = torch.arange(start, start + S)
+        positions = torch.arange(start, start + S, device=x.device)
         phases = self.rotary.phases(positions)
         proj = self.project(x)
         qr = self.q_norm(proj[0])
@@ -187,11 +205,16 @@ class SparseAttention(nn.Module):
             if self.ratio == 4:
                 index_keys = lc.append_index_keys(self.indexer.compressor(proj[4], proj[5], start, lc.index_state))
                 idx = self.indexer(qr, proj[6], phases, positions, index_keys)  # (S, k)
+                if dispatch.use_triton(q):
+                    return self.wo_b(self.output_groups(self.rotary.apply(
+                        self.attend_kernel(q, keys, first, positions, comp, idx), phases, inverse=True)))
                 comp = comp[idx.clamp(min=0)]  # (S, k, D) the entries each query selected
                 comp_mask = idx >= 0 if S > 1 else None
             elif S > 1:  # a single query sees every stored entry: entries are stored once complete
-                comp_mask = torch.arange(comp.shape[0])[None, :] < ((positions + 1) // self.ratio)[:, None]
-        if S == 1:
+                comp_mask = torch.arange(comp.shape[0], device=x.device)[None, :] < ((positions + 1) // self.ratio)[:, None]
+        if dispatch.use_triton(q):
+            o = self.attend_kernel(q, keys, first, positions, comp, None)
+        elif S == 1:
             o = self.attend(q, keys, None, comp, None)
         else:
             # query blocks of one window: each reads only the keys its window can reach (2 windows wide)
@@ -201,7 +224,7 @@ class SparseAttention(nn.Module):
             for b0 in range(0, S, block):
                 b1 = min(S, b0 + block)
                 lo, hi = max(0, start + b0 - self.window + 1 - first), start + b1 - first
-                qpos, kpos = positions[b0:b1, None], torch.arange(first + lo, first + hi)[None, :]
+                qpos, kpos = positions[b0:b1, None], torch.arange(first + lo, first + hi, device=x.device)[None, :]
                 win_mask = (kpos <= qpos) & (kpos > qpos - self.window)  # (s, n)
                 comp_b = None if comp is None else comp[b0:b1] if comp.dim() == 3 else comp
                 outs.append(self.attend(q[b0:b1], keys[lo:hi], win_mask, comp_b,
@@ -209,6 +232,28 @@ class SparseAttention(nn.Module):
             o = torch.cat(outs)
         o = self.rotary.apply(o, phases, inverse=True)
         return self.wo_b(self.output_groups(o))
+
+    def attend_kernel(self, q: torch.Tensor, keys: torch.Tensor, first: int, positions: torch.Tensor,
+                      comp: torch.Tensor | None, comp_idx: torch.Tensor | None) -> torch.Tensor:
+        """`attend` through the sparse-attention kernel (CUDA): every query's candidates listed as rows of the
+        window keys (position first + i) and then of the compressed store, read in place. Query p sees the
+        keys of (p - window, p], the CSA entries its indexer chose (`comp_idx`) or, for HCA, the entries whose
+        window is complete at p."""
+        S, dev = q.shape[0], q.device
+        nk = keys.shape[0]
+        win = min(self.window, nk)
+        rel = (positions - first)[:, None] - torch.arange(win - 1, -1, -1, device=dev)[None, :]  # (S, win) key rows
+        visible = (rel >= 0) & (rel < nk) & (rel > (positions - first)[:, None] - self.window)
+        parts = [torch.where(visible, rel, -1)]
+        if comp is not None and comp_idx is not None:  # CSA: the indexer's choice, -1 kept
+            parts.append(torch.where(comp_idx >= 0, comp_idx + nk, -1))
+        elif comp is not None and comp.shape[0]:  # HCA: the complete entries
+            ent = torch.arange(comp.shape[0], device=dev)[None, :]
+            parts.append(torch.where(ent < ((positions + 1) // self.ratio)[:, None], ent + nk, -1))
+        idx = torch.cat(parts, dim=1).to(torch.int32).contiguous()
+        pool = comp if comp is not None and comp.shape[0] else None
+        return dispatch.sparse_attention(q.contiguous(), keys.contiguous(), idx, self.attn_sink.detach().float(),
+                                         self.scale, comp=pool)
 
     def attend(self, q: torch.Tensor, keys: torch.Tensor, win_mask: torch.Tensor | None, comp: torch.Tensor | None,
                comp_mask: torch.Tensor | None) -> torch.Tensor:

@@ -30,15 +30,15 @@ class CompressorState:
 class GrowBuffer:
     """Rows appended at the end; capacity doubles so decode appends are amortised O(1)."""
 
-    def __init__(self, width: int, dtype: torch.dtype = torch.float32) -> None:
-        self.data = torch.empty(0, width, dtype=dtype)
+    def __init__(self, width: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        self.data = torch.empty(0, width, dtype=dtype, device=device)
         self.n = 0
 
     def append(self, rows: torch.Tensor) -> torch.Tensor:
         k = rows.shape[0]
         if self.n + k > self.data.shape[0]:
             cap = max(16, 2 * self.data.shape[0], self.n + k)
-            grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype)
+            grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype, device=self.data.device)
             grown[: self.n] = self.data[: self.n]
             self.data = grown
         self.data[self.n : self.n + k] = rows.to(self.data.dtype)
@@ -50,7 +50,7 @@ class GrowBuffer:
 
     def copy(self) -> GrowBuffer:
         """A buffer of its own holding the same rows (appends to either no longer reach the other)."""
-        out = GrowBuffer(self.data.shape[1], self.data.dtype)
+        out = GrowBuffer(self.data.shape[1], self.data.dtype, self.data.device)
         out.data, out.n = self.data[: self.n].clone(), self.n
         return out
 
@@ -59,12 +59,13 @@ class GrowBuffer:
 
 
 class V4LayerCache:
-    def __init__(self, head_dim: int, index_dim: int, ratio: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, head_dim: int, index_dim: int, ratio: int, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu") -> None:
         self.ratio = ratio
         self.win: torch.Tensor | None = None  # (<= window, head_dim) raw KV of the latest positions
         self.win_start = 0  # position of win[0]
-        self.compressed = GrowBuffer(head_dim, dtype) if ratio else None
-        self.index_keys = GrowBuffer(index_dim, dtype) if ratio == 4 else None
+        self.compressed = GrowBuffer(head_dim, dtype, device) if ratio else None
+        self.index_keys = GrowBuffer(index_dim, dtype, device) if ratio == 4 else None
         self.comp_state = CompressorState()
         self.index_state = CompressorState()
 
@@ -105,11 +106,11 @@ class V4LayerCache:
 
 
 class V4Cache:
-    def __init__(self, cfg, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, cfg, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
         self.length = 0
-        self.layers = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.compress_ratios]
+        self.layers = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype, device) for r in cfg.compress_ratios]
         # the MTP blocks' own state (speculative drafts); not counted in kv_bytes, which is the backbone's cache
-        self.mtp = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype) for r in cfg.mtp_compress_ratios]
+        self.mtp = [V4LayerCache(cfg.head_dim, cfg.index_head_dim, r, dtype, device) for r in cfg.mtp_compress_ratios]
 
     def snapshot(self) -> V4Cache:
         """This cache as it is now, unaffected by later steps on either copy."""

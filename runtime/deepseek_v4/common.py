@@ -23,7 +23,7 @@ def stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     n = scores.shape[-1]
     bits = (scores.float() + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0, which ties with it
     bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # negative floats: larger magnitude, smaller key
-    return (bits * n - torch.arange(n)).topk(k, dim=-1).indices
+    return (bits * n - torch.arange(n, device=scores.device)).topk(k, dim=-1).indices
 
 
 def rms_unweighted(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -76,6 +76,8 @@ class Rotary:
 
     def phases(self, positions: torch.Tensor) -> torch.Tensor:
         """(T,) -> (T, dim/2) complex64 unit phases."""
+        if self.inv_freq.device != positions.device:  # moved once (it is not a module buffer)
+            self.inv_freq = self.inv_freq.to(positions.device)
         ang = positions.float()[:, None] * self.inv_freq[None, :]
         return torch.polar(torch.ones_like(ang), ang)
 

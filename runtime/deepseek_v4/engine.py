@@ -42,8 +42,10 @@ class V4Tokens:
 
 
 class V4Engine(GenerationLoop):
-    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
+                 device: torch.device | None = None) -> None:
         torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.device = device or torch.device("cpu")
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
         self.context_window = min(context_window or DEFAULT_V4_CONTEXT, self.config.max_position)
@@ -57,7 +59,7 @@ class V4Engine(GenerationLoop):
 
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
-             numerics: str | None = None) -> V4Engine:
+             numerics: str | None = None, device: torch.device | None = None) -> V4Engine:
         from .checkpoint import load_v4
         from .tokenizer import load_v4_tokenizer
 
@@ -73,11 +75,20 @@ class V4Engine(GenerationLoop):
         if weights != "fp32" and model.config.numerics != "exact":  # set by the checkpoint's own config
             raise RuntimeModelError(f"this checkpoint's config asks for {model.config.numerics} numerics, which runs "
                                     f"on its own weights: use --precision fp32, not {precision}")
+        cls.place(model, device)
         model.pack_weights(weights)
+        where = "" if device is None or device.type == "cpu" else f" on {device}"
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
-                             precision=f"{weights} weights, {model.config.numerics} numerics", load_seconds=time.perf_counter() - start,
+                             precision=f"{weights} weights, {model.config.numerics} numerics{where}", load_seconds=time.perf_counter() - start,
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
-        return cls(loaded, context_window=context_window, threads=threads)
+        return cls(loaded, context_window=context_window, threads=threads, device=device)
+
+    @staticmethod
+    def place(model, device: torch.device | None) -> None:
+        """Move the fp32 model to `device` before packing, so the packed copies are made there (a no-op on the
+        CPU). CUDA packs as bf16 or keeps fp32: the int8/int4 formats are CPU kernels (see runtime/engine/device.py)."""
+        if device is not None and device.type != "cpu":
+            model.to(device)
 
     @property
     def model_id(self) -> str:
@@ -110,11 +121,11 @@ class V4Engine(GenerationLoop):
             if cancel is not None and cancel.is_set():
                 self.reset()
                 return None
-            chunk = torch.tensor(ids[s:s + PREFILL_CHUNK])
+            chunk = torch.tensor(ids[s:s + PREFILL_CHUNK], device=self.device)
             if all_logits:
-                outputs.append(self.model(chunk, self.cache))
+                outputs.append(self.model(chunk, self.cache).cpu())  # sampling and grammars work on host tensors
             else:
-                self.last_logits = self.model.last_logits(chunk, self.cache)
+                self.last_logits = self.model.last_logits(chunk, self.cache).cpu()
             self.kv.tokens.extend(ids[s:s + PREFILL_CHUNK])
             self.stats.prefilled_tokens += chunk.shape[0]
         if all_logits:
@@ -139,7 +150,7 @@ class V4Engine(GenerationLoop):
 
     @torch.inference_mode()
     def decode(self, token: int) -> torch.Tensor:
-        self.last_logits = self.model.last_logits(torch.tensor([token]), self.cache)
+        self.last_logits = self.model.last_logits(torch.tensor([token], device=self.device), self.cache).cpu()
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1
         return self.last_logits

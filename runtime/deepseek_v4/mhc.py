@@ -12,6 +12,7 @@ from torch import nn
 
 from .config import DeepseekV4Config
 from .common import rms_unweighted
+from ...kernels import dispatch
 
 
 def sinkhorn_4x4(m: list[float], iters: int, eps: float) -> list[float]:
@@ -84,9 +85,14 @@ class HyperConnection(nn.Module):
     def pre(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """h (T, hc, d) -> sub-layer input (T, d), post gates (T, hc), mixing matrix (T, hc, hc)."""
         hc = self.hc
+        if h.shape[0] == 1 and hc & (hc - 1) == 0 and dispatch.use_triton(h):  # one fused kernel, no host sync
+            return dispatch.mhc_pre_one_token(h.contiguous(), self.fn.detach(), self.base.detach(), self.scale.detach(),
+                                              self.norm_eps, self.eps, self.iters)
         mixes = F.linear(rms_unweighted(h.flatten(1), self.norm_eps), self.fn)  # (T, (2+hc)*hc)
+        if self.scale_index.device != h.device:  # moved once (a buffer would be a checkpoint tensor)
+            self.scale_index = self.scale_index.to(h.device)
         z = torch.addcmul(self.base, mixes, self.scale[self.scale_index])
-        if h.shape[0] == 1 and hc == 4:
+        if h.shape[0] == 1 and hc == 4 and not h.is_cuda:  # on CUDA the scalars would cost a host round trip
             m = torch.tensor(one_token_mixes(z[0].tolist(), self.iters, self.eps))  # (24,)
             pre, post, comb = m[None, None, :4], m[None, 4:8], m[8:].view(1, 4, 4)
             return torch.bmm(pre, h)[:, 0], post, comb

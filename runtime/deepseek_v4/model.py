@@ -145,7 +145,7 @@ class DeepseekV4ForCausalLM(nn.Module):
     # Everything that reads or writes a cache runs in inference mode (~7% faster decode than no_grad, and a
     # cache's tensors may only be updated in the mode that made them).
     def new_cache(self) -> V4Cache:
-        return V4Cache(self.config)
+        return V4Cache(self.config, device=self.embed.weight.device)
 
     @torch.inference_mode()
     def hidden_streams(self, ids: torch.Tensor, cache: V4Cache) -> torch.Tensor:

@@ -93,7 +93,7 @@ class Experts(nn.Module):
             g, u = torch.cat([self.packed[e][0](xb) for e in chosen]).chunk(2, dim=-1)  # (k, I) each
             h = clamped_swiglu(g, u, self.limit) * w[0][:, None]
             return torch.stack([self.packed[e][1](h[i:i + 1]) for i, e in enumerate(chosen)]).sum(0)  # (1, d)
-        out = torch.zeros(x.shape, dtype=torch.float32)
+        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         flat = idx.flatten()
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=self.n_experts).tolist()

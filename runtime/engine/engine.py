@@ -24,18 +24,30 @@ DEFAULT_CONTEXT_CAP = 8192  # the KV block is preallocated, so a 128k-context mo
 class LlamaEngine(GenerationLoop):
     """Llama-family models (SmolLM2, Llama, Qwen2-style) with a preallocated K/V block per layer."""
 
-    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
+                 device: torch.device | None = None) -> None:
         torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.device = device or torch.device("cpu")
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
         self.context_window = min(context_window or min(self.config.max_position, DEFAULT_CONTEXT_CAP), self.config.max_position)
-        self.kv = KVCache(self.model.attention_layers(), self.context_window, self.model.act_dtype)
+        self.kv = KVCache(self.model.attention_layers(), self.context_window, self.model.act_dtype, self.device)
         self.stats = EngineStats()
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state
 
     @classmethod
-    def load(cls, path: str | Path, *, precision: str = FAST, context_window: int | None = None, threads: int | None = None) -> LlamaEngine:
-        return cls(load_model(path, precision=precision), context_window=context_window, threads=threads)
+    def load(cls, path: str | Path, *, precision: str = FAST, context_window: int | None = None, threads: int | None = None,
+             device: torch.device | None = None) -> LlamaEngine:
+        loaded = load_model(path, precision=precision)
+        cls.place(loaded, device)
+        return cls(loaded, context_window=context_window, threads=threads, device=device)
+
+    @staticmethod
+    def place(loaded: LoadedModel, device: torch.device | None) -> None:
+        """Move the weights to `device` (loaded on the CPU; a no-op there)."""
+        if device is not None and device.type != "cpu":
+            loaded.model.to(device)
+            loaded.precision += f" on {device}"
 
     @property
     def model_id(self) -> str:
@@ -67,22 +79,22 @@ class LlamaEngine(GenerationLoop):
             if cancel is not None and cancel.is_set():
                 return None
             chunk = ids[chunk_start : chunk_start + PREFILL_CHUNK]
-            hidden = self.model(torch.tensor(chunk), AttnContext.make(chunk_start, len(chunk)))  # (T, hidden)
+            hidden = self.model(torch.tensor(chunk, device=self.device), AttnContext.make(chunk_start, len(chunk), self.device))  # (T, hidden)
             self.kv.tokens.extend(chunk)
             self.stats.prefilled_tokens += len(chunk)
             outputs.append(self.model.compute_logits(hidden) if all_logits else hidden[-1:])
         if all_logits:
-            return torch.cat(outputs)  # (T, V)
-        return self.model.compute_logits(outputs[-1])[0]  # (V,)
+            return torch.cat(outputs).cpu()  # (T, V); sampling and grammars work on host tensors
+        return self.model.compute_logits(outputs[-1])[0].cpu()  # (V,)
 
     @torch.inference_mode()
     def decode(self, token: int) -> torch.Tensor:
         """Append one token to the cache and return the next-token logits (V,)."""
         pos = len(self.kv.tokens)
-        hidden = self.model(torch.tensor([token]), AttnContext(pos, 1))  # (1, hidden)
+        hidden = self.model(torch.tensor([token], device=self.device), AttnContext(pos, 1))  # (1, hidden)
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1
-        return self.model.compute_logits(hidden)[0]
+        return self.model.compute_logits(hidden)[0].cpu()
 
     def score(self, ids: list[int]) -> torch.Tensor:
         """Logits at every position of `ids` (T, V), computed from an empty cache."""

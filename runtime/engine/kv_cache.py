@@ -18,11 +18,11 @@ def common_prefix(cached: list[int], ids: list[int]) -> int:
 
 
 class KVCache:
-    def __init__(self, layers: list[Attention], max_len: int, dtype: torch.dtype) -> None:
+    def __init__(self, layers: list[Attention], max_len: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> None:
         first = layers[0]
         self.max_len = max_len
         # (L, 2, Hkv, S, D): allocated once, so decode never reallocates or copies the history
-        self.block = torch.zeros(len(layers), 2, first.num_kv_heads, max_len, first.head_dim, dtype=dtype)
+        self.block = torch.zeros(len(layers), 2, first.num_kv_heads, max_len, first.head_dim, dtype=dtype, device=device)
         for i, layer in enumerate(layers):
             layer.k_cache, layer.v_cache = self.block[i, 0], self.block[i, 1]  # (Hkv, S, D) views
         self.tokens: list[int] = []  # ids whose K/V are in the block, in order

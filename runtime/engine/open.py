@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from .device import precision_on, resolve_device
 from .protocol import Engine
 
 CheckpointKind = Literal["deepseek_v4", "llama"]
@@ -29,17 +30,23 @@ def checkpoint_kind(path: str | Path) -> CheckpointKind:
 
 
 def open_engine(path: str | Path, *, precision: str | None = None, context_window: int | None = None,
-                numerics: str | None = None, threads: int | None = None) -> Engine:
+                numerics: str | None = None, threads: int | None = None, device: str | None = None) -> Engine:
     """Load the engine for `path`. `precision` None means each engine's fast default (`auto`); `numerics` applies
-    to DeepSeek-V4 only. Raises RuntimeModelError subclasses (clear messages) before reading weights where it can."""
+    to DeepSeek-V4 only; `device` is cpu (None), cuda or auto (CUDA when available). Raises RuntimeModelError
+    subclasses (clear messages) before reading weights where it can."""
+    where = resolve_device(device)
     if checkpoint_kind(path) == "deepseek_v4":
         from ..deepseek_v4.engine import V4Engine
 
         if numerics == "official" and precision in (None, "auto"):
             precision = "fp32"  # the official numerics simulation is defined on the checkpoint's own weights
+        precision = precision_on(where, precision)
         return V4Engine.load(path, precision=precision or "auto", context_window=context_window, numerics=numerics,
-                             threads=threads)
+                             threads=threads, device=where)
     from .engine import LlamaEngine
     from .loader import FAST
 
-    return LlamaEngine.load(path, precision=precision or FAST, context_window=context_window, threads=threads)
+    precision = precision_on(where, precision)
+
+    return LlamaEngine.load(path, precision=precision or FAST, context_window=context_window, threads=threads,
+                            device=where)

@@ -18,11 +18,11 @@ class AttnContext:
     mask: torch.Tensor | None = None  # (T, start+T) bool, for chunks after the first
 
     @classmethod
-    def make(cls, start: int, length: int) -> AttnContext:
+    def make(cls, start: int, length: int, device: torch.device | str = "cpu") -> AttnContext:
         mask = None
         if start > 0 and length > 1:
-            q_pos = torch.arange(start, start + length).unsqueeze(1)  # (T, 1)
-            mask = torch.arange(start + length).unsqueeze(0) <= q_pos  # (T, S)
+            q_pos = torch.arange(start, start + length, device=device).unsqueeze(1)  # (T, 1)
+            mask = torch.arange(start + length, device=device).unsqueeze(0) <= q_pos  # (T, S)
         return cls(start, length, mask)
 
 
@@ -51,7 +51,7 @@ class Attention(nn.Module):
             # so no kv repeat and no mask (every cached position is visible).
             # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.
             qg = q.view(1, self.num_kv_heads, self.group, self.head_dim)  # (1, Hkv, G, D)
-            if end >= SPLIT_KV_MIN:
+            if end >= SPLIT_KV_MIN and not qg.is_cuda:  # a CPU kernel; CUDA's SDPA splits the keys itself
                 return self._split_kv(qg, end)
             out = F.scaled_dot_product_attention(qg, keys.unsqueeze(0), values.unsqueeze(0))  # (1, Hkv, G, D)
             return out.reshape(1, self.num_heads * self.head_dim)

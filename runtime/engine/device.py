@@ -1,0 +1,37 @@
+"""Where an in-process engine runs: `cpu`, `cuda` (a clear error when there is none) or `auto` (CUDA when
+available). On CUDA the weights use the formats torch runs there (bf16 or fp32): the int8/int4 packed
+formats are CPU kernels."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import RuntimeModelError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA_PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_device(device: str | None) -> torch.device:
+    name = device or "cpu"
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise RuntimeModelError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeModelError(f"device {name!r} was asked for, but this torch sees no CUDA device "
+                                f"(torch {torch.__version__}; install a CUDA build of torch, or use --device cpu)")
+    return torch.device(name)
+
+
+def precision_on(device: torch.device, precision: str | None) -> str | None:
+    """The precision an engine loads on `device`: unchanged on the CPU; on CUDA `auto` is bf16 and the
+    CPU-only integer formats are refused before any weight is read."""
+    if device.type != "cuda":
+        return precision
+    if precision in (None, "auto"):
+        return "bf16"
+    if precision not in CUDA_PRECISIONS:
+        raise RuntimeModelError(f"precision {precision!r} runs on CPU kernels only; on CUDA use one of "
+                                f"{', '.join(CUDA_PRECISIONS)} (or auto)")
+    return precision
