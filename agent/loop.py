@@ -102,7 +102,8 @@ class Agent:
         self.messages: list[Message] = [system(system_text)] + [m for m in (history or []) if m.role != "system"]
         self.turn = store.turns(session_id)
         self.total_usage = Usage()
-        self._cancel = threading.Event()
+        # The workspace's event, so cancelling also kills a running command's process group (tools/process.py)
+        self._cancel = toolbox.workspace.cancel_event
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -121,6 +122,7 @@ class Agent:
         repeats: Counter[tuple[str, str]] = Counter()
         if deadline is None and self.config.timeout_s is not None:
             deadline = time.monotonic() + self.config.timeout_s
+        self.toolbox.workspace.deadline = deadline  # commands stop at the run's deadline too
         try:
             while True:
                 if result.steps >= self.config.max_steps:
@@ -174,6 +176,8 @@ class Agent:
             elif isinstance(event, Usage):
                 step_usage = event
             elif isinstance(event, Error):
+                if event.kind == "timeout" and deadline is not None:
+                    raise BudgetExhausted("timeout")  # the backend gave up because the run's deadline would pass
                 raise BackendFailed(event)
             elif isinstance(event, Done):
                 break

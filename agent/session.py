@@ -122,7 +122,8 @@ class AgentSession:
             session_id = store.create(repo.identity, repo.root, backend.model_id)
         memory = open_memory(store)  # the embedder loads on first recall; warm_up() starts it early
         workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity, session_id=session_id,
-                              memory=memory, syntax_gate=settings.syntax_gate)
+                              memory=memory, syntax_gate=settings.syntax_gate,
+                              secret_names=frozenset(filter(None, [settings.api_key_env])))
         note = "" if not policy.headless else (
             "You run headless: no one can approve anything. Shell commands other than the tests are denied."
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
@@ -160,6 +161,11 @@ class AgentSession:
     @property
     def test_command(self) -> str | None:
         return self._workspace.test_command
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """Environment variables no subprocess of this session may see (the backend's key among them)."""
+        return self._workspace.secret_names
 
     @property
     def turn(self) -> int:

@@ -40,7 +40,7 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
 
     tests = TestsReport(command=session.test_command)
     if session.test_command and result.status != "backend_error":
-        outcome = run_test_command(session.test_command, repo.root)
+        outcome = run_test_command(session.test_command, repo.root, secret_names=session.secret_names)
         tests = TestsReport(command=outcome.command, ran=True, ok=outcome.ok, passed=outcome.passed,
                             failed=outcome.failed, exit_code=outcome.exit_code, output_tail=cap_output(outcome.output, 4000))
     patch, files = diff_against_head(repo.root)
