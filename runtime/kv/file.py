@@ -63,7 +63,7 @@ def read_header(data: bytes, path: Path) -> tuple[KVMeta, str]:
         extra = header["__metadata__"]
         meta_json, digest = extra[META_KEY], extra[DIGEST_KEY]
     except (ValueError, KeyError, TypeError):
-        raise SnapshotRefused(f"{path.name} has no readable snapshot header") from None
+        raise SnapshotRefused(f"{path.name} has no readable snapshot header (the file is corrupt)") from None
     if meta_digest(meta_json) != digest:
         raise SnapshotRefused(f"{path.name}: the snapshot header does not match its digest (the file is corrupt)")
     try:
