@@ -132,9 +132,9 @@ class SnapshotStore:
         if enc is not None:
             return enc.decode(), f"ram-{enc.meta.tier}"
         enc = read_snapshot(self.home / record["path"], expect_digest=record["checksum"])
-        snap = enc.decode()
-        self.ram_put(record["id"], enc if enc.meta.tier == "hot" else EncodedSnapshot(snap, "warm"))
-        return snap, f"disk-{enc.meta.tier}"
+        if enc.meta.tier == "hot":  # free to keep (no copy); a cold file's decode is lossy, so it stays on disk
+            self.ram_put(record["id"], enc)
+        return enc.decode(), f"disk-{enc.meta.tier}"
 
     # --- tiers and caps ---------------------------------------------------------------------------------
 
