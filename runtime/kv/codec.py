@@ -59,8 +59,10 @@ def dequantise_int4(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.T
     if info.compressed:
         packed = torch.frombuffer(bytearray(zlib.decompress(packed.numpy().tobytes())), dtype=torch.uint8)
     packed = packed.reshape(-1, info.block // 2)
-    q = torch.stack((packed & 15, packed >> 4), dim=-1).reshape(-1, info.block)
-    x = q.float() * parts[".scale"].float() + parts[".min"].float()
+    q = torch.empty(packed.shape[0], info.block, dtype=torch.uint8)
+    torch.bitwise_and(packed, 15, out=q[:, 0::2])
+    torch.bitwise_right_shift(packed, 4, out=q[:, 1::2])
+    x = torch.addcmul(parts[".min"].float(), q.float(), parts[".scale"].float())  # one pass: min + code * step
     return x.reshape(info.shape).to(getattr(torch, info.dtype))
 
 
