@@ -162,6 +162,15 @@ class SnapshotStore:
                 break
             total -= self.ram.pop(snap_id).nbytes()
 
+    def forget_files(self, paths: list[str]) -> int:
+        """Delete the snapshots whose prefix holds one of these repository files (the watcher saw them change:
+        their KV would show the model the old text); returns how many."""
+        with self.memory.write() as db:
+            stale = snapshots.covering_files(db, paths)
+            snapshots.unlink_files(stale, self.home)
+            snapshots.delete_rows(db, stale)
+        return len(stale)
+
     def drop_from_ram(self, snapshot_ids: list[str]) -> None:
         with self._lock:
             for snap_id in snapshot_ids:

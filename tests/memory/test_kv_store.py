@@ -163,6 +163,9 @@ def test_forget_and_override_delete_files_and_ram(store: MemoryStore, kv: Snapsh
     a, b = tokens(90, seed=1), tokens(90, seed=2)
     kv.save(fake_snapshot(a), Provenance(memory_ids=[item.id], files={"src/x.py": "h1"}))
     kv.save(fake_snapshot(b), Provenance(memory_ids=[other.id]))
+    c = tokens(90, seed=3)
+    kv.save(fake_snapshot(c), Provenance(files={"src/x.py": "h1", "README.md": "h2"}))
+    assert kv.forget_files(["README.md"]) == 1 and kv.lookup(ID, c, whole_only=False)[0] is None
     files = {s.id: dsv4_home / s.path for s in snapshots.all_snapshots(store)}
     assert len(kv.ram) == 2 and all(p.exists() for p in files.values())
     store.remember("the deploy host is green", key="deploy", repo_id=REPO)  # override: the old value's KV goes
@@ -170,6 +173,7 @@ def test_forget_and_override_delete_files_and_ram(store: MemoryStore, kv: Snapsh
     assert [s.memory_ids for s in left] == [[other.id]] and len(kv.ram) == 1
     assert sum(p.exists() for p in files.values()) == 1
     assert kv.lookup(ID, a, whole_only=False)[0] is None
+    assert kv.forget_files(["src/y.py"]) == 0
     done = store.forget(other.id)
     assert done.snapshots_deleted == 1 and kv.ram == {} and not any(p.exists() for p in files.values())
     assert kv.lookup(ID, b, whole_only=False)[0] is None
