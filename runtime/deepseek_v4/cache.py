@@ -85,6 +85,7 @@ class V4LayerCache:
         self.index_keys = GrowBuffer(index_dim, dtype) if ratio == 4 else None
         self.comp_state = CompressorState()
         self.index_state = CompressorState()
+        self.warm = None  # kv_tiers.Int8Rows: the oldest compressed rows of a CSA layer, once demoted
 
     def window_kv(self, window: int) -> tuple[torch.Tensor | None, int]:
         return self.win, self.win_start
@@ -97,8 +98,15 @@ class V4LayerCache:
             win = win[-window:]
         self.win, self.win_start = win.clone(), first
 
-    def append_compressed(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.compressed.append(rows)
+    def append_compressed(self, rows: torch.Tensor):
+        """Every compressed row so far: a tensor, or (with warm rows) a `kv_tiers.SplitRows` to index."""
+        hot = self.compressed.append(rows)
+        return hot if self.warm is None else self.warm.split(hot)
+
+    def compressed_rows(self) -> torch.Tensor:
+        """All compressed rows in float32 (warm ones dequantised)."""
+        hot = self.compressed.view()
+        return hot if self.warm is None else torch.cat((self.warm.all(), hot))
 
     def append_index_keys(self, rows: torch.Tensor) -> torch.Tensor:
         return self.index_keys.append(rows)
@@ -109,6 +117,7 @@ class V4LayerCache:
         out.compressed = self.compressed.copy() if self.compressed else None
         out.index_keys = self.index_keys.copy() if self.index_keys else None
         out.comp_state, out.index_state = self.comp_state.detached(), self.index_state.detached()
+        out.warm = self.warm.copy() if self.warm is not None else None
         return out
 
     def kv_bytes(self) -> dict[str, int]:
@@ -117,6 +126,7 @@ class V4LayerCache:
         return {
             "window": win,
             "compressed": self.compressed.nbytes() if self.compressed else 0,
+            "compressed_warm": self.warm.nbytes() if self.warm is not None else 0,
             "index_keys": self.index_keys.nbytes() if self.index_keys else 0,
             "states": self.comp_state.nbytes() + self.index_state.nbytes(),
         }

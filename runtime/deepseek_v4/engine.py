@@ -29,6 +29,7 @@ from ..kv.snapshot import KVSnapshot, SnapshotRefused
 from .cache import V4Cache
 from .encoding import V4ChatFormat
 from .kv_export import export_v4, import_v4, v4_identity
+from .kv_tiers import demote_oldest
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
@@ -58,7 +59,10 @@ class RestorePoint:
 class V4Engine(GenerationLoop, PrefixCacheHooks):
     restore_whole_only = True  # a V4 cache cannot be cut: snapshots restore whole
 
-    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
+                 hot_kv_bytes: int | None = None) -> None:
+        """`hot_kv_bytes`: the budget of CSA compressed rows kept hot; past it the oldest go to the int8 warm
+        tier (runtime/deepseek_v4/kv_tiers.py). None keeps everything hot (bit for bit the plain cache)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
@@ -70,6 +74,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         self.restore_points: dict[int, RestorePoint] = {}
         self.stats = EngineStats()
         self.lock = threading.Lock()
+        csa = sum(1 for r in self.config.compress_ratios if r == 4)
+        self.hot_rows = None if hot_kv_bytes is None or not csa else hot_kv_bytes // (csa * self.config.head_dim * 4)
 
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
@@ -143,6 +149,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
                 self.last_logits = self.model.last_logits(chunk, self.cache)
             self.kv.tokens.extend(ids[s:e])
             self.stats.prefilled_tokens += chunk.shape[0]
+            if self.hot_rows is not None:
+                self.demote_oldest()
             if e in splits and not all_logits:
                 self.remember_restore_point()
             s = e
@@ -210,7 +218,14 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         self.last_logits = self.model.last_logits(torch.tensor([token]), self.cache)
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1
+        if self.hot_rows is not None:
+            self.demote_oldest()
         return self.last_logits
+
+    def demote_oldest(self) -> None:
+        """The tier policy: CSA layers' oldest compressed rows past the hot budget become warm (int8)."""
+        for lc in self.cache.layers:
+            demote_oldest(lc, self.hot_rows)
 
     def score(self, ids: list[int]) -> torch.Tensor:
         self.reset()

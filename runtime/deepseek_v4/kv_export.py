@@ -50,7 +50,7 @@ def export_v4(engine: V4Engine, cache: V4Cache, tokens: list[int], logits: torch
             if lc.win is not None:
                 tensors[f"{name}.win"] = contiguous_clone(lc.win)
             if lc.compressed is not None:
-                tensors[f"{name}.compressed"] = contiguous_clone(lc.compressed.view())
+                tensors[f"{name}.compressed"] = contiguous_clone(lc.compressed_rows())  # warm rows dequantised
                 lossy.append(f"{name}.compressed")
             if lc.index_keys is not None:
                 tensors[f"{name}.index_keys"] = contiguous_clone(lc.index_keys.view())

@@ -177,3 +177,31 @@ def test_next_session_restores_a_restore_point(engines, dsv4_home, disk_tier):
     finally:
         engine.attach_prefix_cache(None)
         memory.close()
+
+
+def test_warm_tier_in_a_live_session(engines, v4_folder):
+    """A hot budget demotes the oldest CSA compressed rows to int8 as the context grows; the indexer keys stay
+    hot; logits stay close to the all-hot engine and greedy decode agrees on this prompt."""
+    from dsv4.runtime.deepseek_v4.engine import V4Engine
+
+    hot = engines["fp32"]
+    tiered = V4Engine(hot.loaded, threads=1, hot_kv_bytes=16 * 32 * 4 * 2)  # 16 rows of each of the 2 CSA layers
+    ids = [(11 * i + 7) % 3000 + 200 for i in range(400)]
+    hot.reset()
+    want = [hot.prefill(ids).clone()] + [hot.decode(t).clone() for t in (5, 6, 7, 8)]
+    got = [tiered.prefill(ids).clone()] + [tiered.decode(t).clone() for t in (5, 6, 7, 8)]
+    csa = [lc for lc in tiered.cache.layers if lc.ratio == 4]
+    assert all(lc.warm is not None and lc.warm.n >= 64 and lc.compressed.n < 16 + 64 for lc in csa)
+    assert all(lc.index_keys.n == 101 for lc in csa)  # every indexer key stays hot
+    assert all(lc.warm is None for lc in tiered.cache.layers if lc.ratio != 4)
+    for a, b in zip(got, want, strict=True):
+        assert (a - b).abs().max() < 0.02 * b.abs().max()
+    bytes_hot = sum(lc.kv_bytes()["compressed"] for lc in hot.cache.layers if lc.ratio == 4)
+    bytes_tiered = sum(lc.kv_bytes()["compressed"] + lc.kv_bytes()["compressed_warm"] for lc in csa)
+    assert bytes_tiered < 0.5 * bytes_hot
+    # an export holds every row (warm ones dequantised) and restores into an all-hot engine
+    snap = tiered.export_prefix(len(tiered.kv.tokens))
+    assert snap.tensors["layers.1.compressed"].shape[0] == 101
+    hot.reset()
+    hot.import_prefix(snap)
+    assert torch.allclose(hot.decode(9), tiered.decode(9), atol=1e-4)
