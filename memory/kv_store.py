@@ -78,6 +78,9 @@ class SnapshotStore:
                           turns=[tuple(t) for t in provenance.turns])
         snapshots.register(self.memory, record, blocks)
         self.ram_put(snap_id, EncodedSnapshot(snapshot, "hot"))
+        if meta.architecture != "deepseek_v4":  # a llama cache restores any prefix: shorter snapshots are redundant
+            shorter = self.candidates(meta.identity, meta.tokens, blocks, True, 0)
+            snapshots.remove(self.memory, [r["id"] for r, _ in shorter if r["id"] != snap_id and r["tier"] == self.disk_tier])
         self.fit_disk()
         return snap_id
 

@@ -62,7 +62,8 @@ def kv(store: MemoryStore) -> SnapshotStore:
 
 def test_longest_prefix_lookup(kv: SnapshotStore):
     ids = tokens(300)
-    short, long = fake_snapshot(ids[:150], seed=1), fake_snapshot(ids[:260], seed=2)
+    # V4 snapshots (restore points): a shorter one is not made redundant by a longer one
+    short, long = (fake_snapshot(ids[:n], seed=n, architecture="deepseek_v4") for n in (150, 260))
     kv.save(short)
     kv.save(long)
     hit, refused = kv.lookup(ID, ids, whole_only=False)
@@ -78,6 +79,9 @@ def test_longest_prefix_lookup(kv: SnapshotStore):
     tiny = fake_snapshot(ids[:10], seed=3)  # shorter than one block: found by its whole-prefix hash
     kv.save(tiny)
     assert kv.lookup(ID, ids[:40], whole_only=True)[0].usable == 10
+    assert sorted(s.tokens for s in snapshots.all_snapshots(kv.memory)) == [10, 150, 260]
+    kv.save(fake_snapshot(ids[:100], seed=4))  # a llama snapshot restores any prefix of it: the shorter one goes
+    assert sorted(s.tokens for s in snapshots.all_snapshots(kv.memory)) == [100, 150, 260]
 
 
 def test_files_restore_after_a_restart(store: MemoryStore, dsv4_home: Path):
