@@ -129,7 +129,9 @@ def import_v4(engine: V4Engine, snap: KVSnapshot) -> tuple[V4Cache, torch.Tensor
     logits = tensors.get("last_logits")
     _check(logits is not None and list(logits.shape) == [cfg.vocab_size], "the last logits are missing or misshapen")
     layout = snap.meta.layout
-    _check(len(layout.get("layers", [])) == len(cfg.compress_ratios) and len(layout.get("mtp", [])) == len(cfg.mtp_compress_ratios),
+    groups = (layout.get("layers"), layout.get("mtp"))
+    _check(all(isinstance(g, list) and all(isinstance(x, dict) for x in g) for g in groups), "the snapshot layout is malformed")
+    _check(len(layout["layers"]) == len(cfg.compress_ratios) and len(layout["mtp"]) == len(cfg.mtp_compress_ratios),
            "snapshot has a different number of layers")
     cache = V4Cache.__new__(V4Cache)
     cache.length = length

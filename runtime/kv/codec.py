@@ -20,6 +20,7 @@ from .snapshot import KVSnapshot, SnapshotRefused, TensorInfo, Tier
 INT8_BLOCK = 64
 INT4_BLOCK = 64
 ENCODING_OF_TIER = {"hot": "exact", "warm": "int8", "cold": "int4"}
+PARTS_OF_ENCODING = {"exact": ("",), "int8": ("", ".scale"), "int4": ("", ".scale", ".min")}
 
 
 def block_size(t: torch.Tensor, preferred: int) -> int:
@@ -127,11 +128,12 @@ class EncodedSnapshot:
             for suffix in ("", ".scale", ".min"):
                 if name + suffix in self.parts:
                     parts[suffix] = self.parts[name + suffix]
-            if "" not in parts:
-                raise SnapshotRefused(f"snapshot tensor {name!r} is missing")
+            missing = [name + suffix for suffix in PARTS_OF_ENCODING[info.encoding] if suffix not in parts]
+            if missing:
+                raise SnapshotRefused(f"snapshot tensor {name!r} lacks {', '.join(missing)}")
             try:
                 tensors[name] = decode_tensor(info, parts)
-            except (RuntimeError, zlib.error, ValueError) as exc:
+            except (RuntimeError, zlib.error, ValueError, ZeroDivisionError) as exc:
                 raise SnapshotRefused(f"snapshot tensor {name!r} cannot be decoded ({exc})") from None
             if list(tensors[name].shape) != info.shape:
                 raise SnapshotRefused(f"snapshot tensor {name!r} has shape {list(tensors[name].shape)}, not {info.shape}")

@@ -8,7 +8,7 @@ and cold tiers. The metadata is enough to refuse a snapshot that does not fit th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, Field
@@ -31,9 +31,9 @@ class TensorInfo(BaseModel):
     """How one tensor is stored in a file: its encoding, its logical dtype and shape, and a checksum per part."""
 
     encoding: Literal["exact", "int8", "int4"] = "exact"
-    dtype: str  # logical dtype (what decoding gives back), e.g. "bfloat16"
-    shape: list[int]
-    block: int = 0  # quantisation block (elements along the flattened last dimension)
+    dtype: Literal["float32", "bfloat16", "float16", "int8", "uint8", "int64"]  # what decoding gives back
+    shape: list[Annotated[int, Field(ge=0)]]
+    block: int = Field(0, ge=0)  # quantisation block (elements along the flattened last dimension)
     compressed: bool = False  # int4 payload stored zlib-compressed
     checksums: dict[str, int] = Field(default_factory=dict)  # stored part name -> crc32 of its bytes
 

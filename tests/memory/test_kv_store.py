@@ -258,3 +258,18 @@ def test_two_processes_race_on_the_store(store: MemoryStore, dsv4_home: Path):
     on_disk = {p.relative_to(dsv4_home).as_posix() for p in (dsv4_home / "kv").rglob("*.safetensors")}
     assert on_disk == {r.path for r in snapshots.all_snapshots(store)}  # no orphan survives a sweep
 
+
+
+def test_a_consistent_but_crafted_header_is_refused(tmp_path: Path):
+    """A header whose digest matches but whose tensor descriptions lie is refused with a reason, not a traceback."""
+    from dsv4.runtime.kv.codec import EncodedSnapshot
+    from dsv4.runtime.kv.file import write_snapshot
+    from dsv4.runtime.kv.snapshot import SnapshotRefused
+
+    snap = fake_snapshot(tokens(20))
+    for lie in ({"shape": [3, 3]}, {"encoding": "int4", "block": 0}, {"encoding": "int8", "block": 7}):
+        enc = EncodedSnapshot(snap, "hot")
+        enc.meta.tensors["kv"] = enc.meta.tensors["kv"].model_copy(update=lie)
+        write_snapshot(tmp_path / "x.safetensors", enc)
+        with pytest.raises(SnapshotRefused, match="kv"):
+            read_snapshot(tmp_path / "x.safetensors").decode()
