@@ -128,7 +128,7 @@ def worker_llamacpp(model_path: str, ids_file: str, threads: int) -> None:
                           n_batch=512, verbose=False)
     out = {"engine": f"llama-cpp-python {llama_cpp.__version__}"}
     for n, prompt in ids.items():
-        prefix = prompt[: n - 2 * NEW_TOKENS]
+        prefix = prompt[: n - 2 * NEW_TOKENS - GREEDY_STEPS]
         llm.reset()
         t0 = time.perf_counter()
         llm.eval(prefix)
