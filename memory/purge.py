@@ -59,7 +59,7 @@ def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: s
         cache_keys = [cache_key(store, m, t.text) for m in models for t in targets]
         with store.write() as db:
             snaps = sorted(set(snapshots.covering(db, target_ids) + snapshots.covering_turns(db, sessions)))
-            snapshots.unlink_files(snaps)
+            snapshots.unlink_files(snaps, store.home)
             snapshots.delete_rows(db, snaps)
             stamp = now()
             for target in targets:

@@ -109,3 +109,19 @@ def m002_slots(db: sqlite_utils.Database) -> None:
         found = subject(text)
         if found is not None:
             db.execute("UPDATE items SET slot = ? WHERE seq = ?", [found.slot, seq])
+
+
+@migrations()
+def m003_kv_snapshot_blocks(db: sqlite_utils.Database) -> None:
+    """One row per full token block of a snapshot: its chained hash h_i = H(h_{i-1} || block_i), seeded with
+    the model identity, so the longest cached prefix of a prompt is one indexed lookup."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE kv_snapshot_blocks (snapshot_id TEXT NOT NULL REFERENCES kv_snapshots (id) ON DELETE CASCADE,
+                                         block_index INTEGER NOT NULL, hash TEXT NOT NULL,
+                                         PRIMARY KEY (snapshot_id, block_index));
+        CREATE INDEX kv_snapshot_blocks_hash ON kv_snapshot_blocks (hash);
+        CREATE INDEX kv_snapshots_lru ON kv_snapshots (tier, last_used_at);
+        """
+    )

@@ -9,6 +9,7 @@ a model resumed from such a prefix would attend to the old text.
 from __future__ import annotations
 
 import secrets
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,19 @@ class Snapshot:
     turns: list[tuple[str, int, int]] = field(default_factory=list)  # (session id, first turn, last turn)
 
 
-def register(store: MemoryStore, snap: Snapshot) -> Snapshot:
-    """Record a snapshot file and its provenance (replacing a record with the same id)."""
+# The RAM tiers of this process (memory/kv_store.py), told when records are deleted so that a forgotten or
+# overridden prefix does not stay in memory either
+_ram_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def listen_for_deletions(listener: Any) -> None:
+    """`listener.drop_from_ram(ids)` is called with the ids of every snapshot record this process deletes."""
+    _ram_listeners.add(listener)
+
+
+def register(store: MemoryStore, snap: Snapshot, blocks: list[str] | None = None) -> Snapshot:
+    """Record a snapshot file and its provenance (replacing a record with the same id). `blocks`: the chained
+    hashes of its full token blocks, block i (from 1) covering its first i blocks (longest-prefix lookup)."""
     from .types import now
 
     snap.id = snap.id or "kv-" + secrets.token_hex(8)
@@ -53,6 +65,8 @@ def register(store: MemoryStore, snap: Snapshot) -> Snapshot:
         db["kv_snapshot_memory"].insert_all([{"snapshot_id": snap.id, "item_id": i} for i in snap.memory_ids])
         db["kv_snapshot_turns"].insert_all([{"snapshot_id": snap.id, "session_id": s, "turn_from": a, "turn_to": b}
                                             for s, a, b in snap.turns])
+        db["kv_snapshot_blocks"].insert_all([{"snapshot_id": snap.id, "block_index": i, "hash": h}
+                                             for i, h in enumerate(blocks or [], start=1)])
     return snap
 
 
@@ -79,13 +93,27 @@ def all_snapshots(store: MemoryStore) -> list[Snapshot]:
     return _load(store, store.rows("SELECT * FROM kv_snapshots ORDER BY created_at"))
 
 
-def remove(store: MemoryStore, snapshot_ids: list[str]) -> None:
-    """Delete snapshot records and their files (eviction, a corrupt file, a changed repository file)."""
+def remove(store: MemoryStore, snapshot_ids: list[str]) -> int:
+    """Delete snapshot records and their files (eviction, a corrupt file, a changed repository file);
+    returns how many records existed."""
+    if not snapshot_ids:
+        return 0
     with store.write() as db:
         snaps = [(r[0], r[1]) for r in db.execute(
             f"SELECT id, path FROM kv_snapshots WHERE id IN ({','.join('?' * len(snapshot_ids))})", snapshot_ids)]
-        unlink_files(snaps)
+        unlink_files(snaps, store.home)
         delete_rows(db, snaps)
+    return len(snaps)
+
+
+def covering_files(db: sqlite_utils.Database, paths: list[str]) -> list[tuple[str, str]]:
+    """Snapshots whose prefix holds one of these repository files (a changed file makes them stale)."""
+    if not paths:
+        return []
+    marks = ",".join("?" * len(paths))
+    return [(r[0], r[1]) for r in db.execute(
+        f"SELECT DISTINCT s.id, s.path FROM kv_snapshots s JOIN kv_snapshot_files f ON f.snapshot_id = s.id "
+        f"WHERE f.path IN ({marks})", paths)]
 
 
 def covering(db: sqlite_utils.Database, item_ids: list[str]) -> list[tuple[str, str]]:
@@ -110,11 +138,15 @@ def covering_turns(db: sqlite_utils.Database, session_ids: list[str]) -> list[tu
 
 def delete_rows(db: sqlite_utils.Database, snaps: list[tuple[str, str]]) -> None:
     for snapshot_id, _ in snaps:
-        db.execute("DELETE FROM kv_snapshots WHERE id = ?", [snapshot_id])  # provenance rows cascade
+        db.execute("DELETE FROM kv_snapshots WHERE id = ?", [snapshot_id])  # provenance and block rows cascade
+    ids = [snapshot_id for snapshot_id, _ in snaps]
+    for listener in list(_ram_listeners):
+        listener.drop_from_ram(ids)
 
 
-def unlink_files(snaps: list[tuple[str, str]]) -> None:
-    # Called before the records' deletion commits: a crash in between leaves a record whose file is gone,
-    # which the KV tier treats as a miss; the other order could leave an unindexed file holding the text.
+def unlink_files(snaps: list[tuple[str, str]], home: Path | None = None) -> None:
+    """Paths are relative to `$DSV4_HOME` (`home`); absolute ones are used as they are.
+    Called before the records' deletion commits: a crash in between leaves a record whose file is gone,
+    which the KV tier treats as a miss; the other order could leave an unindexed file holding the text."""
     for _, path in snaps:
-        Path(path).unlink(missing_ok=True)
+        (Path(home or ".") / path).unlink(missing_ok=True)

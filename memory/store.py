@@ -187,7 +187,7 @@ class MemoryStore:
                 self._check_pinned_budget(repo_id, session_id, item)
             # A KV snapshot whose prefix holds the old value would bring it back on resume: drop it.
             stale = snapshots.covering(db, [old.id]) if old is not None else []
-            snapshots.unlink_files(stale)
+            snapshots.unlink_files(stale, self.home)
             snapshots.delete_rows(db, stale)
         if old is not None:
             old.status, old.superseded_by, old.superseded_at = "superseded", item.id, item.created_at

@@ -4,14 +4,17 @@ the compressed-entry store, the indexer key store (CSA layers) and the compresso
 Everything a later chunk needs is here, so a prefill can be split anywhere and decode is a chunk of one.
 
 The compressor states cannot be rolled back, so a conversation that diverges from the cached tokens would
-start again from nothing. Instead `snapshot()` records the cache at a point (the end of a prompt) and
-`restore()` rebuilds it there: window rings and compressor states are never modified in place (each step
-assigns new tensors), so a snapshot holds references to them; only the appendable stores are copied.
+start again from nothing. Instead `snapshot()` records the cache at a point (a restore point: the end of
+a prompt, of the system prompt, of a turn) and a copy of that snapshot continues from there: window rings
+and compressor states are never modified in place (each step assigns new tensors), so a snapshot holds
+references to them (states cloned, so a few rows do not pin a whole projection output), and the
+append-only stores are shared: rows below a buffer's length never change, and the first append of a
+buffer that is no longer the last writer of its rows gives it a copy of its own (copy on write).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -26,32 +29,47 @@ class CompressorState:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.kv, self.score, self.prev_kv, self.prev_score) if t is not None)
 
+    def detached(self) -> CompressorState:
+        """The same state in tensors of its own (the live ones may be views of a chunk's projection output)."""
+        return CompressorState(*(None if t is None else t.clone() for t in (self.kv, self.score, self.prev_kv, self.prev_score)))
+
 
 class GrowBuffer:
-    """Rows appended at the end; capacity doubles so decode appends are amortised O(1)."""
+    """Rows appended at the end; capacity doubles so decode appends are amortised O(1). Copies share the
+    rows (copy on write): `filled` (shared by every buffer over the same `data`) is how far it was written."""
 
     def __init__(self, width: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
         self.data = torch.empty(0, width, dtype=dtype, device=device)
         self.n = 0
+        self.filled = [0]
 
     def append(self, rows: torch.Tensor) -> torch.Tensor:
         k = rows.shape[0]
-        if self.n + k > self.data.shape[0]:
-            cap = max(16, 2 * self.data.shape[0], self.n + k)
+        if self.n + k > self.data.shape[0] or self.filled[0] != self.n:
+            # full, or another buffer sharing `data` wrote past our rows: continue in a buffer of our own
+            cap = self.data.shape[0] if self.n + k <= self.data.shape[0] else max(16, 2 * self.data.shape[0], self.n + k)
             grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype, device=self.data.device)
             grown[: self.n] = self.data[: self.n]
-            self.data = grown
+            self.data, self.filled = grown, [self.n]
         self.data[self.n : self.n + k] = rows.to(self.data.dtype)
         self.n += k
+        self.filled[0] = self.n
         return self.data[: self.n]
 
     def view(self) -> torch.Tensor:
         return self.data[: self.n]
 
     def copy(self) -> GrowBuffer:
-        """A buffer of its own holding the same rows (appends to either no longer reach the other)."""
-        out = GrowBuffer(self.data.shape[1], self.data.dtype, self.data.device)
-        out.data, out.n = self.data[: self.n].clone(), self.n
+        """A buffer holding the same rows; appends to either no longer reach the other (copy on write)."""
+        out = GrowBuffer.__new__(GrowBuffer)
+        out.data, out.n, out.filled = self.data, self.n, self.filled
+        return out
+
+    @classmethod
+    def of(cls, rows: torch.Tensor) -> GrowBuffer:
+        out = cls(rows.shape[1], rows.dtype, rows.device)
+        if rows.shape[0]:
+            out.append(rows)
         return out
 
     def nbytes(self) -> int:
@@ -68,6 +86,7 @@ class V4LayerCache:
         self.index_keys = GrowBuffer(index_dim, dtype, device) if ratio == 4 else None
         self.comp_state = CompressorState()
         self.index_state = CompressorState()
+        self.warm = None  # kv_tiers.Int8Rows: the oldest compressed rows of a CSA layer, once demoted
 
     def window_kv(self, window: int) -> tuple[torch.Tensor | None, int]:
         return self.win, self.win_start
@@ -80,8 +99,15 @@ class V4LayerCache:
             win = win[-window:]
         self.win, self.win_start = win.clone(), first
 
-    def append_compressed(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.compressed.append(rows)
+    def append_compressed(self, rows: torch.Tensor):
+        """Every compressed row so far: a tensor, or (with warm rows) a `kv_tiers.SplitRows` to index."""
+        hot = self.compressed.append(rows)
+        return hot if self.warm is None else self.warm.split(hot)
+
+    def compressed_rows(self) -> torch.Tensor:
+        """All compressed rows in float32 (warm ones dequantised)."""
+        hot = self.compressed.view()
+        return hot if self.warm is None else torch.cat((self.warm.all(), hot))
 
     def append_index_keys(self, rows: torch.Tensor) -> torch.Tensor:
         return self.index_keys.append(rows)
@@ -91,7 +117,8 @@ class V4LayerCache:
         out.ratio, out.win, out.win_start = self.ratio, self.win, self.win_start
         out.compressed = self.compressed.copy() if self.compressed else None
         out.index_keys = self.index_keys.copy() if self.index_keys else None
-        out.comp_state, out.index_state = replace(self.comp_state), replace(self.index_state)
+        out.comp_state, out.index_state = self.comp_state.detached(), self.index_state.detached()
+        out.warm = self.warm.copy() if self.warm is not None else None
         return out
 
     def kv_bytes(self) -> dict[str, int]:
@@ -100,6 +127,7 @@ class V4LayerCache:
         return {
             "window": win,
             "compressed": self.compressed.nbytes() if self.compressed else 0,
+            "compressed_warm": self.warm.nbytes() if self.warm is not None else 0,
             "index_keys": self.index_keys.nbytes() if self.index_keys else 0,
             "states": self.comp_state.nbytes() + self.index_state.nbytes(),
         }

@@ -2,8 +2,8 @@
 decode, score, streaming generate), over the V4 cache.
 
 The V4 cache holds compressor states that cannot be rolled back. A prompt that extends the cached tokens
-continues the cache. Otherwise the engine goes back to a snapshot taken at the end of the previous prompt,
-when the new prompt starts with it. That is the multi-turn case: the reply the model generated is rendered
+continues the cache. Otherwise the engine goes back to a restore point (a snapshot taken at the end of a
+previous prompt, or at a position the caller named) that the new prompt starts with. That is the multi-turn case: the reply the model generated is rendered
 back into the history differently from how it was sampled (reasoning dropped, tool calls re-encoded). Only
 when neither applies does the cache start again.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,14 +23,20 @@ from ..errors import RuntimeModelError
 from ..engine.generation import PREFILL_CHUNK, EngineStats, GenerationLoop
 from ..engine.kv_cache import common_prefix
 from ..engine.loader import LoadedModel
+from ..kv.engine_hooks import PrefixCacheHooks
+from ..kv.identity import ModelIdentity
+from ..kv.snapshot import KVSnapshot, SnapshotRefused
 from .cache import V4Cache
 from .encoding import V4ChatFormat
+from .kv_export import export_v4, import_v4, v4_identity
+from .kv_tiers import demote_oldest
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
 # decode is bandwidth bound: int8 projections read a quarter of fp32's bytes and keep greedy choices
 # (the LM head's best candidates are recomputed in fp32); int4 is faster still but visibly less exact
 V4_FAST = "int8"
+MAX_RESTORE_POINTS = 8  # caches kept in RAM to go back to; they share append-only rows
 
 
 class V4Tokens:
@@ -41,9 +49,20 @@ class V4Tokens:
         return common_prefix(self.tokens, ids)
 
 
-class V4Engine(GenerationLoop):
+@dataclass(slots=True)
+class RestorePoint:
+    tokens: list[int]
+    cache: V4Cache  # a snapshot: shares append-only rows with the live cache
+    logits: torch.Tensor  # of the last token (the cache cannot re-run it)
+
+
+class V4Engine(GenerationLoop, PrefixCacheHooks):
+    restore_whole_only = True  # a V4 cache cannot be cut: snapshots restore whole
+
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, hot_kv_bytes: int | None = None) -> None:
+        """`hot_kv_bytes`: the budget of CSA compressed rows kept hot; past it the oldest go to the int8 warm
+        tier (runtime/deepseek_v4/kv_tiers.py). None keeps everything hot (bit for bit the plain cache)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self.device = device or torch.device("cpu")
         self.loaded = loaded
@@ -52,10 +71,12 @@ class V4Engine(GenerationLoop):
         self.kv = V4Tokens()
         self.cache = self.model.new_cache()
         self.last_logits: torch.Tensor | None = None
-        # (tokens, cache, logits) at the end of the last prompt prefilled
-        self.prompt_snapshot: tuple[list[int], V4Cache, torch.Tensor] | None = None
+        # token count -> the cache there (ends of prompts, caller-given restore points, imports), oldest first
+        self.restore_points: dict[int, RestorePoint] = {}
         self.stats = EngineStats()
         self.lock = threading.Lock()
+        csa = sum(1 for r in self.config.compress_ratios if r == 4)
+        self.hot_rows = None if hot_kv_bytes is None or not csa else hot_kv_bytes // (csa * self.config.head_dim * 4)
 
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
@@ -98,12 +119,16 @@ class V4Engine(GenerationLoop):
         return V4ChatFormat(self.tokenizer, thinking_mode="thinking" if thinking else "chat")
 
     def reset(self) -> None:
-        self.cache = self.model.new_cache()
-        self.kv.tokens.clear()
-        self.last_logits = None
+        """Erase the cache and every restore point (after a forget nothing of the old prompt may stay)."""
+        self.start_afresh()
+        self.restore_points.clear()
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False):
+    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False,
+                restore_points: Sequence[int] = ()):
+        """Make the cache hold `ids`: continue it, else go back to the longest restore point `ids` starts with,
+        else restore from the attached prefix cache, else start afresh. The chunks end at `restore_points`
+        (and at the end of the prompt), which become restore points themselves."""
         self.check_fits(len(ids))
         n = self.kv.common_prefix(ids)
         if all_logits or n < len(self.kv.tokens) or (n == len(ids) and self.last_logits is None):
@@ -111,49 +136,106 @@ class V4Engine(GenerationLoop):
                 self.reset()
                 n = 0
             else:
-                n = self.restore_prompt_snapshot(ids)
+                n = self.go_back(ids)
+        if not all_logits and self.prefix_cache is not None and n < len(ids):
+            n = self.restore_from_prefix_cache(ids, n)
+            self.kv_report.prefill_tokens = len(ids) - n
         self.stats.reused_tokens += n
         self.stats.prefill_calls += 1
         if n == len(ids):
             return self.last_logits
         outputs = []
-        for s in range(n, len(ids), PREFILL_CHUNK):
+        splits = sorted({p for p in restore_points if n < p < len(ids)} | {len(ids)})
+        s = n
+        while s < len(ids):
             if cancel is not None and cancel.is_set():
-                self.reset()
+                self.start_afresh()  # the restore points stay: a cancelled turn is resumed from them
                 return None
-            chunk = torch.tensor(ids[s:s + PREFILL_CHUNK], device=self.device)
+            e = min(s + PREFILL_CHUNK, next(p for p in splits if p > s))
+            chunk = torch.tensor(ids[s:e], device=self.device)
             if all_logits:
                 outputs.append(self.model(chunk, self.cache).cpu())  # sampling and grammars work on host tensors
             else:
                 self.last_logits = self.model.last_logits(chunk, self.cache).cpu()
-            self.kv.tokens.extend(ids[s:s + PREFILL_CHUNK])
+            self.kv.tokens.extend(ids[s:e])
             self.stats.prefilled_tokens += chunk.shape[0]
+            if self.hot_rows is not None:
+                self.demote_oldest()
+            if e in splits and not all_logits:
+                self.remember_restore_point()
+            s = e
         if all_logits:
             out = torch.cat(outputs)
             self.last_logits = out[-1]
             return out
-        self.prompt_snapshot = (list(ids), self.cache.snapshot(), self.last_logits)
         return self.last_logits
 
-    def restore_prompt_snapshot(self, ids: list[int]) -> int:
-        """Continue from the last prompt's snapshot when `ids` starts with that prompt; else start afresh.
+    def start_afresh(self) -> None:
+        self.cache = self.model.new_cache()
+        self.kv.tokens.clear()
+        self.last_logits = None
+
+    def remember_restore_point(self) -> None:
+        """Keep the cache as it is now (sharing its append-only rows) as a point to come back to."""
+        n = len(self.kv.tokens)
+        self.restore_points.pop(n, None)
+        self.restore_points[n] = RestorePoint(list(self.kv.tokens), self.cache.snapshot(), self.last_logits)
+        while len(self.restore_points) > MAX_RESTORE_POINTS:
+            del self.restore_points[next(iter(self.restore_points))]  # the oldest made
+
+    def go_back(self, ids: list[int]) -> int:
+        """Continue from the longest restore point `ids` starts with; else start afresh.
         Returns the number of tokens the cache now holds."""
-        snap = self.prompt_snapshot
-        if snap is None or len(snap[0]) > len(ids) or ids[: len(snap[0])] != snap[0]:
-            self.reset()
+        best = max((rp for rp in self.restore_points.values()
+                    if len(rp.tokens) <= len(ids) and ids[: len(rp.tokens)] == rp.tokens),
+                   key=lambda rp: len(rp.tokens), default=None)
+        if best is None:
+            self.start_afresh()
             return 0
-        tokens, cache, logits = snap
-        self.cache = cache.snapshot()  # the snapshot itself stays reusable
-        self.kv.tokens[:] = tokens
-        self.last_logits = logits
-        return len(tokens)
+        self.cache = best.cache.snapshot()  # the restore point itself stays reusable
+        self.kv.tokens[:] = best.tokens
+        self.last_logits = best.logits
+        return len(best.tokens)
+
+    # --- Engram KV: export / import (runtime/deepseek_v4/kv_export.py) ------------------------------
+
+    def identity_fields(self, digest_cache: Path | None) -> ModelIdentity:
+        return v4_identity(self, digest_cache)
+
+    def export_prefix(self, n_tokens: int) -> KVSnapshot:
+        """The cache at `n_tokens`: its current length or one of its restore points (a V4 cache cannot be cut)."""
+        if n_tokens == len(self.kv.tokens) and n_tokens > 0 and self.last_logits is not None:
+            return export_v4(self, self.cache, self.kv.tokens, self.last_logits)
+        rp = self.restore_points.get(n_tokens)
+        if rp is None:
+            raise ValueError(f"a V4 cache exports only at a restore point or its length ({len(self.kv.tokens)}); "
+                             f"{n_tokens} is neither (restore points: {sorted(self.restore_points)})")
+        return export_v4(self, rp.cache, rp.tokens, rp.logits)
+
+    def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
+        """Continue from `snapshot` (whole: `limit` below its length is refused). Raises SnapshotRefused
+        before anything changes."""
+        if limit is not None and limit < snapshot.length:
+            raise SnapshotRefused(f"a V4 snapshot restores whole: {snapshot.length} tokens, not {limit}")
+        cache, logits = import_v4(self, snapshot)
+        self.cache, self.last_logits = cache, logits
+        self.kv.tokens[:] = snapshot.tokens
+        self.remember_restore_point()
+        return snapshot.length
 
     @torch.inference_mode()
     def decode(self, token: int) -> torch.Tensor:
         self.last_logits = self.model.last_logits(torch.tensor([token], device=self.device), self.cache).cpu()
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1
+        if self.hot_rows is not None:
+            self.demote_oldest()
         return self.last_logits
+
+    def demote_oldest(self) -> None:
+        """The tier policy: CSA layers' oldest compressed rows past the hot budget become warm (int8)."""
+        for lc in self.cache.layers:
+            demote_oldest(lc, self.hot_rows)
 
     def score(self, ids: list[int]) -> torch.Tensor:
         self.reset()

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..chat import ChatFormat
+from ..kv.engine_hooks import PrefixCacheHooks
+from ..kv.identity import ModelIdentity
+from ..kv.snapshot import KVSnapshot
 from ..layers.attention import AttnContext
 from .kv_cache import KVCache
+from .kv_export import export_llama, import_llama, llama_identity
 from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop
 from .loader import FAST, LoadedModel, load_model
 
 DEFAULT_CONTEXT_CAP = 8192  # the KV block is preallocated, so a 128k-context model is not given 128k by default
 
 
-class LlamaEngine(GenerationLoop):
+class LlamaEngine(GenerationLoop, PrefixCacheHooks):
     """Llama-family models (SmolLM2, Llama, Qwen2-style) with a preallocated K/V block per layer."""
 
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
@@ -64,13 +69,18 @@ class LlamaEngine(GenerationLoop):
     # --- forward passes -------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False) -> torch.Tensor | None:
+    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False,
+                restore_points: Sequence[int] = ()) -> torch.Tensor | None:
         """Make the cache hold `ids`; returns logits of the last token (V,), or of every new token (T, V) with all_logits.
 
-        Only the part of `ids` after the longest prefix already cached is computed.
+        Only the part of `ids` after the longest prefix already cached (or restored from the attached prefix
+        cache) is computed. `restore_points` need no special handling: a llama cache restores at any position.
         """
         self.check_fits(len(ids))
         start = 0 if all_logits else min(self.kv.common_prefix(ids), len(ids) - 1)
+        if not all_logits and self.prefix_cache is not None and start < len(ids) - 1:
+            start = self.restore_from_prefix_cache(ids[:-1], start)  # the last token runs for its logits
+            self.kv_report.prefill_tokens = len(ids) - start
         self.stats.reused_tokens += start
         self.stats.prefill_calls += 1
         del self.kv.tokens[start:]
@@ -95,6 +105,19 @@ class LlamaEngine(GenerationLoop):
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1
         return self.model.compute_logits(hidden)[0].cpu()
+
+    # --- Engram KV: export / import of a prefix (runtime/engine/kv_export.py) ---------------------
+
+    def identity_fields(self, digest_cache: Path | None) -> ModelIdentity:
+        return llama_identity(self, digest_cache)
+
+    def export_prefix(self, n_tokens: int) -> KVSnapshot:
+        """The K/V of the first `n_tokens` cached positions, as contiguous clones."""
+        return export_llama(self, n_tokens)
+
+    def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
+        """Load a snapshot's first min(limit, length) positions; raises SnapshotRefused before any change."""
+        return import_llama(self, snapshot, limit)
 
     def score(self, ids: list[int]) -> torch.Tensor:
         """Logits at every position of `ids` (T, V), computed from an empty cache."""

@@ -4,7 +4,7 @@ generation loop (sampling, stop strings, cancellation, the context cap)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,16 +70,20 @@ class GenerationLoop:
         *,
         cancel: threading.Event | None = None,
         logits_processor: LogitsProcessor | None = None,
+        restore_points: Sequence[int] = (),
     ) -> Iterator[StepOutput]:
-        """Stream tokens for `prompt_ids`. Raises ContextOverflow before any work if the prompt does not fit."""
+        """Stream tokens for `prompt_ids`. Raises ContextOverflow before any work if the prompt does not fit.
+        `restore_points`: prompt positions the engine should be able to resume from later (end of system + tools,
+        end of each turn); engines whose cache cannot be cut (V4) split their prefill there."""
         self.check_fits(len(prompt_ids))
         with self.lock:
-            yield from self._generate(prompt_ids, params, cancel, logits_processor)
+            yield from self._generate(prompt_ids, params, cancel, logits_processor, restore_points)
 
     def _generate(
-        self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None, processor: LogitsProcessor | None
+        self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None, processor: LogitsProcessor | None,
+        restore_points: Sequence[int] = (),
     ) -> Iterator[StepOutput]:
-        logits = self.prefill(prompt_ids, cancel=cancel)
+        logits = self.prefill(prompt_ids, cancel=cancel, restore_points=restore_points)
         if logits is None:
             yield StepOutput(None, "", "cancelled")
             return

@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 import torch
 
+from ..kv.identity import ModelIdentity
+from ..kv.prefix_cache import PrefixCache, Provenance, RestoreReport
+from ..kv.snapshot import KVSnapshot
 from ..tokenizer import Tokenizer
 from ..tool_calls import ParsedToolCall, TextPiece
 from .generation import EngineStats, LogitsProcessor, StepOutput
@@ -57,9 +60,10 @@ class Engine(Protocol):
         """Raise ContextOverflow (or RuntimeModelError for an empty prompt) before any work."""
 
     def prefill(self, ids: list[int], *, cancel: threading.Event | None = None,
-                all_logits: bool = False) -> torch.Tensor | None:
-        """Make the cache hold `ids`, reusing what it can; next-token logits (V,), every position's with
-        all_logits (T, V), None when cancelled."""
+                all_logits: bool = False, restore_points: Sequence[int] = ()) -> torch.Tensor | None:
+        """Make the cache hold `ids`, reusing what it can (its own cache, then the attached prefix cache);
+        next-token logits (V,), every position's with all_logits (T, V), None when cancelled.
+        `restore_points`: positions to be able to resume from later (V4 splits its prefill there)."""
 
     def decode(self, token: int) -> torch.Tensor:
         """Append one token; next-token logits (V,)."""
@@ -68,7 +72,29 @@ class Engine(Protocol):
         """Logits at every position of `ids` (T, V), from an empty cache."""
 
     def generate(self, prompt_ids: list[int], params: SamplingParams, *, cancel: threading.Event | None = None,
-                 logits_processor: LogitsProcessor | None = None) -> Iterator[StepOutput]: ...
+                 logits_processor: LogitsProcessor | None = None,
+                 restore_points: Sequence[int] = ()) -> Iterator[StepOutput]: ...
 
     def reset(self) -> None:
         """Erase every cached K/V and snapshot, not only mark them stale (after a forget nothing may stay)."""
+
+    # --- Engram KV (runtime/kv/): export/import of a prefix and the prefix-cache hook ---------------
+
+    kv_report: RestoreReport  # what the last prefill restored from the prefix cache
+
+    def export_prefix(self, n_tokens: int) -> KVSnapshot:
+        """The cache's first `n_tokens` as a snapshot of contiguous clones (V4: only at a restore point or the
+        current length; ValueError otherwise)."""
+
+    def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
+        """Make the cache hold the snapshot's prefix (at most `limit` tokens where the cache can be cut);
+        returns the tokens held. Raises SnapshotRefused, with the reason, before changing anything."""
+
+    def model_identity(self) -> ModelIdentity:
+        """Everything that changes the KV a prompt produces (its digest keys the snapshots)."""
+
+    def attach_prefix_cache(self, cache: PrefixCache | None) -> None:
+        """Consult `cache` in prefill (under the lock) when the engine's own cache lacks a prompt's prefix."""
+
+    def save_prefix(self, n_tokens: int, provenance: Provenance | None = None) -> str | None:
+        """Snapshot the first `n_tokens` into the attached prefix cache (thread-safe); its id, or None."""

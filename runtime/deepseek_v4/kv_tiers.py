@@ -1,0 +1,92 @@
+"""The warm tier of a live V4 cache: a CSA layer's oldest compressed rows in int8 (one fp16 scale per 64
+values), dequantised only for the top-k rows the indexer selects. The indexer keys stay hot (every query
+scores all of them), and so do the window, the states and the HCA layers' few rows.
+
+Nothing here runs unless the engine is given a hot byte budget (`V4Engine(hot_kv_bytes=...)`): without one
+the cache is all hot and every step is bit for bit what it was.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..kv.codec import INT8_BLOCK, block_size, quantise_int8
+from .cache import GrowBuffer
+
+MIN_HOT_ROWS = 16
+DEMOTE_STEP = 64  # rows moved at a time: the hot buffer is rebuilt once per step, not once per row
+
+
+class Int8Rows:
+    """Append-only int8 rows with per-block fp16 scales (copies share rows, like GrowBuffer)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.block = block_size(torch.empty(width), INT8_BLOCK)
+        self.q = GrowBuffer(width, torch.int8)
+        self.scale = GrowBuffer(width // self.block, torch.float16)
+
+    @property
+    def n(self) -> int:
+        return self.q.n
+
+    def append(self, rows: torch.Tensor) -> None:
+        parts = quantise_int8(rows, self.block)
+        self.q.append(parts[""].view(rows.shape[0], self.width))
+        self.scale.append(parts[".scale"].view(rows.shape[0], -1))
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dequantised rows `idx` (any shape of row indices) -> idx.shape + (width,) float32."""
+        q = self.q.view()[idx].float()
+        scale = self.scale.view()[idx].float().repeat_interleave(self.block, dim=-1)
+        return q * scale
+
+    def all(self) -> torch.Tensor:
+        return self.gather(torch.arange(self.n))
+
+    def split(self, hot: torch.Tensor) -> SplitRows:
+        return SplitRows(self, hot)
+
+    def copy(self) -> Int8Rows:
+        out = Int8Rows.__new__(Int8Rows)
+        out.width, out.block, out.q, out.scale = self.width, self.block, self.q.copy(), self.scale.copy()
+        return out
+
+    def nbytes(self) -> int:
+        return self.q.nbytes() + self.scale.nbytes()
+
+
+class SplitRows:
+    """Rows 0..n_warm-1 warm, the rest hot: what `append_compressed` returns once a layer has warm rows.
+    Attention only indexes it with the indexer's selection, so only those rows are dequantised."""
+
+    def __init__(self, warm: Int8Rows, hot: torch.Tensor) -> None:
+        self.warm, self.hot = warm, hot
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.warm.n + self.hot.shape[0], self.hot.shape[1])
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        n_warm = self.warm.n
+        if self.hot.shape[0] == 0:
+            return self.warm.gather(idx)
+        out = self.hot[(idx - n_warm).clamp(min=0)]
+        is_warm = idx < n_warm
+        if bool(is_warm.any()):
+            out[is_warm] = self.warm.gather(idx[is_warm])
+        return out
+
+
+def demote_oldest(lc, max_hot_rows: int) -> None:
+    """Move a CSA layer's oldest compressed rows to its warm tier until at most `max_hot_rows` are hot."""
+    hot = lc.compressed
+    max_hot_rows = max(MIN_HOT_ROWS, max_hot_rows)
+    if lc.ratio != 4 or hot.n < max_hot_rows + DEMOTE_STEP:
+        return
+    k = hot.n - max_hot_rows
+    if lc.warm is None:
+        lc.warm = Int8Rows(hot.data.shape[1])
+    rows = hot.view()
+    lc.warm.append(rows[:k])
+    lc.compressed = GrowBuffer.of(rows[k:].clone())  # a new buffer: restore points keep the old one

@@ -1,0 +1,141 @@
+"""Tier encodings of a snapshot's lossy tensors: int8 (warm) and int4 (cold) with per-block scales.
+
+A tensor is split into blocks along its flattened last dimension (one block per attention head vector
+for SmolLM2's 64-wide heads). int8 is symmetric (absmax / 127, fp16 scale); int4 is asymmetric (min and
+step per block in fp16, two codes a byte), because K has a few large channels that a symmetric 4-bit
+grid would spend most of its levels on. Everything not listed as lossy is kept exact.
+
+Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`
+(uint8 codes, zlib-compressed for the disk tier) + `name.scale` + `name.min`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from .snapshot import KVSnapshot, SnapshotRefused, TensorInfo, Tier
+
+INT8_BLOCK = 64
+INT4_BLOCK = 64
+ENCODING_OF_TIER = {"hot": "exact", "warm": "int8", "cold": "int4"}
+PARTS_OF_ENCODING = {"exact": ("",), "int8": ("", ".scale"), "int4": ("", ".scale", ".min")}
+
+
+def block_size(t: torch.Tensor, preferred: int) -> int:
+    last = t.shape[-1] if t.dim() else 1
+    for b in (preferred, 32, 16, 8):
+        if last % b == 0:
+            return b
+    return last
+
+
+def quantise_int8(t: torch.Tensor, block: int) -> dict[str, torch.Tensor]:
+    x = t.float().reshape(-1, block)
+    scale = (x.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-12).half()
+    q = torch.round(x / scale.float()).clamp(-127, 127).to(torch.int8)
+    return {"": q, ".scale": scale}
+
+
+def dequantise_int8(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.Tensor:
+    x = parts[""].float() * parts[".scale"].float()
+    return x.reshape(info.shape).to(getattr(torch, info.dtype))
+
+
+def quantise_int4(t: torch.Tensor, block: int, *, compress: bool) -> dict[str, torch.Tensor]:
+    x = t.float().reshape(-1, block)
+    lo, hi = x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)
+    step = ((hi - lo) / 15).clamp(min=1e-12).half()
+    lo = lo.half()
+    q = torch.round((x - lo.float()) / step.float()).clamp(0, 15).to(torch.uint8)
+    packed = (q[:, 0::2] | (q[:, 1::2] << 4)).reshape(-1)
+    if compress:
+        packed = torch.frombuffer(bytearray(zlib.compress(packed.numpy().tobytes(), 1)), dtype=torch.uint8)
+    return {"": packed, ".scale": step, ".min": lo}
+
+
+def dequantise_int4(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.Tensor:
+    packed = parts[""]
+    if info.compressed:
+        packed = torch.frombuffer(bytearray(zlib.decompress(packed.numpy().tobytes())), dtype=torch.uint8)
+    packed = packed.reshape(-1, info.block // 2)
+    q = torch.empty(packed.shape[0], info.block, dtype=torch.uint8)
+    torch.bitwise_and(packed, 15, out=q[:, 0::2])
+    torch.bitwise_right_shift(packed, 4, out=q[:, 1::2])
+    x = torch.addcmul(parts[".min"].float(), q.float(), parts[".scale"].float())  # one pass: min + code * step
+    return x.reshape(info.shape).to(getattr(torch, info.dtype))
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def encode_tensor(t: torch.Tensor, encoding: str, *, compress: bool) -> tuple[TensorInfo, dict[str, torch.Tensor]]:
+    info = TensorInfo(encoding=encoding, dtype=dtype_name(t.dtype), shape=list(t.shape))
+    if encoding == "exact" or t.numel() == 0:
+        info.encoding = "exact"
+        return info, {"": t}
+    if encoding == "int8":
+        info.block = block_size(t, INT8_BLOCK)
+        return info, quantise_int8(t, info.block)
+    info.block = block_size(t, INT4_BLOCK)
+    if info.block % 2:
+        info.encoding = "int8"  # an odd block cannot pack two codes a byte
+        info.block = block_size(t, INT8_BLOCK)
+        return info, quantise_int8(t, info.block)
+    info.compressed = compress
+    return info, quantise_int4(t, info.block, compress=compress)
+
+
+def decode_tensor(info: TensorInfo, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    if info.encoding == "exact":
+        return parts[""]
+    if info.encoding == "int8":
+        return dequantise_int8(parts, info)
+    return dequantise_int4(parts, info)
+
+
+class EncodedSnapshot:
+    """A snapshot in a tier's storage form: what the warm RAM tier holds and what a file contains."""
+
+    def __init__(self, snap: KVSnapshot, tier: Tier, *, compress: bool = False) -> None:
+        self.meta = snap.meta.model_copy(deep=True)
+        self.meta.tier = tier
+        self.meta.tensors = {}
+        self.parts: dict[str, torch.Tensor] = {}  # stored name -> tensor
+        lossy = set(snap.meta.lossy)
+        for name, t in snap.tensors.items():
+            encoding = ENCODING_OF_TIER[tier] if name in lossy else "exact"
+            info, parts = encode_tensor(t, encoding, compress=compress)
+            self.meta.tensors[name] = info
+            for suffix, part in parts.items():
+                self.parts[name + suffix] = part
+
+    @classmethod
+    def from_parts(cls, meta, parts: dict[str, torch.Tensor]) -> EncodedSnapshot:
+        out = cls.__new__(cls)
+        out.meta, out.parts = meta, parts
+        return out
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.parts.values())
+
+    def decode(self) -> KVSnapshot:
+        tensors = {}
+        for name, info in self.meta.tensors.items():
+            parts = {}
+            for suffix in ("", ".scale", ".min"):
+                if name + suffix in self.parts:
+                    parts[suffix] = self.parts[name + suffix]
+            missing = [name + suffix for suffix in PARTS_OF_ENCODING[info.encoding] if suffix not in parts]
+            if missing:
+                raise SnapshotRefused(f"snapshot tensor {name!r} lacks {', '.join(missing)}")
+            try:
+                tensors[name] = decode_tensor(info, parts)
+            except (RuntimeError, zlib.error, ValueError, ZeroDivisionError) as exc:
+                raise SnapshotRefused(f"snapshot tensor {name!r} cannot be decoded ({exc})") from None
+            if list(tensors[name].shape) != info.shape:
+                raise SnapshotRefused(f"snapshot tensor {name!r} has shape {list(tensors[name].shape)}, not {info.shape}")
+        meta = self.meta.model_copy(deep=True)
+        return KVSnapshot(meta=meta, tensors=tensors)
