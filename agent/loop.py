@@ -19,14 +19,18 @@ from pydantic import BaseModel
 from ..tools.base import Effect, ToolError, ToolResult
 from ..tools.toolbox import Toolbox
 from .backends.base import Backend, GenerationParams
+from .compaction import Compactor, CompactionSettings, redigest_redacted
+from .context_meter import ContextMeter, Reading
 from .events import (
-    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Done, Error, FileChanged, MemoryChanged, ReasoningDelta,
-    StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished, ToolRequested, TurnDone, TurnStarted, Usage,
-    UsageUpdate,
+    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Compacted, CompactionUndone, ContextUsage, Done,
+    Error, FileChanged, MemoryChanged, ReasoningDelta, StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished,
+    ToolRequested, TurnDone, TurnStarted, Usage, UsageUpdate,
 )
-from .messages import Message, ToolCall, system, tool_result, user
+from .messages import Message, ToolCall, tool_result, user
 from .permissions import Policy
+from .server_errors import is_context_overflow
 from .sessions import SessionStore
+from .view import Trigger, View
 
 
 class BudgetExhausted(Exception):
@@ -45,6 +49,17 @@ class Cancelled(Exception):
     pass
 
 
+class _Overflow(Exception):
+    """The backend said the prompt does not fit: compact once and retry."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+CANCELLED_CALL = "cancelled: the user stopped the turn before this tool call ran"
+
+
 # A tool with one of these effects may change files, so the working tree is checkpointed before it runs.
 CHECKPOINTED = frozenset({Effect.CHANGES_FILES, Effect.RUNS_COMMANDS})
 
@@ -55,6 +70,8 @@ class AgentConfig(BaseModel):
     timeout_s: float | None = None
     repeat_limit: int = 3  # identical tool calls in one turn before the loop refuses them
     params: GenerationParams = GenerationParams()
+    context_window: int | None = None  # overrides the backend's figure (`--context-window`, `context_window`)
+    compaction: CompactionSettings = CompactionSettings()
 
 
 @dataclass
@@ -79,15 +96,17 @@ class TurnResult:
     malformed_calls: int = 0
     error: str | None = None
     last_tests: dict[str, Any] | None = None
+    compactions: int = 0
 
 
 class Agent:
     def __init__(self, backend: Backend, toolbox: Toolbox, store: SessionStore, session_id: str, system_text: str,
                  policy: Policy, config: AgentConfig | None = None, emit: Callable[[AgentEvent], None] | None = None,
-                 approver: Approver | None = None, history: list[Message] | None = None,
+                 approver: Approver | None = None,
                  before_first_change: Callable[[int], None] | None = None,
                  on_user_message: Callable[[str, int], list[AgentEvent]] | None = None,
-                 after_forget: Callable[[], list[Message]] | None = None) -> None:
+                 after_forget: Callable[[], str] | None = None, summariser: Backend | None = None,
+                 pinned_memory: Callable[[], str] | None = None) -> None:
         self.backend = backend
         self.toolbox = toolbox
         self.store = store
@@ -98,11 +117,24 @@ class Agent:
         self.approver = approver
         self.before_first_change = before_first_change
         self.on_user_message = on_user_message  # e.g. memory capture of "from now on ..." statements
-        self.after_forget = after_forget  # returns the rebuilt message list once forgotten text is purged
-        self.messages: list[Message] = [system(system_text)] + [m for m in (history or []) if m.role != "system"]
+        self.after_forget = after_forget  # returns the system text rebuilt once forgotten text is purged
+        self.pinned_memory = pinned_memory  # the memory block now, for pins made after the system message was built
+        self.system_text = system_text
+        # What the model sees, folded from the log (a resumed session continues from the same View).
+        self.view = View.fold(system_text, store.events(session_id))
+        self.meter = ContextMeter(backend, self.config.context_window, self.config.params.max_tokens)
+        self.compactor = Compactor(summariser or backend, self.meter.window, self.config.compaction)
+        self.context: Reading | None = None  # the last reading of the meter
+        self.compactions = 0  # made by this process
         self.turn = store.turns(session_id)
         self.total_usage = Usage()
         self._cancel = threading.Event()
+        self._unanswered: list[ToolCall] = []
+
+    @property
+    def messages(self) -> list[Message]:
+        """The request the model gets next: the View, always valid (every tool call answered)."""
+        return self.view.messages()
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -111,6 +143,9 @@ class Agent:
 
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()
+        # The log may have grown outside this loop since the last turn (an undo notes its reverted files there).
+        self.view = View.fold(self.system_text, self.store.events(self.session_id))
+        compactions_before = self.compactions
         self.turn += 1
         result = TurnResult(status="done", summary="", steps=0, usage=Usage())
         self.emit(TurnStarted(session_id=self.session_id, turn=self.turn, prompt=prompt))
@@ -131,6 +166,7 @@ class Agent:
                 if not reply.tool_calls:
                     result.summary = (reply.content or "").strip()
                     break
+                self._unanswered = list(reply.tool_calls)
                 for call in reply.tool_calls:
                     changed_before = self._handle_call(call, result, repeats, changed_before)
                     self._check_cancel()
@@ -144,6 +180,10 @@ class Agent:
         except Cancelled:
             result.status = "cancelled"
             result.summary = "cancelled by the user"
+            # The calls of the reply that never ran get a result, so the next request is still valid.
+            for call in list(self._unanswered):
+                self._finish_call(call, ToolResult(text=CANCELLED_CALL, is_error=True))
+        result.compactions = self.compactions - compactions_before
         self.store.append(self.session_id, self.turn, "turn_done",
                           {"status": result.status, "summary": result.summary, "steps": result.steps,
                            "usage": result.usage.model_dump(exclude={"type"})})
@@ -155,11 +195,34 @@ class Agent:
     def _ask_model(self, result: TurnResult, deadline: float | None) -> Message:
         if self.config.max_tokens is not None and self.total_usage.total_tokens >= self.config.max_tokens:
             raise BudgetExhausted("max_tokens")
+        self._fit_context()
+        try:
+            reply, step_usage = self._stream_reply(deadline)
+        except _Overflow as overflow:
+            # The server counts differently from the meter: one compaction, one retry, then it is a failure.
+            if self.compact(trigger="overflow") is None:
+                raise BackendFailed(overflow.error) from None
+            try:
+                reply, step_usage = self._stream_reply(deadline)
+            except _Overflow as again:
+                raise BackendFailed(again.error) from None
+        self._append(reply)
+        result.usage = result.usage + step_usage
+        self.total_usage = self.total_usage + step_usage
+        self.store.append(self.session_id, self.turn, "usage", step_usage.model_dump(exclude={"type"}))
+        self.emit(AssistantMessage(content=reply.content or "", tool_calls=reply.tool_calls))
+        self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExhausted("timeout")
+        return reply
+
+    def _stream_reply(self, deadline: float | None) -> tuple[Message, Usage]:
         text: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []
         step_usage = Usage()
-        for event in self.backend.stream(self.messages, self.toolbox.schemas(), self.config.params):
+        messages = self.messages
+        for event in self.backend.stream(messages, self.toolbox.schemas(), self.config.params):
             self._check_cancel()
             if deadline is not None and time.monotonic() > deadline:
                 raise BudgetExhausted("timeout")
@@ -174,20 +237,68 @@ class Agent:
             elif isinstance(event, Usage):
                 step_usage = event
             elif isinstance(event, Error):
+                if is_context_overflow(event) and not text and not calls:
+                    raise _Overflow(event)
                 raise BackendFailed(event)
             elif isinstance(event, Done):
                 break
+        self.meter.observe(messages, step_usage.prompt_tokens)
         reply = Message(role="assistant", content="".join(text), tool_calls=calls,
                         reasoning_content="".join(reasoning) or None)
-        self._append(reply)
-        result.usage = result.usage + step_usage
-        self.total_usage = self.total_usage + step_usage
-        self.store.append(self.session_id, self.turn, "usage", step_usage.model_dump(exclude={"type"}))
-        self.emit(AssistantMessage(content=reply.content or "", tool_calls=calls))
-        self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
-        if deadline is not None and time.monotonic() > deadline:
-            raise BudgetExhausted("timeout")
-        return reply
+        return reply, step_usage
+
+    # --- the context: meter and compaction --------------------------------------------------------
+
+    def measure(self) -> Reading:
+        self.context = self.meter.measure(self.messages, self.toolbox.schemas())
+        return self.context
+
+    def _fit_context(self) -> None:
+        """Before a request: publish the fill; compact at the configured share, or when the request would not fit."""
+        reading = self.measure()
+        for _ in range(2):  # a second pass when the first compaction kept too much to fit
+            if reading.fits and reading.share < self.config.compaction.compact_at:
+                break
+            if self.compact(trigger="auto") is None:
+                break
+            reading = self.measure()
+        self.emit(ContextUsage(used=reading.used, window=reading.window, share=round(reading.share, 4), exact=reading.exact))
+
+    def compact(self, trigger: Trigger = "manual", focus: str | None = None) -> Compacted | None:
+        """Replace the older steps by the task state and a summary; None when there is nothing to drop.
+        Never raises for model trouble: a failed summary falls back to the digest."""
+        events = self.store.events(self.session_id)
+        before = self.measure().used
+        memory = self.pinned_memory() if self.pinned_memory is not None else ""
+        memory = "" if memory.strip() in self.system_text else memory.strip()
+        built = self.compactor.build(self.view, events, trigger=trigger, focus=focus or None, tokens_before=before,
+                                     memory=memory)
+        if built is None:
+            return None
+        compaction, outcome = built
+        self.view.compactions.append(compaction)
+        compaction.tokens_after = self.measure().used
+        compaction.event_id = self.store.append(self.session_id, self.turn, "compacted", compaction.payload())
+        self.compactions += 1
+        self.total_usage = self.total_usage + outcome.usage
+        event = Compacted(id=compaction.id, first_kept_event_id=compaction.first_kept_event_id, summary=compaction.summary,
+                          source=compaction.source, focus=compaction.focus, trigger=trigger,
+                          tokens_before=compaction.tokens_before, tokens_after=compaction.tokens_after,
+                          summary_tokens=compaction.summary_tokens, fallback_reason=outcome.fallback_reason)
+        self.emit(event)
+        return event
+
+    def compact_undo(self) -> CompactionUndone | None:
+        """Take back the latest compaction: the View is the one before it. None when there is none."""
+        active = self.view.active
+        if active is None:
+            return None
+        self.store.append(self.session_id, self.turn, "compaction_undone", {"id": active.id})
+        self.view.compactions.pop()
+        restored = self.view.active
+        event = CompactionUndone(id=active.id, restored_id=restored.id if restored else None)
+        self.emit(event)
+        return event
 
     # --- one tool call -------------------------------------------------------------------------
 
@@ -240,16 +351,27 @@ class Agent:
             result.last_tests = data
             self.store.append(self.session_id, self.turn, "tests_ran", data)
             self.emit(TestsRan(**data))
+        # The task state (agent/task_state.py) is folded from these events, never read back from the text.
+        if outcome.files_read:
+            self.store.append(self.session_id, self.turn, "file_read", {"paths": outcome.files_read})
+        if outcome.command is not None:
+            self.store.append(self.session_id, self.turn, "command_ran", outcome.command.model_dump())
+        if outcome.todos is not None:
+            self.store.append(self.session_id, self.turn, "todos", {"items": [t.model_dump() for t in outcome.todos]})
         self._finish_call(call, outcome)
         if outcome.memory is not None and outcome.memory.action == "forgotten" and self.after_forget is not None:
             self.reload(self.after_forget())
         return changed_before
 
-    def reload(self, messages: list[Message]) -> None:
-        """Replace the conversation, e.g. after a forget redacted the log: nothing forgotten stays in memory."""
-        self.messages = messages
+    def reload(self, system_text: str) -> None:
+        """Rebuild the View from the log, e.g. after a forget redacted it: nothing forgotten stays in memory.
+        A compaction whose summary was made from redacted text gets a fresh digest in its place."""
+        self.system_text = system_text
+        redigest_redacted(self.store, self.session_id)
+        self.view = View.fold(system_text, self.store.events(self.session_id))
 
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
+        self._unanswered = [pending for pending in self._unanswered if pending.id != call.id]
         self._append(tool_result(call.id, call.name, outcome.text))
         first_line = outcome.text.strip().splitlines()[0] if outcome.text.strip() else ""
         self.emit(ToolFinished(call_id=call.id, name=call.name, ok=not outcome.is_error,
@@ -257,8 +379,7 @@ class Agent:
                                data=outcome.data))
 
     def _append(self, message: Message) -> None:
-        self.messages.append(message)
-        self.store.append_message(self.session_id, self.turn, message)
+        self.view.append(self.store.append_message(self.session_id, self.turn, message), message)
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import Effect, ToolResult
+from .base import CommandRun, Effect, ToolResult
 from .process import cap_output, run_command
 from .workspace import Workspace
 
@@ -30,4 +30,5 @@ class Bash:
         else:
             text = f"{output}\n[exit code {outcome.exit_code}]"
         return ToolResult(text=text, is_error=outcome.exit_code != 0,
-                          data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out})
+                          data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out},
+                          command=CommandRun(command=args.command, exit_code=outcome.exit_code, timed_out=outcome.timed_out))

@@ -17,11 +17,12 @@ from .multi_edit import MultiEdit
 from .read_file import ReadFile
 from .run_tests import RunTests
 from .search import Search
+from .todo import Todo
 from .workspace import PathEscape, Workspace
 from .write_file import WriteFile
 
 DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, MultiEdit, WriteFile, ApplyPatch, RunTests,
-                                   Bash, Git)
+                                   Bash, Git, Todo)
 
 
 class Toolbox:
@@ -58,4 +59,5 @@ class Toolbox:
             result = ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
         except PathEscape as exc:
             result = ToolResult(text=f"error: {exc}", is_error=True)
-        return result.model_copy(update={"file_changes": self.workspace.take_changes()})
+        return result.model_copy(update={"file_changes": self.workspace.take_changes(),
+                                         "files_read": self.workspace.take_reads()})

@@ -33,6 +33,8 @@ class Workspace:
     syntax_gate: SyntaxGateMode = "warn"
     # Files written by tools since the last `take_changes()`; the agent turns these into FileChanged events.
     changed: dict[str, str] = field(default_factory=dict)
+    # Files read through `read_text` since the last `take_reads()`: the task state's "files read".
+    read: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -58,7 +60,10 @@ class Workspace:
         raw = path.read_bytes()
         if b"\x00" in raw[:8192]:
             raise UnicodeError(f"{self.relative(path)} looks binary")
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
+        if self.relative(path) not in self.read:
+            self.read.append(self.relative(path))
+        return text
 
     def write_text(self, path: Path, text: str) -> str:
         """Write atomically (temp file in the same folder, fsync, rename), keeping the file's mode."""
@@ -71,6 +76,10 @@ class Workspace:
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes
+
+    def take_reads(self) -> list[str]:
+        reads, self.read = self.read, []
+        return reads
 
 
 def _alive(pid: int) -> bool:
