@@ -2,7 +2,8 @@
 
 Every completed step (a user message, an assistant reply, one tool result, a file change) is one
 committed row, written in WAL mode, so a killed process loses at most the step in flight. Resume
-rebuilds the message list from the log.
+rebuilds the message list from the log. This module owns the file and its schema, redaction included
+(`SessionStore.redact`, which a memory forget calls): nothing else opens it (docs/architecture.md, "Ownership").
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from ..home import dsv4_home
 from .messages import Message, ToolCall, tool_result
+
+SESSIONS_FILE = "sessions.db"
+MIN_OVERLAP = 12  # a title cut off inside a redacted text still holds its first characters; shorter overlaps are chance
 
 migrations = Migrations("dsv4.sessions")
 
@@ -62,6 +67,15 @@ class SessionInfo:
 
 
 class SessionStore:
+    @classmethod
+    def open_default(cls) -> SessionStore:
+        """The store of this user: `$DSV4_HOME/sessions.db`."""
+        return cls(dsv4_home() / SESSIONS_FILE)
+
+    @staticmethod
+    def default_exists() -> bool:
+        return (dsv4_home() / SESSIONS_FILE).exists()
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +187,43 @@ class SessionStore:
         info.turns = self.turns(info.id)
         return info
 
+    def redact(self, replacements: dict[str, str]) -> tuple[int, list[str]]:
+        """Replace each text (key) by its marker (value) in every logged event and session title, in place,
+        so none of it can be read back (secure delete, WAL truncated). Returns the rows changed and the
+        sessions touched. Tool arguments are JSON inside JSON, so escaped forms are replaced too."""
+        from ..memory.purge import checkpoint
+
+        changed = 0
+        sessions: set[str] = set()
+        with self.lock:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("BEGIN IMMEDIATE")
+            for text, marker in replacements.items():
+                pairs = [(text, marker)] + [(_escaped(text, a), _escaped(marker, a)) for a in (False, True)]
+                needles = {old for old, _ in pairs} | {_escaped(old, a) for old, _ in pairs for a in (False, True)}
+                rows: dict[int, tuple[str, str]] = {}
+                for needle in needles:
+                    for row_id, session, payload in conn.execute(
+                            "SELECT id, session_id, payload FROM events WHERE instr(payload, ?) > 0", [needle]):
+                        rows[row_id] = (session, payload)
+                for row_id, (session, payload) in rows.items():
+                    conn.execute("UPDATE events SET payload = ? WHERE id = ?",
+                                 [json.dumps(_scrub(json.loads(payload), pairs), ensure_ascii=False), row_id])
+                    sessions.add(session)
+                    changed += 1
+                for session, title in conn.execute("SELECT id, title FROM sessions").fetchall():
+                    redacted = redact_title(title, text, marker)
+                    if redacted != title:
+                        conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [redacted, session])
+                        sessions.add(session)
+                        changed += 1
+            conn.execute("COMMIT")
+            checkpoint(conn, self.path)
+            conn.close()
+        return changed, sorted(sessions)
+
     def close(self) -> None:
         self.db.close()
 
@@ -180,3 +231,29 @@ class SessionStore:
 def _interrupted(calls: list[ToolCall]) -> list[Message]:
     return [tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished")
             for call in calls]
+
+
+def redact_title(title: str, text: str, marker: str) -> str:
+    """Titles are the first user line cut at a width, so they can hold the text whole or only its start."""
+    if text in title:
+        return title.replace(text, marker)
+    for size in range(min(len(title), len(text)) - 1, MIN_OVERLAP - 1, -1):
+        if title.endswith(text[:size]):
+            return title[:-size] + marker
+    return title
+
+
+def _escaped(text: str, ascii_only: bool) -> str:
+    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+
+
+def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in replacements:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_scrub(v, replacements) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, replacements) for k, v in value.items()}
+    return value

@@ -1,6 +1,8 @@
 """Forget = purge. `forget` returns only when the item cannot be read back from anywhere we wrote it:
 
-1. session event logs (`sessions.db`): the text redacted in place, then the WAL checkpointed away;
+1. copies of the text kept by others (the agent's session log): `store.log_redactor`, when the opener
+   wired one, replaces each text with a marker and says which sessions it touched; memory never opens
+   another store's files (docs/architecture.md, "Ownership");
 2. KV snapshots whose prefix covered the item (or a redacted turn): files unlinked, records deleted;
 3. SQLite: item rows, FTS entries (deleted, then the FTS index optimised so no old segment keeps the
    terms), embedding-cache rows; `secure_delete` zeroes freed pages; WAL checkpointed with TRUNCATE;
@@ -13,12 +15,12 @@ they need the text, which step 3 destroys.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import snapshots
 from .indexing import cache_key
@@ -29,6 +31,14 @@ if TYPE_CHECKING:
     from .store import MemoryStore
 
 CHECKPOINT_WAIT_S = 10.0
+
+# Replaces each text (key) with its marker (value) wherever the owner keeps copies; returns the number of
+# records changed and the sessions they belong to (their KV snapshots are dropped too).
+LogRedactor = Callable[[dict[str, str]], tuple[int, list[str]]]
+
+
+def marker(item_id: str) -> str:
+    return f"[forgotten memory {item_id}]"
 
 
 @dataclass
@@ -43,7 +53,8 @@ def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: s
     with store.sync_lock():
         targets = _targets(store, item_id, key, scope, repo_id, session_id, ids)
         target_ids = [t.id for t in targets]
-        redacted, sessions = redact_session_logs(store.home / "sessions.db", targets)
+        redacted, sessions = (store.log_redactor({t.text: marker(t.id) for t in targets})
+                              if store.log_redactor is not None else (0, []))
         models = [r["model"] for r in store.rows("SELECT DISTINCT model FROM embed_cache")]
         cache_keys = [cache_key(store, m, t.text) for m in models for t in targets]
         with store.write() as db:
@@ -103,73 +114,6 @@ def _with_ancestors(store: MemoryStore, items: list[Item]) -> list[Item]:
                 seen[row["id"]] = Item.from_row(row)
                 frontier.append(row["id"])
     return list(seen.values())
-
-
-def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        for old, new in replacements:
-            value = value.replace(old, new)
-        return value
-    if isinstance(value, list):
-        return [_scrub(v, replacements) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v, replacements) for k, v in value.items()}
-    return value
-
-
-def _escaped(text: str, ascii_only: bool) -> str:
-    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
-
-
-MIN_OVERLAP = 12  # a title cut off inside the text still holds its first characters; shorter overlaps are chance
-
-
-def redact_title(title: str, text: str, marker: str) -> str:
-    """Titles are the first user line cut at a width, so they can hold the text whole or only its start."""
-    if text in title:
-        return title.replace(text, marker)
-    for size in range(min(len(title), len(text)) - 1, MIN_OVERLAP - 1, -1):
-        if title.endswith(text[:size]):
-            return title[:-size] + marker
-    return title
-
-
-def redact_session_logs(path: Path, targets: list[Item]) -> tuple[int, list[str]]:
-    """Replace the items' text in every logged event (and session title) with a marker; returns the count of
-    rows changed and the sessions touched. Tool arguments are JSON inside JSON, so the escaped forms of the
-    text are replaced inside strings too."""
-    if not path.exists():
-        return 0, []
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    conn.execute("PRAGMA secure_delete=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
-    changed = 0
-    sessions: set[str] = set()
-    conn.execute("BEGIN IMMEDIATE")
-    for target in targets:
-        marker = f"[forgotten memory {target.id}]"
-        replacements = [(target.text, marker)] + [(_escaped(target.text, a), _escaped(marker, a)) for a in (False, True)]
-        needles = {old for old, _ in replacements} | {_escaped(old, a) for old, _ in replacements for a in (False, True)}
-        rows: dict[int, tuple[str, str]] = {}
-        for needle in needles:
-            for row_id, session, payload in conn.execute(
-                    "SELECT id, session_id, payload FROM events WHERE instr(payload, ?) > 0", [needle]):
-                rows[row_id] = (session, payload)
-        for row_id, (session, payload) in rows.items():
-            conn.execute("UPDATE events SET payload = ? WHERE id = ?",
-                         [json.dumps(_scrub(json.loads(payload), replacements), ensure_ascii=False), row_id])
-            sessions.add(session)
-            changed += 1
-        for session, title in conn.execute("SELECT id, title FROM sessions").fetchall():
-            redacted = redact_title(title, target.text, marker)
-            if redacted != title:
-                conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [redacted, session])
-                sessions.add(session)
-                changed += 1
-    conn.execute("COMMIT")
-    checkpoint(conn, path)
-    conn.close()
-    return changed, sorted(sessions)
 
 
 def checkpoint(conn: sqlite3.Connection, path: Path) -> None:

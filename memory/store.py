@@ -54,20 +54,25 @@ class MemoryStore:
         self._lock = threading.RLock()  # one connection, shared by the UI and agent threads
         self._index: Any = None
         self._query_vectors: dict[str, Any] = {}
+        # Who else keeps copies of memory text (the agent's session log), so a forget reaches them too.
+        self.log_redactor: purge.LogRedactor | None = None
         self.db = self._connect()
         self.salt = bytes.fromhex(self.rows("SELECT value FROM meta WHERE key = 'salt'")[0]["value"])
 
     @classmethod
     def open(cls, home: Path, embedder: Embedder | LazyEmbedder | None | str = "auto",
-             budget_tokens: int = DEFAULT_BUDGET, busy_timeout_s: float = 10.0) -> MemoryStore:
+             budget_tokens: int = DEFAULT_BUDGET, busy_timeout_s: float = 10.0,
+             log_redactor: purge.LogRedactor | None = None) -> MemoryStore:
         """Open (creating and migrating) the store under `home` (normally `dsv4_home()`).
 
         embedder: "auto" loads all-MiniLM-L6-v2 on a background thread; an Embedder instance (e.g.
-        HashingEmbedder) is used as is; None means full-text recall only.
+        HashingEmbedder) is used as is; None means full-text recall only. log_redactor: what a forget
+        calls to redact the text where others keep it (the agent passes `SessionStore.redact`).
         """
         if embedder == "auto":
             embedder = LazyEmbedder()
         store = cls(home, embedder, budget_tokens, busy_timeout_s)  # type: ignore[arg-type]
+        store.log_redactor = log_redactor
         purge.finish_incomplete(store)
         return store
 

@@ -19,6 +19,14 @@ from .workspace import Workspace
 ITEM_ID = re.compile(r"^m-[0-9a-f]{12}$")
 
 
+def forget_id_or_key(store: Any, target: str, *, repo_id: str | None, session_id: str | None, reason: str) -> Any:
+    """Forget by memory id (`m-` and 12 hex digits) or else by key: what the tool and `/forget` both take."""
+    target = target.strip()
+    if ITEM_ID.match(target):
+        return store.forget(target, repo_id=repo_id, session_id=session_id, reason=reason)
+    return store.forget(key=target, repo_id=repo_id, session_id=session_id, reason=reason)
+
+
 def _store(workspace: Workspace) -> Any:
     if workspace.memory is None:
         raise ToolError("memory is not enabled in this session")
@@ -76,13 +84,8 @@ class Forget:
 
     def run(self, args: ForgetArgs, workspace: Workspace) -> ToolResult:
         store = _store(workspace)
-        target = args.id_or_key.strip()
         try:
-            if ITEM_ID.match(target):
-                done = store.forget(target, repo_id=workspace.repo_id, session_id=workspace.session_id,
-                                    reason="forgotten at the user's request (agent tool)")
-            else:
-                done = store.forget(key=target, repo_id=workspace.repo_id, session_id=workspace.session_id,
+            done = forget_id_or_key(store, args.id_or_key, repo_id=workspace.repo_id, session_id=workspace.session_id,
                                     reason="forgotten at the user's request (agent tool)")
         except EngramError as exc:
             raise ToolError(str(exc)) from None

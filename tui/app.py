@@ -1,4 +1,4 @@
-"""The Textual app: one chat screen over an agent session of the current repository."""
+"""The Textual app: one chat screen over an `AgentSession` of the current repository (the TUI's only way in)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from textual.app import App
 
 from ..agent.backends.resolve import describe
 from ..agent.config import Settings
-from ..agent.loop import AgentConfig
-from ..agent.permissions import Policy
 from ..agent.repo import Repo
-from ..agent.runner import open_agent_session, open_store
+from ..agent.session import AgentSession, agent_config, list_sessions, session_policy
 from .screens.chat import ChatScreen
 from .screens.session_picker import SessionPicker
 
@@ -31,7 +29,7 @@ class DSV4App(App):
         self.chat: ChatScreen | None = None
 
     def on_mount(self) -> None:
-        sessions = open_store().list(self.repo.identity) if self.pick_session else []
+        sessions = list_sessions(self.repo) if self.pick_session else []
         if sessions:
             self.push_screen(SessionPicker(sessions), self._start_chat)
         else:
@@ -39,14 +37,11 @@ class DSV4App(App):
 
     def _start_chat(self, resume_id: str | None) -> None:
         settings = self.settings
-        policy = Policy(mode=settings.permission_mode)
-        config = AgentConfig(max_steps=settings.max_steps)
-        config.params.temperature = settings.temperature
-        config.params.max_tokens = settings.max_output_tokens
+        policy, config = session_policy(settings), agent_config(settings)
 
-        def open_session(emit: Any, approver: Any) -> Any:
-            return open_agent_session(self.repo, settings, policy, config, resume_id=resume_id, emit=emit,
-                                      approver=approver, backend=self.backend)
+        def open_session(emit: Any, approver: Any) -> AgentSession:
+            return AgentSession.open(self.repo, settings, policy, config, resume_id=resume_id, emit=emit,
+                                     approver=approver, backend=self.backend)
 
         self.chat = ChatScreen(open_session, describe(settings))
         self.push_screen(self.chat)

@@ -37,9 +37,3 @@ class TurnFinished(Message):
     def __init__(self, result: Any) -> None:
         super().__init__()
         self.result = result
-
-
-class FilesChanged(Message):
-    def __init__(self, paths: list[str]) -> None:
-        super().__init__()
-        self.paths = paths

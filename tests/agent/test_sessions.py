@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from dsv4.agent.messages import Message, ToolCall, tool_result, user
-from dsv4.agent.sessions import SessionStore
+from dsv4.agent.sessions import SessionStore, redact_title
 
 
 def test_messages_survive_reopen_and_dangling_tool_calls_are_repaired(tmp_path):
@@ -30,3 +32,16 @@ def test_sessions_are_listed_per_repo_newest_first(tmp_path):
     store.append_message(first, 1, user("later activity"))
     assert [s.id for s in store.list("repo-1")] == [first, second]
     assert store.latest("repo-1").id == first
+
+
+TEXT = "The deploy password hint is zq7-marker-ultraviolet-42, keep it secret."
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("Remember this: The deploy password hint is zq7-marker", "Remember this: [x]"),
+    ("Note: " + TEXT + " ok", "Note: [x] ok"),
+    ("Fix the bug in calc.py", "Fix the bug in calc.py"),
+    ("ends with The deploy", "ends with The deploy"),  # under 12 characters of overlap: chance, left alone
+])
+def test_title_redaction(title: str, expected: str) -> None:
+    assert redact_title(title, TEXT, "[x]") == expected

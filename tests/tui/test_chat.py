@@ -8,7 +8,7 @@ from dsv4.agent.backends.script import ScriptedTurn
 from dsv4.agent.backends.scripted import ScriptedBackend
 from dsv4.agent.config import load_settings
 from dsv4.agent.repo import find_repo
-from dsv4.agent.runner import open_store
+from dsv4.agent.sessions import SessionStore
 from dsv4.tui.app import DSV4App
 from dsv4.tui.screens.approval import ApprovalScreen
 from dsv4.tui.screens.chat import ChatScreen
@@ -110,7 +110,7 @@ async def test_resume_shows_history_and_continues_the_same_session(calc_repo):
         assert screen.query(AssistantMessage)[-1].text == "Still here."
         sent = second.backend.requests[0]
         assert [m.role for m in sent][:2] == ["system", "user"] and sent[-1].content == "still there?"
-    assert [s.id for s in open_store().list(find_repo(calc_repo).identity)] == [session_id]
+    assert [s.id for s in SessionStore.open_default().list(find_repo(calc_repo).identity)] == [session_id]
 
 
 async def test_resume_without_id_opens_a_picker(calc_repo):

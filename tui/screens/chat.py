@@ -12,8 +12,11 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from ...agent import events as ev
+from ...agent.engram import parse_remember
+from ...agent.errors import SessionCommandError
+from ...agent.session import AgentSession
 from .. import commands
-from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, FilesChanged, TurnFinished
+from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, TurnFinished
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
@@ -29,11 +32,9 @@ class ChatScreen(Screen):
         super().__init__()
         self._open_session = open_session  # callable(emit, approver) -> AgentSession, run in a worker
         self.model_label = model_label
-        self.session: Any = None
+        self.session: AgentSession | None = None
         self.busy = False
         self._pending_replies: list[Any] = []
-        self.changed_files: set[str] = set()
-        self._watcher: Any = None
 
     def compose(self) -> ComposeResult:
         transcript = Transcript()
@@ -76,7 +77,7 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, group="turn", exit_on_error=False)
     def run_turn(self, prompt: str) -> None:
-        result = self.session.agent.run_turn(prompt)
+        result = self.session.run_turn(prompt)
         self.post_message(TurnFinished(result))
 
     # --- UI side: handlers change state -------------------------------------------------------
@@ -84,51 +85,40 @@ class ChatScreen(Screen):
     def on_agent_ready(self, message: AgentReady) -> None:
         self.session = message.session
         status = self.query_one(StatusBar)
-        status.model_name = self.session.backend.model_id
+        status.model_name = self.session.model_id
         status.session_id = self.session.session_id
         status.state = "ready"
-        self._start_watcher()
-        self.session.memory.warm_up()  # load the embedder off the UI thread before the first recall needs it
+        self.session.watch_files()
+        self.session.warm_up()  # load the embedder off the UI thread before the first recall needs it
         transcript = self.query_one(Transcript)
         if self.session.resumed:
             self._replay_history(transcript)
             transcript.add_notice(f"resumed session {self.session.session_id}")
 
     def _memory_command(self, name: str, rest: str) -> None:
-        from ...memory import EngramError
-        from ...tools.memory_tools import ITEM_ID
-
         transcript = self.query_one(Transcript)
         if self.session is None or self.busy:
             transcript.add_notice(f"/{name} needs an idle session", error=True)
             return
-        memory, repo_id, session_id = self.session.memory, self.session.repo.identity, self.session.session_id
         try:
             if name == "remember":
-                key, sep, value = rest.partition("=")
-                keyed = bool(sep) and key.strip() and " " not in key.strip()
-                result = memory.remember(value.strip() if keyed else rest, key=key.strip() if keyed else None,
-                                         repo_id=repo_id, session_id=session_id, actor="user")
+                text, key = parse_remember(rest)
+                result = self.session.remember(text, key=key)
                 replaced = f" (replaces {result.superseded.id})" if result.superseded else ""
                 transcript.add_notice(f"remembered {result.item.id}{replaced}: {result.item.text}")
             elif name == "forget":
-                target = rest.strip()
-                done = memory.forget(target, repo_id=repo_id, session_id=session_id) if ITEM_ID.match(target) \
-                    else memory.forget(key=target, repo_id=repo_id, session_id=session_id)
-                self.session.agent.reload(self.session.agent.after_forget())
+                done = self.session.forget(rest)
                 transcript.add_notice(f"forgot {', '.join(done.ids)}: purged from the store, the index and the session logs")
             elif name == "pin":
-                item = memory.pin(rest.strip(), repo_id, session_id)
+                item = self.session.pin(rest)
                 transcript.add_notice(f"pinned {item.id}: always in context from the next session")
             else:
-                block = memory.current_view(repo_id, session_id)
+                block = self.session.memory_view()
                 transcript.add_notice(block.text or "(no memories for this repository yet)")
-        except EngramError as exc:
+        except SessionCommandError as exc:
             transcript.add_notice(str(exc), error=True)
 
     def _undo(self, name: str, rest: str) -> None:
-        from ...tools.checkpoints import CheckpointError, rewind, undo_last_turn
-
         transcript = self.query_one(Transcript)
         if self.session is None or self.busy:
             transcript.add_notice(f"/{name} needs an idle session", error=True)
@@ -136,37 +126,31 @@ class ChatScreen(Screen):
         if name == "rewind" and not rest.isdigit():
             transcript.add_notice("usage: /rewind N (N turns back)", error=True)
             return
-        root, session_id = self.session.repo.root, self.session.session_id
         try:
-            restored = undo_last_turn(root, session_id) if name == "undo" else rewind(root, session_id, int(rest))
-        except CheckpointError as exc:
+            result = self.session.undo(1 if name == "undo" else int(rest))
+        except SessionCommandError as exc:
             transcript.add_notice(str(exc), error=True)
             return
-        if not restored:
+        if not result.restored:
             transcript.add_notice("nothing to undo")
             return
-        self.session.store.append(session_id, self.session.agent.turn, "undo", {"command": name, "restored": restored})
-        transcript.add_notice(f"restored {len(restored)} file(s): {', '.join(restored)}")
+        transcript.add_notice(f"restored {len(result.restored)} file(s): {', '.join(result.restored)}")
 
-    def _start_watcher(self) -> None:
-        from ...tools.repo_map import RepoWatcher
-
-        self._watcher = RepoWatcher(self.session.repo.root, lambda changes: self.post_message(FilesChanged(list(changes.paths))))
-        self._watcher.start()
-
-    def on_files_changed(self, message: FilesChanged) -> None:
-        self.changed_files.update(message.paths)
+    @property
+    def changed_files(self) -> list[str]:
+        """Files changed since the session's context was built (the session's watcher keeps them)."""
+        return self.session.changed_files() if self.session is not None else []
 
     def on_unmount(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
+        if self.session is not None:
+            self.session.close()
 
     def on_agent_failed(self, message: AgentFailed) -> None:
         self.query_one(StatusBar).state = "no model"
         self.query_one(Transcript).add_notice(f"error: {message.error}", error=True)
 
     def _replay_history(self, transcript: Transcript) -> None:
-        for message in self.session.agent.messages[1:]:
+        for message in self.session.history():
             if message.role == "user":
                 transcript.add_user(message.content or "")
             elif message.role == "assistant":
@@ -217,18 +201,13 @@ class ChatScreen(Screen):
             if self.session is None:
                 transcript.add_notice("no session yet: the model is still loading", error=True)
                 return
-            text = self.session.repository.explain()
-            if self.changed_files:
-                shown = ", ".join(sorted(self.changed_files)[:20])
-                text += (f"\n\nChanged since this session's context was built ({len(self.changed_files)}): {shown}\n"
-                         "The model sees its own edits in the conversation; a new session re-reads them all.")
-            transcript.add_notice(text)
+            transcript.add_notice(self.session.explain_context())
         elif name == "session":
             if self.session is None:
                 transcript.add_notice("no session yet: the model is still loading", error=True)
                 return
-            usage = self.session.agent.total_usage
-            transcript.add_notice(f"session {self.session.session_id} · model {self.session.backend.model_id} · "
+            usage = self.session.usage
+            transcript.add_notice(f"session {self.session.session_id} · model {self.session.model_id} · "
                                   f"{usage.prompt_tokens} prompt / {usage.completion_tokens} completion tokens this run")
         else:
             transcript.add_notice(f"unknown command /{name}; /help lists them", error=True)
@@ -280,13 +259,13 @@ class ChatScreen(Screen):
 
     def action_stop(self) -> None:
         if self.session is not None and self.busy:
-            self.session.agent.cancel()
+            self.session.cancel()
             for reply in list(self._pending_replies):
                 reply(False)
 
     def release(self) -> None:
         """Unblock a worker that waits on the user, so the app can exit."""
         if self.session is not None:
-            self.session.agent.cancel()
+            self.session.cancel()
         for reply in list(self._pending_replies):
             reply(False)

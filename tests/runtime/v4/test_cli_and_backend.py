@@ -25,7 +25,7 @@ def v4_folder(tmp_path_factory):
 
 
 def _run(argv, capsys):
-    from dsv4.agent.models_cli import add_models_parser, run_models_command
+    from dsv4.agent.cli.models import add_models_parser, run_models_command
 
     parser = argparse.ArgumentParser(prog="dsv4-code")
     add_models_parser(parser.add_subparsers(dest="command"))

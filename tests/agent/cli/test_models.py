@@ -12,7 +12,7 @@ import pytest
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    from dsv4.agent.models_cli import add_models_parser, run_models_command
+    from dsv4.agent.cli.models import add_models_parser, run_models_command
 
     parser = argparse.ArgumentParser(prog="dsv4-code")
     add_models_parser(parser.add_subparsers(dest="command"))
@@ -22,7 +22,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def test_importing_the_backend_and_cli_does_not_import_torch():
-    code = ("import sys, dsv4.agent.backends.inprocess, dsv4.agent.models_cli, dsv4.runtime, dsv4.runtime.resolve;"
+    code = ("import sys, dsv4.agent.backends.inprocess, dsv4.agent.cli.models, dsv4.runtime, dsv4.runtime.resolve;"
             "bad = [m for m in ('torch', 'numpy', 'tokenizers', 'gguf') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from dsv4.agent.report import HeadlessReport, StreamEvent
 
-from ..conftest import FIX_SCRIPT, git, run_cli
+from ...conftest import FIX_SCRIPT, git, run_cli
 
 
 def test_scripted_fix_gives_patch_report_and_exit_0(calc_repo, write_script, tmp_path):

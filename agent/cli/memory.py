@@ -1,7 +1,9 @@
-"""`dsv4-code memory ...`: the Engram store from the command line (DESIGN.md §1).
+"""`dsv4-code memory ...`: the Engram store from the command line, a thin adapter over the memory API as
+the agent opens it (agent/engram.py: a forget also redacts the session log, exactly as in a session).
 
-Every `--json` output is one JSON document on stdout; errors are one line on stderr and exit status 2.
-Importing this module is cheap: the store (and LanceDB, numpy, the model) load only when a command runs.
+Every `--json` output is one JSON document on stdout; errors are one line on stderr and exit status 2
+(agent/cli/errors.py). Importing this module is cheap: the store (and LanceDB, numpy, the model) load
+only when a command runs.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ..memory.store import MemoryStore
-    from .repo import Repo
+from .errors import fail
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from ...memory.store import MemoryStore
+    from ..repo import Repo
+
 SCOPES = ("user", "repo", "session")
 
 
@@ -60,11 +63,6 @@ def add_memory_parser(subparsers: Any) -> argparse.ArgumentParser:
     return memory
 
 
-def _fail(message: str) -> int:
-    print(f"dsv4-code: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def _emit(args: argparse.Namespace, document: Any, text: str) -> int:
     print(json.dumps(document, indent=2, ensure_ascii=False) if getattr(args, "json", False) else text)
     return 0
@@ -74,26 +72,19 @@ def _session(args: argparse.Namespace, repo: Repo | None, needed: bool) -> str |
     """--session, else (when a session-scope write needs one) the latest session of this repository."""
     if getattr(args, "session", None) or not needed or repo is None:
         return getattr(args, "session", None)
-    from ..home import dsv4_home
-    from .sessions import SessionStore
+    from ..sessions import SessionStore
 
-    path = dsv4_home() / "sessions.db"
-    latest = SessionStore(path).latest(repo.identity) if path.exists() else None
+    latest = SessionStore.open_default().latest(repo.identity) if SessionStore.default_exists() else None
     return latest.id if latest else None
 
 
 def run_memory_command(args: argparse.Namespace, repo: Repo | None, store: MemoryStore | None = None) -> int:
-    from ..memory import EngramError
+    """EngramError propagates to agent/cli/errors.py (exit 2, its message on one line)."""
+    if store is None:
+        from ..engram import open_memory
 
-    try:
-        if store is None:
-            from ..memory.store import MemoryStore
-            from ..home import dsv4_home
-
-            store = MemoryStore.open(dsv4_home())
-        return _dispatch(args, repo, store)
-    except EngramError as exc:
-        return _fail(str(exc))
+        store = open_memory()
+    return _dispatch(args, repo, store)
 
 
 def _dispatch(args: argparse.Namespace, repo: Repo | None, store: MemoryStore) -> int:
@@ -125,7 +116,7 @@ def _dispatch(args: argparse.Namespace, repo: Repo | None, store: MemoryStore) -
         return _emit(args, {"item": item.to_json(), "history": [h.to_json() for h in history]}, "\n".join(lines))
     if command == "forget":
         if (args.id is None) == (args.key is None):
-            return _fail("memory forget takes an ID or --key KEY (one of them)")
+            return fail("memory forget takes an ID or --key KEY (one of them)")
         done = store.forget(args.id, key=args.key, scope=args.scope, repo_id=repo_id, session_id=session,
                             reason="forgotten by the user (command line)")
         text = (f"forgot {', '.join(done.ids)} ({len(done.ids)} memories; {done.snapshots_deleted} KV snapshots "
@@ -154,23 +145,3 @@ def _dispatch(args: argparse.Namespace, repo: Repo | None, store: MemoryStore) -
         print(f"note: {result.note}", file=sys.stderr)
     return _emit(args, {"hits": [{"item": h.item.to_json(), "score": h.score, "sources": h.sources} for h in result.hits],
                         "note": result.note}, "\n".join(lines))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m dsv4.agent.memory_cli memory ...`: the same commands before (or without) agent/cli.py's wiring."""
-    from pathlib import Path
-
-    from .repo import NotARepository, find_repo
-
-    parser = argparse.ArgumentParser(prog="dsv4-code")
-    add_memory_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        repo = find_repo(Path.cwd())
-    except NotARepository:
-        repo = None  # user-scope memories still work outside a repository
-    return run_memory_command(args, repo)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,4 @@
-"""The `memory` commands in a real subprocess, in a real git repository (`python -m dsv4.agent.memory_cli`
-runs the same parser and handler that agent/cli.py mounts as `dsv4-code memory`)."""
+"""The `memory` commands in a real subprocess, in a real git repository, through the real command line."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from pathlib import Path
 
 
 def memory(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dsv4.agent.memory_cli", "memory", *args], cwd=repo, text=True,
+    return subprocess.run([sys.executable, "-m", "dsv4.agent.cli", "memory", *args], cwd=repo, text=True,
                           capture_output=True, env=dict(os.environ), timeout=120)
 
 

@@ -1,4 +1,5 @@
-"""`dsv4-code models list|info|generate|score`: look at and run local models outside the agent (DESIGN.md §1).
+"""`dsv4-code models list|info|generate|score`: look at and run local models outside the agent, a thin adapter
+over the runtime's public API.
 
 Heavy imports (torch, the runtime) happen inside the commands, so building the parser costs nothing.
 """
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
+from .errors import EXIT_USAGE, fail, user_error
+
+EXIT_OK = 0
 
 
 def add_models_parser(subparsers: Any) -> None:
@@ -61,15 +64,9 @@ def run_models_command(args: argparse.Namespace) -> int:
     command = {"list": _list, "info": _info, "generate": _generate, "score": _score}[args.models_command]
     try:
         return command(args)
-    except ModelNotFound as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except RuntimeModelError as exc:
-        return _fail(str(exc), EXIT_RUNTIME)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"dsv4-code: error: {message}", file=sys.stderr)
-    return code
+    except (ModelNotFound, RuntimeModelError) as exc:  # mapped where every command's errors are (errors.py)
+        code, message = user_error(exc, "models")  # type: ignore[misc]
+        return fail(message, code)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -241,7 +238,7 @@ def _score(args: argparse.Namespace) -> int:
     data = json.loads(args.tokens_file.read_text())
     ids = data if isinstance(data, list) else data.get("tokens") or data.get("input_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-        return _fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
+        return fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
     from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
 
     resolved = resolve_model(args.model_spec)
@@ -251,7 +248,7 @@ def _score(args: argparse.Namespace) -> int:
         engine = Engine.load(resolved.path, precision=args.precision, context_window=len(ids) + 1)
     bad = [i for i in ids if not 0 <= i < engine.config.vocab_size]
     if bad:
-        return _fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)
+        return fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)
     logits = engine.score(ids)  # (T, V)
     np.save(args.logits_out, logits.numpy())
     logprobs = logits[:-1].log_softmax(-1)

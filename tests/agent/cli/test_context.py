@@ -8,8 +8,7 @@ from pathlib import Path
 
 
 def run_context(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    # agent/cli.py wires `dsv4-code context` to the same function; this runs it standalone.
-    return subprocess.run([sys.executable, "-m", "dsv4.agent.context_cli", *args], cwd=cwd, text=True,
+    return subprocess.run([sys.executable, "-m", "dsv4.agent.cli", "context", *args], cwd=cwd, text=True,
                           capture_output=True, env=dict(os.environ), timeout=120)
 
 
@@ -46,7 +45,7 @@ def test_outside_a_repository(tmp_path: Path) -> None:
 
 
 def test_importing_the_cli_module_stays_light() -> None:
-    code = ("import sys, dsv4.agent.context_cli, dsv4.tools.repo_map; "
+    code = ("import sys, dsv4.agent.cli.context, dsv4.tools.repo_map; "
             "heavy = [m for m in ('tree_sitter', 'watchdog', 'numpy') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
@@ -54,7 +53,7 @@ def test_importing_the_cli_module_stays_light() -> None:
 
 def test_backend_tokenizer_drives_the_budget(messy_repo: Path, tmp_path: Path) -> None:
     from dsv4.agent.backends.scripted import ScriptedBackend
-    from dsv4.agent.context_cli import backend_token_counter
+    from dsv4.agent.context import backend_token_counter
     from dsv4.tools.repo_map import build_repo_context
 
     count = backend_token_counter(ScriptedBackend([]))

@@ -1,7 +1,7 @@
 """`dsv4-code run --headless`: the agent without a terminal, for CI. Never reads stdin unless the task is `-`,
 never waits for an approval, and always ends with a report and an exit code:
 0 done (and tests pass where a test command exists), 1 not done / tests failing / action denied / budget,
-2 usage or config error, 3 backend failure.
+2 usage or config error, 3 backend failure. It drives the session only through `AgentSession`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from ..tools.process import cap_output
-from ..tools.run_tests import run_test_command
-from .config import Settings
-from .events import AgentEvent
-from .gitdiff import diff_against_head
-from .loop import AgentConfig
-from .permissions import Policy
-from .repo import Repo
-from .report import DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
-from .runner import open_agent_session, test_command_for
-
-EXIT_DONE, EXIT_NOT_DONE, EXIT_USAGE, EXIT_BACKEND = 0, 1, 2, 3
+from ...tools.process import cap_output
+from ...tools.run_tests import run_test_command
+from ..config import Settings
+from ..events import AgentEvent
+from ..gitdiff import diff_against_head
+from ..repo import Repo
+from ..report import DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
+from ..session import AgentSession, agent_config, session_policy, session_test_command
+from .errors import EXIT_BACKEND, EXIT_DONE, EXIT_NOT_DONE
 
 
 def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: str, patch_out: Path | None,
@@ -35,18 +32,15 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
             out.write(event.model_dump_json() + "\n")
             out.flush()
 
-    policy = Policy(mode=settings.permission_mode, headless=True,
-                    allow_shell=allow_shell or settings.permission_mode == "full-auto",
-                    test_command=test_command_for(repo, settings))
-    config = AgentConfig(max_steps=max_steps or settings.max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
-    config.params.temperature = settings.temperature
-    config.params.max_tokens = settings.max_output_tokens
-    session = open_agent_session(repo, settings, policy, config, resume_id=resume_id, emit=emit)
-    result = session.agent.run_turn(task)
+    policy = session_policy(settings, headless=True, allow_shell=allow_shell,
+                            test_command=session_test_command(repo, settings))
+    config = agent_config(settings, max_steps=max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
+    session = AgentSession.open(repo, settings, policy, config, resume_id=resume_id, emit=emit)
+    result = session.run_turn(task)
 
-    tests = TestsReport(command=session.workspace.test_command)
-    if session.workspace.test_command and result.status != "backend_error":
-        outcome = run_test_command(session.workspace.test_command, repo.root)
+    tests = TestsReport(command=session.test_command)
+    if session.test_command and result.status != "backend_error":
+        outcome = run_test_command(session.test_command, repo.root)
         tests = TestsReport(command=outcome.command, ran=True, ok=outcome.ok, passed=outcome.passed,
                             failed=outcome.failed, exit_code=outcome.exit_code, output_tail=cap_output(outcome.output, 4000))
     patch, files = diff_against_head(repo.root)
@@ -68,11 +62,10 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
                           cached_prompt_tokens=usage.cached_prompt_tokens, total_tokens=usage.total_tokens),
         session_id=session.session_id, denied_actions=[DeniedAction(**d) for d in result.denied],
         budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
-        malformed_tool_calls=result.malformed_calls, model=session.backend.model_id, error=result.error,
+        malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
     )
-    session.store.append(session.session_id, session.agent.turn, "headless_report",
-                         report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
-    session.store.set_status(session.session_id, "done" if code == EXIT_DONE else "stopped")
+    session.log("headless_report", report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
+    session.close(status="done" if code == EXIT_DONE else "stopped")
     _print_report(report, output_format, out)
     return code
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..conftest import CALC_SOURCE, git, run_cli
+from ...conftest import CALC_SOURCE, git, run_cli
 
 
 def test_cli_undo_restores_edits_and_bash_changes_without_touching_git_state(calc_repo, write_script):

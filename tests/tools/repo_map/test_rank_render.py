@@ -8,7 +8,7 @@ from dsv4.tools.repo_map import RepoMap, TagCache, approx_tokens
 from dsv4.tools.repo_map.rank import rank
 from dsv4.tools.repo_map.tags import extract_tags
 
-from ..conftest import git
+from ...conftest import git
 from .conftest import commit_all, write
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import git
+from ...conftest import git
 
 
 def write(root: Path, rel: str, text: str | bytes) -> Path:

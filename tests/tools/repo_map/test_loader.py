@@ -10,7 +10,7 @@ import pytest
 
 from dsv4.tools.repo_map import build_repo_context
 
-from ..conftest import GIT_ENV, git
+from ...conftest import GIT_ENV, git
 from .conftest import commit_all, write
 
 FILE_HEADER = re.compile(r'^<file path="([^"]+)">$', re.M)

@@ -9,7 +9,7 @@ import pytest
 from dsv4.tools.repo_map import Changes, RepoWatcher, TagCache
 from dsv4.tools.repo_map.repomap import RepoMap
 
-from ..conftest import git
+from ...conftest import git
 from .conftest import commit_all, write
 
 

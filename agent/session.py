@@ -1,0 +1,271 @@
+"""AgentSession: the one public API of a running session (docs/architecture.md, "AgentSession").
+
+Every front end (the TUI, `dsv4-code run --headless`) drives a session only through this class: open or
+resume, run a turn (AgentEvents stream to the `emit` callback), cancel, undo / rewind, remember / forget /
+pin / view memory, explain the context and the files changed since, usage, close. Its methods return
+data; front ends only format it. A command that cannot be done raises `SessionCommandError`
+(agent/errors.py) with a message for the user.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..memory.types import EngramError
+from ..tools.memory_tools import MEMORY_TOOLS, forget_id_or_key
+from ..tools.run_tests import detect_test_command
+from ..tools.toolbox import DEFAULT_TOOLS, Toolbox
+from ..tools.workspace import Workspace
+from .backends.base import Backend
+from .backends.resolve import make_backend
+from .config import Settings
+from .context import backend_token_counter, repo_budget, repository_block, system_prompt
+from .engram import open_memory
+from .errors import SessionCommandError
+from .events import AgentEvent, MemoryChanged, Usage
+from .loop import Agent, AgentConfig, Approver, TurnResult
+from .messages import Message, system as system_message
+from .permissions import Policy
+from .repo import Repo
+from .sessions import SessionInfo, SessionNotFound, SessionStore
+from .undo import UndoResult, undo_turns
+
+if TYPE_CHECKING:
+    from ..memory import Item, MemoryBlock
+    from ..memory.purge import Forgotten
+    from ..memory.store import MemoryStore, Remembered
+    from ..tools.repo_map import RepoContext, RepoWatcher
+
+CHANGED_SHOWN = 20  # changed files named in explain_context
+
+
+def session_test_command(repo: Repo, settings: Settings) -> str | None:
+    """The configured test command, else the detected one."""
+    return settings.test_command or detect_test_command(repo.root)
+
+
+def list_sessions(repo: Repo, store: SessionStore | None = None) -> list[SessionInfo]:
+    """This repository's sessions, newest first."""
+    return (store or SessionStore.open_default()).list(repo.identity)
+
+
+def resolve_session(store: SessionStore, repo: Repo, resume: str | None, continue_latest: bool) -> str | None:
+    """The id of the session to resume, or None for a new one; a resume ID may be a unique prefix."""
+    if resume:
+        matches = [s.id for s in store.list(repo.identity) if s.id.startswith(resume)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise SessionNotFound(f"no session {resume!r} in this repository (see 'dsv4-code sessions')")
+        raise SessionNotFound(f"session prefix {resume!r} is ambiguous: {', '.join(matches[:5])}")
+    if continue_latest:
+        latest = store.latest(repo.identity)
+        if latest is None:
+            raise SessionNotFound("no earlier session in this repository to continue")
+        return latest.id
+    return None
+
+
+def session_policy(settings: Settings, *, headless: bool = False, allow_shell: bool = False,
+                   test_command: str | None = None) -> Policy:
+    return Policy(mode=settings.permission_mode, headless=headless, test_command=test_command,
+                  allow_shell=allow_shell or (headless and settings.permission_mode == "full-auto"))
+
+
+def agent_config(settings: Settings, *, max_steps: int | None = None, max_tokens: int | None = None,
+                 timeout_s: float | None = None) -> AgentConfig:
+    config = AgentConfig(max_steps=max_steps or settings.max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
+    config.params.temperature = settings.temperature
+    config.params.max_tokens = settings.max_output_tokens
+    return config
+
+
+class AgentSession:
+    def __init__(self, *, repo: Repo, settings: Settings, backend: Backend, store: SessionStore, session_id: str,
+                 resumed: bool, workspace: Workspace, memory: MemoryStore, repository: RepoContext,
+                 system_text: Callable[[], str]) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.session_id = session_id
+        self.resumed = resumed
+        self._backend = backend
+        self._store = store
+        self._workspace = workspace
+        self._memory = memory
+        self._repository = repository
+        self._system_text = system_text
+        self._agent: Agent | None = None
+        self._watcher: RepoWatcher | None = None
+        self._changed: set[str] = set()
+        self._changed_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
+             resume_id: str | None = None, emit: Callable[[AgentEvent], None] | None = None,
+             approver: Approver | None = None, backend: Backend | None = None,
+             store: SessionStore | None = None) -> AgentSession:
+        """Open a new session, or resume `resume_id`: the backend, the session log, tools, memory and the
+        repository block, built once so the prompt prefix stays stable."""
+        from ..tools.checkpoints import CheckpointStore
+
+        backend = backend or make_backend(settings)
+        store = store or SessionStore.open_default()
+        test_command = session_test_command(repo, settings)
+        history: list[Message] = []
+        if resume_id is not None:
+            history = store.messages(resume_id)
+            session_id = resume_id
+            store.set_status(session_id, "active")
+        else:
+            session_id = store.create(repo.identity, repo.root, backend.model_id)
+        memory = open_memory(store)  # the embedder loads on first recall; warm_up() starts it early
+        workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity, session_id=session_id,
+                              memory=memory, syntax_gate=settings.syntax_gate)
+        note = "" if not policy.headless else (
+            "You run headless: no one can approve anything. Shell commands other than the tests are denied."
+            if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
+        # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
+        counter = backend_token_counter(backend) if backend.exact_token_count else None
+        repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
+        checkpoints = CheckpointStore(repo.root)
+        checkpoints.prune()
+
+        def system_text() -> str:
+            # Computed at session start (and after a forget), not per turn, so the prompt prefix stays stable.
+            block = memory.current_view(repo.identity, session_id)
+            return system_prompt(repo.root, test_command, repository.text, note, memory=block.text)
+
+        session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
+                      resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
+                      system_text=system_text)
+        session._agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id,
+                               system_text(), policy, config, emit=emit, approver=approver, history=history,
+                               before_first_change=lambda turn: checkpoints.capture(session_id, turn),
+                               on_user_message=session._capture, after_forget=session._context_after_forget)
+        return session
+
+    @property
+    def _loop(self) -> Agent:
+        assert self._agent is not None, "AgentSession.open builds the agent"
+        return self._agent
+
+    # --- what the session is ----------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self._backend.model_id
+
+    @property
+    def test_command(self) -> str | None:
+        return self._workspace.test_command
+
+    @property
+    def turn(self) -> int:
+        return self._loop.turn
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens used since this process opened the session."""
+        return self._loop.total_usage
+
+    def history(self) -> list[Message]:
+        """The conversation so far, without the system message (what a resumed front end replays)."""
+        return list(self._loop.messages[1:])
+
+    # --- turns ----------------------------------------------------------------------------------------
+
+    def run_turn(self, prompt: str) -> TurnResult:
+        """One user turn, to the model's final answer or a budget; events go to `emit` as they happen."""
+        return self._loop.run_turn(prompt)
+
+    def cancel(self) -> None:
+        """Stop the running turn (from any thread); it ends with status "cancelled"."""
+        self._loop.cancel()
+
+    def undo(self, turns: int = 1) -> UndoResult:
+        """Restore the files as they were `turns` turns ago (1: before the last turn that changed something).
+        Raises SessionCommandError (UndoFailed) when the checkpoint store cannot."""
+        return undo_turns(self.repo, self._store, self.session_id, turns)
+
+    def log(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append an event of the front end's own (e.g. the headless report) to the session log."""
+        self._store.append(self.session_id, self.turn, kind, payload)
+
+    # --- memory ---------------------------------------------------------------------------------------
+
+    def remember(self, text: str, key: str | None = None) -> Remembered:
+        return self._memory_call(lambda m: m.remember(text, key=key, repo_id=self.repo.identity,
+                                                      session_id=self.session_id, actor="user"))
+
+    def forget(self, id_or_key: str) -> Forgotten:
+        """Forget everywhere (the store, its index, KV snapshots, this session's log), then rebuild the context."""
+        done = self._memory_call(lambda m: forget_id_or_key(m, id_or_key, repo_id=self.repo.identity,
+                                                            session_id=self.session_id, reason="forgotten by the user"))
+        self._loop.reload(self._context_after_forget())
+        return done
+
+    def pin(self, item_id: str) -> Item:
+        return self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
+
+    def memory_view(self) -> MemoryBlock:
+        """The memory block as the model sees it now."""
+        return self._memory_call(lambda m: m.current_view(self.repo.identity, self.session_id))
+
+    def warm_up(self) -> None:
+        """Start loading the embedder in the background, before the first recall needs it."""
+        self._memory.warm_up()
+
+    def _memory_call(self, call: Callable[[MemoryStore], Any]) -> Any:
+        try:
+            return call(self._memory)
+        except EngramError as exc:
+            raise SessionCommandError(str(exc)) from None
+
+    def _capture(self, text: str, turn: int) -> list[AgentEvent]:
+        captured = self._memory.capture(text, repo_id=self.repo.identity, session_id=self.session_id, turn=turn)
+        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key)
+                for r in captured if not r.unchanged]
+
+    def _context_after_forget(self) -> list[Message]:
+        """The conversation rebuilt from the redacted log, with no cached trace of the forgotten text."""
+        self._backend.drop_cache()
+        return [system_message(self._system_text())] + self._store.messages(self.session_id)
+
+    # --- context and the files changed since ---------------------------------------------------------
+
+    def watch_files(self, on_change: Callable[[list[str]], None] | None = None) -> None:
+        """Follow the work tree from now on; `on_change(paths)` is called from the watcher's thread."""
+        from ..tools.repo_map import RepoWatcher
+
+        def changed(changes: Any) -> None:
+            with self._changed_lock:
+                self._changed.update(changes.paths)
+            if on_change is not None:
+                on_change(list(changes.paths))
+
+        self._watcher = RepoWatcher(self.repo.root, changed)
+        self._watcher.start()
+
+    def changed_files(self) -> list[str]:
+        """Files changed since the repository block was built (while `watch_files` runs)."""
+        with self._changed_lock:
+            return sorted(self._changed)
+
+    def explain_context(self) -> str:
+        text = self._repository.explain()
+        changed = self.changed_files()
+        if changed:
+            text += (f"\n\nChanged since this session's context was built ({len(changed)}): "
+                     f"{', '.join(changed[:CHANGED_SHOWN])}\n"
+                     "The model sees its own edits in the conversation; a new session re-reads them all.")
+        return text
+
+    def close(self, status: str | None = None) -> None:
+        """Stop watching; `status` ("done", "stopped") is recorded for the session list."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if status is not None:
+            self._store.set_status(self.session_id, status)
