@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..tools.base import Effect, ToolError, ToolResult
 from ..tools.toolbox import Toolbox
@@ -71,7 +71,7 @@ class AgentConfig(BaseModel):
     repeat_limit: int = 3  # identical tool calls in one turn before the loop refuses them
     params: GenerationParams = GenerationParams()
     context_window: int | None = None  # overrides the backend's figure (`--context-window`, `context_window`)
-    compaction: CompactionSettings = CompactionSettings()
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings)
 
 
 @dataclass
