@@ -8,17 +8,15 @@ window it is a deterministic digest of the logged steps instead. Nothing here ca
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
 from .backends.base import Backend, GenerationParams, estimate_tokens
 from .events import Done, Error, TextDelta, Usage
+from .log_fold import source_hash
 from .messages import Message, system, user
 from .sessions import SessionStore
 from .task_state import TaskState
@@ -34,8 +32,6 @@ SUMMARY_INSTRUCTIONS = (
 TOOL_OUTPUT_CHARS = 1500  # of each tool result, in the summary request and the digest
 DIGEST_STEPS = 40
 PREVIOUS_SUMMARY_CHARS = 4000
-# Kinds that say nothing a summary is made from; their payloads are left out of the source hash.
-NOT_SOURCE = frozenset({"usage", "context_usage", "compacted", "compaction_undone", "turn_done", "headless_report"})
 
 
 class CompactionSettings(BaseModel):
@@ -65,18 +61,9 @@ def plan_cut(entries: list[Entry], budget_tokens: int) -> int | None:
         if estimate_tokens([e.message for e in entries[start:]]) > budget_tokens:
             break
         cut = start
-    if cut == 0:  # everything fits: still drop the oldest step, or there was no point in compacting
-        cut = starts[1] if len(starts) > 1 else len(entries)
+    if cut == 0:  # everything fits (a manual compaction): keep the newer half of the steps
+        cut = starts[len(starts) // 2] if len(starts) > 1 else len(entries)
     return cut
-
-
-def source_hash(events: Sequence[dict[str, Any]], before_event_id: int) -> str:
-    """A hash of what a compaction was made from; a forget that redacts any of it changes the hash."""
-    digest = hashlib.sha256()
-    for event in events:
-        if event["id"] < before_event_id and event["kind"] not in NOT_SOURCE:
-            digest.update(json.dumps([event["id"], event["kind"], event["payload"]], sort_keys=True).encode())
-    return digest.hexdigest()
 
 
 def new_compaction_id() -> str:
@@ -116,8 +103,9 @@ class Compactor:
         self.window = window
         self.settings = settings
 
-    def build(self, view: View, events: Sequence[dict[str, Any]], *, trigger: Trigger, focus: str | None,
+    def build(self, view: View, task: TaskState, made_from: str, *, trigger: Trigger, focus: str | None,
               tokens_before: int, memory: str) -> tuple[Compaction, SummaryOutcome] | None:
+        """`made_from`: the source hash of the log so far (agent/log_fold.py)."""
         """The next compaction of `view` (not yet logged), or None when nothing can be dropped."""
         entries = view.visible()
         budget = int(self.window * self.settings.keep_share) // (2 if trigger == "overflow" else 1)
@@ -126,12 +114,12 @@ class Compactor:
             return None
         dropped = [e.message for e in entries[:cut]]
         first_kept = entries[cut].event_id if cut < len(entries) else entries[-1].event_id + 1
-        state = TaskState.fold(events).render()
+        state = task.render()
         outcome = self.summarise(view.system_text, dropped, view.active, state, focus)
         compaction = Compaction(id=new_compaction_id(), first_kept_event_id=first_kept, summary=outcome.text,
                                 source=outcome.source, focus=focus, trigger=trigger, tokens_before=tokens_before,
                                 tokens_after=0, state=state, memory=memory,
-                                source_hash=source_hash(events, events[-1]["id"] + 1 if events else 0),
+                                source_hash=made_from,
                                 summary_tokens=outcome.usage.total_tokens)
         return compaction, outcome
 

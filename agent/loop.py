@@ -30,6 +30,7 @@ from .messages import Message, ToolCall, tool_result, user
 from .permissions import Policy
 from .server_errors import is_context_overflow
 from .sessions import SessionStore
+from .log_fold import LogFold
 from .view import Trigger, View
 
 
@@ -120,8 +121,8 @@ class Agent:
         self.after_forget = after_forget  # returns the system text rebuilt once forgotten text is purged
         self.pinned_memory = pinned_memory  # the memory block now, for pins made after the system message was built
         self.system_text = system_text
-        # What the model sees, folded from the log (a resumed session continues from the same View).
-        self.view = View.fold(system_text, store.events(session_id))
+        # What the model sees and the task state, folded from the log (a resumed session continues from both).
+        self.fold = LogFold.of(store, session_id, system_text)
         self.meter = ContextMeter(backend, self.config.context_window, self.config.params.max_tokens)
         self.compactor = Compactor(summariser or backend, self.meter.window, self.config.compaction)
         self.context: Reading | None = None  # the last reading of the meter
@@ -130,6 +131,10 @@ class Agent:
         self.total_usage = Usage()
         self._cancel = threading.Event()
         self._unanswered: list[ToolCall] = []
+
+    @property
+    def view(self) -> View:
+        return self.fold.view
 
     @property
     def messages(self) -> list[Message]:
@@ -144,7 +149,7 @@ class Agent:
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()
         # The log may have grown outside this loop since the last turn (an undo notes its reverted files there).
-        self.view = View.fold(self.system_text, self.store.events(self.session_id))
+        self.fold.sync(self.store, self.session_id)
         compactions_before = self.compactions
         self.turn += 1
         result = TurnResult(status="done", summary="", steps=0, usage=Usage())
@@ -184,7 +189,7 @@ class Agent:
             for call in list(self._unanswered):
                 self._finish_call(call, ToolResult(text=CANCELLED_CALL, is_error=True))
         result.compactions = self.compactions - compactions_before
-        self.store.append(self.session_id, self.turn, "turn_done",
+        self._log("turn_done",
                           {"status": result.status, "summary": result.summary, "steps": result.steps,
                            "usage": result.usage.model_dump(exclude={"type"})})
         self.emit(TurnDone(status=result.status, summary=result.summary))
@@ -209,7 +214,7 @@ class Agent:
         self._append(reply)
         result.usage = result.usage + step_usage
         self.total_usage = self.total_usage + step_usage
-        self.store.append(self.session_id, self.turn, "usage", step_usage.model_dump(exclude={"type"}))
+        self._log("usage", step_usage.model_dump(exclude={"type"}))
         self.emit(AssistantMessage(content=reply.content or "", tool_calls=reply.tool_calls))
         self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
         if deadline is not None and time.monotonic() > deadline:
@@ -267,18 +272,18 @@ class Agent:
     def compact(self, trigger: Trigger = "manual", focus: str | None = None) -> Compacted | None:
         """Replace the older steps by the task state and a summary; None when there is nothing to drop.
         Never raises for model trouble: a failed summary falls back to the digest."""
-        events = self.store.events(self.session_id)
         before = self.measure().used
         memory = self.pinned_memory() if self.pinned_memory is not None else ""
         memory = "" if memory.strip() in self.system_text else memory.strip()
-        built = self.compactor.build(self.view, events, trigger=trigger, focus=focus or None, tokens_before=before,
-                                     memory=memory)
+        built = self.compactor.build(self.view, self.fold.task, self.fold.source_hash(), trigger=trigger,
+                                     focus=focus or None, tokens_before=before, memory=memory)
         if built is None:
             return None
         compaction, outcome = built
-        self.view.compactions.append(compaction)
+        self.view.compactions.append(compaction)  # measured as the model will see it, then logged (which applies it)
         compaction.tokens_after = self.measure().used
-        compaction.event_id = self.store.append(self.session_id, self.turn, "compacted", compaction.payload())
+        self.view.compactions.pop()
+        self._log("compacted", compaction.payload())
         self.compactions += 1
         self.total_usage = self.total_usage + outcome.usage
         event = Compacted(id=compaction.id, first_kept_event_id=compaction.first_kept_event_id, summary=compaction.summary,
@@ -293,8 +298,7 @@ class Agent:
         active = self.view.active
         if active is None:
             return None
-        self.store.append(self.session_id, self.turn, "compaction_undone", {"id": active.id})
-        self.view.compactions.pop()
+        self._log("compaction_undone", {"id": active.id})
         restored = self.view.active
         event = CompactionUndone(id=active.id, restored_id=restored.id if restored else None)
         self.emit(event)
@@ -330,7 +334,7 @@ class Agent:
         self.emit(ToolDecision(call_id=call.id, name=call.name, approved=approved, reason=reason))
         if not approved:
             result.denied.append({"tool": call.name, "arguments": args.model_dump(), "reason": reason})
-            self.store.append(self.session_id, self.turn, "denied", {"tool": call.name, "reason": reason})
+            self._log("denied", {"tool": call.name, "reason": reason})
             self._finish_call(call, ToolResult(text=f"denied: {reason}. Do not retry this action; find another way or stop.",
                                                is_error=True, data={"denied": True}))
             return changed_before
@@ -341,7 +345,7 @@ class Agent:
         for path, action in outcome.file_changes.items():
             if path not in result.files_changed:
                 result.files_changed.append(path)
-            self.store.append(self.session_id, self.turn, "file_changed", {"path": path, "action": action})
+            self._log("file_changed", {"path": path, "action": action})
             self.emit(FileChanged(path=path, action=action))
         if outcome.memory is not None:
             for item_id in outcome.memory.item_ids:
@@ -349,15 +353,15 @@ class Agent:
         if outcome.tests is not None:
             data = outcome.tests.model_dump()
             result.last_tests = data
-            self.store.append(self.session_id, self.turn, "tests_ran", data)
+            self._log("tests_ran", data)
             self.emit(TestsRan(**data))
         # The task state (agent/task_state.py) is folded from these events, never read back from the text.
         if outcome.files_read:
-            self.store.append(self.session_id, self.turn, "file_read", {"paths": outcome.files_read})
+            self._log("file_read", {"paths": outcome.files_read})
         if outcome.command is not None:
-            self.store.append(self.session_id, self.turn, "command_ran", outcome.command.model_dump())
+            self._log("command_ran", outcome.command.model_dump())
         if outcome.todos is not None:
-            self.store.append(self.session_id, self.turn, "todos", {"items": [t.model_dump() for t in outcome.todos]})
+            self._log("todos", {"items": [t.model_dump() for t in outcome.todos]})
         self._finish_call(call, outcome)
         if outcome.memory is not None and outcome.memory.action == "forgotten" and self.after_forget is not None:
             self.reload(self.after_forget())
@@ -368,7 +372,7 @@ class Agent:
         A compaction whose summary was made from redacted text gets a fresh digest in its place."""
         self.system_text = system_text
         redigest_redacted(self.store, self.session_id)
-        self.view = View.fold(system_text, self.store.events(self.session_id))
+        self.fold = LogFold.of(self.store, self.session_id, system_text)
 
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
         self._unanswered = [pending for pending in self._unanswered if pending.id != call.id]
@@ -379,7 +383,14 @@ class Agent:
                                data=outcome.data))
 
     def _append(self, message: Message) -> None:
-        self.view.append(self.store.append_message(self.session_id, self.turn, message), message)
+        self.store.append_message(self.session_id, self.turn, message)
+        self.fold.sync(self.store, self.session_id)
+
+    def _log(self, kind: str, payload: dict[str, Any]) -> int:
+        """Log an event and fold it (with anything logged from outside before it) into the View and task state."""
+        event_id = self.store.append(self.session_id, self.turn, kind, payload)
+        self.fold.sync(self.store, self.session_id)
+        return event_id
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():

@@ -130,7 +130,7 @@ class AgentSession:
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
         # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
         counter = backend_token_counter(backend) if backend.exact_token_count else None
-        repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
+        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter)
         checkpoints = CheckpointStore(repo.root)
         checkpoints.prune()
 

@@ -139,9 +139,10 @@ class SessionStore:
         sessions = self.list(repo_id)
         return sessions[0] if sessions else None
 
-    def events(self, session_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-        sql = "select id, turn, kind, payload, created_at from events where session_id = ?"
-        params: list[Any] = [session_id]
+    def events(self, session_id: str, kind: str | None = None, after: int = 0) -> list[dict[str, Any]]:
+        """The session's events in order; `after`: only those with a larger id (what was logged since)."""
+        sql = "select id, turn, kind, payload, created_at from events where session_id = ? and id > ?"
+        params: list[Any] = [session_id, after]
         if kind is not None:
             sql += " and kind = ?"
             params.append(kind)

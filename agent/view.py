@@ -82,23 +82,23 @@ class View:
     def fold(cls, system_text: str, events: Iterable[dict[str, Any]]) -> View:
         view = cls(system_text)
         for event in events:
-            kind, payload = event["kind"], event["payload"]
-            if kind == "message" and payload.get("role") != "system":
-                view.entries.append(Entry(event["id"], Message.model_validate(payload)))
-            elif kind == "undo":
-                view.entries.append(Entry(event["id"], undo_note(payload)))
-            elif kind == "compacted":
-                view.compactions.append(Compaction.model_validate(payload | {"event_id": event["id"]}))
-            elif kind == "compaction_undone":
-                view.compactions = [c for c in view.compactions if c.id != payload["id"]]
+            view.apply(event)
         return view
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind, payload = event["kind"], event["payload"]
+        if kind == "message" and payload.get("role") != "system":
+            self.entries.append(Entry(event["id"], Message.model_validate(payload)))
+        elif kind == "undo":
+            self.entries.append(Entry(event["id"], undo_note(payload)))
+        elif kind == "compacted":
+            self.compactions.append(Compaction.model_validate(payload | {"event_id": event["id"]}))
+        elif kind == "compaction_undone":
+            self.compactions = [c for c in self.compactions if c.id != payload["id"]]
 
     @property
     def active(self) -> Compaction | None:
         return self.compactions[-1] if self.compactions else None
-
-    def append(self, event_id: int, message: Message) -> None:
-        self.entries.append(Entry(event_id, message))
 
     def visible(self) -> list[Entry]:
         """The entries the model sees whole: all of them, or those from the active compaction's first kept event."""
