@@ -108,7 +108,9 @@ class Compactor:
         """`made_from`: the source hash of the log so far (agent/log_fold.py)."""
         """The next compaction of `view` (not yet logged), or None when nothing can be dropped."""
         entries = view.visible()
-        budget = int(self.window * self.settings.keep_share) // (2 if trigger == "overflow" else 1)
+        # After an overflow the server's window is smaller than ours: keep a quarter of what it refused, at most.
+        basis = min(self.window, tokens_before) if trigger == "overflow" else self.window
+        budget = int(basis * self.settings.keep_share) // (2 if trigger == "overflow" else 1)
         cut = plan_cut(entries, budget)
         if cut is None:
             return None

@@ -28,7 +28,7 @@ from .events import (
 )
 from .messages import Message, ToolCall, tool_result, user
 from .permissions import Policy
-from .server_errors import is_context_overflow
+from .server_errors import is_context_overflow, stated_window
 from .sessions import SessionStore
 from .log_fold import LogFold
 from .view import Trigger, View
@@ -110,6 +110,7 @@ class Agent:
                  pinned_memory: Callable[[], str] | None = None) -> None:
         self.backend = backend
         self.toolbox = toolbox
+        self.tools = toolbox.schemas()  # built once: the same bytes in every request keep the prompt prefix stable
         self.store = store
         self.session_id = session_id
         self.policy = policy
@@ -205,6 +206,9 @@ class Agent:
             reply, step_usage = self._stream_reply(deadline)
         except _Overflow as overflow:
             # The server counts differently from the meter: one compaction, one retry, then it is a failure.
+            stated = stated_window(overflow.error)
+            if stated is not None and stated < self.meter.window:
+                self.meter.window = self.compactor.window = stated  # count against the server's window from now on
             if self.compact(trigger="overflow") is None:
                 raise BackendFailed(overflow.error) from None
             try:
@@ -227,7 +231,7 @@ class Agent:
         calls: list[ToolCall] = []
         step_usage = Usage()
         messages = self.messages
-        for event in self.backend.stream(messages, self.toolbox.schemas(), self.config.params):
+        for event in self.backend.stream(messages, self.tools, self.config.params):
             self._check_cancel()
             if deadline is not None and time.monotonic() > deadline:
                 raise BudgetExhausted("timeout")
@@ -255,7 +259,7 @@ class Agent:
     # --- the context: meter and compaction --------------------------------------------------------
 
     def measure(self) -> Reading:
-        self.context = self.meter.measure(self.messages, self.toolbox.schemas())
+        self.context = self.meter.measure(self.messages, self.tools)
         return self.context
 
     def _fit_context(self) -> None:

@@ -35,3 +35,16 @@ def is_context_overflow(error: Error) -> bool:
     if error.kind not in ("http", "runtime", "bad_response"):
         return False
     return bool(_OVERFLOW.search(error.message))
+
+
+# How servers state their window in the same bodies: vLLM/OpenAI, SGLang, llama.cpp.
+_WINDOW = re.compile(r"maximum context length is (\d+)|model'?s context length \((\d+) tokens\)|\"n_ctx\\?\"\s*:\s*\\?\"?(\d+)",
+                     re.IGNORECASE)
+
+
+def stated_window(error: Error) -> int | None:
+    """The window an overflow error names, when it names one: the meter then counts against it."""
+    match = _WINDOW.search(error.message)
+    if match is None:
+        return None
+    return int(next(group for group in match.groups() if group))

@@ -50,7 +50,7 @@ def long_turns(n_turns: int, big_chars: int) -> list[dict]:
     for n in range(n_turns):
         steps = first if n == 0 else []
         big = {"content": f"step {n}", "reasoning_content": f"thinking about step {n}",
-               "tool_calls": [{"name": "bash", "arguments": {"command": f"python3 -c \"print('log{n} ' * {big_chars // 5})\""}}]}
+               "tool_calls": [{"name": "bash", "arguments": {"command": f"yes log{n} | head -c {big_chars}"}}]}
         turns += steps + [big, {"content": f"turn {n} done"}]
     return turns
 
