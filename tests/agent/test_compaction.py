@@ -213,3 +213,32 @@ def test_stream_json_and_the_report_carry_the_context(calc_repo, write_script):
     schema = json.dumps(json.loads(run_cli(["schema", "events"], calc_repo).stdout))
     for kind in ("compacted", "compaction_undone", "context_usage"):
         assert f'"const": "{kind}"' in schema
+
+
+MARKER = "MARKER-3c9e-forget-me"
+
+
+def test_a_forget_inside_a_compacted_range_replaces_the_summary_with_a_fresh_digest(calc_repo, dsv4_home):
+    store = SessionStore(dsv4_home / "sessions.db")
+    fact = f"Deploy target is staging-{MARKER}"
+    turns = [{"content": "", "tool_calls": [{"name": "remember", "arguments": {"text": fact, "key": "deploy"}}]},
+             {"content": "remembered"}] + long_turns(3, big_chars=400)[2:] + [{"content": "still fine"}]
+    # The model's summary paraphrases the fact: no redaction of the exact text can find it.
+    paraphrase = f"the deploy goes to STAGING-{MARKER.upper()}"
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in turns], summary=f"Noted that {paraphrase}.")
+    session = open_session(calc_repo, backend, store)
+    session.run_turn(f"Remember this: {fact}")
+    for n in range(3):
+        session.run_turn(f"part {n}")
+    done = session.compact()
+    assert done is not None and done.source == "model" and paraphrase in session._loop.messages[1].content
+
+    session.forget("deploy")
+    view = json.dumps([m.model_dump() for m in session._loop.messages])
+    payloads = json.dumps([e["payload"] for e in store.events(session.session_id, "compacted")])
+    for text in (MARKER, MARKER.upper()):
+        assert text not in view and text not in payloads
+    compaction = store.events(session.session_id, "compacted")[-1]["payload"]
+    assert compaction["source"] == "digest" and compaction["id"] == done.id
+    assert "a digest of the logged steps" in session._loop.messages[1].content
+    assert session.run_turn("part 3").status == "done"
