@@ -77,7 +77,7 @@ def prepare_repo(calc_repo: Path, dsv4_home: Path) -> SessionStore:
 
 def test_a_long_session_compacts_and_keeps_rules_memory_goal_files_and_todos(calc_repo, dsv4_home):
     store = prepare_repo(calc_repo, dsv4_home)
-    n_turns = 120
+    n_turns = 200
     backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(n_turns, big_chars=3 * 4 * WINDOW)],
                               summary="The agent wrote notes/progress.md and printed logs.")
     events: list = []
