@@ -2,7 +2,7 @@
 
 Storage under `$DSV4_HOME/memory/`: `memory.db` (SQLite, the source of truth: items, FTS5 index,
 tombstones, embedding cache, KV-snapshot index) and `index/` (LanceDB: id, vector, scope/owner/repo/kind
-columns only; rebuilt from SQLite when missing). Rules, enforced in code (DESIGN.md §3):
+columns only; rebuilt from SQLite when missing). Rules, enforced in code (docs/architecture.md, "Engram memory"):
 
 - override: a write with a key supersedes the active item of that key in that scope (`supersedes=id` for
   unkeyed items); only active items are ever retrieved or put in context; on the same key

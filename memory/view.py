@@ -1,8 +1,8 @@
 """The memory block of the model's context: a pure function of the current items.
 
-Rules (DESIGN.md §3): only active items, after scope precedence, are candidates; pinned items are always
-in the block, and pinned items that do not fit the budget are an error, never a silent cut; unpinned items
-fill what is left of the budget by a fixed priority. The chosen items are rendered in write order, so a new
+Rules (docs/architecture.md, "Engram memory"): only active items, after scope precedence, are candidates;
+pinned items are always in the block, and pinned items that do not fit the budget are an error, never a
+silent cut; unpinned items fill what is left of the budget by a fixed priority. The chosen items are rendered in write order, so a new
 memory appends to the block and the prefix before it stays the same (KV and prompt-cache reuse).
 """
 

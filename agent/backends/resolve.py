@@ -1,4 +1,4 @@
-"""Which backend a command talks to, from flags and config (DESIGN.md §1, "Model flags")."""
+"""Which backend a command talks to, from flags and config (docs/architecture.md, "Backends")."""
 
 from __future__ import annotations
 

@@ -66,6 +66,7 @@ def scenario(home: Path, n: int, how: str, filler: int, second_connection: bool)
     for i in range(filler):
         store.remember(f"filler memory {i} about component {i % 23}", repo_id=REPO)
     sessions = SessionStore(home / "sessions.db")
+    store.log_redactor = sessions.redact  # as the agent opens memory (agent/engram.py): a forget redacts the log
     session = sessions.create(REPO, home, "eval-model")
     sessions.append_message(session, 1, Message(role="user", content=f"Please remember: {text}"))
     call = ToolCall(id="c1", name="remember", arguments=json.dumps({"text": text, "key": "deploy token"}))

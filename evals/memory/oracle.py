@@ -1,5 +1,5 @@
 """The reference model the consistency suite checks the store against: a few dicts and the rules of
-DESIGN.md §3, written independently of memory/ (no code shared with the store)."""
+docs/architecture.md ("Engram memory"), written independently of memory/ (no code shared with the store)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ importing this package costs nothing: tree_sitter, numpy and watchdog are import
 
     build_repo_context(root, budget_tokens, count_tokens=None, mentioned=(), cache_dir=None,
                        repo_map=None) -> RepoContext
-        The repository block (DESIGN.md §3): the map, then whole files from least to most recently
-        changed, each as `<file path="...">...</file>`. Never more than `budget_tokens` as counted by
+        The repository block (docs/architecture.md, "Context assembly"): the map, then whole files
+        from least to most recently changed, each as `<file path="...">...</file>`. Never more than `budget_tokens` as counted by
         `count_tokens(text) -> int` (default `approx_tokens`: 3.5 UTF-8 bytes a token, which errs
         high). `mentioned`: paths and identifiers from the conversation; they personalise the ranking.
         `cache_dir`: where the SQLite tag cache lives (the agent passes `dsv4_home() / "repomap"`;

@@ -4,7 +4,8 @@ If every readable file fits beside a map of all of them, all are loaded whole (t
 table of contents). Otherwise the most relevant files (mentioned ones first, then by rank) are loaded
 whole, greedily, into what the map's reserve leaves, and the map describes the rest. Whole files go
 from least to most recently changed, so an edit moves one file to the end and the text before it stays
-a valid prefix (DESIGN.md §3). The text is deterministic for a given work tree and mention set.
+a valid prefix (docs/architecture.md, "Context assembly"). The text is deterministic for a given work
+tree and mention set.
 """
 
 from __future__ import annotations

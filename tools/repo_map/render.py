@@ -2,8 +2,8 @@
 
 Each file shows its path, then only the lines of interest (a definition's line and the header lines of
 the scopes around it), as they are in the file, with `⋮` where lines are skipped. No line numbers: they
-would shift on every edit above a definition and so invalidate the cached prompt prefix (DESIGN.md §3);
-the agent finds lines with `search`. Files appear in path order so one more definition changes the
+would shift on every edit above a definition and so invalidate the cached prompt prefix
+(docs/architecture.md, "Context assembly"); the agent finds lines with `search`. Files appear in path order so one more definition changes the
 text locally.
 How many definitions to show is found by galloping then bisecting on the count, because the token
 count only grows with it: the result is the longest prefix of the ranking that fits, never over budget.

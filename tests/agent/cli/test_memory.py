@@ -86,3 +86,20 @@ def test_user_scope_works_outside_a_repository(tmp_path: Path) -> None:
     assert "short answers" in memory(outside, "context").stdout
     proc = memory(outside, "remember", "repo thing")
     assert proc.returncode == 2 and "needs a repository" in proc.stderr
+
+
+def test_forget_from_the_command_line_redacts_the_session_log_too(calc_repo: Path, dsv4_home: Path, write_script) -> None:
+    from ...conftest import run_cli
+
+    marker = "MARKER-c41d-cli-forget"
+    script = write_script([{"content": f"Noted: the release branch is {marker}."}])
+    run = run_cli(["run", "--headless", f"the release branch is {marker}", "--backend", "scripted", "--script", str(script)],
+                  calc_repo)
+    assert run.returncode == 1 and "session:" in run.stdout, run.stderr  # 1: calc's tests still fail
+    assert memory(calc_repo, "remember", f"the release branch is {marker}", "--key", "release").returncode == 0
+    assert marker.encode() in (dsv4_home / "sessions.db").read_bytes()
+    forgot = json.loads(memory(calc_repo, "forget", "--key", "release", "--json").stdout)
+    assert forgot["events_redacted"] >= 2  # the user message and the reply that quoted it
+    for path in dsv4_home.rglob("*"):
+        if path.is_file():
+            assert marker.encode() not in path.read_bytes(), path
