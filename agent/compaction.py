@@ -8,14 +8,16 @@ window it is a deterministic digest of the logged steps instead. Nothing here ca
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 import uuid
 from typing import Literal
 
 from pydantic import BaseModel
 
 from .backends.base import Backend, GenerationParams, estimate_tokens
-from .events import Done, Error, TextDelta, Usage
+from .events import Done, Error, Event, TextDelta, Usage
 from .log_fold import source_hash
 from .messages import Message, system, user
 from .sessions import SessionStore
@@ -132,32 +134,40 @@ class Compactor:
         if request is None:
             return SummaryOutcome(text=fallback, source="digest", fallback_reason="the steps do not fit a summary request")
         text: list[str] = []
-        cost = Usage()
         deadline = time.monotonic() + self.settings.summary_timeout_s
         params = GenerationParams(max_tokens=self.settings.summary_max_tokens, temperature=0.0)
-        reason: str | None = None
-        for event in self.summariser.stream(request, [], params):
-            if time.monotonic() > deadline:
-                self.summariser.cancel()
-                reason = "the summary request timed out"
-                break
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, Usage):
-                cost = event
-            elif isinstance(event, Error):
-                reason = f"the summary request failed: {event.message}"
-                break
-            elif isinstance(event, Done):
-                if event.finish_reason == "cancelled":
-                    reason = "the summary request was cancelled"
-                break
+        # A server that sends nothing would never reach the check below: the watchdog cancels the request.
+        watchdog = threading.Timer(self.settings.summary_timeout_s, self.summariser.cancel)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            reason, cost = self._collect(self.summariser.stream(request, [], params), deadline, text)
+        finally:
+            watchdog.cancel()
         summary = "".join(text).strip()
         if reason is None and not summary:
             reason = "the model returned an empty summary"
         if reason is not None:
             return SummaryOutcome(text=fallback, source="digest", usage=cost, fallback_reason=reason)
         return SummaryOutcome(text=summary, source="model", usage=cost)
+
+    def _collect(self, stream: Iterator[Event], deadline: float, text: list[str]) -> tuple[str | None, Usage]:
+        """Gather the summary text into `text`; (why it failed or None, what it cost)."""
+        cost = Usage()
+        for event in stream:
+            if time.monotonic() > deadline:
+                self.summariser.cancel()
+                return "the summary request timed out", cost
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Usage):
+                cost = event
+            elif isinstance(event, Error):
+                return f"the summary request failed: {event.message}", cost
+            elif isinstance(event, Done):
+                cancelled = event.finish_reason == "cancelled"
+                return ("the summary request timed out or was cancelled" if cancelled else None), cost
+        return None, cost
 
     def _request(self, system_text: str, dropped: list[Message], previous: Compaction | None, state: str,
                  focus: str | None) -> list[Message] | None:

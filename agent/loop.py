@@ -19,18 +19,18 @@ from pydantic import BaseModel, Field
 from ..tools.base import Effect, ToolError, ToolResult
 from ..tools.toolbox import Toolbox
 from .backends.base import Backend, GenerationParams
-from .compaction import Compactor, CompactionSettings, redigest_redacted
-from .context_meter import ContextMeter, Reading
+from .compaction import CompactionSettings
+from .context_keeper import ContextKeeper
+from .context_meter import Reading
 from .events import (
-    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Compacted, CompactionUndone, ContextUsage, Done,
-    Error, FileChanged, MemoryChanged, ReasoningDelta, StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished,
+    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Compacted, CompactionUndone, Done, Error,
+    FileChanged, MemoryChanged, ReasoningDelta, StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished,
     ToolRequested, TurnDone, TurnStarted, Usage, UsageUpdate,
 )
 from .messages import Message, ToolCall, tool_result, user
 from .permissions import Policy
-from .server_errors import is_context_overflow, stated_window
+from .server_errors import is_context_overflow
 from .sessions import SessionStore
-from .log_fold import LogFold
 from .view import Trigger, View
 
 
@@ -120,27 +120,35 @@ class Agent:
         self.before_first_change = before_first_change
         self.on_user_message = on_user_message  # e.g. memory capture of "from now on ..." statements
         self.after_forget = after_forget  # returns the system text rebuilt once forgotten text is purged
-        self.pinned_memory = pinned_memory  # the memory block now, for pins made after the system message was built
-        self.system_text = system_text
-        # What the model sees and the task state, folded from the log (a resumed session continues from both).
-        self.fold = LogFold.of(store, session_id, system_text)
-        self.meter = ContextMeter(backend, self.config.context_window, self.config.params.max_tokens)
-        self.compactor = Compactor(summariser or backend, self.meter.window, self.config.compaction)
-        self.context: Reading | None = None  # the last reading of the meter
-        self.compactions = 0  # made by this process
         self.turn = store.turns(session_id)
+        self.keeper = ContextKeeper(backend, summariser or backend, store, session_id, system_text, self.tools,
+                                    window=self.config.context_window, reserved_output=self.config.params.max_tokens,
+                                    settings=self.config.compaction, turn=lambda: self.turn, emit=self._emit,
+                                    pinned_memory=pinned_memory)
         self.total_usage = Usage()
         self._cancel = threading.Event()
         self._unanswered: list[ToolCall] = []
 
+    def _emit(self, event: AgentEvent) -> None:
+        self.emit(event)  # late-bound: a front end may swap `emit`
+
     @property
     def view(self) -> View:
-        return self.fold.view
+        return self.keeper.view
 
     @property
     def messages(self) -> list[Message]:
         """The request the model gets next: the View, always valid (every tool call answered)."""
-        return self.view.messages()
+        return self.keeper.messages()
+
+    @property
+    def context(self) -> Reading | None:
+        """The meter's reading before the last request."""
+        return self.keeper.context
+
+    @property
+    def compactions(self) -> int:
+        return self.keeper.compactions
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -150,7 +158,7 @@ class Agent:
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()
         # The log may have grown outside this loop since the last turn (an undo notes its reverted files there).
-        self.fold.sync(self.store, self.session_id)
+        self.keeper.sync()
         compactions_before = self.compactions
         self.turn += 1
         result = TurnResult(status="done", summary="", steps=0, usage=Usage())
@@ -201,14 +209,12 @@ class Agent:
     def _ask_model(self, result: TurnResult, deadline: float | None) -> Message:
         if self.config.max_tokens is not None and self.total_usage.total_tokens >= self.config.max_tokens:
             raise BudgetExhausted("max_tokens")
-        self._fit_context()
+        self.total_usage = self.total_usage + self.keeper.fit()
         try:
             reply, step_usage = self._stream_reply(deadline)
         except _Overflow as overflow:
             # The server counts differently from the meter: one compaction, one retry, then it is a failure.
-            stated = stated_window(overflow.error)
-            if stated is not None and stated < self.meter.window:
-                self.meter.window = self.compactor.window = stated  # count against the server's window from now on
+            self.keeper.adopt_window(overflow.error)
             if self.compact(trigger="overflow") is None:
                 raise BackendFailed(overflow.error) from None
             try:
@@ -251,7 +257,7 @@ class Agent:
                 raise BackendFailed(event)
             elif isinstance(event, Done):
                 break
-        self.meter.observe(messages, step_usage.prompt_tokens)
+        self.keeper.observe(messages, step_usage.prompt_tokens)
         reply = Message(role="assistant", content="".join(text), tool_calls=calls,
                         reasoning_content="".join(reasoning) or None)
         return reply, step_usage
@@ -259,54 +265,18 @@ class Agent:
     # --- the context: meter and compaction --------------------------------------------------------
 
     def measure(self) -> Reading:
-        self.context = self.meter.measure(self.messages, self.tools)
-        return self.context
-
-    def _fit_context(self) -> None:
-        """Before a request: publish the fill; compact at the configured share, or when the request would not fit."""
-        reading = self.measure()
-        for _ in range(2):  # a second pass when the first compaction kept too much to fit
-            if reading.fits and reading.share < self.config.compaction.compact_at:
-                break
-            if self.compact(trigger="auto") is None:
-                break
-            reading = self.measure()
-        self.emit(ContextUsage(used=reading.used, window=reading.window, share=round(reading.share, 4), exact=reading.exact))
+        return self.keeper.measure()
 
     def compact(self, trigger: Trigger = "manual", focus: str | None = None) -> Compacted | None:
         """Replace the older steps by the task state and a summary; None when there is nothing to drop.
         Never raises for model trouble: a failed summary falls back to the digest."""
-        before = self.measure().used
-        memory = self.pinned_memory() if self.pinned_memory is not None else ""
-        memory = "" if memory.strip() in self.system_text else memory.strip()
-        built = self.compactor.build(self.view, self.fold.task, self.fold.source_hash(), trigger=trigger,
-                                     focus=focus or None, tokens_before=before, memory=memory)
-        if built is None:
-            return None
-        compaction, outcome = built
-        self.view.compactions.append(compaction)  # measured as the model will see it, then logged (which applies it)
-        compaction.tokens_after = self.measure().used
-        self.view.compactions.pop()
-        self._log("compacted", compaction.payload())
-        self.compactions += 1
-        self.total_usage = self.total_usage + outcome.usage
-        event = Compacted(id=compaction.id, first_kept_event_id=compaction.first_kept_event_id, summary=compaction.summary,
-                          source=compaction.source, focus=compaction.focus, trigger=trigger,
-                          tokens_before=compaction.tokens_before, tokens_after=compaction.tokens_after,
-                          summary_tokens=compaction.summary_tokens, fallback_reason=outcome.fallback_reason)
-        self.emit(event)
-        return event
+        done, cost = self.keeper.compact(trigger, focus)
+        self.total_usage = self.total_usage + cost
+        return done
 
     def compact_undo(self) -> CompactionUndone | None:
         """Take back the latest compaction: the View is the one before it. None when there is none."""
-        active = self.view.active
-        if active is None:
-            return None
-        self._log("compaction_undone", {"id": active.id})
-        restored = self.view.active
-        event = CompactionUndone(id=active.id, restored_id=restored.id if restored else None)
-        self.emit(event)
-        return event
+        return self.keeper.compact_undo()
 
     # --- one tool call -------------------------------------------------------------------------
 
@@ -374,9 +344,7 @@ class Agent:
     def reload(self, system_text: str) -> None:
         """Rebuild the View from the log, e.g. after a forget redacted it: nothing forgotten stays in memory.
         A compaction whose summary was made from redacted text gets a fresh digest in its place."""
-        self.system_text = system_text
-        redigest_redacted(self.store, self.session_id)
-        self.fold = LogFold.of(self.store, self.session_id, system_text)
+        self.keeper.reload(system_text)
 
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
         self._unanswered = [pending for pending in self._unanswered if pending.id != call.id]
@@ -387,14 +355,10 @@ class Agent:
                                data=outcome.data))
 
     def _append(self, message: Message) -> None:
-        self.store.append_message(self.session_id, self.turn, message)
-        self.fold.sync(self.store, self.session_id)
+        self.keeper.append(message)
 
     def _log(self, kind: str, payload: dict[str, Any]) -> int:
-        """Log an event and fold it (with anything logged from outside before it) into the View and task state."""
-        event_id = self.store.append(self.session_id, self.turn, kind, payload)
-        self.fold.sync(self.store, self.session_id)
-        return event_id
+        return self.keeper.log(kind, payload)
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():

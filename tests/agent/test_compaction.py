@@ -242,3 +242,20 @@ def test_a_forget_inside_a_compacted_range_replaces_the_summary_with_a_fresh_dig
     assert compaction["source"] == "digest" and compaction["id"] == done.id
     assert "a digest of the logged steps" in session._loop.messages[1].content
     assert session.run_turn("part 3").status == "done"
+
+
+def test_a_session_stuck_before_resumes_unchanged_and_compacts_on_the_next_turn(calc_repo, dsv4_home):
+    # A log written before compaction existed: far longer than the window, no snapshot, no compaction.
+    store = SessionStore(dsv4_home / "sessions.db")
+    session_id = store.create(find_repo(calc_repo).identity, calc_repo, "scripted")
+    for n in range(12):
+        store.append_message(session_id, n + 1, Message(role="user", content=f"request {n}"))
+        store.append_message(session_id, n + 1, Message(role="assistant", content="x" * 4000))
+    events: list = []
+    session = open_session(calc_repo, ScriptedBackend([ScriptedTurn(content="back on track")]), store,
+                           resume_id=session_id, events=events)
+    assert store.events(session_id, "compacted") == [] and session.context().share > 1  # opening never compacts
+    result = session.run_turn("continue")
+    assert result.status == "done" and result.summary == "back on track" and result.compactions >= 1
+    assert [e.trigger for e in events if isinstance(e, Compacted)][0] == "auto"
+    assert "request 0" in session._loop.messages[1].content  # the first request is the goal

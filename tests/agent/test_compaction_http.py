@@ -124,3 +124,20 @@ def test_only_client_errors_and_the_runtime_count_as_overflow():
     assert not is_context_overflow(Error(kind="connect", message=text))
     assert is_context_overflow(Error(kind="runtime", message="prompt of 9000 tokens does not fit the context window of "
                                                              "8192 tokens (model maximum 8192)"))
+
+
+def test_a_summary_that_times_out_falls_back_to_the_digest(calc_repo, replay, dsv4_home):
+    slow = replay([{"content": "a summary that comes too late"}], faults=["slow:2"])
+    store = SessionStore(dsv4_home / "sessions.db")
+    session_id = store.create("repo", calc_repo, "scripted")
+    config = AgentConfig(context_window=50_000)
+    config.compaction.summary_timeout_s = 0.3
+    turns = [{"content": "", "tool_calls": [{"name": "read_file", "arguments": {"path": "calc/__init__.py"}}]},
+             {"content": "read"}, {"content": "second"}]
+    agent = Agent(ScriptedBackend([ScriptedTurn.model_validate(t) for t in turns]), Toolbox(Workspace(calc_repo)),
+                  store, session_id, "system", Policy(mode="full-auto"), config,
+                  summariser=OpenAICompatBackend(slow.base_url, "replay", max_retries=0))
+    agent.run_turn("first")
+    agent.run_turn("again")
+    done = agent.compact()
+    assert done is not None and done.source == "digest" and "timed out" in done.fallback_reason
