@@ -177,8 +177,9 @@ class AgentSession:
         return self._loop.total_usage
 
     def history(self) -> list[Message]:
-        """The conversation so far, without the system message (what a resumed front end replays)."""
-        return list(self._loop.messages[1:])
+        """The whole logged conversation, without the system message (what a resumed front end replays): not the
+        View, which after a compaction holds a summary in place of the older steps."""
+        return self._store.messages(self.session_id)
 
     # --- turns ----------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from ..home import dsv4_home
-from .messages import Message, ToolCall, tool_result
+from .messages import Message
 
 SESSIONS_FILE = "sessions.db"
 MIN_OVERLAP = 12  # a title cut off inside a redacted text still holds its first characters; shorter overlaps are chance
@@ -165,18 +165,9 @@ class SessionStore:
 
     def messages(self, session_id: str) -> list[Message]:
         """The conversation as logged; tool calls whose result was never logged (a killed process) get one that says so."""
-        messages = [Message.model_validate(e["payload"]) for e in self.events(session_id, "message")]
-        repaired: list[Message] = []
-        pending: list[ToolCall] = []
-        for message in messages:
-            if message.role == "tool":
-                pending = [call for call in pending if call.id != message.tool_call_id]
-            else:
-                repaired.extend(_interrupted(pending))
-                pending = list(message.tool_calls) if message.role == "assistant" else []
-            repaired.append(message)
-        repaired.extend(_interrupted(pending))
-        return repaired
+        from .view import answered
+
+        return answered([Message.model_validate(e["payload"]) for e in self.events(session_id, "message")])
 
     def turns(self, session_id: str) -> int:
         with self.lock:
@@ -227,11 +218,6 @@ class SessionStore:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _interrupted(calls: list[ToolCall]) -> list[Message]:
-    return [tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished")
-            for call in calls]
 
 
 def redact_title(title: str, text: str, marker: str) -> str:

@@ -259,3 +259,18 @@ def test_a_session_stuck_before_resumes_unchanged_and_compacts_on_the_next_turn(
     assert result.status == "done" and result.summary == "back on track" and result.compactions >= 1
     assert [e.trigger for e in events if isinstance(e, Compacted)][0] == "auto"
     assert "request 0" in session._loop.messages[1].content  # the first request is the goal
+
+
+def test_memory_pinned_during_the_session_is_in_the_compacted_view(calc_repo, dsv4_home):
+    store = SessionStore(dsv4_home / "sessions.db")
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=400)])
+    session = open_session(calc_repo, backend, store)
+    session.run_turn("part 0")
+    late = "Release notes go in CHANGES.md, newest first."
+    session.pin(session.remember(late).item.id)
+    assert late not in session._loop.messages[0].content  # the system message stays as it was
+    session.run_turn("part 1")
+    session.compact()
+    assert session._loop.messages[0].content == backend.requests[0][0].content
+    assert "Memory pinned since the session started" in session._loop.messages[1].content
+    assert late in session._loop.messages[1].content
