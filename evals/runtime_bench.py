@@ -79,12 +79,12 @@ def worker_ours(path: Path, ids: dict[int, list[int]], threads: int, precision: 
     t0 = time.perf_counter()
     import torch
 
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
     from dsv4.runtime.engine.sampling import SamplingParams
 
     imports = time.perf_counter() - t0
     t0 = time.perf_counter()
-    engine = Engine.load(path, precision=precision, context_window=max(CONTEXTS) + DECODE_STEPS + 8, threads=threads)
+    engine = LlamaEngine.load(path, precision=precision, context_window=max(CONTEXTS) + DECODE_STEPS + 8, threads=threads)
     load = time.perf_counter() - t0
     out = {"engine": f"dsv4 runtime ({precision})", "imports_s": imports, "load_s": load}
     engine.prefill(ids[512][:64])  # warm-up: first-call allocations

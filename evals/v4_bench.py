@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from dsv4.runtime.loaders.v4_checkpoint import hf_to_native
-from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
-from dsv4.runtime.v4_config import DeepseekV4Config, V4Yarn
+from dsv4.runtime.deepseek_v4.checkpoint import hf_to_native
+from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
+from dsv4.runtime.deepseek_v4.config import DeepseekV4Config, V4Yarn
 
 OUT = Path(__file__).parent / "results" / "v4_bench.json"
 CHUNK = 512

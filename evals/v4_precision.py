@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from dsv4.runtime.layers.v4_weights import PackedWeight
-from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
+from dsv4.runtime.deepseek_v4.weights import PackedWeight
+from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
 from v4_bench import bench_config, randomise
 
 OUT = Path(__file__).parent / "results" / "v4_precision.json"

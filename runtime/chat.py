@@ -8,7 +8,7 @@ from typing import Any
 
 from .chat_template import render_chat_template, template_handles_tools
 from .tokenizer import Tokenizer
-from .tool_calls import hermes_messages
+from .tool_calls import HermesParser, hermes_messages
 
 # For checkpoints that ship no template (base models): ChatML, which most small instruct models know.
 CHATML_TEMPLATE = (
@@ -18,6 +18,10 @@ CHATML_TEMPLATE = (
 
 
 class ChatFormat:
+    """The model's Jinja chat template; tool calls in the Hermes `<tool_call>` JSON syntax."""
+
+    constrainable_tool_calls = True
+
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
         self.template = tokenizer.chat_template or CHATML_TEMPLATE
@@ -35,6 +39,9 @@ class ChatFormat:
     def prompt_ids(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> list[int]:
         # templates write BOS themselves when the model wants it, so none is added here (as transformers does)
         return self.tokenizer.encode(self.render(messages, tools))
+
+    def tool_parser(self) -> HermesParser:
+        return HermesParser()
 
 
 def _native(message: Mapping[str, Any]) -> dict[str, Any]:

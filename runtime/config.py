@@ -197,7 +197,7 @@ register(
 
 
 def _v4_from_hf(cfg: Mapping[str, Any]):
-    from .v4_config import v4_from_hf
+    from .deepseek_v4.config import v4_from_hf
 
     return v4_from_hf(cfg)
 
@@ -211,7 +211,7 @@ register(
         name="deepseek_v4",
         hf_model_types=("deepseek_v4",),
         gguf_architectures=(),
-        model_class="dsv4.runtime.models.deepseek_v4:DeepseekV4ForCausalLM",
+        model_class="dsv4.runtime.deepseek_v4.model:DeepseekV4ForCausalLM",
         from_hf=_v4_from_hf,
         from_gguf=_v4_from_gguf,
     )

@@ -53,11 +53,14 @@ class Toolbox:
 
     def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
         """Run the tool; its result carries every file it wrote (even when it then failed), taken from the workspace."""
-        try:
-            result = tool.run(args, self.workspace)
-        except ToolError as exc:
-            result = ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
-        except PathEscape as exc:
-            result = ToolResult(text=f"error: {exc}", is_error=True)
+        result = self._run(tool, args)
         return result.model_copy(update={"file_changes": self.workspace.take_changes(),
                                          "files_read": self.workspace.take_reads()})
+
+    def _run(self, tool: Tool, args: BaseModel) -> ToolResult:
+        try:
+            return tool.run(args, self.workspace)
+        except ToolError as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True, data=exc.data)
+        except PathEscape as exc:
+            return ToolResult(text=f"error: {exc}", is_error=True)

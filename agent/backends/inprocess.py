@@ -18,8 +18,7 @@ from ..messages import Message, ToolCall
 from .base import GenerationParams
 
 if TYPE_CHECKING:
-    from dsv4.runtime.chat import ChatFormat
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.protocol import Engine, PromptFormat
 
 __all__ = ["InProcessBackend", "ModelNotFound"]
 
@@ -32,22 +31,16 @@ class InProcessBackend:
     exact_token_count = True  # counts with the model's own tokenizer (the repository block budgets by it)
 
     def __init__(self, engine: Engine, *, name: str, constrain_tool_calls: bool = True) -> None:
-        from dsv4.runtime.chat import ChatFormat
-
         self.engine = engine
         self.name = name
-        # DeepSeek-V4 engines bring their own chat format (DSML tools) and tool-call parser
-        self.chat: ChatFormat = engine.chat_format() if hasattr(engine, "chat_format") else ChatFormat(engine.tokenizer)
+        self.chat: PromptFormat = engine.chat_format()  # the model's own encoding and tool-call syntax
         self.constrain_tool_calls = constrain_tool_calls
         self.cancel_event = threading.Event()
 
     def drop_cache(self) -> None:
         """Erase every cached K/V (not only mark it stale): after a forget, no trace may stay in memory."""
         with self.engine.lock:
-            if hasattr(self.engine, "reset"):
-                self.engine.reset()
-            else:
-                self.engine.kv.clear()
+            self.engine.reset()
 
     @classmethod
     def load(
@@ -61,19 +54,13 @@ class InProcessBackend:
     ) -> InProcessBackend:
         """`model`: a GGUF file, an HF checkpoint folder, or a named model. Raises ModelNotFound (with the options) or
         another RuntimeModelError (bad file, missing tokenizer) before loading any weights."""
-        from dsv4.runtime.engine.engine import Engine
-        from dsv4.runtime.engine.loader import FAST
+        from dsv4.runtime.engine.open import open_engine
         from dsv4.runtime.resolve import resolve_model
 
         if device not in (None, "cpu"):
             raise RuntimeModelError(f"device {device!r} is not supported by the in-process runtime yet (cpu only)")
         resolved = resolve_model(model)
-        from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
-
-        if is_v4_checkpoint(resolved.path):
-            engine = load_engine(resolved.path, precision=precision, context_window=context_window)
-        else:
-            engine = Engine.load(resolved.path, precision=precision or FAST, context_window=context_window)
+        engine = open_engine(resolved.path, precision=precision, context_window=context_window)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property
@@ -102,7 +89,7 @@ class InProcessBackend:
     def _stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
         from dsv4.runtime.engine.sampling import SamplingParams
         from dsv4.runtime.json_constraint import ToolCallConstraint
-        from dsv4.runtime.tool_calls import HermesParser, ParsedToolCall
+        from dsv4.runtime.tool_calls import ParsedToolCall
 
         engine = self.engine
         prompt = self.chat.prompt_ids([m.to_openai() for m in messages], list(tools))
@@ -114,9 +101,9 @@ class InProcessBackend:
             seed=params.seed,
             stop=list(params.stop or []),
         )
-        dsml = hasattr(self.chat, "tool_parser")  # V4: DSML calls, no Hermes grammar constraint
-        processor = ToolCallConstraint(engine.tokenizer, tools) if tools and self.constrain_tool_calls and not dsml else None
-        parser, n_calls, completion = (self.chat.tool_parser() if dsml else HermesParser()), 0, 0
+        constrain = tools and self.constrain_tool_calls and self.chat.constrainable_tool_calls
+        processor = ToolCallConstraint(engine.tokenizer, tools) if constrain else None
+        parser, n_calls, completion = self.chat.tool_parser(), 0, 0
         reused_before = engine.stats.reused_tokens
         self.cancel_event.clear()
         finish = "stop"

@@ -113,10 +113,10 @@ def _info(args: argparse.Namespace) -> int:
     from dsv4.runtime.loaders import open_checkpoint
     from dsv4.runtime.resolve import resolve_model
 
-    resolved = resolve_model(args.model_spec)
-    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint
+    from dsv4.runtime.engine.open import checkpoint_kind
 
-    if is_v4_checkpoint(resolved.path):
+    resolved = resolve_model(args.model_spec)
+    if checkpoint_kind(resolved.path) == "deepseek_v4":
         return _info_v4(args, resolved)
     ckpt = open_checkpoint(resolved.path)
     cfg, tok = ckpt.config, ckpt.tokenizer
@@ -156,9 +156,9 @@ def _print_info(info: dict[str, Any], as_json: bool) -> int:
 
 
 def _info_v4(args: argparse.Namespace, resolved: Any) -> int:
-    from dsv4.runtime.loaders.v4_checkpoint import detect_layout, safetensor_files
-    from dsv4.runtime.v4_config import v4_from_hf
-    from dsv4.runtime.v4_tokenizer import load_v4_tokenizer
+    from dsv4.runtime.deepseek_v4.checkpoint import detect_layout, safetensor_files
+    from dsv4.runtime.deepseek_v4.config import v4_from_hf
+    from dsv4.runtime.deepseek_v4.tokenizer import load_v4_tokenizer
 
     folder = resolved.path
     cfg_path = folder / "config.json" if (folder / "config.json").is_file() else folder / "inference" / "config.json"
@@ -186,21 +186,14 @@ def _info_v4(args: argparse.Namespace, resolved: Any) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from dsv4.runtime.chat import ChatFormat
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.open import open_engine
     from dsv4.runtime.engine.sampling import SamplingParams
     from dsv4.runtime.resolve import resolve_model
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
-
     resolved = resolve_model(args.model_spec)
-    if is_v4_checkpoint(resolved.path):
-        engine = load_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics)
-        chat = engine.chat_format(thinking_mode="thinking" if args.thinking else "chat")
-    else:
-        engine = Engine.load(resolved.path, precision=args.precision, context_window=args.context_window)
-        chat = ChatFormat(engine.tokenizer)
+    engine = open_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics)
+    chat = engine.chat_format(thinking=args.thinking)
     if args.raw:
         ids = engine.tokenizer.encode(prompt, add_bos=engine.tokenizer.add_bos)
     else:
@@ -232,20 +225,15 @@ def _generate(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.open import open_engine
     from dsv4.runtime.resolve import resolve_model
 
     data = json.loads(args.tokens_file.read_text())
     ids = data if isinstance(data, list) else data.get("tokens") or data.get("input_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
         return fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
-    from dsv4.runtime.engine.v4_engine import is_v4_checkpoint, load_engine
-
     resolved = resolve_model(args.model_spec)
-    if is_v4_checkpoint(resolved.path):
-        engine = load_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics)
-    else:
-        engine = Engine.load(resolved.path, precision=args.precision, context_window=len(ids) + 1)
+    engine = open_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics)
     bad = [i for i in ids if not 0 <= i < engine.config.vocab_size]
     if bad:
         return fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)

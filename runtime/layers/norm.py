@@ -5,7 +5,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class RMSNorm(nn.Module):
+class ResidualRMSNorm(nn.Module):
+    """The pre-norm block pattern: add the residual, then normalise; returns both."""
+
     def __init__(self, dim: int, eps: float, dtype: torch.dtype) -> None:
         super().__init__()
         self.eps = eps
@@ -16,3 +18,15 @@ class RMSNorm(nn.Module):
         if residual is not None:
             x = x + residual  # (T, D)
         return F.rms_norm(x, self.weight.shape, self.weight, self.eps), x
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, in float32 (DeepSeek-V4's norms)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)

@@ -16,7 +16,7 @@ from ..layers.activation import SiluAndMul
 from ..layers.attention import Attention, AttnContext
 from ..layers.embedding import VocabEmbedding
 from ..layers.linear import Linear
-from ..layers.norm import RMSNorm
+from ..layers.norm import ResidualRMSNorm
 from ..layers.rotary import RotaryEmbedding
 from ..quant import Q4Groups
 
@@ -57,9 +57,9 @@ class LlamaMLP(nn.Module):
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, rotary: RotaryEmbedding, weight_dtype: str, act_dtype: torch.dtype, prefill_copy: bool) -> None:
         super().__init__()
-        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
+        self.input_layernorm = ResidualRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
         self.self_attn = LlamaAttention(cfg, rotary, weight_dtype, act_dtype, prefill_copy)
-        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
+        self.post_attention_layernorm = ResidualRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
         self.mlp = LlamaMLP(cfg, weight_dtype, act_dtype, prefill_copy)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None, ctx: AttnContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +93,7 @@ class LlamaForCausalLM(nn.Module):
         self.layers = nn.ModuleList(
             LlamaDecoderLayer(cfg, self.rotary, weight_dtype, act_dtype, prefill_copy) for _ in range(cfg.num_layers)
         )
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
+        self.norm = ResidualRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, act_dtype)
         self.lm_head = self.embed_tokens if cfg.tie_embeddings else VocabEmbedding(
             cfg.vocab_size, cfg.hidden_size, weight_dtype=weight_dtype, act_dtype=act_dtype
         )

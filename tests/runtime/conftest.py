@@ -24,17 +24,17 @@ def smollm_path() -> Path:
 @pytest.fixture(scope="session")
 def exact_engine(smollm_path: Path):
     """fp32 weights and activations: the parity mode."""
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
-    return Engine.load(smollm_path, precision="fp32", context_window=2048, threads=2)
+    return LlamaEngine.load(smollm_path, precision="fp32", context_window=2048, threads=2)
 
 
 @pytest.fixture(scope="session")
 def fast_engine(smollm_path: Path):
     """The fast mode the agent runs: int4 weights (the GGUF is Q4_1), int8 tables, bf16 activations."""
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
-    return Engine.load(smollm_path, precision="auto", context_window=2048, threads=2)
+    return LlamaEngine.load(smollm_path, precision="auto", context_window=2048, threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,13 @@ def _write_gguf(path: Path, arch: str, *, tokenizer: bool) -> Path:
 
 
 def test_truncated_gguf(smollm_path, tmp_path):
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
     cut = tmp_path / "cut.gguf"
     with smollm_path.open("rb") as src, cut.open("wb") as dst:
         dst.write(src.read(smollm_path.stat().st_size // 2))
     with pytest.raises(BadModelFile, match="truncated GGUF: tensor .* needs bytes up to .* but the file has"):
-        Engine.load(cut)
+        LlamaEngine.load(cut)
 
 
 def test_gguf_cut_inside_the_header(smollm_path, tmp_path):
@@ -56,19 +56,19 @@ def test_gguf_cut_inside_the_header(smollm_path, tmp_path):
 
 
 def test_wrong_architecture(tmp_path):
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
     path = _write_gguf(tmp_path / "bert.gguf", "bert", tokenizer=True)
     with pytest.raises(BadModelFile, match="GGUF architecture 'bert' is not supported; supported: .*llama"):
-        Engine.load(path)
+        LlamaEngine.load(path)
 
 
 def test_gguf_without_tokenizer(tmp_path):
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
     path = _write_gguf(tmp_path / "notok.gguf", "llama", tokenizer=False)
     with pytest.raises(MissingTokenizer, match="has no tokenizer"):
-        Engine.load(path)
+        LlamaEngine.load(path)
 
 
 def test_hf_folder_without_tokenizer(tmp_path):

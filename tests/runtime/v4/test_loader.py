@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from dsv4.runtime.errors import BadModelFile
-from dsv4.runtime.loaders import v4_checkpoint as ck
+from dsv4.runtime.deepseek_v4 import checkpoint as ck
+from . import checkpoint_writer as wr
 
 pytest.importorskip("transformers")
 from .oracle import build_pair, hf_kwargs, oracle_tie_rule  # noqa: E402
@@ -57,14 +58,14 @@ def test_fp4_unpack_and_dequant_formula():
 def test_quantisers_round_trip_exactly_representable():
     g = torch.Generator().manual_seed(2)
     w = torch.randn(40, 64, generator=g)
-    q, s = ck.quant_fp8_blocks(w)
+    q, s = wr.quant_fp8_blocks(w)
     w8 = ck.dequant_fp8_blocks(q, s)
-    q2, s2 = ck.quant_fp8_blocks(w8)
+    q2, s2 = wr.quant_fp8_blocks(w8)
     assert torch.equal(ck.dequant_fp8_blocks(q2, s2), w8)
     assert ((w8 - w).abs() <= w.abs() * 2 ** -4 + w.abs().max() * 2 ** -8).all()  # e4m3: 3 mantissa bits
-    p, s4 = ck.quant_fp4(w)
+    p, s4 = wr.quant_fp4(w)
     w4 = ck.dequant_fp4(p, s4)
-    p2, s42 = ck.quant_fp4(w4)
+    p2, s42 = wr.quant_fp4(w4)
     assert torch.equal(ck.dequant_fp4(p2, s42), w4)
 
 
@@ -82,7 +83,7 @@ def _push_into_hf(hf, ours):
 
 def test_official_hf_and_saved_layouts_load_to_the_same_model(tmp_path):
     hf, a = build_pair(7, **hf_kwargs([0, 4, 8, 4], inter=32))
-    ck.write_official(a, tmp_path / "official", shards=3)
+    wr.write_official(a, tmp_path / "official", shards=3)
     files = sorted((tmp_path / "official").glob("*.safetensors"))
     assert len(files) == 3
     from safetensors import safe_open
@@ -128,7 +129,7 @@ def test_official_hf_and_saved_layouts_load_to_the_same_model(tmp_path):
 
 def test_missing_tensor_is_refused(tmp_path):
     _, a = build_pair(1, **hf_kwargs([0, 4], inter=32))
-    ck.write_official(a, tmp_path, shards=1)
+    wr.write_official(a, tmp_path, shards=1)
     f = next(tmp_path.glob("*.safetensors"))
     from safetensors.torch import load_file
     t = load_file(str(f))
@@ -140,10 +141,10 @@ def test_missing_tensor_is_refused(tmp_path):
 
 def test_mtp_tensors_load_and_scales_pair_across_shards(tmp_path):
     _, a = build_pair(1, **hf_kwargs([0, 4], inter=32))
-    ck.write_official(a, tmp_path, shards=2)
+    wr.write_official(a, tmp_path, shards=2)
     # an MTP tensor (FP8 + scale) in its own shard, the scale stored before its weight
     w = torch.randn(32, 32)
-    q, s = ck.quant_fp8_blocks(w)
+    q, s = wr.quant_fp8_blocks(w)
     save_file({"mtp.0.e_proj.scale": s}, str(tmp_path / "model-00003-of-00004.safetensors"))
     save_file({"mtp.0.e_proj.weight": q, "mtp.0.enorm.weight": torch.ones(32)},
               str(tmp_path / "model-00004-of-00004.safetensors"))
@@ -160,7 +161,7 @@ def test_mtp_tensors_load_and_scales_pair_across_shards(tmp_path):
 
 def test_weight_scale_inv_naming_is_paired():
     w = torch.randn(40, 200)
-    q, s = ck.quant_fp8_blocks(w)
+    q, s = wr.quant_fp8_blocks(w)
     pairs = [("model.layers.0.self_attn.q_a_proj.weight_scale_inv", s), ("model.layers.0.self_attn.q_a_proj.weight", q)]
     (name, t), = list(ck.hf_to_native(ck.dequantise_official(pairs)))
     assert name == "layers.0.attn.wq_a.weight" and torch.equal(t, ck.dequant_fp8_blocks(q, s))

@@ -3,7 +3,7 @@ uses, on the same site and the same streams."""
 
 import torch
 
-from dsv4.runtime.layers.v4_mhc import HyperConnection
+from dsv4.runtime.deepseek_v4.mhc import HyperConnection
 
 from .tiny import random_model, tiny_config
 
@@ -24,7 +24,7 @@ def test_one_token_pre_matches_the_batched_form():
 
 
 def test_one_token_gates_survive_extreme_pre_activations():
-    from dsv4.runtime.layers.v4_mhc import one_token_mixes
+    from dsv4.runtime.deepseek_v4.mhc import one_token_mixes
 
     z = [-1000.0, 1000.0, 0.0, 5.0] * 2 + [-1000.0, 1000.0, 0.0, 0.0] * 4
     m = one_token_mixes(z, 20, 1e-6)

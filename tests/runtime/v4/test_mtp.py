@@ -10,9 +10,10 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from dsv4.runtime.engine.v4_cache import V4LayerCache
-from dsv4.runtime.loaders import v4_checkpoint as ck
-from dsv4.runtime.models.deepseek_v4 import Block
+from dsv4.runtime.deepseek_v4.cache import V4LayerCache
+from dsv4.runtime.deepseek_v4 import checkpoint as ck
+from . import checkpoint_writer as wr
+from dsv4.runtime.deepseek_v4.model import Block
 
 from .tiny import random_model, tiny_config
 
@@ -25,7 +26,7 @@ def mtp_config():
 
 def test_official_checkpoint_fills_the_mtp_block(tmp_path):
     src = random_model(mtp_config(), seed=6)
-    ck.write_official(src, tmp_path, shards=3)
+    wr.write_official(src, tmp_path, shards=3)
     model = ck.load_v4(tmp_path)
     assert model.mtp_loaded and len(model.mtp) == 1 and model.mtp[0].attn.ratio == 0
     a, b = src.mtp[0], model.mtp[0]
@@ -33,7 +34,7 @@ def test_official_checkpoint_fills_the_mtp_block(tmp_path):
     # e_proj is FP8 with block scales in the official layout, the routed experts FP4
     wa, wb = a.e_proj.weight, b.e_proj.weight
     assert not torch.equal(wa, wb) and ((wa - wb).abs() <= wa.abs() * 2 ** -3 + 1e-6).all()
-    assert torch.equal(b.e_proj.weight, ck.dequant_fp8_blocks(*ck.quant_fp8_blocks(wa)))
+    assert torch.equal(b.e_proj.weight, ck.dequant_fp8_blocks(*wr.quant_fp8_blocks(wa)))
     assert b.ffn.experts.w1.abs().sum() > 0 and not b.ffn.gate.hashed
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dsv4.runtime.layers import v4_numerics as qn
+from dsv4.runtime.deepseek_v4 import numerics as qn
 
 
 def test_fp8_act_quant_pow2_scale_and_formula():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dsv4.runtime.layers.v4_weights import PackedWeight, head_logits
+from dsv4.runtime.deepseek_v4.weights import PackedWeight, head_logits
 
 from .tiny import random_model, tiny_config
 

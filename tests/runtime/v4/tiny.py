@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from dsv4.runtime.models.deepseek_v4 import DeepseekV4ForCausalLM
-from dsv4.runtime.v4_config import DeepseekV4Config, V4Yarn
+from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
+from dsv4.runtime.deepseek_v4.config import DeepseekV4Config, V4Yarn
 
 
 def tiny_config(*, vocab=129280, d=32, layers=(0, 4, 8, 4), window=8, topk=3, head_dim=32, rope=16, idx_dim=32,

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..v4_config import DeepseekV4Config
-from .v4_common import rms_unweighted
+from .config import DeepseekV4Config
+from .common import rms_unweighted
 
 
 def sinkhorn_4x4(m: list[float], iters: int, eps: float) -> list[float]:

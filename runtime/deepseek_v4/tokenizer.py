@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MissingTokenizer
-from .tokenizer import Tokenizer
+from ..errors import MissingTokenizer
+from ..tokenizer import Tokenizer
 
 SPECIAL = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>", "</think>",
            "｜DSML｜", "<｜latest_reminder｜>", "<｜action｜>", "<｜query｜>")

@@ -2,7 +2,7 @@
 
 One conversation, tokens as a flat (T,) sequence, activations in fp32. Parameters carry the official
 native names (`embed`, `layers.N.attn.wq_a`, `layers.N.ffn.experts.w1` stacked over experts, ...), so
-the official checkpoint layout maps onto them directly; `runtime.loaders.v4_checkpoint` renames the
+the official checkpoint layout maps onto them directly; `runtime.deepseek_v4.checkpoint` renames the
 transformers layout. The cache (`V4Cache`) holds, per layer, the raw-KV window, the compressed entries,
 the indexer keys and the compressors' partial-window states, so prefill can be split into chunks of any
 size after a cache exists and decode is the one-token case of the same code.
@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.v4_cache import V4Cache, V4LayerCache
-from ..layers.v4_attention import Attention, Compressor, Indexer
-from ..layers.v4_common import Linear, RMSNorm, stable_topk
-from ..layers.v4_mhc import HyperConnection, collapse_streams
-from ..layers.v4_moe import Experts, MoE, SharedExpert
-from ..layers.v4_weights import PACKED_FORMATS, PackedWeight, head_logits
-from ..v4_config import DeepseekV4Config
+from .cache import V4Cache, V4LayerCache
+from .attention import SparseAttention, Compressor, Indexer
+from ..layers.norm import RMSNorm
+from .common import PackableLinear, stable_topk
+from .mhc import HyperConnection, collapse_streams
+from .moe import Experts, MoE, SharedExpert
+from .weights import PACKED_FORMATS, PackedWeight, head_logits
+from .config import DeepseekV4Config
 
 __all__ = ["DeepseekV4ForCausalLM", "Block", "stable_topk"]
 
@@ -35,7 +36,7 @@ class Block(nn.Module):
         self.layer = layer
         self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.attn = Attention(cfg, layer)
+        self.attn = SparseAttention(cfg, layer)
         self.ffn = MoE(cfg, layer)
         self.hc_attn = HyperConnection(cfg, "attn")
         self.hc_ffn = HyperConnection(cfg, "ffn")
@@ -57,8 +58,8 @@ class MTPBlock(Block):
         d, hc = cfg.hidden_size, cfg.hc_mult
         self.enorm = RMSNorm(d, cfg.rms_norm_eps)
         self.hnorm = RMSNorm(d, cfg.rms_norm_eps)
-        self.e_proj = Linear(d, d)
-        self.h_proj = Linear(d, d)
+        self.e_proj = PackableLinear(d, d)
+        self.h_proj = PackableLinear(d, d)
         self.norm = RMSNorm(d, cfg.rms_norm_eps)
         self.hc_head_fn = nn.Parameter(torch.zeros(hc, hc * d))
         self.hc_head_base = nn.Parameter(torch.zeros(hc))
@@ -110,7 +111,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         if self.weight_format != "fp32":
             raise ValueError(f"weights are already packed as {self.weight_format}")
         for m in self.modules():
-            if isinstance(m, (Attention, Experts, SharedExpert)):
+            if isinstance(m, (SparseAttention, Experts, SharedExpert)):
                 m.pack(fmt)  # each packs its own projections (fused where they read the same input)
         self.head_packed = PackedWeight(self.head.weight, fmt)
         if fmt == "int4":  # the int4 layout cannot give rows back: int8 rows refine its best candidates
@@ -136,7 +137,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         # FP8/FP4 weights of the official checkpoint (wo_a is kept in bf16 by the reference: no act quant)
         quant_names = ("wq_a", "wq_b", "wkv", "wo_b", "w1", "w2", "w3", "e_proj", "h_proj")
         for name, m in self.named_modules():
-            if isinstance(m, Linear) and name.rsplit(".", 1)[-1] in quant_names and ".compressor." not in name:
+            if isinstance(m, PackableLinear) and name.rsplit(".", 1)[-1] in quant_names and ".compressor." not in name:
                 m.quant_act = mode == "official"
             if isinstance(m, Experts):
                 m.quant_act = mode == "official"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .embedding import REFINE_TOP
-from .linear import INT4_GROUP, quantize_groups_int4, quantize_rows_int8
+from ..layers.embedding import REFINE_TOP
+from ..layers.linear import INT4_GROUP, quantize_groups_int4, quantize_rows_int8
 
 PACKED_FORMATS = ("bf16", "int8", "int4")
 

@@ -1,4 +1,4 @@
-"""The engine for DeepSeek-V4 checkpoints: the same interface as `Engine` (prefill with prefix reuse,
+"""The engine for DeepSeek-V4 checkpoints: the `Engine` Protocol of `runtime/engine/protocol.py` (prefill with prefix reuse,
 decode, score, streaming generate), over the V4 cache.
 
 The V4 cache holds compressor states that cannot be rolled back. A prompt that extends the cached tokens
@@ -10,7 +10,6 @@ when neither applies does the cache start again.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -19,10 +18,11 @@ from pathlib import Path
 import torch
 
 from ..errors import RuntimeModelError
-from .engine import PREFILL_CHUNK, Engine, EngineStats
-from .kv_cache import common_prefix
-from .loader import LoadedModel
-from .v4_cache import V4Cache
+from ..engine.generation import PREFILL_CHUNK, EngineStats, GenerationLoop
+from ..engine.kv_cache import common_prefix
+from ..engine.loader import LoadedModel
+from .cache import V4Cache
+from .encoding import V4ChatFormat
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
@@ -31,20 +31,8 @@ V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
 V4_FAST = "int8"
 
 
-def is_v4_checkpoint(path: str | Path) -> bool:
-    path = Path(path)
-    for cfg in (path / "config.json", path / "inference" / "config.json"):
-        if path.is_dir() and cfg.is_file():
-            try:
-                raw = json.loads(cfg.read_text())
-            except (OSError, ValueError):
-                return False
-            return raw.get("model_type") == "deepseek_v4" or "compress_ratios" in raw
-    return False
-
-
 class V4Tokens:
-    """What `Engine._generate` needs from `self.kv`: the token ids the cache holds."""
+    """What the generation loop needs from `self.kv`: the token ids the cache holds."""
 
     def __init__(self) -> None:
         self.tokens: list[int] = []
@@ -53,7 +41,7 @@ class V4Tokens:
         return common_prefix(self.tokens, ids)
 
 
-class V4Engine(Engine):
+class V4Engine(GenerationLoop):
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None) -> None:
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self.loaded = loaded
@@ -70,8 +58,8 @@ class V4Engine(Engine):
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
              numerics: str | None = None) -> V4Engine:
-        from ..loaders.v4_checkpoint import load_v4
-        from ..v4_tokenizer import load_v4_tokenizer
+        from .checkpoint import load_v4
+        from .tokenizer import load_v4_tokenizer
 
         weights = V4_FAST if precision == "auto" else precision
         if weights not in V4_PRECISIONS:  # both checked before any weight is read
@@ -91,10 +79,12 @@ class V4Engine(Engine):
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
         return cls(loaded, context_window=context_window, threads=threads)
 
-    def chat_format(self, **kw):
-        from ..v4_encoding import V4ChatFormat
+    @property
+    def model_id(self) -> str:
+        return self.loaded.path.name
 
-        return V4ChatFormat(self.tokenizer, **kw)
+    def chat_format(self, *, thinking: bool = False) -> V4ChatFormat:
+        return V4ChatFormat(self.tokenizer, thinking_mode="thinking" if thinking else "chat")
 
     def reset(self) -> None:
         self.cache = self.model.new_cache()
@@ -157,14 +147,3 @@ class V4Engine(Engine):
     def score(self, ids: list[int]) -> torch.Tensor:
         self.reset()
         return self.prefill(ids, all_logits=True)
-
-
-def load_engine(path, *, precision: str | None = None, context_window: int | None = None, numerics: str | None = None):
-    """`V4Engine` for DeepSeek-V4 checkpoint folders, the general `Engine` otherwise."""
-    if is_v4_checkpoint(path):
-        if numerics == "official" and precision in (None, "auto"):
-            precision = "fp32"  # the official numerics simulation is defined on the checkpoint's weights
-        return V4Engine.load(path, precision=precision or "auto", context_window=context_window, numerics=numerics)
-    from .loader import FAST
-
-    return Engine.load(path, precision=precision or FAST, context_window=context_window)

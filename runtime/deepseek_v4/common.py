@@ -1,5 +1,5 @@
-"""Small pieces shared by the DeepSeek-V4 layers: the deterministic top-k, RMS norms, the projection
-(`Linear`, fp32 or packed) and interleaved RoPE."""
+"""Small pieces shared by the DeepSeek-V4 layers: the deterministic top-k, the unweighted RMS norm, the projection
+(`PackableLinear`, fp32 or packed) and interleaved RoPE."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..v4_config import DeepseekV4Config, yarn_low_high
-from . import v4_numerics as qn
-from .v4_weights import PackedWeight
+from .config import DeepseekV4Config, yarn_low_high
+from . import numerics as qn
+from .weights import PackedWeight
 
 
 def stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -30,17 +30,7 @@ def rms_unweighted(x: torch.Tensor, eps: float) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-
-
-class Linear(nn.Module):
+class PackableLinear(nn.Module):
     """y = x W^T with W (out, in). In `official` numerics the activation goes through the FP8 act-quant
     simulation first (1x128 blocks, power-of-two scales) when the weight was FP8/FP4 in the checkpoint.
     After `pack` the product runs on a bf16/int8/int4 copy and the fp32 weight is freed."""

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..v4_config import DeepseekV4Config
-from . import v4_numerics as qn
-from .v4_common import Linear, stable_topk
-from .v4_weights import PackedWeight
+from .config import DeepseekV4Config
+from . import numerics as qn
+from .common import PackableLinear, stable_topk
+from .weights import PackedWeight
 
 
 class Gate(nn.Module):
@@ -113,7 +113,7 @@ class SharedExpert(nn.Module):
     def __init__(self, cfg: DeepseekV4Config) -> None:
         super().__init__()
         I, d = cfg.moe_intermediate_size * cfg.n_shared_experts, cfg.hidden_size
-        self.w1, self.w3, self.w2 = Linear(d, I), Linear(d, I), Linear(I, d)
+        self.w1, self.w3, self.w2 = PackableLinear(d, I), PackableLinear(d, I), PackableLinear(I, d)
         self.limit = cfg.swiglu_limit
         self.w13: PackedWeight | None = None
 

@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.v4_cache import CompressorState, V4LayerCache
-from ..v4_config import DeepseekV4Config
-from . import v4_numerics as qn
-from .v4_common import Linear, RMSNorm, Rotary, rms_unweighted, stable_topk
-from .v4_weights import PackedWeight
+from .cache import CompressorState, V4LayerCache
+from .config import DeepseekV4Config
+from . import numerics as qn
+from ..layers.norm import RMSNorm
+from .common import PackableLinear, Rotary, rms_unweighted, stable_topk
+from .weights import PackedWeight
 
 
 class Compressor(nn.Module):
@@ -29,8 +30,8 @@ class Compressor(nn.Module):
         self.ratio, self.head_dim = ratio, head_dim
         self.overlap = ratio == 4
         coff = 2 if self.overlap else 1
-        self.wkv = Linear(cfg.hidden_size, coff * head_dim)
-        self.wgate = Linear(cfg.hidden_size, coff * head_dim)
+        self.wkv = PackableLinear(cfg.hidden_size, coff * head_dim)
+        self.wgate = PackableLinear(cfg.hidden_size, coff * head_dim)
         self.ape = nn.Parameter(torch.zeros(ratio, coff * head_dim))
         self.norm = RMSNorm(head_dim, cfg.rms_norm_eps)
         self.rotary = rotary
@@ -79,8 +80,8 @@ class Indexer(nn.Module):
     def __init__(self, cfg: DeepseekV4Config, rotary: Rotary) -> None:
         super().__init__()
         self.n_heads, self.head_dim, self.topk = cfg.index_n_heads, cfg.index_head_dim, cfg.index_topk
-        self.wq_b = Linear(cfg.q_lora_rank, cfg.index_n_heads * cfg.index_head_dim)
-        self.weights_proj = Linear(cfg.hidden_size, cfg.index_n_heads)
+        self.wq_b = PackableLinear(cfg.q_lora_rank, cfg.index_n_heads * cfg.index_head_dim)
+        self.weights_proj = PackableLinear(cfg.hidden_size, cfg.index_n_heads)
         self.compressor = Compressor(cfg, 4, cfg.index_head_dim, rotary, rotate=True)
         self.rotary = rotary
         self.numerics = cfg.numerics
@@ -106,20 +107,20 @@ class Indexer(nn.Module):
         return torch.where(torch.gather(visible, 1, idx), idx, torch.full_like(idx, -1))
 
 
-class Attention(nn.Module):
+class SparseAttention(nn.Module):
     def __init__(self, cfg: DeepseekV4Config, layer: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.ratio = cfg.compress_ratios[layer] if layer < cfg.num_layers else cfg.mtp_compress_ratios[layer - cfg.num_layers]
         H, D, d = cfg.num_heads, cfg.head_dim, cfg.hidden_size
         self.n_heads, self.head_dim, self.window = H, D, cfg.window
-        self.wq_a = Linear(d, cfg.q_lora_rank)
+        self.wq_a = PackableLinear(d, cfg.q_lora_rank)
         self.q_norm = RMSNorm(cfg.q_lora_rank, cfg.rms_norm_eps)
-        self.wq_b = Linear(cfg.q_lora_rank, H * D)
-        self.wkv = Linear(d, D)
+        self.wq_b = PackableLinear(cfg.q_lora_rank, H * D)
+        self.wkv = PackableLinear(d, D)
         self.kv_norm = RMSNorm(D, cfg.rms_norm_eps)
-        self.wo_a = Linear(H * D // cfg.o_groups, cfg.o_groups * cfg.o_lora_rank)
-        self.wo_b = Linear(cfg.o_groups * cfg.o_lora_rank, d)
+        self.wo_a = PackableLinear(H * D // cfg.o_groups, cfg.o_groups * cfg.o_lora_rank)
+        self.wo_b = PackableLinear(cfg.o_groups * cfg.o_lora_rank, d)
         self.attn_sink = nn.Parameter(torch.zeros(H))
         if self.ratio:
             self.rotary = Rotary(cfg.rope_head_dim, cfg.compress_rope_theta, cfg)
@@ -133,7 +134,7 @@ class Attention(nn.Module):
         self.x_proj: PackedWeight | None = None  # every projection of x, fused, once packed
         self.x_split: list[int] = []  # output widths of the fused projections
 
-    def x_projections(self) -> list[Linear]:
+    def x_projections(self) -> list[PackableLinear]:
         """The projections that read the layer input, in the order `project` returns them."""
         out = [self.wq_a, self.wkv]
         if self.ratio:

@@ -276,7 +276,7 @@ class DSMLStreamParser:
         self.in_calls = False
 
     def feed(self, text: str) -> list:
-        from .tool_calls import TextPiece
+        from ..tool_calls import TextPiece
 
         self.buf += text
         out: list = []
@@ -318,7 +318,7 @@ class DSMLStreamParser:
             return out
 
     def finish(self) -> list:
-        from .tool_calls import TextPiece
+        from ..tool_calls import TextPiece
 
         out: list = []
         if self.in_calls:
@@ -337,7 +337,7 @@ def _partial(text: str, tag: str) -> int:
 
 
 def _as_calls(block: str) -> list:
-    from .tool_calls import ParsedToolCall
+    from ..tool_calls import ParsedToolCall
 
     return [ParsedToolCall(c.name, json.dumps(c.arguments, ensure_ascii=False)) for c in parse_tool_calls(block)]
 
@@ -346,6 +346,7 @@ class V4ChatFormat:
     """The runtime's chat interface (`render`, `prompt_ids`) for V4 models: DSML encoding, chat mode by default."""
 
     native_tools = True
+    constrainable_tool_calls = False  # DSML calls: no grammar constraint for them yet
 
     def __init__(self, tokenizer, *, thinking_mode: str = "chat", reasoning_effort: str | None = None) -> None:
         self.tokenizer = tokenizer

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BadModelFile
+from ..errors import BadModelFile
 
 LAYER_KIND = {0: "sliding", 4: "csa", 128: "hca"}
 

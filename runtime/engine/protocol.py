@@ -1,0 +1,74 @@
+"""The `Engine` Protocol: what the agent's in-process backend and the `models` commands need from an engine.
+
+`LlamaEngine` (runtime/engine/engine.py) and `V4Engine` (runtime/deepseek_v4/engine.py) implement it;
+`open_engine` (runtime/engine/open.py) picks one by checkpoint kind. See docs/architecture.md, "runtime".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import torch
+
+from ..tokenizer import Tokenizer
+from ..tool_calls import ParsedToolCall, TextPiece
+from .generation import EngineStats, LogitsProcessor, StepOutput
+from .loader import LoadedModel
+from .sampling import SamplingParams
+
+
+class ToolCallParser(Protocol):
+    """Splits streamed model text into plain text and complete tool calls."""
+
+    def feed(self, text: str) -> list[TextPiece | ParsedToolCall]: ...
+
+    def finish(self) -> list[TextPiece | ParsedToolCall]: ...
+
+
+class PromptFormat(Protocol):
+    """The model's own chat encoding: OpenAI-shaped messages in, prompt text/ids out, and its tool-call syntax."""
+
+    # True when tool calls are Hermes `<tool_call>` JSON, which the grammar constraint can guide
+    constrainable_tool_calls: bool
+
+    def render(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> str: ...
+
+    def prompt_ids(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> list[int]: ...
+
+    def tool_parser(self) -> ToolCallParser: ...
+
+
+class Engine(Protocol):
+    loaded: LoadedModel
+    tokenizer: Tokenizer
+    context_window: int
+    stats: EngineStats
+    lock: threading.Lock  # one generation at a time: the cache is shared state
+
+    @property
+    def model_id(self) -> str: ...
+
+    def chat_format(self, *, thinking: bool = False) -> PromptFormat:
+        """`thinking`: the model's thinking mode where it has one."""
+
+    def check_fits(self, n_prompt: int) -> None:
+        """Raise ContextOverflow (or RuntimeModelError for an empty prompt) before any work."""
+
+    def prefill(self, ids: list[int], *, cancel: threading.Event | None = None,
+                all_logits: bool = False) -> torch.Tensor | None:
+        """Make the cache hold `ids`, reusing what it can; next-token logits (V,), every position's with
+        all_logits (T, V), None when cancelled."""
+
+    def decode(self, token: int) -> torch.Tensor:
+        """Append one token; next-token logits (V,)."""
+
+    def score(self, ids: list[int]) -> torch.Tensor:
+        """Logits at every position of `ids` (T, V), from an empty cache."""
+
+    def generate(self, prompt_ids: list[int], params: SamplingParams, *, cancel: threading.Event | None = None,
+                 logits_processor: LogitsProcessor | None = None) -> Iterator[StepOutput]: ...
+
+    def reset(self) -> None:
+        """Erase every cached K/V and snapshot, not only mark them stale (after a forget nothing may stay)."""
