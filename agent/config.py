@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(default=None, description="Name of the environment variable holding the API key")
     script: Path | None = Field(default=None, description="Scripted backend: JSON list of assistant turns")
-    context_window: int | None = Field(default=None, gt=0, description="Overrides what the server or model reports")
+    context_window: int | None = Field(default=None, gt=0, description="Tokens of context; overrides the backend's figure")
     extra_body: dict[str, Any] | None = Field(default=None, description="Merged into each chat-completions request body")
+    compact_at: float = Field(default=0.8, gt=0, le=1, description="Compact the conversation once the context is this full")
     temperature: float | None = None
     max_output_tokens: int | None = None
     request_timeout_s: float = 600.0

@@ -67,11 +67,13 @@ def repository_block(root: Path, budget_tokens: int, count_tokens: Callable[[str
 
 
 def system_prompt(root: Path, test_command: str | None, repository: str, permission_note: str = "",
-                  memory: str = "") -> str:
+                  memory: str = "", instructions: list[Instruction] | None = None) -> str:
+    """`instructions`: a snapshot taken at session start (agent/prefix.py); None reads the files now."""
     import jinja2  # here, so the CLI's parser (which budgets with repo_budget) starts without it
 
     template_text = resources.files("dsv4.agent").joinpath("prompts/system.md.j2").read_text(encoding="utf-8")
     template = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(template_text)
     return template.render(repo_name=root.name, test_command=test_command, permission_note=permission_note,
-                           instructions=repo_instructions(root), repository=repository,
+                           instructions=repo_instructions(root) if instructions is None else instructions,
+                           repository=repository,
                            memory=memory.strip()).strip() + "\n"

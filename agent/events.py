@@ -147,6 +147,38 @@ class UsageUpdate(BaseModel):
     total: Usage
 
 
+class ContextUsage(BaseModel):
+    """Before each request: tokens of the system message, tools, conversation and reserved output."""
+
+    type: Literal["context_usage"] = "context_usage"
+    used: int
+    window: int
+    share: float
+    exact: bool = False  # counted with the model's tokenizer, not estimated
+
+
+class Compacted(BaseModel):
+    """The older part of the View was replaced by the task state and a summary (agent/compaction.py)."""
+
+    type: Literal["compacted"] = "compacted"
+    id: str
+    first_kept_event_id: int
+    summary: str
+    source: Literal["model", "digest"]
+    focus: str | None = None
+    trigger: Literal["auto", "manual", "overflow"]
+    tokens_before: int
+    tokens_after: int
+    summary_tokens: int = 0
+    fallback_reason: str | None = None  # why the digest was used instead of a model summary
+
+
+class CompactionUndone(BaseModel):
+    type: Literal["compaction_undone"] = "compaction_undone"
+    id: str  # the compaction taken back; the View is the one before it
+    restored_id: str | None = None  # the compaction active again, if any
+
+
 class AgentError(BaseModel):
     type: Literal["agent_error"] = "agent_error"
     message: str
@@ -161,7 +193,8 @@ class TurnDone(BaseModel):
 AgentEvent = Annotated[
     Union[
         TurnStarted, StepStarted, AssistantDelta, AssistantReasoningDelta, AssistantMessage, ToolRequested,
-        ToolDecision, ToolFinished, FileChanged, TestsRan, MemoryChanged, UsageUpdate, AgentError, TurnDone,
+        ToolDecision, ToolFinished, FileChanged, TestsRan, MemoryChanged, UsageUpdate, ContextUsage, Compacted,
+        CompactionUndone, AgentError, TurnDone,
     ],
     Field(discriminator="type"),
 ]

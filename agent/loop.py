@@ -14,19 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..tools.base import Effect, ToolError, ToolResult
 from ..tools.toolbox import Toolbox
 from .backends.base import Backend, GenerationParams
+from .compaction import CompactionSettings
+from .context_keeper import ContextKeeper
+from .context_meter import Reading
 from .events import (
-    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Done, Error, FileChanged, MemoryChanged, ReasoningDelta,
-    StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished, ToolRequested, TurnDone, TurnStarted, Usage,
-    UsageUpdate,
+    AgentEvent, AssistantDelta, AssistantMessage, AssistantReasoningDelta, Compacted, CompactionUndone, Done, Error,
+    FileChanged, MemoryChanged, ReasoningDelta, StepStarted, TestsRan, TextDelta, ToolDecision, ToolFinished,
+    ToolRequested, TurnDone, TurnStarted, Usage, UsageUpdate,
 )
-from .messages import Message, ToolCall, system, tool_result, user
+from .messages import Message, ToolCall, tool_result, user
 from .permissions import Policy
+from .server_errors import is_context_overflow
 from .sessions import SessionStore
+from .view import Trigger, View
 
 
 class BudgetExhausted(Exception):
@@ -45,6 +50,17 @@ class Cancelled(Exception):
     pass
 
 
+class _Overflow(Exception):
+    """The backend said the prompt does not fit: compact once and retry."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+CANCELLED_CALL = "cancelled: the user stopped the turn before this tool call ran"
+
+
 # A tool with one of these effects may change files, so the working tree is checkpointed before it runs.
 CHECKPOINTED = frozenset({Effect.CHANGES_FILES, Effect.RUNS_COMMANDS})
 
@@ -55,6 +71,8 @@ class AgentConfig(BaseModel):
     timeout_s: float | None = None
     repeat_limit: int = 3  # identical tool calls in one turn before the loop refuses them
     params: GenerationParams = GenerationParams()
+    context_window: int | None = None  # overrides the backend's figure (`--context-window`, `context_window`)
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings)
 
 
 @dataclass
@@ -79,17 +97,20 @@ class TurnResult:
     malformed_calls: int = 0
     error: str | None = None
     last_tests: dict[str, Any] | None = None
+    compactions: int = 0
 
 
 class Agent:
     def __init__(self, backend: Backend, toolbox: Toolbox, store: SessionStore, session_id: str, system_text: str,
                  policy: Policy, config: AgentConfig | None = None, emit: Callable[[AgentEvent], None] | None = None,
-                 approver: Approver | None = None, history: list[Message] | None = None,
+                 approver: Approver | None = None,
                  before_first_change: Callable[[int], None] | None = None,
                  on_user_message: Callable[[str, int], list[AgentEvent]] | None = None,
-                 after_forget: Callable[[], list[Message]] | None = None) -> None:
+                 after_forget: Callable[[], str] | None = None, summariser: Backend | None = None,
+                 pinned_memory: Callable[[], str] | None = None) -> None:
         self.backend = backend
         self.toolbox = toolbox
+        self.tools = toolbox.schemas()  # built once: the same bytes in every request keep the prompt prefix stable
         self.store = store
         self.session_id = session_id
         self.policy = policy
@@ -98,12 +119,37 @@ class Agent:
         self.approver = approver
         self.before_first_change = before_first_change
         self.on_user_message = on_user_message  # e.g. memory capture of "from now on ..." statements
-        self.after_forget = after_forget  # returns the rebuilt message list once forgotten text is purged
-        self.messages: list[Message] = [system(system_text)] + [m for m in (history or []) if m.role != "system"]
+        self.after_forget = after_forget  # returns the system text rebuilt once forgotten text is purged
         self.turn = store.turns(session_id)
+        self.keeper = ContextKeeper(backend, summariser or backend, store, session_id, system_text, self.tools,
+                                    window=self.config.context_window, reserved_output=self.config.params.max_tokens,
+                                    settings=self.config.compaction, turn=lambda: self.turn, emit=self._emit,
+                                    pinned_memory=pinned_memory)
         self.total_usage = Usage()
         # The workspace's event, so cancelling also kills a running command's process group (tools/process.py)
         self._cancel = toolbox.workspace.cancel_event
+        self._unanswered: list[ToolCall] = []
+
+    def _emit(self, event: AgentEvent) -> None:
+        self.emit(event)  # late-bound: a front end may swap `emit`
+
+    @property
+    def view(self) -> View:
+        return self.keeper.view
+
+    @property
+    def messages(self) -> list[Message]:
+        """The request the model gets next: the View, always valid (every tool call answered)."""
+        return self.keeper.messages()
+
+    @property
+    def context(self) -> Reading | None:
+        """The meter's reading before the last request."""
+        return self.keeper.context
+
+    @property
+    def compactions(self) -> int:
+        return self.keeper.compactions
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -112,6 +158,9 @@ class Agent:
 
     def run_turn(self, prompt: str, deadline: float | None = None) -> TurnResult:
         self._cancel.clear()
+        # The log may have grown outside this loop since the last turn (an undo notes its reverted files there).
+        self.keeper.sync()
+        compactions_before = self.compactions
         self.turn += 1
         result = TurnResult(status="done", summary="", steps=0, usage=Usage())
         self.emit(TurnStarted(session_id=self.session_id, turn=self.turn, prompt=prompt))
@@ -133,6 +182,7 @@ class Agent:
                 if not reply.tool_calls:
                     result.summary = (reply.content or "").strip()
                     break
+                self._unanswered = list(reply.tool_calls)
                 for call in reply.tool_calls:
                     changed_before = self._handle_call(call, result, repeats, changed_before)
                     self._check_cancel()
@@ -146,7 +196,11 @@ class Agent:
         except Cancelled:
             result.status = "cancelled"
             result.summary = "cancelled by the user"
-        self.store.append(self.session_id, self.turn, "turn_done",
+            # The calls of the reply that never ran get a result, so the next request is still valid.
+            for call in list(self._unanswered):
+                self._finish_call(call, ToolResult(text=CANCELLED_CALL, is_error=True))
+        result.compactions = self.compactions - compactions_before
+        self._log("turn_done",
                           {"status": result.status, "summary": result.summary, "steps": result.steps,
                            "usage": result.usage.model_dump(exclude={"type"})})
         self.emit(TurnDone(status=result.status, summary=result.summary))
@@ -157,11 +211,35 @@ class Agent:
     def _ask_model(self, result: TurnResult, deadline: float | None) -> Message:
         if self.config.max_tokens is not None and self.total_usage.total_tokens >= self.config.max_tokens:
             raise BudgetExhausted("max_tokens")
+        self.total_usage = self.total_usage + self.keeper.fit()
+        try:
+            reply, step_usage = self._stream_reply(deadline)
+        except _Overflow as overflow:
+            # The server counts differently from the meter: one compaction, one retry, then it is a failure.
+            self.keeper.adopt_window(overflow.error)
+            if self.compact(trigger="overflow") is None:
+                raise BackendFailed(overflow.error) from None
+            try:
+                reply, step_usage = self._stream_reply(deadline)
+            except _Overflow as again:
+                raise BackendFailed(again.error) from None
+        self._append(reply)
+        result.usage = result.usage + step_usage
+        self.total_usage = self.total_usage + step_usage
+        self._log("usage", step_usage.model_dump(exclude={"type"}))
+        self.emit(AssistantMessage(content=reply.content or "", tool_calls=reply.tool_calls))
+        self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExhausted("timeout")
+        return reply
+
+    def _stream_reply(self, deadline: float | None) -> tuple[Message, Usage]:
         text: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []
         step_usage = Usage()
-        for event in self.backend.stream(self.messages, self.toolbox.schemas(), self.config.params.model_copy(update={"deadline": deadline})):
+        messages = self.messages
+        for event in self.backend.stream(messages, self.tools, self.config.params.model_copy(update={"deadline": deadline})):
             self._check_cancel()
             if deadline is not None and time.monotonic() > deadline:
                 raise BudgetExhausted("timeout")
@@ -176,22 +254,33 @@ class Agent:
             elif isinstance(event, Usage):
                 step_usage = event
             elif isinstance(event, Error):
+                if is_context_overflow(event) and not text and not calls:
+                    raise _Overflow(event)
                 if event.kind == "timeout" and deadline is not None:
                     raise BudgetExhausted("timeout")  # the backend gave up because the run's deadline would pass
                 raise BackendFailed(event)
             elif isinstance(event, Done):
                 break
+        self.keeper.observe(messages, step_usage.prompt_tokens)
         reply = Message(role="assistant", content="".join(text), tool_calls=calls,
                         reasoning_content="".join(reasoning) or None)
-        self._append(reply)
-        result.usage = result.usage + step_usage
-        self.total_usage = self.total_usage + step_usage
-        self.store.append(self.session_id, self.turn, "usage", step_usage.model_dump(exclude={"type"}))
-        self.emit(AssistantMessage(content=reply.content or "", tool_calls=calls))
-        self.emit(UsageUpdate(step=step_usage, total=self.total_usage))
-        if deadline is not None and time.monotonic() > deadline:
-            raise BudgetExhausted("timeout")
-        return reply
+        return reply, step_usage
+
+    # --- the context: meter and compaction --------------------------------------------------------
+
+    def measure(self) -> Reading:
+        return self.keeper.measure()
+
+    def compact(self, trigger: Trigger = "manual", focus: str | None = None) -> Compacted | None:
+        """Replace the older steps by the task state and a summary; None when there is nothing to drop.
+        Never raises for model trouble: a failed summary falls back to the digest."""
+        done, cost = self.keeper.compact(trigger, focus)
+        self.total_usage = self.total_usage + cost
+        return done
+
+    def compact_undo(self) -> CompactionUndone | None:
+        """Take back the latest compaction: the View is the one before it. None when there is none."""
+        return self.keeper.compact_undo()
 
     # --- one tool call -------------------------------------------------------------------------
 
@@ -223,7 +312,7 @@ class Agent:
         self.emit(ToolDecision(call_id=call.id, name=call.name, approved=approved, reason=reason))
         if not approved:
             result.denied.append({"tool": call.name, "arguments": args.model_dump(), "reason": reason})
-            self.store.append(self.session_id, self.turn, "denied", {"tool": call.name, "reason": reason})
+            self._log("denied", {"tool": call.name, "reason": reason})
             self._finish_call(call, ToolResult(text=f"denied: {reason}. Do not retry this action; find another way or stop.",
                                                is_error=True, data={"denied": True}))
             return changed_before
@@ -234,7 +323,7 @@ class Agent:
         for path, action in outcome.file_changes.items():
             if path not in result.files_changed:
                 result.files_changed.append(path)
-            self.store.append(self.session_id, self.turn, "file_changed", {"path": path, "action": action})
+            self._log("file_changed", {"path": path, "action": action})
             self.emit(FileChanged(path=path, action=action))
         if outcome.memory is not None:
             for item_id in outcome.memory.item_ids:
@@ -242,18 +331,27 @@ class Agent:
         if outcome.tests is not None:
             data = outcome.tests.model_dump()
             result.last_tests = data
-            self.store.append(self.session_id, self.turn, "tests_ran", data)
+            self._log("tests_ran", data)
             self.emit(TestsRan(**data))
+        # The task state (agent/task_state.py) is folded from these events, never read back from the text.
+        if outcome.files_read:
+            self._log("file_read", {"paths": outcome.files_read})
+        if outcome.command is not None:
+            self._log("command_ran", outcome.command.model_dump())
+        if outcome.todos is not None:
+            self._log("todos", {"items": [t.model_dump() for t in outcome.todos]})
         self._finish_call(call, outcome)
         if outcome.memory is not None and outcome.memory.action == "forgotten" and self.after_forget is not None:
             self.reload(self.after_forget())
         return changed_before
 
-    def reload(self, messages: list[Message]) -> None:
-        """Replace the conversation, e.g. after a forget redacted the log: nothing forgotten stays in memory."""
-        self.messages = messages
+    def reload(self, system_text: str) -> None:
+        """Rebuild the View from the log, e.g. after a forget redacted it: nothing forgotten stays in memory.
+        A compaction whose summary was made from redacted text gets a fresh digest in its place."""
+        self.keeper.reload(system_text)
 
     def _finish_call(self, call: ToolCall, outcome: ToolResult) -> None:
+        self._unanswered = [pending for pending in self._unanswered if pending.id != call.id]
         self._append(tool_result(call.id, call.name, outcome.text))
         first_line = outcome.text.strip().splitlines()[0] if outcome.text.strip() else ""
         self.emit(ToolFinished(call_id=call.id, name=call.name, ok=not outcome.is_error,
@@ -261,8 +359,10 @@ class Agent:
                                data=outcome.data))
 
     def _append(self, message: Message) -> None:
-        self.messages.append(message)
-        self.store.append_message(self.session_id, self.turn, message)
+        self.keeper.append(message)
+
+    def _log(self, kind: str, payload: dict[str, Any]) -> int:
+        return self.keeper.log(kind, payload)
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():

@@ -26,6 +26,12 @@ class UsageReport(BaseModel):
     total_tokens: int = 0
 
 
+class ContextReport(BaseModel):
+    window: int  # tokens of context (the backend's figure, or --context-window)
+    used: int  # tokens the last request took, the reserved output included
+    compactions: int = 0  # made during this run
+
+
 class DeniedAction(BaseModel):
     tool: str
     arguments: dict
@@ -47,6 +53,7 @@ class HeadlessReport(BaseModel):
     malformed_tool_calls: int = 0
     model: str = ""
     error: str | None = None
+    context: ContextReport | None = None
 
 
 class ResultEvent(BaseModel):

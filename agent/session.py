@@ -21,13 +21,15 @@ from ..tools.workspace import Workspace
 from .backends.base import Backend
 from .backends.resolve import make_backend
 from .config import Settings
-from .context import backend_token_counter, repo_budget, repository_block, system_prompt
+from .context import backend_token_counter, repo_budget, repository_block
 from .engram import open_memory
 from .errors import SessionCommandError
-from .events import AgentEvent, MemoryChanged, Usage
+from .context_meter import Reading
+from .events import AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
 from .loop import Agent, AgentConfig, Approver, TurnResult
-from .messages import Message, system as system_message
+from .messages import Message
 from .permissions import Policy
+from .prefix import session_prefix, snapshot_prefix
 from .repo import Repo
 from .sessions import SessionInfo, SessionNotFound, SessionStore
 from .undo import UndoResult, undo_turns
@@ -76,7 +78,9 @@ def session_policy(settings: Settings, *, headless: bool = False, allow_shell: b
 
 def agent_config(settings: Settings, *, max_steps: int | None = None, max_tokens: int | None = None,
                  timeout_s: float | None = None) -> AgentConfig:
-    config = AgentConfig(max_steps=max_steps or settings.max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
+    config = AgentConfig(max_steps=max_steps or settings.max_steps, max_tokens=max_tokens, timeout_s=timeout_s,
+                         context_window=settings.context_window)
+    config.compaction.compact_at = settings.compact_at
     config.params.temperature = settings.temperature
     config.params.max_tokens = settings.max_output_tokens
     return config
@@ -113,9 +117,7 @@ class AgentSession:
         backend = backend or make_backend(settings)
         store = store or SessionStore.open_default()
         test_command = session_test_command(repo, settings)
-        history: list[Message] = []
         if resume_id is not None:
-            history = store.messages(resume_id)
             session_id = resume_id
             store.set_status(session_id, "active")
         else:
@@ -129,22 +131,26 @@ class AgentSession:
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
         # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
         counter = backend_token_counter(backend) if backend.exact_token_count else None
-        repository = repository_block(repo.root, repo_budget(backend.context_window), counter)
+        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter)
         checkpoints = CheckpointStore(repo.root)
         checkpoints.prune()
 
+        # Instructions and repository block as they were at session start (logged), so the system message is
+        # byte-identical across compactions and resumes (agent/prefix.py).
+        prefix = session_prefix(store, session_id, lambda: snapshot_prefix(repo.root, test_command, repository.text))
+
         def system_text() -> str:
             # Computed at session start (and after a forget), not per turn, so the prompt prefix stays stable.
-            block = memory.current_view(repo.identity, session_id)
-            return system_prompt(repo.root, test_command, repository.text, note, memory=block.text)
+            return prefix.render(note, memory=memory.current_view(repo.identity, session_id).text)
 
         session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                       resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
                       system_text=system_text)
         session._agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id,
-                               system_text(), policy, config, emit=emit, approver=approver, history=history,
+                               system_text(), policy, config, emit=emit, approver=approver,
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
-                               on_user_message=session._capture, after_forget=session._context_after_forget)
+                               on_user_message=session._capture, after_forget=session._context_after_forget,
+                               pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
         return session
 
     @property
@@ -177,8 +183,9 @@ class AgentSession:
         return self._loop.total_usage
 
     def history(self) -> list[Message]:
-        """The conversation so far, without the system message (what a resumed front end replays)."""
-        return list(self._loop.messages[1:])
+        """The whole logged conversation, without the system message (what a resumed front end replays): not the
+        View, which after a compaction holds a summary in place of the older steps."""
+        return self._store.messages(self.session_id)
 
     # --- turns ----------------------------------------------------------------------------------------
 
@@ -194,6 +201,31 @@ class AgentSession:
         """Restore the files as they were `turns` turns ago (1: before the last turn that changed something).
         Raises SessionCommandError (UndoFailed) when the checkpoint store cannot."""
         return undo_turns(self.repo, self._store, self.session_id, turns)
+
+    # --- the context: meter and compaction -------------------------------------------------------------
+
+    def context(self) -> Reading:
+        """How full the context the next request would send is (tokens, window, share)."""
+        return self._loop.measure()
+
+    @property
+    def last_context(self) -> Reading | None:
+        """The meter's reading before the last request (None before the first)."""
+        return self._loop.context
+
+    @property
+    def compactions(self) -> int:
+        """Compactions made since this process opened the session."""
+        return self._loop.compactions
+
+    def compact(self, focus: str | None = None) -> Compacted | None:
+        """Compact now (`/compact [focus]`); None when there is nothing to compact. Never fails: a summary the
+        model cannot give falls back to a digest of the logged steps."""
+        return self._loop.compact(trigger="manual", focus=focus)
+
+    def compact_undo(self) -> CompactionUndone | None:
+        """Take back the latest compaction (`/compact undo`): the model sees the View before it again."""
+        return self._loop.compact_undo()
 
     def log(self, kind: str, payload: dict[str, Any]) -> None:
         """Append an event of the front end's own (e.g. the headless report) to the session log."""
@@ -234,10 +266,11 @@ class AgentSession:
         return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key)
                 for r in captured if not r.unchanged]
 
-    def _context_after_forget(self) -> list[Message]:
-        """The conversation rebuilt from the redacted log, with no cached trace of the forgotten text."""
+    def _context_after_forget(self) -> str:
+        """The system message rebuilt after a forget (the loop refolds the View from the redacted log), with no
+        cached trace of the forgotten text."""
         self._backend.drop_cache()
-        return [system_message(self._system_text())] + self._store.messages(self.session_id)
+        return self._system_text()
 
     # --- context and the files changed since ---------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from ..home import dsv4_home
-from .messages import Message, ToolCall, tool_result
+from .messages import Message
 
 SESSIONS_FILE = "sessions.db"
 MIN_OVERLAP = 12  # a title cut off inside a redacted text still holds its first characters; shorter overlaps are chance
@@ -100,21 +100,24 @@ class SessionStore:
                                         "model": model, "created_at": stamp, "updated_at": stamp, "status": "active"})
         return session_id
 
-    def append(self, session_id: str, turn: int, kind: str, payload: dict[str, Any]) -> None:
+    def append(self, session_id: str, turn: int, kind: str, payload: dict[str, Any]) -> int:
+        """Log one event; returns its id (ids grow with time, so the View can name a point in the log)."""
         stamp = now()
         with self.lock, self.db.conn:
-            self.db["events"].insert({"session_id": session_id, "turn": turn, "kind": kind,
-                                      "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp})
+            table = self.db["events"].insert({"session_id": session_id, "turn": turn, "kind": kind,
+                                              "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp})
             self.db["sessions"].update(session_id, {"updated_at": stamp})
+            return int(table.last_pk)
 
-    def append_message(self, session_id: str, turn: int, message: Message) -> None:
-        self.append(session_id, turn, "message", message.model_dump(exclude_none=True))
+    def append_message(self, session_id: str, turn: int, message: Message) -> int:
+        event_id = self.append(session_id, turn, "message", message.model_dump(exclude_none=True))
         if message.role == "user" and message.content:
             with self.lock:
                 row = self.db["sessions"].get(session_id)
             if not row["title"]:
                 with self.lock, self.db.conn:
                     self.db["sessions"].update(session_id, {"title": message.content.strip().splitlines()[0][:80]})
+        return event_id
 
     def set_status(self, session_id: str, status: str) -> None:
         with self.lock, self.db.conn:
@@ -136,31 +139,35 @@ class SessionStore:
         sessions = self.list(repo_id)
         return sessions[0] if sessions else None
 
-    def events(self, session_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-        sql = "select turn, kind, payload, created_at from events where session_id = ?"
-        params: list[Any] = [session_id]
+    def events(self, session_id: str, kind: str | None = None, after: int = 0) -> list[dict[str, Any]]:
+        """The session's events in order; `after`: only those with a larger id (what was logged since)."""
+        sql = "select id, turn, kind, payload, created_at from events where session_id = ? and id > ?"
+        params: list[Any] = [session_id, after]
         if kind is not None:
             sql += " and kind = ?"
             params.append(kind)
         with self.lock:
             rows = list(self.db.query(sql + " order by id", params))
-        return [{"turn": r["turn"], "kind": r["kind"], "payload": json.loads(r["payload"]), "created_at": r["created_at"]}
-                for r in rows]
+        return [{"id": r["id"], "turn": r["turn"], "kind": r["kind"], "payload": json.loads(r["payload"]),
+                 "created_at": r["created_at"]} for r in rows]
+
+    def rewrite_event(self, session_id: str, event_id: int, payload: dict[str, Any]) -> None:
+        """Replace one event's payload in place, leaving no readable copy of the old one (secure delete, WAL
+        checkpointed): only for a compaction whose summary was made from text a forget redacted."""
+        from ..memory.purge import checkpoint
+
+        with self.lock:
+            self.db.execute("PRAGMA secure_delete=ON")
+            with self.db.conn:
+                self.db.execute("UPDATE events SET payload = ? WHERE id = ? AND session_id = ?",
+                                [json.dumps(payload, ensure_ascii=False), event_id, session_id])
+            checkpoint(self.db.conn, self.path)
 
     def messages(self, session_id: str) -> list[Message]:
         """The conversation as logged; tool calls whose result was never logged (a killed process) get one that says so."""
-        messages = [Message.model_validate(e["payload"]) for e in self.events(session_id, "message")]
-        repaired: list[Message] = []
-        pending: list[ToolCall] = []
-        for message in messages:
-            if message.role == "tool":
-                pending = [call for call in pending if call.id != message.tool_call_id]
-            else:
-                repaired.extend(_interrupted(pending))
-                pending = list(message.tool_calls) if message.role == "assistant" else []
-            repaired.append(message)
-        repaired.extend(_interrupted(pending))
-        return repaired
+        from .view import answered
+
+        return answered([Message.model_validate(e["payload"]) for e in self.events(session_id, "message")])
 
     def turns(self, session_id: str) -> int:
         with self.lock:
@@ -211,11 +218,6 @@ class SessionStore:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _interrupted(calls: list[ToolCall]) -> list[Message]:
-    return [tool_result(call.id, call.name, "error: interrupted; the session stopped before this tool call finished")
-            for call in calls]
 
 
 def redact_title(title: str, text: str, marker: str) -> str:

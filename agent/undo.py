@@ -1,8 +1,9 @@
 """Undo and rewind of a session's turns: the one implementation behind `AgentSession.undo`, `dsv4-code undo`,
 `/undo` and `/rewind N` (docs/architecture.md, "AgentSession").
 
-Today a rewind restores the files (tools/checkpoints.py). The conversation stays as it is: rewinding it
-too is the compaction issue's part, which plugs in at `rewind_conversation` below.
+A rewind restores the files (tools/checkpoints.py) and logs an `undo` event; the View (agent/view.py)
+turns that event into a note telling the model which of its edits were reverted. The conversation itself
+is not rewound (`rewind_conversation` below).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def undo_turns(repo: Repo, store: SessionStore, session_id: str, turns: int = 1)
 
 
 def rewind_conversation(store: SessionStore, session_id: str, turns: int) -> bool:
-    """The hook for rewinding the conversation with the files: the session log is append-only and the View
-    that folds it arrives with compaction, so today nothing is rewound and this says so."""
+    """The hook for rewinding the conversation with the files. The log is append-only and the model is told
+    of the reverted edits by the View's undo note instead, so nothing is rewound and this says so."""
     return False
 
 

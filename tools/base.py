@@ -57,6 +57,18 @@ class TestRun(BaseModel):
     environment: str = ""  # which interpreter/tool ran them
     reason: str | None = None  # why they could not run
 
+class CommandRun(BaseModel):
+    """A shell command a RUNS_COMMANDS tool ran, for the task state the loop keeps."""
+    command: str
+    exit_code: int
+    timed_out: bool = False
+
+
+class TodoItem(BaseModel):
+    text: str
+    done: bool = False
+
+
 class ToolResult(BaseModel):
     text: str  # what the model reads
     summary: str = ""  # one line for the UI; the first line of `text` when empty
@@ -66,6 +78,9 @@ class ToolResult(BaseModel):
     file_changes: dict[str, FileAction] = Field(default_factory=dict)  # repo-relative path -> action
     memory: MemoryChange | None = None  # what a CHANGES_MEMORY tool changed
     tests: TestRun | None = None  # what a RUNS_TESTS tool ran
+    command: CommandRun | None = None  # what a RUNS_COMMANDS tool ran
+    todos: list[TodoItem] | None = None  # the whole todo list, from a tool that keeps it
+    files_read: list[str] = Field(default_factory=list)  # repo-relative; the Toolbox fills it from the workspace
 
     @property
     def files_changed(self) -> list[str]:

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import Effect, ToolError, ToolResult
+from .base import CommandRun, Effect, ToolError, ToolResult
 from .process import CommandNotRun, cap_output, run_command
 from .workspace import Workspace
 
@@ -39,4 +39,5 @@ class Bash:
             text = f"{output}\n[exit code {outcome.exit_code}]"
         return ToolResult(text=text, is_error=outcome.exit_code != 0,
                           data={"exit_code": outcome.exit_code, "timed_out": outcome.timed_out,
-                                "cancelled": outcome.cancelled})
+                                "cancelled": outcome.cancelled},
+                          command=CommandRun(command=args.command, exit_code=outcome.exit_code, timed_out=outcome.timed_out))

@@ -18,11 +18,12 @@ from .multi_edit import MultiEdit
 from .read_file import ReadFile
 from .run_tests import RunTests
 from .search import Search
+from .todo import Todo
 from .workspace import PathEscape, Workspace, describe_os_error
 from .write_file import WriteFile
 
 DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, MultiEdit, WriteFile, ApplyPatch, RunTests,
-                                   Bash, Git)
+                                   Bash, Git, Todo)
 
 
 class Toolbox:
@@ -60,7 +61,8 @@ class Toolbox:
     def execute(self, tool: Tool, args: BaseModel) -> ToolResult:
         """Run the tool; its result carries every file it wrote (even when it then failed), taken from the workspace."""
         result = self._run(tool, args)
-        return result.model_copy(update={"file_changes": self.workspace.take_changes()})
+        return result.model_copy(update={"file_changes": self.workspace.take_changes(),
+                                         "files_read": self.workspace.take_reads()})
 
     def _run(self, tool: Tool, args: BaseModel) -> ToolResult:
         try:

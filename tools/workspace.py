@@ -74,6 +74,8 @@ class Workspace:
     deadline: float | None = None  # time.monotonic() after which commands are stopped
     # dsv4-code's own state (sessions, checkpoints, memory): never written by a tool.
     state_dirs: list[Path] = field(default_factory=_default_state_dirs)
+    # Files read through `read_text` since the last `take_reads()`: the task state's "files read".
+    read: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -133,7 +135,10 @@ class Workspace:
         raw = path.read_bytes()
         if b"\x00" in raw[:8192]:
             raise UnicodeError(f"{self.relative(path)} looks binary")
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
+        if self.relative(path) not in self.read:
+            self.read.append(self.relative(path))
+        return text
 
     def write_bytes(self, path: Path, data: bytes, mode: int | None = None) -> str:
         """The one way tools change a file: refused under `.git/` and our state, then written atomically."""
@@ -164,6 +169,10 @@ class Workspace:
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes
+
+    def take_reads(self) -> list[str]:
+        reads, self.read = self.read, []
+        return reads
 
 
 def describe_os_error(exc: OSError, workspace: Workspace) -> str:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("pin", "/pin ID", "always keep a memory in context"),
     SlashCommand("memory", "/memory", "show the memory block the model sees"),
     SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
+    SlashCommand("compact", "/compact [FOCUS]", "summarise older steps now (/compact undo takes the last one back)"),
 ]}
 
 

@@ -12,11 +12,20 @@ from .base import GenerationParams, estimate_tokens
 from .script import ScriptedTurn, chunk_text
 
 
+SCRIPTED_SUMMARY = "Scripted summary: the earlier steps are in the session log."
+
+
 class ScriptedBackend:
     exact_token_count = False  # estimate_tokens, not a tokenizer
 
-    def __init__(self, turns: Sequence[ScriptedTurn], model_name: str = "scripted", context_window: int = 131072) -> None:
+    def __init__(self, turns: Sequence[ScriptedTurn], model_name: str = "scripted", context_window: int = 131072,
+                 summary: str | None = SCRIPTED_SUMMARY) -> None:
         self._turns = list(turns)
+        # A request without tools is a compaction's summary request: it gets `summary` ("" plays a model that returns
+        # nothing) and the script is not consumed, so a script need not know when compaction runs; None plays it
+        # from the script like any other request.
+        self.summary = summary
+        self.summary_requests: list[list[Message]] = []
         self._next = 0
         self._lock = threading.Lock()
         self._model_name = model_name
@@ -45,6 +54,13 @@ class ScriptedBackend:
         """Nothing cached: each reply is played from the script."""
 
     def stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
+        if not tools and self.summary is not None:
+            self.summary_requests.append(list(messages))
+            for piece in chunk_text(self.summary):
+                yield TextDelta(text=piece)
+            yield Usage(prompt_tokens=estimate_tokens(messages), completion_tokens=len(self.summary) // 4)
+            yield Done()
+            return
         with self._lock:
             index = self._next
             self._next += 1

@@ -17,7 +17,7 @@ from ..config import Settings
 from ..events import AgentEvent
 from ..gitdiff import diff_against_head
 from ..repo import Repo
-from ..report import DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
+from ..report import ContextReport, DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
 from ..session import AgentSession, agent_config, session_policy, session_test_command
 from .errors import EXIT_BACKEND, EXIT_DONE, EXIT_NOT_DONE
 
@@ -56,6 +56,7 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
     else:
         status, code = "done", EXIT_DONE
     usage = result.usage
+    reading = session.last_context or session.context()
     report = HeadlessReport(
         status=status, exit_code=code, summary=result.summary, patch=patch, files_changed=files, tests=tests,
         usage=UsageReport(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
@@ -63,6 +64,7 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
         session_id=session.session_id, denied_actions=[DeniedAction(**d) for d in result.denied],
         budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
         malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
+        context=ContextReport(window=reading.window, used=reading.used, compactions=result.compactions),
     )
     session.log("headless_report", report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
     session.close(status="done" if code == EXIT_DONE else "stopped")
@@ -93,5 +95,8 @@ def _print_report(report: HeadlessReport, output_format: str, out: TextIO) -> No
             lines.append(f"error: {report.error}")
         u = report.usage
         lines.append(f"tokens: {u.prompt_tokens} prompt ({u.cached_prompt_tokens} cached), {u.completion_tokens} completion")
+        if report.context is not None:
+            c = report.context
+            lines.append(f"context: {c.used} of {c.window} tokens, {c.compactions} compaction{'s' * (c.compactions != 1)}")
         out.write("\n".join(lines) + "\n")
     out.flush()

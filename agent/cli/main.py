@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..repo import Repo
 
-MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window")
+MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window", "compact_at")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--script", default=argparse.SUPPRESS, type=Path, metavar="FILE.json", help="scripted backend: a JSON list of assistant turns")
     group.add_argument("--permission-mode", default=argparse.SUPPRESS, choices=["ask", "auto-edit", "full-auto"])
     group.add_argument("--context-window", default=argparse.SUPPRESS, type=int, metavar="N",
-                       help="the model's context window in tokens (overrides what the server reports)")
+                       help="tokens of context the model has; overrides the backend's figure (the meter and compaction use it)")
 
 
 def build_parser() -> argparse.ArgumentParser:

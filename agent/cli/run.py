@@ -26,6 +26,8 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--allow-shell", action="store_true", help="allow shell commands other than the test command")
     run.add_argument("--resume", dest="run_resume", metavar="ID", help="continue this session")
     run.add_argument("-c", "--continue", dest="run_continue", action="store_true", help="continue the latest session")
+    run.add_argument("--compact-at", type=float, metavar="F",
+                     help="compact the conversation once the context is this full, 0 < F <= 1 (default 0.8)")
     return run
 
 

@@ -228,3 +228,22 @@ async def test_memory_commands(calc_repo):
         await send(pilot, "From now on never use semicolons")
         await settle(app, pilot)
         assert any("semicolons" in n.text and "/forget" in n.text for n in app.screen.query(Notice))
+
+
+async def test_compact_and_compact_undo_commands(calc_repo):
+    script = [FIX_SCRIPT[0], {"content": "read it"}, {"content": "second answer"}]
+    app = make_app(calc_repo, script)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await send(pilot, "look")
+        await settle(app, pilot)
+        await send(pilot, "again")
+        await settle(app, pilot)
+        assert "context" in str(app.screen.query_one(StatusBar).render())  # the meter in the status bar
+        await send(pilot, "/compact the fix")
+        await settle(app, pilot)
+        await send(pilot, "/compact undo")
+        await pilot.pause()
+        notices = [n.text for n in app.screen.query(Notice)]
+        assert any(n.startswith("compacted (manual, model summary)") for n in notices), notices
+        assert any(n.startswith("took back compaction") for n in notices), notices

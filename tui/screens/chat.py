@@ -80,6 +80,12 @@ class ChatScreen(Screen):
         result = self.session.run_turn(prompt)
         self.post_message(TurnFinished(result))
 
+    @work(thread=True, exclusive=True, group="turn", exit_on_error=False)
+    def run_compact(self, focus: str) -> None:
+        # A model summary is a request of its own: off the UI thread, like a turn.
+        done = self.session.compact(focus or None)
+        self.app.call_from_thread(self._compact_finished, done is not None)
+
     # --- UI side: handlers change state -------------------------------------------------------
 
     def on_agent_ready(self, message: AgentReady) -> None:
@@ -135,6 +141,26 @@ class ChatScreen(Screen):
             transcript.add_notice("nothing to undo")
             return
         transcript.add_notice(f"restored {len(result.restored)} file(s): {', '.join(result.restored)}")
+
+    def _compact(self, rest: str) -> None:
+        transcript = self.query_one(Transcript)
+        if self.session is None or self.busy:
+            transcript.add_notice("/compact needs an idle session", error=True)
+            return
+        if rest == "undo":
+            undone = self.session.compact_undo()
+            transcript.add_notice(f"took back compaction {undone.id}: the model sees the conversation as before it"
+                                  if undone else "no compaction to take back")
+            return
+        self.busy = True
+        self.query_one(StatusBar).state = "compacting…"
+        self.run_compact(rest)
+
+    def _compact_finished(self, compacted: bool) -> None:
+        self.busy = False
+        self.query_one(StatusBar).state = "ready"
+        if not compacted:
+            self.query_one(Transcript).add_notice("nothing to compact yet")
 
     @property
     def changed_files(self) -> list[str]:
@@ -197,6 +223,8 @@ class ChatScreen(Screen):
             self._memory_command(name, rest)
         elif name in ("undo", "rewind"):
             self._undo(name, rest)
+        elif name == "compact":
+            self._compact(rest)
         elif name == "context":
             if self.session is None:
                 transcript.add_notice("no session yet: the model is still loading", error=True)
@@ -229,6 +257,11 @@ class ChatScreen(Screen):
         elif isinstance(event, ev.UsageUpdate):
             t = event.total
             status.tokens = f"tokens {t.prompt_tokens}↑ {t.completion_tokens}↓ ({t.cached_prompt_tokens} cached)"
+        elif isinstance(event, ev.ContextUsage):
+            status.context = f"context {event.share:.0%} of {event.window}"
+        elif isinstance(event, ev.Compacted):
+            transcript.add_notice(f"compacted ({event.trigger}, {event.source} summary): {event.tokens_before} → "
+                                  f"{event.tokens_after} tokens  — /compact undo to take it back")
         elif isinstance(event, ev.AssistantMessage):
             transcript.end_assistant()
         elif isinstance(event, ev.MemoryChanged) and event.action == "captured":

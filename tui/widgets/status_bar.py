@@ -14,10 +14,13 @@ class StatusBar(Static):
     model_name: reactive[str] = reactive("")
     session_id: reactive[str] = reactive("")
     tokens: reactive[str] = reactive("")
+    context: reactive[str] = reactive("")  # the context meter: share of the window the last request took
     state: reactive[str] = reactive("starting")
 
     def render(self) -> str:
         parts = [f"model: {self.model_name}", f"session: {self.session_id or '-'}", self.state]
         if self.tokens:
             parts.append(self.tokens)
+        if self.context:
+            parts.append(self.context)
         return "  │  ".join(parts)
