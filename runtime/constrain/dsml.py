@@ -25,9 +25,10 @@ from ..tokenizer import Tokenizer
 from .matcher import TriggeredGrammar, lark_string
 from .schemas import JSON_OPTIONS, embedded, tool_parameters
 
-# Raw string values: any text; `</` is its own lexeme so that the parser, not the lexer, decides whether it
-# closes the parameter (followed by the DSML token) or is part of the value (`</div>`).
-_RAW_VALUE_RULES = ['raw_value: (RAW_TEXT | "<" | "</")*', "RAW_TEXT: /[^<]+/"]
+# Raw string values: any text without the DSML marker (the tokenizer does not mark `｜DSML｜` special, so its
+# token would otherwise pass as text); `<` and `</` are their own lexemes between text runs, so that the parser,
+# not the lexer, decides whether `</` closes the parameter (followed by the marker) or belongs to the value.
+_RAW_VALUE_RULES = ['raw_value: RAW_TEXT? (("<" | "</") RAW_TEXT?)*', f"RAW_TEXT: /[^<]+/ & ~/(?s:.*){DSML}(?s:.*)/"]
 
 
 def _tag(marker: str, text: str) -> str:

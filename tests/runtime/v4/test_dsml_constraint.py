@@ -1,6 +1,6 @@
 """DeepSeek-V4 DSML tool calls under the llguidance grammar: what it accepts and refuses (the real V4 tokenizer),
 and a tiny random V4 model sampling calls for every shipped tool at temperature 1 (each valid, or unfinished in
-the token budget). The default suite samples each tool twice; the slow test 50 times."""
+the token budget). The default suite samples each tool once; the slow test 50 times."""
 
 from __future__ import annotations
 
@@ -84,12 +84,14 @@ def test_v4_chat_format_names_its_constraint(v4_engine, tools):
 
 
 def _closing_bias(tok) -> torch.Tensor:
-    """A random model picks any of 129k tokens: lift the ones that close strings, values and tags so that calls
-    end within the budget. The grammar still decides what is allowed."""
+    """A random model picks any of 129k tokens: lift the ones that close JSON strings and values, and `</` then the
+    DSML token that close a raw value or a tag, so that calls end within the budget. The grammar still decides
+    what is allowed."""
     bias = torch.zeros(tok.vocab_size)
     for token, piece in enumerate(tok.pieces()):
-        if any(c in piece for c in '"}]') or piece.startswith("</"):
+        if any(c in piece for c in '"}]'):
             bias[token] = 6.0
+    bias[tok.encode("</")[0]] = 10.0
     bias[tok.token_to_id(enc.DSML)] = 12.0
     return bias
 
@@ -124,7 +126,7 @@ def _check(results: dict[str, Counter]) -> None:
 
 
 def test_tiny_v4_samples_valid_dsml_calls(v4_engine, tools):
-    _check(_sample(v4_engine, tools, n=2, max_tokens=160))
+    _check(_sample(v4_engine, tools, n=1, max_tokens=160))
 
 
 @pytest.mark.slow
