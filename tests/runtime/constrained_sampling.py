@@ -60,3 +60,28 @@ def sample_tool_calls(engine, prompt: list[int], make_processor: Callable[[], An
         text = "".join(out.text for out in engine.generate(prompt, params, logits_processor=step))
         verdicts[judge(tool, [c for c in parse(text) if isinstance(c, ParsedToolCall)])] += 1
     return verdicts
+
+
+def check_verdicts(results: dict[str, Counter], min_valid_share: float) -> None:
+    """Print the verdicts per tool and the schema-valid share; no call may be invalid (the grammar's promise),
+    and at least `min_valid_share` of them must finish in the budget (the model can still write calls under it)."""
+    total: Counter = Counter()
+    for name, verdicts in results.items():
+        total += verdicts
+        print(f"{name:12} {dict(verdicts)}")
+    print(f"schema-valid share: {total['valid']}/{sum(total.values())} sampled, {total['unfinished']} unfinished in the budget")
+    bad = {name: dict(v) for name, v in results.items() if set(v) - {"valid", "unfinished"}}
+    assert not bad, bad
+    assert total["valid"] >= min_valid_share * sum(total.values())
+
+
+def walk(processor, tokenizer, text: str) -> tuple[int | None, bool]:
+    """Feed `text`'s tokens through `processor` as the generation loop would: (index of the first token it
+    masks out or None, whether a call is still open afterwards)."""
+    ids = tokenizer.encode(text)
+    zeros = torch.zeros(tokenizer.vocab_size)
+    for k, token in enumerate(ids):
+        if processor(zeros, ids[:k])[token] == float("-inf"):
+            return k, processor.in_call
+    processor(zeros, ids)
+    return None, processor.in_call

@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch")
 
 from dsv4.runtime.tool_calls import HermesParser, ParsedToolCall, TextPiece  # noqa: E402
 
+from .constrained_sampling import walk  # noqa: E402
+
 TOOLS = [
     {"type": "function", "function": {"name": "read_file", "description": "Read a file from the repository",
      "parameters": {"type": "object", "properties": {"path": {"type": "string", "maxLength": 64}, "offset": {"type": "integer"},
@@ -62,18 +64,6 @@ EITHER = {"type": "function", "function": {"name": "pick", "parameters": {"type"
     "size": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
     "target": {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
                          {"type": "object", "properties": {"b": {"type": "string"}}, "required": ["b"]}]}}}}}
-
-
-def walk(processor, tokenizer, text: str) -> tuple[int | None, bool]:
-    """Feed `text`'s tokens through `processor` as the generation loop would: (index of the first token it
-    masks out or None, whether the call is still open afterwards)."""
-    ids = tokenizer.encode(text)
-    zeros = torch.zeros(tokenizer.vocab_size)
-    for k, token in enumerate(ids):
-        if processor(zeros, ids[:k])[token] == float("-inf"):
-            return k, processor.in_call
-    processor(zeros, ids)
-    return None, processor.in_call
 
 
 @pytest.mark.parametrize("text, complete", [
