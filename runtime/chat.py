@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat_template import render_chat_template, template_handles_tools
 from .tokenizer import Tokenizer
 from .tool_calls import HermesParser, hermes_messages
+
+if TYPE_CHECKING:
+    from .constrain import ToolCallConstraint
 
 # For checkpoints that ship no template (base models): ChatML, which most small instruct models know.
 CHATML_TEMPLATE = (
@@ -19,8 +22,6 @@ CHATML_TEMPLATE = (
 
 class ChatFormat:
     """The model's Jinja chat template; tool calls in the Hermes `<tool_call>` JSON syntax."""
-
-    constrainable_tool_calls = True
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -42,6 +43,12 @@ class ChatFormat:
 
     def tool_parser(self) -> HermesParser:
         return HermesParser()
+
+    def tool_constraint(self, tokenizer: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> ToolCallConstraint:
+        """Hermes calls guided by a grammar of the tool schemas (llguidance)."""
+        from .constrain import ToolCallConstraint
+
+        return ToolCallConstraint(tokenizer, tools)
 
 
 def _native(message: Mapping[str, Any]) -> dict[str, Any]:

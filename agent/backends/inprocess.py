@@ -87,7 +87,6 @@ class InProcessBackend:
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[Event]:
         from dsv4.runtime.engine.sampling import SamplingParams
-        from dsv4.runtime.json_constraint import ToolCallConstraint
         from dsv4.runtime.tool_calls import ParsedToolCall
 
         engine = self.engine
@@ -100,8 +99,8 @@ class InProcessBackend:
             seed=params.seed,
             stop=list(params.stop or []),
         )
-        constrain = tools and self.constrain_tool_calls and self.chat.constrainable_tool_calls
-        processor = ToolCallConstraint(engine.tokenizer, tools) if constrain else None
+        constrain = tools and self.constrain_tool_calls
+        processor = self.chat.tool_constraint(engine.tokenizer, tools) if constrain else None
         parser, n_calls, completion = self.chat.tool_parser(), 0, 0
         reused_before = engine.stats.reused_tokens
         self.cancel_event.clear()

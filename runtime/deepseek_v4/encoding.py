@@ -346,7 +346,6 @@ class V4ChatFormat:
     """The runtime's chat interface (`render`, `prompt_ids`) for V4 models: DSML encoding, chat mode by default."""
 
     native_tools = True
-    constrainable_tool_calls = False  # DSML calls: no grammar constraint for them yet
 
     def __init__(self, tokenizer, *, thinking_mode: str = "chat", reasoning_effort: str | None = None) -> None:
         self.tokenizer = tokenizer
@@ -362,3 +361,9 @@ class V4ChatFormat:
 
     def tool_parser(self) -> DSMLStreamParser:
         return DSMLStreamParser(thinking=self.thinking_mode == "thinking")
+
+    def tool_constraint(self, tokenizer, tools: Sequence[Mapping[str, Any]]):
+        """DSML calls guided by a grammar of the tool schemas (llguidance): a `DSMLToolCallConstraint`."""
+        from ..constrain import DSMLToolCallConstraint
+
+        return DSMLToolCallConstraint(tokenizer, tools)

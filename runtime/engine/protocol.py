@@ -33,14 +33,15 @@ class ToolCallParser(Protocol):
 class PromptFormat(Protocol):
     """The model's own chat encoding: OpenAI-shaped messages in, prompt text/ids out, and its tool-call syntax."""
 
-    # True when tool calls are Hermes `<tool_call>` JSON, which the grammar constraint can guide
-    constrainable_tool_calls: bool
-
     def render(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> str: ...
 
     def prompt_ids(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> list[int]: ...
 
     def tool_parser(self) -> ToolCallParser: ...
+
+    def tool_constraint(self, tokenizer: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> LogitsProcessor | None:
+        """A logits processor that keeps the model's tool calls valid for `tools` in this format's syntax, or None
+        when the format has no grammar. Raises RuntimeModelError when the schemas do not compile."""
 
 
 class Engine(Protocol):

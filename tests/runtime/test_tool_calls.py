@@ -1,4 +1,4 @@
-"""Hermes tool-call parsing, JSON-schema-constrained decoding, and the InProcessBackend event stream."""
+"""Hermes tool-call parsing, grammar-constrained decoding (llguidance), and the InProcessBackend event stream."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import json
 
 import pytest
 
-from dsv4.runtime.json_constraint import advance, tool_call_stack
-from dsv4.runtime.tool_calls import HermesParser, ParsedToolCall, TextPiece
+torch = pytest.importorskip("torch")
+
+from dsv4.runtime.tool_calls import HermesParser, ParsedToolCall, TextPiece  # noqa: E402
+
+from .constrained_sampling import walk  # noqa: E402
 
 TOOLS = [
     {"type": "function", "function": {"name": "read_file", "description": "Read a file from the repository",
@@ -52,10 +55,22 @@ def test_hermes_parser_bad_json_is_text_and_unclosed_call_is_a_call():
         ParsedToolCall("bash", '{"command": "ls"}')]
 
 
+MULTI_EDIT = {"type": "function", "function": {"name": "multi_edit", "parameters": {
+    "$defs": {"OneEdit": {"type": "object", "properties": {"old_string": {"type": "string"}, "new_string": {"type": "string"}},
+                          "required": ["old_string", "new_string"]}},
+    "type": "object", "properties": {"path": {"type": "string"}, "edits": {"type": "array", "items": {"$ref": "#/$defs/OneEdit"}, "minItems": 1}},
+    "required": ["path", "edits"]}}}
+EITHER = {"type": "function", "function": {"name": "pick", "parameters": {"type": "object", "properties": {
+    "size": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
+    "target": {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                         {"type": "object", "properties": {"b": {"type": "string"}}, "required": ["b"]}]}}}}}
+
+
 @pytest.mark.parametrize("text, complete", [
     ('\n{"name": "read_file", "arguments": {"path": "a.py", "offset": 10}}\n</tool_call>', True),
     ('{"name":"bash","arguments":{"command":"ls \\"x\\" \\u00e9","timeout_s":-1.5e3,"flags":[true,false]}}</tool_call>', True),
     ('{"name": "read_file", "arguments": {"path": "a", "mode": "bytes"}}</tool_call>', True),
+    ('{"name": "read_file", "arguments": {"path": "a😀 ünï.py"}}</tool_call>', True),  # byte-level tokens of an emoji
     ('{"name": "bash", "arguments": {}}', False),  # a required key is missing
     ('{"name": "rm", ', False),  # not a tool
     ('{"arguments": {}}', False),  # the name comes first
@@ -64,13 +79,68 @@ def test_hermes_parser_bad_json_is_text_and_unclosed_call_is_a_call():
     ('{"name": "read_file", "arguments": {"path": "a", "other": 1}}', False),  # unknown key
     ('{"name": "read_file", "arguments": {"path": "' + "x" * 65 + '"}}', False),  # maxLength
     ('{"name": "read_file", "arguments": {"path": "a\nb"}}', False),  # raw newline in a string
+    ('{"name": "read_file", "arguments": {"path": "a"}}</tool_call> trailing', False),  # free text after the call
 ])
-def test_automaton(text, complete):
-    state = advance(tool_call_stack(TOOLS), text)
+def test_grammar(fast_engine, text, complete):
+    from dsv4.runtime.constrain import ToolCallConstraint
+
+    processor = ToolCallConstraint(fast_engine.tokenizer, TOOLS, inside_call=True)
+    refused_at, still_open = walk(processor, fast_engine.tokenizer, text)
     if complete:
-        assert state == ()
+        assert refused_at is None and not still_open  # every token allowed, and the closing tag ended the call
+    elif text.endswith("trailing"):
+        assert refused_at is None and not still_open  # after the call the text is free again, not masked
     else:
-        assert state is None
+        assert refused_at is not None
+
+
+@pytest.mark.parametrize("args, ok", [
+    ({"path": "a", "edits": [{"old_string": "x", "new_string": "y"}]}, True),
+    ({"path": "a", "edits": [1, None]}, False),  # the $ref is resolved: items must be OneEdit objects
+    ({"path": "a", "edits": [{"old_string": "x"}]}, False),  # OneEdit's required key
+    ({"path": "a", "edits": []}, False),  # minItems
+])
+def test_grammar_resolves_refs(fast_engine, args, ok):
+    from dsv4.runtime.constrain import ToolCallConstraint
+
+    processor = ToolCallConstraint(fast_engine.tokenizer, [MULTI_EDIT], inside_call=True)
+    text = json.dumps({"name": "multi_edit", "arguments": args}) + "</tool_call>"
+    assert (walk(processor, fast_engine.tokenizer, text)[0] is None) is ok
+
+
+@pytest.mark.parametrize("args", [{"size": 1.5}, {"size": 2}, {"target": {"b": "x"}}, {"target": {"a": 1}}])
+def test_grammar_keeps_every_anyof_alternative(fast_engine, args):
+    from dsv4.runtime.constrain import ToolCallConstraint
+
+    processor = ToolCallConstraint(fast_engine.tokenizer, [EITHER], inside_call=True)
+    text = json.dumps({"name": "pick", "arguments": args}) + "</tool_call>"
+    assert walk(processor, fast_engine.tokenizer, text) == (None, False)
+
+
+def test_mask_covers_the_whole_vocabulary(fast_engine):
+    from dsv4.runtime.constrain import ToolCallConstraint
+
+    tok = fast_engine.tokenizer
+    processor = ToolCallConstraint(tok, TOOLS, inside_call=True)
+    ids = tok.encode('{"name": "bash", "arguments": {"command": "')
+    logits = -torch.arange(tok.vocab_size, dtype=torch.float32)  # the valid tokens are not the likely ones
+    masked = processor(logits, ids)
+    allowed = torch.isfinite(masked)
+    assert int(allowed.sum()) > 40000  # inside a string nearly every token fits, not only the top 64
+    quote = tok.encode('"')[0]
+    assert allowed[quote] and not allowed[min(tok.stop_token_ids)]  # no end of turn mid-call
+    assert torch.equal(masked[allowed], logits[allowed])  # the allowed logits are untouched
+
+
+def test_calls_after_free_text_are_guided_and_then_free_again(fast_engine):
+    from dsv4.runtime.constrain import ToolCallConstraint
+
+    tok = fast_engine.tokenizer
+    processor = ToolCallConstraint(tok, TOOLS)
+    text = 'Let me look. <tool_call>{"name": "read_file", "arguments": {"path": "a"}}</tool_call> and <tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call> done'
+    assert walk(processor, tok, text) == (None, False) and processor.calls_opened == 2
+    processor = ToolCallConstraint(tok, TOOLS)
+    assert walk(processor, tok, 'Now <tool_call>{"name": "nope"')[0] is not None
 
 
 def _valid_call(call: ParsedToolCall) -> bool:
@@ -87,7 +157,7 @@ def _valid_call(call: ParsedToolCall) -> bool:
 def test_constrained_decoding_forces_a_valid_call(fast_engine):
     from dsv4.runtime.chat import ChatFormat
     from dsv4.runtime.engine.sampling import SamplingParams
-    from dsv4.runtime.json_constraint import ToolCallConstraint
+    from dsv4.runtime.constrain import ToolCallConstraint
 
     tok = fast_engine.tokenizer
     prompt = ChatFormat(tok).prompt_ids([{"role": "user", "content": "Open the file config/settings.toml"}], TOOLS)
@@ -101,7 +171,7 @@ def test_constrained_decoding_forces_a_valid_call(fast_engine):
 
 def test_constraint_leaves_free_text_alone(fast_engine):
     from dsv4.runtime.engine.sampling import SamplingParams
-    from dsv4.runtime.json_constraint import ToolCallConstraint
+    from dsv4.runtime.constrain import ToolCallConstraint
 
     ids = fast_engine.tokenizer.encode("The sky is")
     params = SamplingParams(max_tokens=8, temperature=0.0)
