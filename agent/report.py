@@ -12,6 +12,8 @@ from .events import AgentEvent
 class TestsReport(BaseModel):
     command: str | None = None
     ran: bool = False
+    outcome: Literal["passed", "failed", "could_not_run"] | None = None  # could_not_run: not failing tests
+    environment: str | None = None  # which interpreter or tool ran them
     ok: bool | None = None
     passed: int | None = None
     failed: int | None = None
@@ -38,16 +40,24 @@ class DeniedAction(BaseModel):
     reason: str
 
 
+REPORT_SCHEMA_VERSION = 2  # 2: schema_version, duration_s, turns, error_kind, status "error", tests.outcome
+
+
 class HeadlessReport(BaseModel):
-    status: Literal["done", "not_done", "budget_exhausted", "backend_error"]
+    schema_version: int = REPORT_SCHEMA_VERSION
+    status: Literal["done", "not_done", "budget_exhausted", "backend_error", "error"]
     exit_code: int
     summary: str
     patch: str
     files_changed: list[str]
     tests: TestsReport
     usage: UsageReport
-    session_id: str
+    session_id: str | None  # None when the run failed before a session opened
     denied_actions: list[DeniedAction]
+    duration_s: float = 0.0
+    turns: int = 0  # turns of the session so far (a resumed session counts its earlier ones)
+    # why the run ended badly: usage | config | backend | internal | budget | tests | denied; None when done
+    error_kind: str | None = None
     budget_exhausted: Literal["max_steps", "max_tokens", "timeout"] | None = None
     steps: int = 0
     malformed_tool_calls: int = 0
@@ -56,12 +66,25 @@ class HeadlessReport(BaseModel):
     context: ContextReport | None = None
 
 
+class InitEvent(BaseModel):
+    """The first line of stream-json: what this run is about to use."""
+
+    type: Literal["init"] = "init"
+    version: str
+    schema_version: int = REPORT_SCHEMA_VERSION
+    session_id: str
+    model: str
+    tools: list[str]
+    permission_mode: str
+    base_commit: str | None  # HEAD when the run started (None in a repository without commits)
+
+
 class ResultEvent(BaseModel):
     type: Literal["result"] = "result"
     report: HeadlessReport
 
 
-StreamEvent = Annotated[Union[AgentEvent, ResultEvent], Field(discriminator="type")]
+StreamEvent = Annotated[Union[InitEvent, AgentEvent, ResultEvent], Field(discriminator="type")]
 
 
 def report_schema() -> dict:

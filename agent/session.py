@@ -169,6 +169,14 @@ class AgentSession:
         return self._workspace.test_command
 
     @property
+    def tool_names(self) -> list[str]:
+        return list(self._loop.toolbox.tools)
+
+    @property
+    def permission_mode(self) -> str:
+        return "headless" if self._loop.policy.headless else self._loop.policy.mode
+
+    @property
     def secret_names(self) -> frozenset[str]:
         """Environment variables no subprocess of this session may see (the backend's key among them)."""
         return self._workspace.secret_names

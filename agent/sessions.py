@@ -23,6 +23,7 @@ from sqlite_utils import Migrations
 
 from ..home import dsv4_home
 from .messages import Message
+from .redact import redact, redact_data
 
 SESSIONS_FILE = "sessions.db"
 MIN_OVERLAP = 12  # a title cut off inside a redacted text still holds its first characters; shorter overlaps are chance
@@ -104,8 +105,10 @@ class SessionStore:
         """Log one event; returns its id (ids grow with time, so the View can name a point in the log)."""
         stamp = now()
         with self.lock, self.db.conn:
+            # the one redaction point for the log: no secret value from the environment is ever stored
             table = self.db["events"].insert({"session_id": session_id, "turn": turn, "kind": kind,
-                                              "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp})
+                                              "payload": json.dumps(redact_data(payload), ensure_ascii=False),
+                                              "created_at": stamp})
             self.db["sessions"].update(session_id, {"updated_at": stamp})
             return int(table.last_pk)
 
@@ -116,7 +119,7 @@ class SessionStore:
                 row = self.db["sessions"].get(session_id)
             if not row["title"]:
                 with self.lock, self.db.conn:
-                    self.db["sessions"].update(session_id, {"title": message.content.strip().splitlines()[0][:80]})
+                    self.db["sessions"].update(session_id, {"title": redact(message.content.strip().splitlines()[0][:80])})
         return event_id
 
     def set_status(self, session_id: str, status: str) -> None:

@@ -52,6 +52,22 @@ def describe(settings: Settings) -> str:
     return f"{LOCAL_DEFAULT_MODEL} (in-process, the small default model)"
 
 
+def check_model(settings: Settings) -> None:
+    """Raise BackendConfigError now, cheaply (no weights read), for an in-process model that cannot load, so a
+    front end that loads the model in the background (the TUI) fails with the same one line as headless."""
+    if settings.backend == "scripted" or settings.script or settings.base_url or settings.backend == "openai":
+        return
+    if not (settings.model or settings.backend == "inprocess"):
+        return
+    from ...runtime.errors import RuntimeModelError
+    from ...runtime.resolve import resolve_model
+
+    try:
+        resolve_model(settings.model or LOCAL_DEFAULT_MODEL)
+    except RuntimeModelError as exc:
+        raise BackendConfigError(str(exc)) from None
+
+
 def make_backend(settings: Settings) -> Backend:
     if settings.backend == "scripted" or settings.script:
         return _scripted(settings)

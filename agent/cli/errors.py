@@ -1,14 +1,18 @@
 """Exit codes and the one place that maps an exception to one and a one-line message (never a traceback).
 
 0 done, 1 not done (tests failing, an action denied, a budget ran out, nothing to undo), 2 usage or
-configuration error, 3 backend failure. A new error kind (or a new code) is one entry in `user_error`.
+configuration error, 3 backend failure, 4 internal error (a bug of ours: one line, the traceback only with --debug). A new error kind (or a new code) is one entry in `user_error`.
 """
 
 from __future__ import annotations
 
 import sys
 
-EXIT_DONE, EXIT_NOT_DONE, EXIT_USAGE, EXIT_BACKEND = 0, 1, 2, 3
+EXIT_DONE, EXIT_NOT_DONE, EXIT_USAGE, EXIT_BACKEND, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """A wrong flag or argument: exit 2 with its message (and, for `run --output-format json`, an error report)."""
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -28,6 +32,8 @@ def user_error(exc: BaseException, command: str | None) -> tuple[int, str] | Non
     from ..errors import SessionCommandError
     from ..sessions import SessionNotFound
 
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, ConfigError):  # every problem, each naming its file
         return EXIT_USAGE, str(exc)
     if isinstance(exc, ValidationError):

@@ -6,18 +6,23 @@ never waits for an approval, and always ends with a report and an exit code:
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
+from dsv4 import __version__
+
 from ...tools.process import cap_output
+from ...tools.workspace import atomic_write
 from ...tools.run_tests import run_test_command
 from ..config import Settings
 from ..events import AgentEvent
-from ..gitdiff import diff_against_head
+from ..gitdiff import diff_since, head_commit, working_tree_snapshot
+from ..redact import redact_data
 from ..repo import Repo
-from ..report import ContextReport, DeniedAction, HeadlessReport, ResultEvent, TestsReport, UsageReport
+from ..report import ContextReport, DeniedAction, HeadlessReport, InitEvent, ResultEvent, TestsReport, UsageReport
 from ..session import AgentSession, agent_config, session_policy, session_test_command
 from .errors import EXIT_BACKEND, EXIT_DONE, EXIT_NOT_DONE
 
@@ -26,33 +31,43 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
                  max_steps: int | None, max_tokens: int | None, timeout_s: float | None, allow_shell: bool,
                  resume_id: str | None, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
+    base_commit = head_commit(repo.root)
+    base_tree = working_tree_snapshot(repo.root)  # the report holds only what this run changes
 
-    def emit(event: AgentEvent) -> None:
+    def emit(event: AgentEvent | InitEvent) -> None:
         if output_format == "stream-json":
-            out.write(event.model_dump_json() + "\n")
+            out.write(json.dumps(redact_data(event.model_dump(mode="json")), ensure_ascii=False) + "\n")
             out.flush()
 
     policy = session_policy(settings, headless=True, allow_shell=allow_shell,
                             test_command=session_test_command(repo, settings))
     config = agent_config(settings, max_steps=max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
     session = AgentSession.open(repo, settings, policy, config, resume_id=resume_id, emit=emit)
+    emit(InitEvent(version=__version__, session_id=session.session_id, model=session.model_id,
+                   tools=session.tool_names, permission_mode=session.permission_mode, base_commit=base_commit))
     result = session.run_turn(task)
 
     tests = TestsReport(command=session.test_command)
     if session.test_command and result.status != "backend_error":
         outcome = run_test_command(session.test_command, repo.root, secret_names=session.secret_names)
         tests = TestsReport(command=outcome.command, ran=True, ok=outcome.ok, passed=outcome.passed,
-                            failed=outcome.failed, exit_code=outcome.exit_code, output_tail=cap_output(outcome.output, 4000))
-    patch, files = diff_against_head(repo.root)
+                            failed=outcome.failed, exit_code=outcome.exit_code, outcome=outcome.outcome,
+                            environment=outcome.environment, output_tail=cap_output(outcome.output, 4000))
+    patch, files = diff_since(repo.root, base_tree, exclude=[patch_out] if patch_out is not None else [])
     if patch_out is not None:
-        patch_out.write_text(patch, encoding="utf-8")
+        atomic_write(patch_out, patch.encode("utf-8"))
 
+    error_kind: str | None = None
     if result.status == "backend_error":
-        status, code = "backend_error", EXIT_BACKEND
+        status, code, error_kind = "backend_error", EXIT_BACKEND, "backend"
     elif result.status in ("max_steps", "max_tokens", "timeout"):
-        status, code = "budget_exhausted", EXIT_NOT_DONE
-    elif result.denied or (tests.ran and not tests.ok):
-        status, code = "not_done", EXIT_NOT_DONE
+        status, code, error_kind = "budget_exhausted", EXIT_NOT_DONE, "budget"
+    elif result.denied:
+        status, code, error_kind = "not_done", EXIT_NOT_DONE, "denied"
+    elif tests.ran and not tests.ok:
+        status, code, error_kind = "not_done", EXIT_NOT_DONE, "tests" if tests.outcome != "could_not_run" else "tests_could_not_run"
+    elif result.status == "cancelled":
+        status, code, error_kind = "not_done", EXIT_NOT_DONE, "cancelled"
     else:
         status, code = "done", EXIT_DONE
     usage = result.usage
@@ -65,14 +80,16 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
         budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
         malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
         context=ContextReport(window=reading.window, used=reading.used, compactions=result.compactions),
+        duration_s=round(time.monotonic() - started, 3), turns=session.turn, error_kind=error_kind,
     )
     session.log("headless_report", report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
     session.close(status="done" if code == EXIT_DONE else "stopped")
-    _print_report(report, output_format, out)
+    print_report(report, output_format, out)
     return code
 
 
-def _print_report(report: HeadlessReport, output_format: str, out: TextIO) -> None:
+def print_report(report: HeadlessReport, output_format: str, out: TextIO = sys.stdout) -> None:
+    report = HeadlessReport.model_validate(redact_data(report.model_dump(mode="json")))
     if output_format == "json":
         out.write(report.model_dump_json(indent=2) + "\n")
     elif output_format == "stream-json":
@@ -84,7 +101,9 @@ def _print_report(report: HeadlessReport, output_format: str, out: TextIO) -> No
             lines += [report.patch.rstrip("\n"), ""]
         else:
             lines.append("no changes")
-        if report.tests.ran:
+        if report.tests.outcome == "could_not_run":
+            lines.append(f"tests: could not run ({report.tests.command}; environment: {report.tests.environment})")
+        elif report.tests.ran:
             counts = f"{report.tests.passed} passed, {report.tests.failed} failed" if report.tests.passed is not None else f"exit {report.tests.exit_code}"
             lines.append(f"tests: {'passed' if report.tests.ok else 'FAILED'}: {counts} ({report.tests.command})")
         else:

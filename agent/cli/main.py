@@ -7,18 +7,25 @@ The TUI is imported only inside `_tui`: nothing else in the product imports `dsv
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsv4 import __version__
 
-from .errors import fail, user_error
+from ..redact import redact
+from .debug_log import start_debug_log
+from .errors import EXIT_BACKEND, EXIT_INTERNAL, EXIT_NOT_DONE, EXIT_USAGE, fail, user_error
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..repo import Repo
+
+# Nothing is logged to the terminal (Textual draws there, CI parses stdout); --debug adds a file handler.
+logging.getLogger("dsv4").addHandler(logging.NullHandler())
 
 MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window", "compact_at")
 
@@ -37,12 +44,21 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="tokens of context the model has; overrides the backend's figure (the meter and compaction use it)")
 
 
+def _add_common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an internal error print the traceback; log to $DSV4_HOME/logs/")
+    parser.add_argument("--trust-repo", action="store_true", default=argparse.SUPPRESS,
+                        help="apply this repository's own .dsv4/config.toml for this run (see 'dsv4-code trust')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .context import add_context_parser
     from .run import add_run_parser
     from .memory import add_memory_parser
     from .models import add_models_parser
     from .sessions import add_schema_parser, add_sessions_parser
+    from ..kv_cli import add_kv_parser
+    from .trust import add_trust_parser
     from .undo import add_undo_parser
 
     parser = argparse.ArgumentParser(prog="dsv4-code", description="A terminal coding agent for DeepSeek-V4-class models.")
@@ -50,8 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--continue", dest="continue_latest", action="store_true", help="resume the latest session of this repo")
     parser.add_argument("-r", "--resume", nargs="?", const="", default=None, metavar="ID", help="resume a session (no ID: a picker)")
     _add_model_flags(parser)
+    _add_common_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_model_flags(add_run_parser(sub))
+    run = add_run_parser(sub)
+    _add_model_flags(run)
+    _add_common_flags(run)
+    add_trust_parser(sub)
+    add_kv_parser(sub)
     add_sessions_parser(sub)
     add_schema_parser(sub)
     add_undo_parser(sub)
@@ -63,18 +84,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    log_file = start_debug_log(args) if debug else None
     try:
         return _dispatch(args)
     except BrokenPipeError:
         # `dsv4-code ... | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_NOT_DONE)
     except Exception as exc:
         mapped = user_error(exc, args.command)
-        if mapped is None:
-            raise
+        if mapped is None:  # a bug of ours: one line (the traceback with --debug, and in the log)
+            logging.getLogger("dsv4").exception("internal error")
+            if debug:
+                traceback.print_exc()
+            hint = f"; details in {log_file}" if log_file else "; run again with --debug for the traceback"
+            mapped = EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}{hint}"
         code, message = mapped
-        return fail(message, code)
+        _json_error_report(args, code, message)
+        return fail(redact(message), code)
+
+
+def _json_error_report(args: argparse.Namespace, code: int, message: str) -> None:
+    """`run --output-format json|stream-json` prints one report whatever happens: here, the error's."""
+    if args.command != "run" or getattr(args, "output_format", "text") == "text":
+        return
+    from ..report import HeadlessReport, TestsReport, UsageReport
+    from .headless import print_report
+
+    kind = {EXIT_USAGE: "usage", EXIT_BACKEND: "backend", EXIT_INTERNAL: "internal"}.get(code, "not_done")
+    print_report(HeadlessReport(status="error", exit_code=code, error=message, error_kind=kind, summary=message,
+                                patch="", files_changed=[], tests=TestsReport(), usage=UsageReport(), session_id=None,
+                                denied_actions=[]), args.output_format)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -88,11 +131,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "schema":
         from .sessions import run_schema_command
         return run_schema_command(args.which)
-    from ..config import load_settings
+    if command == "kv":
+        from ..kv_cli import run_kv_command
+        return run_kv_command(args)
+    from ..config import load_config
     from ..repo import find_repo
 
     repo = find_repo(Path.cwd())
-    settings = load_settings(repo.root, **{name: getattr(args, name, None) for name in MODEL_FLAGS})
+    if command == "trust":
+        from .trust import run_trust_command
+        return run_trust_command(repo, args)
+    loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
+                         **{name: getattr(args, name, None) for name in MODEL_FLAGS})
+    notice = loaded.ignored_notice()
+    if notice:
+        print(f"dsv4-code: {notice}", file=sys.stderr)
+    settings = loaded.settings
     if command == "sessions":
         from .sessions import run_sessions_command
         return run_sessions_command(repo, args.json)
@@ -121,9 +175,11 @@ def _repo_or_none() -> Repo | None:
 
 def _tui(repo: Repo, settings: Settings, args: argparse.Namespace) -> int:
     from ...tui.app import run_tui  # the one import of the TUI in the product, and only when it starts
+    from ..backends.resolve import check_model
     from ..session import resolve_session
     from ..sessions import SessionStore
 
+    check_model(settings)  # a bad --model is one line and exit 2, not a screen that can never work
     pick = args.resume == ""
     resume_id = None if pick else resolve_session(SessionStore.open_default(), repo, args.resume, args.continue_latest)
     return run_tui(repo, settings, resume_id=resume_id, pick_session=pick)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import fail
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -31,16 +32,37 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     return run
 
 
+def read_task(arg: str) -> str:
+    """The task text; bytes that are not UTF-8 (from stdin or a mis-encoded argument) become U+FFFD."""
+    raw = sys.stdin.buffer.read() if arg == "-" else arg.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "replace")
+
+
+def patch_out_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return "is a folder"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"its folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "cannot be written"
+    return None
+
+
 def run_command(repo: Repo, settings: Settings, args: argparse.Namespace) -> int:
     if not args.headless:
-        return fail("'dsv4-code run' needs --headless (the interactive agent is plain 'dsv4-code')")
-    task = sys.stdin.read() if args.task == "-" else args.task
+        raise UsageError("'dsv4-code run' needs --headless (the interactive agent is plain 'dsv4-code')")
+    task = read_task(args.task)
     if not task.strip():
-        return fail("the task is empty")
+        raise UsageError("the task is empty")
+    if args.patch_out is not None:
+        problem = patch_out_problem(args.patch_out)
+        if problem:  # found now, not after the whole run
+            raise UsageError(f"--patch-out {args.patch_out}: {problem}")
     for name in ("max_steps", "max_tokens"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            return fail(f"--{name.replace('_', '-')} must be at least 1")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     from ..session import resolve_session
     from ..sessions import SessionStore
     from .headless import run_headless

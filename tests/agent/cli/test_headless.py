@@ -38,7 +38,7 @@ def test_stream_json_emits_one_event_per_line_ending_with_the_result(calc_repo, 
     adapter = TypeAdapter(StreamEvent)
     events = [adapter.validate_json(line) for line in proc.stdout.splitlines()]
     kinds = [e.type for e in events]
-    assert kinds[0] == "turn_started" and kinds[-1] == "result"
+    assert kinds[0] == "init" and kinds[1] == "turn_started" and kinds[-1] == "result"
     assert {"tool_requested", "tool_finished", "file_changed", "tests_ran", "usage_update"} <= set(kinds)
     assert events[-1].report.status == "done"
 
