@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from ..home import dsv4_home
@@ -16,6 +16,22 @@ BackendName = Literal["auto", "openai", "inprocess", "scripted"]
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
 DEEPSEEK_DEFAULT_MODEL = "deepseek-chat"
 LOCAL_DEFAULT_MODEL = "smollm2-135m"
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens; a backend whose model has no entry is shown without a cost."""
+
+    input: float
+    cached_input: float
+    output: float
+
+    def cost(self, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int) -> float:
+        fresh = max(prompt_tokens - cached_prompt_tokens, 0)
+        return (fresh * self.input + cached_prompt_tokens * self.cached_input + completion_tokens * self.output) / 1e6
+
+
+DEFAULT_PRICES = {"deepseek-chat": ModelPrice(input=0.27, cached_input=0.07, output=1.10),
+                  "deepseek-reasoner": ModelPrice(input=0.55, cached_input=0.14, output=2.19)}
 
 
 class Settings(BaseSettings):
@@ -35,6 +51,8 @@ class Settings(BaseSettings):
     test_command: str | None = None
     syntax_gate: Literal["warn", "refuse", "off"] = "warn"  # an edit that breaks a file's syntax: flag it, refuse it, or allow it
     max_steps: int = 50
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
+                                          description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
 
 
 def load_settings(repo_root: Path | None, **flags: Any) -> Settings:

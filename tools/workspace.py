@@ -68,6 +68,13 @@ class Workspace:
         self.changed[self.relative(path)] = action
         return action
 
+    def delete(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self.changed[self.relative(path)] = "deleted"
+
+    def set_mode(self, path: Path, mode: int) -> None:
+        path.chmod(mode)
+
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes
