@@ -80,7 +80,8 @@ class DSV4App(App):
                                      approver=approver, backend=self.backend)
 
         previous = self.chat
-        self.chat = ChatScreen(open_session, describe(settings), self.repo,
+        label = describe(settings) if self.backend is None else ""  # a handed-in backend describes itself
+        self.chat = ChatScreen(open_session, label, self.repo,
                                history=PromptHistory(history_path(self.repo.identity)),
                                mode=settings.permission_mode, prices=settings.prices)
         if previous is not None:

@@ -66,7 +66,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
     def on_mount(self) -> None:
         status = self.query_one(StatusBar)
         status.model_name, status.mode, status.state = self.model_label, self.mode, "loading model…"
-        self.query_one(ProgressLine).start(f"loading {self.model_label}")
+        self.query_one(ProgressLine).start(f"loading {self.model_label or 'the model'}")
         self.load_session()
         self.read_repo_facts()
 
@@ -128,6 +128,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.session = message.session
         status = self.query_one(StatusBar)
         status.model_name = self.session.model_id
+        status.backend = self.model_label.removeprefix(self.session.model_id).strip(" ()") if self.model_label else ""
         status.session_id = self.session.session_id
         status.context_window = self.session.context_window
         status.state = "ready"

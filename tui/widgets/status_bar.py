@@ -34,10 +34,12 @@ class StatusBar(Static):
 
     def parts(self) -> list[tuple[int, str, str]]:
         """(priority: 0 is kept longest, text, style) in display order."""
-        model = self.model_name + (f" ({self.backend})" if self.backend and self.backend != self.model_name else "")
         fill = (f"ctx {human_tokens(self.context_used)}/{human_tokens(self.context_window)}"
                 f" {100 * self.context_used // self.context_window}%" if self.context_window else "ctx -")
-        parts = [(0, model, "bold"), (1, self.state, "yellow" if self.state != "ready" else "green"), (0, fill, "")]
+        parts = [(0, self.model_name, "bold")]
+        if self.backend and self.backend != self.model_name:
+            parts.append((3, self.backend, "dim"))
+        parts += [(1, self.state, "yellow" if self.state != "ready" else "green"), (0, fill, "")]
         if self.mode:
             parts.append((2, self.mode, "cyan"))
         if self.prompt_tokens:
@@ -52,11 +54,19 @@ class StatusBar(Static):
 
     def fitted(self, width: int) -> list[tuple[int, str, str]]:
         parts = self.parts()
-        while len(parts) > 1 and sum(len(t) for _, t, _ in parts) + len(SEPARATOR) * (len(parts) - 1) > width:
+
+        def length() -> int:
+            return sum(len(t) for _, t, _ in parts) + len(SEPARATOR) * (len(parts) - 1)
+
+        while length() > width:
             lowest = max(range(len(parts)), key=lambda i: (parts[i][0], i))
             if parts[lowest][0] == 0:
                 break
             parts.pop(lowest)
+        over = length() - width
+        if over > 0:  # only the model and the fill are left: shorten the model name, keep the fill whole
+            priority, model, style = parts[0]
+            parts[0] = (priority, model[:max(len(model) - over - 1, 4)] + "…", style)
         return parts
 
     def render(self) -> Text:
