@@ -111,7 +111,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
             answered.set()
 
         self.post_message(ApprovalNeeded(request, preview, reply))
-        answered.wait()
+        while not answered.wait(0.25):
+            if not self.app.is_running:  # the app is closing: nobody will answer, and this thread must end
+                return False
         if answer[0] == "always" and self.session is not None:
             rule = self.session.always_allow(request)
             self.post_message(CommandOutput(f"always allowed in this session: {rule.describe()}"))
@@ -263,6 +265,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.app.push_screen(KeysHelp())
 
     def on_unmount(self) -> None:
+        self.release()
         if self.session is not None:
             self.session.close()
 
