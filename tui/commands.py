@@ -17,7 +17,7 @@ class SlashCommand:
 COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("help", "/help", "list the slash commands (F1: the keys)"),
     SlashCommand("model", "/model [NAME]", "show the model; with NAME, use that model from the next turn", True),
-    SlashCommand("mode", "/mode [ask|auto-edit|full-auto]", "show or change the permission mode", True),
+    SlashCommand("mode", "/mode [MODE]", "show or change the permission mode: ask, auto-edit, full-auto", True),
     SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
     SlashCommand("memory", "/memory", "the panel of active memories by scope (forget or pin there)"),
     SlashCommand("remember", "/remember TEXT", "remember a fact or preference (key=value to make it override)", True),

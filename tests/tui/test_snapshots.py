@@ -11,6 +11,12 @@ from dsv4.tui.widgets.status_bar import StatusBar
 from ..conftest import FIX_SCRIPT
 from .helpers import chat, make_app, ready, send, turn, wait_until
 
+@pytest.fixture(autouse=True)
+def no_durations(monkeypatch):
+    """Tool durations change from run to run; the pictures leave them out."""
+    monkeypatch.setattr("dsv4.tui.widgets.tool_card.SLOW_S", float("inf"))
+
+
 SIZES = [(80, 24), (160, 48)]
 REPLY = ("Fixed `add()`: it **subtracted** instead of adding.\n\n"
          "- `calc/__init__.py`: `a - b` → `a + b`\n- both tests pass\n\n```python\ndef add(a, b):\n    return a + b\n```")

@@ -52,10 +52,10 @@ class ApprovalScreen(ModalScreen[Answer]):
             with VerticalScroll(id="detail"):
                 yield Static(self.detail(), id="detail-body")
             with Horizontal(id="buttons"):
-                yield Button("Allow  y", id="allow", variant="success")
-                yield Button(f"Always  a", id="always", variant="primary",
+                yield Button("Allow  y", id="allow", variant="success", compact=True)
+                yield Button("Always  a", id="always", variant="primary", compact=True,
                              tooltip=f"allow {self.rule_text or self.tool_name} for this session")
-                yield Button("Deny  n/Esc", id="deny", variant="error")
+                yield Button("Deny  n/Esc", id="deny", variant="error", compact=True)
             if self.rule_text:
                 yield Static(f"a: always allow “{self.rule_text}” in this session", id="rule", markup=False)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -21,18 +22,26 @@ KEYS = [
 ]
 
 
+def two_columns(rows: list[tuple[str, str]]) -> Table:
+    """Names on the left, what they do on the right, wrapped in its own column."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for name, what in rows:
+        table.add_row(name, what)
+    return table
+
+
 class KeysHelp(ModalScreen[None]):
     CSS_PATH = "keys_help.tcss"
     BINDINGS = [Binding("escape,f1,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        width = max(len(k) for k, _ in KEYS) + 2
-        keys = "\n".join(f"{k:<{width}}{what}" for k, what in KEYS)
         with VerticalScroll(id="help"):
             yield Static("Keys", classes="heading")
-            yield Static(keys, markup=False)
+            yield Static(two_columns(KEYS))
             yield Static("Commands", classes="heading")
-            yield Static(commands.help_text(), markup=False)
+            yield Static(two_columns([(c.usage, c.help) for c in commands.COMMANDS.values()]))
             yield Static("Esc closes", classes="hint")
 
     def action_close(self) -> None:

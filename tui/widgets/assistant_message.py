@@ -9,7 +9,7 @@ class AssistantMessage(Markdown):
     fragments that arrive faster than the widget can re-render."""
 
     DEFAULT_CSS = """
-    AssistantMessage { margin: 0 0 1 0; padding: 0 1; background: transparent; }
+    AssistantMessage { margin: 1 0 0 0; padding: 0 1; background: transparent; }
     """
 
     def __init__(self, text: str = "") -> None:

@@ -26,7 +26,7 @@ class PromptEditor(TextArea):
     history (on the first/last line), Tab completes `@path` and `/command`, a large paste shows as one line."""
 
     DEFAULT_CSS = """
-    PromptEditor { height: auto; min-height: 3; max-height: 12; border: round $accent; padding: 0 1; }
+    PromptEditor { height: auto; min-height: 3; max-height: 12; border: round $accent; padding: 0 1; margin: 0 1; }
     PromptEditor:focus { border: round $accent-lighten-2; }
     """
     BINDINGS = [
@@ -50,8 +50,7 @@ class PromptEditor(TextArea):
 
     def __init__(self, history: PromptHistory | None = None) -> None:
         super().__init__(id="prompt", soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
-                         compact=True, placeholder="Ask dsv4-code…  Enter send · Ctrl+J newline · Tab complete · "
-                                                  "Esc stop · F1 keys")
+                         placeholder="Ask dsv4-code…  (Enter send · Ctrl+J newline · F1 keys)")
         self.prompt_history = history
         self.files: list[str] = []  # tracked files, for @path completion; filled by a worker
         self._pastes: dict[int, str] = {}

@@ -13,21 +13,25 @@ from .diff_view import DiffView
 
 MARKS = {"running": ("…", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"), "denied": ("⊘", "red"),
          "waiting": ("?", "yellow")}
+LEAD_KEYS = ("command", "path", "query", "pattern", "key", "text")
+BULKY_KEYS = frozenset({"old_string", "new_string", "content", "patch", "edits"})  # shown by the diff instead
 SLOW_S = 1.0  # shorter runs show no duration: it would be noise
 
 
 def brief(arguments: dict[str, Any] | str, width: int = 100) -> str:
-    """One line of a call's arguments: a command or path first, the rest as key=value."""
+    """One line of a call's arguments: its command or path, then short scalar arguments as key=value (long
+    texts such as an edit's old and new strings are left to the diff and the output)."""
     if isinstance(arguments, str):
         return arguments.replace("\n", "⏎")[:width]
-    lead = next((arguments[k] for k in ("command", "path", "query", "pattern") if isinstance(arguments.get(k), str)), None)
-    parts = [lead.replace("\n", "⏎")] if lead is not None else []
+    lead_key = next((k for k in LEAD_KEYS if isinstance(arguments.get(k), str)), None)
+    parts = [str(arguments[lead_key]).replace("\n", "⏎")] if lead_key else []
     for key, value in arguments.items():
-        if value is lead:
+        if key == lead_key or key in BULKY_KEYS:
             continue
         shown = value if isinstance(value, str) else json.dumps(value)
-        shown = shown.replace("\n", "⏎")
-        parts.append(f"{key}={shown[:30]}{'…' if len(shown) > 30 else ''}")
+        if lead_key and (len(shown) > 30 or "\n" in shown):
+            continue
+        parts.append(f"{key}={shown.replace(chr(10), '⏎')[:30]}")
     line = " ".join(parts)
     return line if len(line) <= width else line[:width - 1] + "…"
 
@@ -39,10 +43,12 @@ class ToolCard(Vertical):
     can_focus = True
     DEFAULT_CSS = """
     ToolCard { height: auto; padding: 0 1; }
-    ToolCard > #header { color: $text-muted; }
+    ToolCard > #header { color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     ToolCard:focus > #header { background: $boost; }
     ToolCard > #output { display: none; color: $text-muted; padding: 0 0 0 2; }
     ToolCard.expanded > #output { display: block; }
+    ToolCard > #diff { display: none; }
+    ToolCard > #diff.shown { display: block; }
     """
     BINDINGS = [("enter", "toggle", "Show output")]
 
@@ -59,9 +65,11 @@ class ToolCard(Vertical):
         self._elapsed: float | None = None
         self._header = Static(id="header")
         self._output = Static(id="output", markup=False)
+        self._diff = DiffView("", id="diff")  # filled by show_diff; hidden while empty
 
     def compose(self) -> ComposeResult:
         yield self._header
+        yield self._diff
         yield self._output
 
     def on_mount(self) -> None:
@@ -98,14 +106,15 @@ class ToolCard(Vertical):
     def show_diff(self, diff: str) -> None:
         if diff and not self.diff:
             self.diff = diff
-            self.mount(DiffView(diff))
+            self._diff.show(diff)
 
     def _render_header(self) -> None:
         mark, color = MARKS[self.state]
-        line = Text(no_wrap=True, overflow="ellipsis")
+        line = Text()
         line.append(f"{mark} ", style=color)
         line.append(self.tool_name, style="bold")
-        line.append(f" {brief(self.arguments)}")
+        if shown := brief(self.arguments):
+            line.append(f" {shown}")
         if self.summary:
             line.append(f"  → {self.summary}", style="dim")
         if self._elapsed is not None and self._elapsed >= SLOW_S:
