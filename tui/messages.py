@@ -76,3 +76,11 @@ class RepoFacts(Message):
         self.files = files
         self.branch = branch
         self.dirty = dirty
+
+
+class DeltasReady(Message):
+    """Streamed text or reasoning waits in `segment`; take it from the screen's DeltaBuffer."""
+
+    def __init__(self, segment: Any) -> None:
+        super().__init__()
+        self.segment = segment

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dsv4.tui.screens.approval import ApprovalScreen
+from dsv4.tui.widgets.prompt_editor import PromptEditor
 from dsv4.tui.widgets.status_bar import StatusBar
 
 from ..conftest import FIX_SCRIPT
@@ -23,6 +24,7 @@ REPLY = ("Fixed `add()`: it **subtracted** instead of adding.\n\n"
 
 
 def fixed_status(app) -> None:
+    chat(app).query_one(PromptEditor).cursor_blink = False  # a blinking cursor would differ from run to run
     status = chat(app).query_one(StatusBar)
     status.session_id = "SESSION"
     status.context_used, status.context_window = 12_345, 131_072

@@ -21,8 +21,9 @@ from ...agent import events as ev
 from ...agent.approval_rules import rule_for
 from ...agent.loop import ApprovalRequest
 from ...agent.session import AgentSession
-from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, CommandOutput, EditPreviewed,
-                        RepoFacts, TurnFinished)
+from ..delta_buffer import DeltaBuffer
+from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, CommandOutput, DeltasReady,
+                        EditPreviewed, RepoFacts, TurnFinished)
 from ..repo_files import git_state, tracked_files
 from ..widgets.progress_line import ProgressLine
 from ..widgets.prompt_editor import PromptEditor
@@ -55,6 +56,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self._pending_replies: list[Any] = []
         self._arguments: dict[str, dict[str, Any]] = {}  # call id -> arguments, read in the agent's worker
         self._previews: dict[str, Any] = {}
+        self.deltas = DeltaBuffer()
 
     def compose(self) -> ComposeResult:
         yield Transcript()
@@ -90,7 +92,13 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
 
     def _emit_from_worker(self, event: Any) -> None:
         # Runs in the agent's worker, before the loop goes on: an approved edit has not written yet, so its
-        # preview is the exact diff it is about to make.
+        # preview is the exact diff it is about to make. Deltas are coalesced (tui/delta_buffer.py).
+        if isinstance(event, (ev.AssistantDelta, ev.AssistantReasoningDelta)):
+            kind = "text" if isinstance(event, ev.AssistantDelta) else "reasoning"
+            if (segment := self.deltas.add(kind, event.text)) is not None:
+                self.post_message(DeltasReady(segment))
+            return
+        self.deltas.close()
         if isinstance(event, ev.ToolRequested) and isinstance(event.arguments, dict):
             self._arguments[event.call_id] = event.arguments
         elif isinstance(event, ev.ToolDecision) and event.approved and self.session is not None:

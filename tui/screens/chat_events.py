@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ...agent import events as ev
-from ..messages import AgentEventPosted, CommandOutput
+from ..messages import AgentEventPosted, CommandOutput, DeltasReady
 from ..widgets.event_line import describe_event
 from ..widgets.progress_line import ProgressLine
 from ..widgets.status_bar import StatusBar
@@ -15,6 +16,7 @@ from ..widgets.transcript import Transcript
 # Event fields a context-usage or progress event may carry (they come from branches not merged yet).
 USED_FIELDS = ("used_tokens", "used", "tokens")
 WINDOW_FIELDS = ("context_window", "window", "window_tokens")
+FRAME_S = 1 / 30  # streamed text is drawn at most this often, so keys never wait behind a burst of deltas
 SILENT = (ev.TurnStarted, ev.StepStarted, ev.TurnDone, ev.AssistantMessage)  # shown by other means
 
 
@@ -27,9 +29,39 @@ class EventRenderer:
 
     prices: dict[str, Any]
     session: Any
+    deltas: Any
+
+    _pending_segments: list[Any] | None = None
+    _drawn_at = 0.0
+    _draw_scheduled = False
+
+    def on_deltas_ready(self, message: DeltasReady) -> None:
+        if self._pending_segments is None:
+            self._pending_segments = []
+        self._pending_segments.append(message.segment)
+        if not self._draw_scheduled:
+            self._draw_scheduled = True
+            self.set_timer(max(self._drawn_at + FRAME_S - time.monotonic(), 0.001), self.draw_deltas)
+
+    async def draw_deltas(self) -> None:
+        """Render every pending segment, in order (also called before any other event is rendered)."""
+        self._draw_scheduled = False
+        segments, self._pending_segments = self._pending_segments or [], []
+        transcript = self.query_one(Transcript)
+        for segment in segments:
+            text = self.deltas.take(segment)
+            if not text:
+                continue
+            if segment.kind == "text":
+                await transcript.add_assistant_delta(text)
+            else:
+                transcript.add_reasoning_delta(text)
+        self._drawn_at = time.monotonic()
 
     async def on_agent_event_posted(self, message: AgentEventPosted) -> None:
         event = message.event
+        if self._pending_segments:
+            await self.draw_deltas()
         transcript = self.query_one(Transcript)
         status = self.query_one(StatusBar)
         if isinstance(event, ev.AssistantDelta):

@@ -24,6 +24,6 @@ class AssistantMessage(Markdown):
         await self._stream.write(delta)
 
     async def finish(self) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        stream, self._stream = self._stream, None  # taken first: a second finish while this one waits is a no-op
+        if stream is not None:
+            await stream.stop()
