@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from ..home import dsv4_home
@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_steps: int = 50
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
                                           description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
+
+    @field_validator("prices")
+    @classmethod
+    def _with_default_prices(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        return {**DEFAULT_PRICES, **prices}  # a config's [prices.X] adds to the built-in table
 
 
 def load_settings(repo_root: Path | None, **flags: Any) -> Settings:

@@ -16,7 +16,7 @@ from ..agent.backends.resolve import describe
 from ..agent.config import Settings
 from ..agent.repo import Repo
 from ..agent.session import AgentSession, agent_config, list_sessions, session_policy
-from ..home import dsv4_home
+from ..agent.config import dsv4_home  # the TUI reaches the home directory through the agent layer
 from .history import PromptHistory, history_path
 from .palette import SlashCommandProvider
 from .screens.chat import ChatScreen

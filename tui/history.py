@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..home import dsv4_home
+from ..agent.config import dsv4_home  # the TUI reaches the home directory through the agent layer
 
 MAX_ENTRIES = 500
 
