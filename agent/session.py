@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from ..memory.types import EngramError
 from ..tools.memory_tools import MEMORY_TOOLS, forget_id_or_key
 from ..tools.run_tests import detect_test_command
@@ -228,7 +230,11 @@ class AgentSession:
         tool = self._toolbox.tools.get(request.tool_name)
         if tool is None or Effect.CHANGES_FILES not in tool.effects or Effect.RUNS_COMMANDS in tool.effects:
             return None
-        return preview_edit(tool, tool.Args.model_validate(request.arguments), self._workspace)
+        try:
+            args = tool.Args.model_validate(request.arguments)
+        except ValidationError as exc:
+            return EditPreview(error=f"invalid arguments: {exc.error_count()} problem(s)")
+        return preview_edit(tool, args, self._workspace)
 
     def undo(self, turns: int = 1) -> UndoResult:
         """Restore the files as they were `turns` turns ago (1: before the last turn that changed something).
