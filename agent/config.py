@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from ..home import dsv4_home
@@ -33,6 +33,22 @@ LOCAL_DEFAULT_MODEL = "smollm2-135m"
 # widen permissions or choose the model. Everything else (test_command, permission_mode, base_url,
 # api_key_env, backend, model, script, extra_body, context_window, timeouts...) needs trust.
 HARMLESS_REPO_KEYS = frozenset({"syntax_gate", "temperature", "max_output_tokens", "max_steps"})
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens; a backend whose model has no entry is shown without a cost."""
+
+    input: float
+    cached_input: float
+    output: float
+
+    def cost(self, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int) -> float:
+        fresh = max(prompt_tokens - cached_prompt_tokens, 0)
+        return (fresh * self.input + cached_prompt_tokens * self.cached_input + completion_tokens * self.output) / 1e6
+
+
+DEFAULT_PRICES = {"deepseek-chat": ModelPrice(input=0.27, cached_input=0.07, output=1.10),
+                  "deepseek-reasoner": ModelPrice(input=0.55, cached_input=0.14, output=2.19)}
 
 
 class Settings(BaseSettings):
@@ -54,6 +70,13 @@ class Settings(BaseSettings):
     test_command: str | None = None
     syntax_gate: Literal["warn", "refuse", "off"] = "warn"  # an edit that breaks a file's syntax: flag it, refuse it, or allow it
     max_steps: int = 50
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
+                                          description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
+
+    @field_validator("prices")
+    @classmethod
+    def _with_default_prices(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        return {**DEFAULT_PRICES, **prices}  # a config's [prices.X] adds to the built-in table
 
 
 # The same fields as a plain model, to validate one file at a time (so each problem names its file).

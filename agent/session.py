@@ -9,24 +9,30 @@ data; front ends only format it. A command that cannot be done raises `SessionCo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from ..memory.types import EngramError
 from ..tools.memory_tools import MEMORY_TOOLS, forget_id_or_key
 from ..tools.run_tests import detect_test_command
 from ..tools.toolbox import DEFAULT_TOOLS, Toolbox
 from ..tools.workspace import Workspace
+from ..tools.base import Effect
+from ..tools.preview import EditPreview, preview_edit
+from .approval_rules import ApprovalRule, ApprovalRules, rule_for
 from .backends.base import Backend
 from .backends.resolve import make_backend
-from .config import Settings
+from .config import PermissionMode, Settings
 from .context import backend_token_counter, repo_budget, repository_block
+from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
-from .context_meter import Reading
 from .events import AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
-from .loop import Agent, AgentConfig, Approver, TurnResult
+from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .messages import Message
 from .permissions import Policy
 from .prefix import session_prefix, snapshot_prefix
@@ -104,6 +110,9 @@ class AgentSession:
         self._watcher: RepoWatcher | None = None
         self._changed: set[str] = set()
         self._changed_lock = threading.Lock()
+        self._toolbox: Toolbox | None = None
+        self.approval_rules = ApprovalRules(store, session_id)  # "always allow" answers, restored on resume
+        self._approver: Approver | None = None
 
     @classmethod
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
@@ -146,8 +155,10 @@ class AgentSession:
         session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                       resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
                       system_text=system_text)
-        session._agent = Agent(backend, Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS), store, session_id,
-                               system_text(), policy, config, emit=emit, approver=approver,
+        session._toolbox = Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS)
+        session._approver = approver
+        session._agent = Agent(backend, session._toolbox, store, session_id, system_text(), policy, config, emit=emit,
+                               approver=session._approve if approver is not None else None,
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
                                on_user_message=session._capture, after_forget=session._context_after_forget,
                                pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
@@ -163,6 +174,10 @@ class AgentSession:
     @property
     def model_id(self) -> str:
         return self._backend.model_id
+
+    @property
+    def context_window(self) -> int:
+        return self._backend.context_window
 
     @property
     def test_command(self) -> str | None:
@@ -204,6 +219,43 @@ class AgentSession:
     def cancel(self) -> None:
         """Stop the running turn (from any thread); it ends with status "cancelled"."""
         self._loop.cancel()
+
+    def use_model(self, model: str) -> None:
+        """Use `model` (same backend kind) from the next turn; the conversation carries over."""
+        backend = make_backend(self.settings.model_copy(update={"model": model}))
+        self._backend = backend
+        self._loop.backend = backend
+
+    def set_mode(self, mode: PermissionMode) -> None:
+        """Change the permission mode from the next tool call on."""
+        self._loop.policy = dataclasses.replace(self._loop.policy, mode=mode)
+
+    # --- approvals ------------------------------------------------------------------------------------
+
+    def _approve(self, request: ApprovalRequest) -> bool:
+        """A request a session rule covers is allowed without asking; the others go to the front end's approver."""
+        if self.approval_rules.allows(request.tool_name, request.arguments) is not None:
+            return True
+        assert self._approver is not None, "open() installs _approve only with an approver"
+        return self._approver(request)
+
+    def always_allow(self, request: ApprovalRequest) -> ApprovalRule:
+        """Allow this kind of call for the rest of the session (and its resumptions); logged in the session."""
+        rule = rule_for(request.tool_name, request.arguments)
+        self.approval_rules.add(rule, self.turn)
+        return rule
+
+    def preview(self, request: ApprovalRequest) -> EditPreview | None:
+        """The diff an edit call would make, computed without writing; None for calls that are not plain edits."""
+        assert self._toolbox is not None, "open() builds the toolbox"
+        tool = self._toolbox.tools.get(request.tool_name)
+        if tool is None or Effect.CHANGES_FILES not in tool.effects or Effect.RUNS_COMMANDS in tool.effects:
+            return None
+        try:
+            args = tool.Args.model_validate(request.arguments)
+        except ValidationError as exc:
+            return EditPreview(error=f"invalid arguments: {exc.error_count()} problem(s)")
+        return preview_edit(tool, args, self._workspace)
 
     def undo(self, turns: int = 1) -> UndoResult:
         """Restore the files as they were `turns` turns ago (1: before the last turn that changed something).
@@ -255,6 +307,10 @@ class AgentSession:
     def pin(self, item_id: str) -> Item:
         return self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
 
+    def memories(self) -> list[Item]:
+        """The active memories this session sees (user, repo and session scope), for a panel to list by scope."""
+        return self._memory_call(lambda m: m.effective(self.repo.identity, self.session_id))
+
     def memory_view(self) -> MemoryBlock:
         """The memory block as the model sees it now."""
         return self._memory_call(lambda m: m.current_view(self.repo.identity, self.session_id))
@@ -299,6 +355,12 @@ class AgentSession:
         """Files changed since the repository block was built (while `watch_files` runs)."""
         with self._changed_lock:
             return sorted(self._changed)
+
+    def diff(self) -> str:
+        """The working tree against HEAD as a unified diff: what this session (and anyone else) changed."""
+        from .gitdiff import diff_against_head
+
+        return diff_against_head(self.repo.root)[0]
 
     def explain_context(self) -> str:
         text = self._repository.explain()

@@ -237,15 +237,15 @@ def _write_all(plan: dict[Path, str | None], originals: dict[Path, str | None], 
             else:
                 workspace.write_text(path, content)
                 if path in modes:
-                    path.chmod(modes[path])
+                    workspace.set_mode(path, modes[path])
             done.append(path)
     except (OSError, PathEscape) as exc:
         for path in done:  # all or nothing: put back what this patch already wrote
             if originals[path] is None:
-                path.unlink(missing_ok=True)
+                workspace.delete(path)
             else:
                 workspace.write_text(path, originals[path])
-                path.chmod(modes[path])
+                workspace.set_mode(path, modes[path])
         raise ToolError(f"patch not applied: writing {workspace.relative(path)} failed ({exc}); "
                         "files already written were restored") from None
     return [workspace.relative(p) for p in done]

@@ -166,6 +166,10 @@ class Workspace:
         path.unlink()
         self.changed[self.relative(path)] = "deleted"
 
+    def set_mode(self, path: Path, mode: int) -> None:
+        self.refuse_protected(path)
+        path.chmod(mode)
+
     def take_changes(self) -> dict[str, str]:
         changes, self.changed = self.changed, {}
         return changes

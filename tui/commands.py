@@ -1,4 +1,5 @@
-"""Slash commands typed at the prompt. Each maps to a handler on the chat screen; unknown ones get a hint."""
+"""Slash commands typed at the prompt (and offered in the command palette). Each maps to a handler on the chat
+screen (screens/chat_commands.py); unknown ones get a hint."""
 
 from __future__ import annotations
 
@@ -10,21 +11,28 @@ class SlashCommand:
     name: str
     usage: str
     help: str
+    takes_argument: bool = False
 
 
 COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
-    SlashCommand("help", "/help", "list the slash commands"),
+    SlashCommand("help", "/help", "list the slash commands (F1: the keys)"),
+    SlashCommand("model", "/model [NAME]", "show the model; with NAME, use that model from the next turn", True),
+    SlashCommand("mode", "/mode [MODE]", "show or change the permission mode: ask, auto-edit, full-auto", True),
+    SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
+    SlashCommand("memory", "/memory", "the panel of active memories by scope (forget or pin there)"),
+    SlashCommand("remember", "/remember TEXT", "remember a fact or preference (key=value to make it override)", True),
+    SlashCommand("forget", "/forget ID|KEY", "forget a memory everywhere it is stored", True),
+    SlashCommand("pin", "/pin ID", "always keep a memory in context", True),
+    SlashCommand("diff", "/diff", "the changes in the work tree against HEAD"),
+    SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
+    SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago", True),
+    SlashCommand("sessions", "/sessions", "pick another session of this repository to resume"),
+    SlashCommand("compact", "/compact [FOCUS|undo]", "summarise older steps now (/compact undo takes the last one back)", True),
+    SlashCommand("clear", "/clear", "clear the screen (the session keeps its history)"),
+    SlashCommand("cost", "/cost", "tokens and cost of this session so far"),
+    SlashCommand("session", "/session", "show the session id, model and token use"),
     SlashCommand("quit", "/quit", "leave dsv4-code (also /exit, Ctrl+Q)"),
     SlashCommand("exit", "/exit", "leave dsv4-code"),
-    SlashCommand("session", "/session", "show the session id, model and token use"),
-    SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
-    SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago"),
-    SlashCommand("remember", "/remember TEXT", "remember a fact or preference (key=value to make it override)"),
-    SlashCommand("forget", "/forget ID|KEY", "forget a memory everywhere it is stored"),
-    SlashCommand("pin", "/pin ID", "always keep a memory in context"),
-    SlashCommand("memory", "/memory", "show the memory block the model sees"),
-    SlashCommand("context", "/context", "what of the repository is in context, and what changed since"),
-    SlashCommand("compact", "/compact [FOCUS]", "summarise older steps now (/compact undo takes the last one back)"),
 ]}
 
 
@@ -36,5 +44,12 @@ def parse(text: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
+def complete(prefix: str) -> list[SlashCommand]:
+    """Commands whose name starts with what follows the '/'."""
+    word = prefix.lstrip("/").lower()
+    return [c for c in COMMANDS.values() if c.name.startswith(word)]
+
+
 def help_text() -> str:
-    return "\n".join(f"{c.usage:<14} {c.help}" for c in COMMANDS.values())
+    width = max(len(c.usage) for c in COMMANDS.values()) + 2
+    return "\n".join(f"{c.usage:<{width}}{c.help}" for c in COMMANDS.values())

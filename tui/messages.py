@@ -27,9 +27,12 @@ class AgentEventPosted(Message):
 
 
 class ApprovalNeeded(Message):
-    def __init__(self, request: Any, reply: Callable[[bool], None]) -> None:
+    """`preview` is the EditPreview of an edit (None for commands); `reply` takes "allow", "deny" or "always"."""
+
+    def __init__(self, request: Any, preview: Any, reply: Callable[[str], None]) -> None:
         super().__init__()
         self.request = request
+        self.preview = preview
         self.reply = reply
 
 
@@ -37,3 +40,47 @@ class TurnFinished(Message):
     def __init__(self, result: Any) -> None:
         super().__init__()
         self.result = result
+
+
+class CommandOutput(Message):
+    """What a command run in a worker has to say; `diff` text is shown highlighted."""
+
+    def __init__(self, text: str, error: bool = False, diff: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+        self.diff = diff
+
+
+class WorkFailed(Message):
+    """A worker raised: the screen must leave its busy state and say what went wrong."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__()
+        self.what = what
+        self.error = error
+
+
+class EditPreviewed(Message):
+    """The diff an approved edit is about to make (computed in the agent's worker before it writes)."""
+
+    def __init__(self, call_id: str, diff: str) -> None:
+        super().__init__()
+        self.call_id = call_id
+        self.diff = diff
+
+
+class RepoFacts(Message):
+    def __init__(self, files: list[str], branch: str, dirty: bool) -> None:
+        super().__init__()
+        self.files = files
+        self.branch = branch
+        self.dirty = dirty
+
+
+class DeltasReady(Message):
+    """Streamed text or reasoning waits in `segment`; take it from the screen's DeltaBuffer."""
+
+    def __init__(self, segment: Any) -> None:
+        super().__init__()
+        self.segment = segment

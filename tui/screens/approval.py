@@ -3,41 +3,64 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ..widgets.diff_view import diff_renderable
 
-class ApprovalScreen(ModalScreen[bool]):
-    """Asks the user to allow or deny one tool call."""
+Answer = str  # "allow" | "deny" | "always"
+
+
+class ApprovalScreen(ModalScreen[Answer]):
+    """Asks the user to allow one tool call, showing exactly what it would do: the diff of an edit, the
+    command of a shell call. y allow, n or Esc deny, a always allow this kind for the session."""
 
     CSS_PATH = "approval.tcss"
-    BINDINGS = [Binding("y", "allow", "Allow"), Binding("n,escape", "deny", "Deny")]
+    BINDINGS = [Binding("y", "answer('allow')", "Allow"), Binding("n,escape", "answer('deny')", "Deny"),
+                Binding("a", "answer('always')", "Always allow")]
 
-    def __init__(self, tool_name: str, arguments: dict[str, Any], reason: str) -> None:
+    def __init__(self, tool_name: str, arguments: dict[str, Any], reason: str, preview: Any = None,
+                 rule_text: str = "") -> None:
         super().__init__()
         self.tool_name = tool_name
         self.arguments = arguments
         self.reason = reason
+        self.preview = preview  # an EditPreview, or None for a call that is not a plain edit
+        self.rule_text = rule_text  # what "always" would allow, e.g. "bash: npm test*"
+
+    def detail(self) -> Any:
+        command = self.arguments.get("command")
+        if self.preview is not None:
+            if self.preview.error:
+                return Text(f"the edit would fail: {self.preview.error}", style="red")
+            return diff_renderable(self.preview.diff) if self.preview.diff else Text("(no change to any file)")
+        if isinstance(command, str):
+            return Text("$ " + command, style="bold")
+        shown = json.dumps(self.arguments, indent=2, ensure_ascii=False)
+        return Text(shown if len(shown) <= 4000 else shown[:4000] + "\n…")
 
     def compose(self) -> ComposeResult:
-        detail = json.dumps(self.arguments, indent=2)
-        if len(detail) > 2000:
-            detail = detail[:2000] + "\n…"
         with Vertical(id="dialog"):
-            yield Static(f"Allow {self.tool_name}? ({self.reason})", id="question", markup=False)
-            yield Static(detail, id="detail", markup=False)
+            question = Text()
+            question.append(f"Allow {self.tool_name}?", style="bold")
+            question.append(f"  {self.reason}", style="dim")
+            yield Static(question, id="question")
+            with VerticalScroll(id="detail"):
+                yield Static(self.detail(), id="detail-body")
             with Horizontal(id="buttons"):
-                yield Button("Allow (y)", id="allow", variant="success")
-                yield Button("Deny (n)", id="deny", variant="error")
+                yield Button("Allow  y", id="allow", variant="success", compact=True)
+                yield Button("Always  a", id="always", variant="primary", compact=True,
+                             tooltip=f"allow {self.rule_text or self.tool_name} for this session")
+                yield Button("Deny  n/Esc", id="deny", variant="error", compact=True)
+            if self.rule_text:
+                yield Static(f"a: always allow “{self.rule_text}” in this session", id="rule", markup=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "allow")
+        self.dismiss(str(event.button.id))
 
-    def action_allow(self) -> None:
-        self.dismiss(True)
-
-    def action_deny(self) -> None:
-        self.dismiss(False)
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer)

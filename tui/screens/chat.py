@@ -1,4 +1,9 @@
-"""The chat screen: transcript, prompt and status bar. Agent turns run in a thread worker that only posts messages."""
+"""The chat screen: transcript, progress, prompt and status bar over one AgentSession.
+
+Threads: the session opens and every turn runs in a thread worker that only posts messages (tui/messages.py);
+handlers here, on the UI thread, change widgets. Store, memory, undo and git work run in workers too
+(chat_commands.py), so nothing blocks the UI thread; a worker that raises ends with a notice, never a busy screen.
+"""
 
 from __future__ import annotations
 
@@ -9,45 +14,63 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from ...agent import events as ev
-from ...agent.engram import parse_remember
-from ...agent.errors import SessionCommandError
+from ...agent.approval_rules import rule_for
+from ...agent.loop import ApprovalRequest
 from ...agent.session import AgentSession
-from .. import commands
-from ..messages import AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, TurnFinished
-from ..widgets.prompt_input import PromptInput
+from ..delta_buffer import DeltaBuffer
+from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, CommandOutput, DeltasReady,
+                        EditPreviewed, RepoFacts, TurnFinished)
+from ..repo_files import git_state, tracked_files
+from ..widgets.progress_line import ProgressLine
+from ..widgets.prompt_editor import PromptEditor
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
+from ..widgets.user_message import UserMessage
 from .approval import ApprovalScreen
+from .chat_commands import ChatCommands
+from .chat_events import EventRenderer
 
 
-class ChatScreen(Screen):
+class ChatScreen(ChatCommands, EventRenderer, Screen):
     CSS_PATH = "chat.tcss"
     AUTO_FOCUS = "#prompt"
-    BINDINGS = [Binding("escape", "stop", "Stop the turn"), Binding("ctrl+q", "app.quit", "Quit")]
+    BINDINGS = [Binding("escape", "stop", "Stop the turn"), Binding("ctrl+q", "app.quit", "Quit"),
+                Binding("f1", "keys", "Keys")]
 
-    def __init__(self, open_session: Any, model_label: str) -> None:
+    def __init__(self, open_session: Any, model_label: str, repo: Any, history: Any = None, mode: str = "",
+                 prices: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._open_session = open_session  # callable(emit, approver) -> AgentSession, run in a worker
         self.model_label = model_label
+        self.repo = repo
+        self.history = history
+        self.mode = mode
+        self.prices = prices or {}
         self.session: AgentSession | None = None
         self.busy = False
+        self.queue: list[tuple[str, UserMessage]] = []  # prompts sent before the model was ready or while busy
         self._pending_replies: list[Any] = []
+        self._arguments: dict[str, dict[str, Any]] = {}  # call id -> arguments, read in the agent's worker
+        self._previews: dict[str, Any] = {}
+        self.deltas = DeltaBuffer()
 
     def compose(self) -> ComposeResult:
-        transcript = Transcript()
-        transcript.id = "transcript"
-        yield transcript
-        yield PromptInput()
+        yield Transcript()
+        yield ProgressLine(id="progress")
+        yield Static(id="completions", markup=False)
+        yield PromptEditor(self.history)
         yield StatusBar()
 
     def on_mount(self) -> None:
         status = self.query_one(StatusBar)
-        status.model_name = self.model_label
-        status.state = "loading model…"
+        status.model_name, status.mode, status.state = self.model_label, self.mode, "loading model…"
+        self.query_one(ProgressLine).start(f"loading {self.model_label or 'the model'}")
         self.load_session()
+        self.read_repo_facts()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_session(self) -> None:
@@ -56,249 +79,208 @@ class ChatScreen(Screen):
         except Exception as exc:  # the error belongs on screen, not in a traceback behind the TUI
             self.post_message(AgentFailed(str(exc)))
             return
+        session.watch_files()  # the watcher's first scan and the embedder load stay off the UI thread
+        session.warm_up()
         self.post_message(AgentReady(session))
 
-    # --- worker side: post only ---------------------------------------------------------------
+    @work(thread=True, group="facts", exit_on_error=False)
+    def read_repo_facts(self) -> None:
+        branch, dirty = git_state(self.repo.root)
+        self.post_message(RepoFacts(tracked_files(self.repo.root), branch, dirty))
+
+    # --- worker side: post only -----------------------------------------------------------------
 
     def _emit_from_worker(self, event: Any) -> None:
+        # Runs in the agent's worker, before the loop goes on: an approved edit has not written yet, so its
+        # preview is the exact diff it is about to make. Deltas are coalesced (tui/delta_buffer.py).
+        if isinstance(event, (ev.AssistantDelta, ev.AssistantReasoningDelta)):
+            kind = "text" if isinstance(event, ev.AssistantDelta) else "reasoning"
+            if (segment := self.deltas.add(kind, event.text)) is not None:
+                self.post_message(DeltasReady(segment))
+            return
+        self.deltas.close()
+        if isinstance(event, ev.ToolRequested) and isinstance(event.arguments, dict):
+            self._arguments[event.call_id] = event.arguments
+        elif isinstance(event, ev.ToolDecision) and event.approved and self.session is not None:
+            request = ApprovalRequest(event.call_id, event.name, self._arguments.get(event.call_id, {}), "")
+            preview = self._previews.pop(event.call_id, None) or self.session.preview(request)
+            if preview is not None and preview.diff:
+                self.post_message(EditPreviewed(event.call_id, preview.diff))
         self.post_message(AgentEventPosted(event))
 
-    def _approve_from_worker(self, request: Any) -> bool:
+    def _approve_from_worker(self, request: ApprovalRequest) -> bool:
+        preview = self.session.preview(request) if self.session is not None else None
+        self._previews[request.call_id] = preview
         answered = threading.Event()
-        answer = [False]
+        answer = ["deny"]
 
-        def reply(value: bool) -> None:
+        def reply(value: str) -> None:
             answer[0] = value
             answered.set()
 
-        self.post_message(ApprovalNeeded(request, reply))
-        answered.wait()
-        return answer[0]
+        self.post_message(ApprovalNeeded(request, preview, reply))
+        while not answered.wait(0.25):
+            if not self.app.is_running:  # the app is closing: nobody will answer, and this thread must end
+                return False
+        if answer[0] == "always" and self.session is not None:
+            rule = self.session.always_allow(request)
+            self.post_message(CommandOutput(f"always allowed in this session: {rule.describe()}"))
+        return answer[0] in ("allow", "always")
 
     @work(thread=True, exclusive=True, group="turn", exit_on_error=False)
     def run_turn(self, prompt: str) -> None:
         result = self.session.run_turn(prompt)
         self.post_message(TurnFinished(result))
 
-    @work(thread=True, exclusive=True, group="turn", exit_on_error=False)
-    def run_compact(self, focus: str) -> None:
-        # A model summary is a request of its own: off the UI thread, like a turn.
-        done = self.session.compact(focus or None)
-        self.app.call_from_thread(self._compact_finished, done is not None)
+    # --- UI side --------------------------------------------------------------------------------
 
-    # --- UI side: handlers change state -------------------------------------------------------
-
-    def on_agent_ready(self, message: AgentReady) -> None:
+    async def on_agent_ready(self, message: AgentReady) -> None:
         self.session = message.session
         status = self.query_one(StatusBar)
         status.model_name = self.session.model_id
+        status.backend = self.model_label.removeprefix(self.session.model_id).strip(" ()") if self.model_label else ""
         status.session_id = self.session.session_id
+        status.context_window = self.session.context_window
         status.state = "ready"
-        self.session.watch_files()
-        self.session.warm_up()  # load the embedder off the UI thread before the first recall needs it
-        transcript = self.query_one(Transcript)
+        self.query_one(ProgressLine).stop()
         if self.session.resumed:
-            self._replay_history(transcript)
-            transcript.add_notice(f"resumed session {self.session.session_id}")
+            await self.replay_history()
+            await self.query_one(Transcript).add_notice(f"resumed session {self.session.session_id}")
+        self._next_from_queue()
 
-    def _memory_command(self, name: str, rest: str) -> None:
-        transcript = self.query_one(Transcript)
-        if self.session is None or self.busy:
-            transcript.add_notice(f"/{name} needs an idle session", error=True)
-            return
-        try:
-            if name == "remember":
-                text, key = parse_remember(rest)
-                result = self.session.remember(text, key=key)
-                replaced = f" (replaces {result.superseded.id})" if result.superseded else ""
-                transcript.add_notice(f"remembered {result.item.id}{replaced}: {result.item.text}")
-            elif name == "forget":
-                done = self.session.forget(rest)
-                transcript.add_notice(f"forgot {', '.join(done.ids)}: purged from the store, the index and the session logs")
-            elif name == "pin":
-                item = self.session.pin(rest)
-                transcript.add_notice(f"pinned {item.id}: always in context from the next session")
-            else:
-                block = self.session.memory_view()
-                transcript.add_notice(block.text or "(no memories for this repository yet)")
-        except SessionCommandError as exc:
-            transcript.add_notice(str(exc), error=True)
-
-    def _undo(self, name: str, rest: str) -> None:
-        transcript = self.query_one(Transcript)
-        if self.session is None or self.busy:
-            transcript.add_notice(f"/{name} needs an idle session", error=True)
-            return
-        if name == "rewind" and not rest.isdigit():
-            transcript.add_notice("usage: /rewind N (N turns back)", error=True)
-            return
-        try:
-            result = self.session.undo(1 if name == "undo" else int(rest))
-        except SessionCommandError as exc:
-            transcript.add_notice(str(exc), error=True)
-            return
-        if not result.restored:
-            transcript.add_notice("nothing to undo")
-            return
-        transcript.add_notice(f"restored {len(result.restored)} file(s): {', '.join(result.restored)}")
-
-    def _compact(self, rest: str) -> None:
-        transcript = self.query_one(Transcript)
-        if self.session is None or self.busy:
-            transcript.add_notice("/compact needs an idle session", error=True)
-            return
-        if rest == "undo":
-            undone = self.session.compact_undo()
-            transcript.add_notice(f"took back compaction {undone.id}: the model sees the conversation as before it"
-                                  if undone else "no compaction to take back")
-            return
-        self.busy = True
-        self.query_one(StatusBar).state = "compacting…"
-        self.run_compact(rest)
-
-    def _compact_finished(self, compacted: bool) -> None:
-        self.busy = False
-        self.query_one(StatusBar).state = "ready"
-        if not compacted:
-            self.query_one(Transcript).add_notice("nothing to compact yet")
-
-    @property
-    def changed_files(self) -> list[str]:
-        """Files changed since the session's context was built (the session's watcher keeps them)."""
-        return self.session.changed_files() if self.session is not None else []
-
-    def on_unmount(self) -> None:
-        if self.session is not None:
-            self.session.close()
-
-    def on_agent_failed(self, message: AgentFailed) -> None:
+    async def on_agent_failed(self, message: AgentFailed) -> None:
         self.query_one(StatusBar).state = "no model"
-        self.query_one(Transcript).add_notice(f"error: {message.error}", error=True)
+        self.query_one(ProgressLine).stop()
+        await self.query_one(Transcript).add_notice(f"error: {message.error}", error=True)
+        for _, shown in self.queue:
+            shown.remove()
+        self.queue.clear()
 
-    def _replay_history(self, transcript: Transcript) -> None:
-        for message in self.session.history():
-            if message.role == "user":
-                transcript.add_user(message.content or "")
-            elif message.role == "assistant":
-                transcript.add_assistant(message.content or "")
-                for call in message.tool_calls:
-                    transcript.add_tool(call.id, call.name, call.arguments)
-            elif message.role == "tool" and (line := transcript.tool(message.tool_call_id or "")):
-                text = (message.content or "").strip()
-                line.finish(not text.startswith(("error:", "denied:")), text.splitlines()[0][:200] if text else "")
+    def on_repo_facts(self, message: RepoFacts) -> None:
+        self.query_one(PromptEditor).files = message.files
+        status = self.query_one(StatusBar)
+        status.branch, status.dirty = message.branch, message.dirty
 
-    @on(Input.Submitted, "#prompt")
-    def submit(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text:
-            return
-        transcript = self.query_one(Transcript)
-        command = commands.parse(text)
-        if command is not None:
-            event.input.value = ""
-            self.run_slash_command(*command)
+    @on(PromptEditor.Submitted)
+    async def submit(self, event: PromptEditor.Submitted) -> None:
+        text = event.text.strip()
+        event.editor.clear_prompt()
+        if await self.run_slash_text(text):
             return
         if text.startswith("//"):
             text = text[1:]
-        if self.session is None:
-            transcript.add_notice("the model is not ready yet", error=True)
+        transcript = self.query_one(Transcript)
+        if self.session is None or self.busy:
+            shown = await transcript.add_user(text, queued=True)
+            self.queue.append((text, shown))
             return
-        if self.busy:
-            transcript.add_notice("a turn is running; press Esc to stop it first")
-            return
-        event.input.value = ""
-        transcript.add_user(text)
+        await transcript.add_user(text)
+        self._start_turn(text)
+
+    def on_prompt_editor_completions(self, message: PromptEditor.Completions) -> None:
+        shown = self.query_one("#completions", Static)
+        shown.update("  ".join(message.candidates))
+        shown.set_class(bool(message.candidates), "shown")
+
+    async def replay_history(self) -> None:
+        transcript = self.query_one(Transcript)
+        for message in self.session.history():
+            if message.role == "user":
+                await transcript.add_user(message.content or "")
+            elif message.role == "assistant":
+                await transcript.add_assistant(message.content or "")
+                for call in message.tool_calls:
+                    try:
+                        arguments: dict[str, Any] | str = call.parsed_arguments()
+                    except ValueError:
+                        arguments = call.arguments
+                    await transcript.add_tool(call.id, call.name, arguments)
+            elif message.role == "tool" and (card := transcript.tool(message.tool_call_id or "")):
+                text = (message.content or "").strip()
+                if text.startswith("denied:"):
+                    card.deny(text.splitlines()[0][:200])
+                else:
+                    card.finish(not text.startswith("error:"), text.splitlines()[0][:200] if text else "")
+
+    def _start_turn(self, text: str) -> None:
         self.busy = True
         self.query_one(StatusBar).state = "working…"
         self.run_turn(text)
 
-    def run_slash_command(self, name: str, rest: str) -> None:
-        transcript = self.query_one(Transcript)
-        if name in ("quit", "exit"):
-            self.release()
-            self.app.exit()
-        elif name == "help":
-            transcript.add_notice(commands.help_text())
-        elif name in ("remember", "forget", "pin", "memory"):
-            self._memory_command(name, rest)
-        elif name in ("undo", "rewind"):
-            self._undo(name, rest)
-        elif name == "compact":
-            self._compact(rest)
-        elif name == "context":
-            if self.session is None:
-                transcript.add_notice("no session yet: the model is still loading", error=True)
-                return
-            transcript.add_notice(self.session.explain_context())
-        elif name == "session":
-            if self.session is None:
-                transcript.add_notice("no session yet: the model is still loading", error=True)
-                return
-            usage = self.session.usage
-            transcript.add_notice(f"session {self.session.session_id} · model {self.session.model_id} · "
-                                  f"{usage.prompt_tokens} prompt / {usage.completion_tokens} completion tokens this run")
-        else:
-            transcript.add_notice(f"unknown command /{name}; /help lists them", error=True)
-
-    def on_agent_event_posted(self, message: AgentEventPosted) -> None:
-        event = message.event
-        transcript = self.query_one(Transcript)
-        status = self.query_one(StatusBar)
-        if isinstance(event, ev.AssistantDelta):
-            transcript.add_assistant_delta(event.text)
-        elif isinstance(event, ev.ToolRequested):
-            transcript.add_tool(event.call_id, event.name, event.arguments)
-        elif isinstance(event, ev.ToolDecision) and not event.approved:
-            if line := transcript.tool(event.call_id):
-                line.deny(event.reason)
-        elif isinstance(event, ev.ToolFinished):
-            if (line := transcript.tool(event.call_id)) and line.state != "denied":
-                line.finish(event.ok, event.summary)
-        elif isinstance(event, ev.UsageUpdate):
-            t = event.total
-            status.tokens = f"tokens {t.prompt_tokens}↑ {t.completion_tokens}↓ ({t.cached_prompt_tokens} cached)"
-        elif isinstance(event, ev.ContextUsage):
-            status.context = f"context {event.share:.0%} of {event.window}"
-        elif isinstance(event, ev.Compacted):
-            transcript.add_notice(f"compacted ({event.trigger}, {event.source} summary): {event.tokens_before} → "
-                                  f"{event.tokens_after} tokens  — /compact undo to take it back")
-        elif isinstance(event, ev.AssistantMessage):
-            transcript.end_assistant()
-        elif isinstance(event, ev.MemoryChanged) and event.action == "captured":
-            transcript.add_notice(f"remembered {event.item_id} ({event.key}): {event.text}  — /forget {event.item_id} to undo")
+    def _next_from_queue(self) -> None:
+        if self.queue and self.session is not None and not self.busy:
+            text, shown = self.queue.pop(0)
+            shown.remove_class("queued")
+            self._start_turn(text)
 
     def on_approval_needed(self, message: ApprovalNeeded) -> None:
         request = message.request
         self._pending_replies.append(message.reply)
         self.query_one(StatusBar).state = "waiting for approval"
+        if card := self.query_one(Transcript).tool(request.call_id):
+            card.wait_for_approval()
 
-        def answered(allowed: bool | None) -> None:
-            self._pending_replies.remove(message.reply)
-            self.query_one(StatusBar).state = "working…"
-            message.reply(bool(allowed))
+        def answered(answer: str | None) -> None:
+            if message.reply in self._pending_replies:
+                self._pending_replies.remove(message.reply)
+                message.reply(answer or "deny")
+            self.query_one(StatusBar).state = "working…" if self.busy else "ready"
 
-        self.app.push_screen(ApprovalScreen(request.tool_name, request.arguments, request.reason), answered)
+        rule = rule_for(request.tool_name, request.arguments).describe()
+        self.app.push_screen(ApprovalScreen(request.tool_name, request.arguments, request.reason, message.preview,
+                                            rule), answered)
 
-    def on_turn_finished(self, message: TurnFinished) -> None:
+    def on_edit_previewed(self, message: EditPreviewed) -> None:
+        if card := self.query_one(Transcript).tool(message.call_id):
+            card.show_diff(message.diff)
+
+    async def on_turn_finished(self, message: TurnFinished) -> None:
         result = message.result
-        self.busy = False
-        transcript = self.query_one(Transcript)
-        status = self.query_one(StatusBar)
-        status.state = "ready"
+        await self._turn_ended()
         if result.status == "backend_error":
-            transcript.add_notice(f"error: {result.error}", error=True)
+            await self.query_one(Transcript).add_notice(f"error: {result.error}", error=True)
         elif result.status != "done":
-            transcript.add_notice(result.summary)
+            await self.query_one(Transcript).add_notice(result.summary)
+        self._next_from_queue()
+
+    async def _turn_ended(self) -> None:
+        self.busy = False
+        self.query_one(StatusBar).state = "ready"
+        self.query_one(ProgressLine).stop()
+        await self.query_one(Transcript).end_stream()
+        self.read_repo_facts()
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        await self.query_one(Transcript).add_notice(f"error in {event.worker.group}: {error}", error=True)
+        if event.worker.group == "turn":
+            await self._turn_ended()
+        self.query_one(StatusBar).state = "ready" if self.session is not None else "no model"
 
     def action_stop(self) -> None:
         if self.session is not None and self.busy:
             self.session.cancel()
             for reply in list(self._pending_replies):
-                reply(False)
+                self._pending_replies.remove(reply)
+                reply("deny")
+            self.query_one(StatusBar).state = "stopping…"
+
+    def action_keys(self) -> None:
+        from .keys_help import KeysHelp
+
+        self.app.push_screen(KeysHelp())
+
+    def on_unmount(self) -> None:
+        self.release()
+        if self.session is not None:
+            self.session.close()
 
     def release(self) -> None:
         """Unblock a worker that waits on the user, so the app can exit."""
         if self.session is not None:
             self.session.cancel()
         for reply in list(self._pending_replies):
-            reply(False)
+            self._pending_replies.remove(reply)
+            reply("deny")

@@ -1,0 +1,197 @@
+"""TUI responsiveness: time to an interactive prompt, streaming throughput, and whether the UI thread stays free.
+
+A headless Textual app (App.run_test) over a real git repository of `--files` Python files and the scripted
+model. Measured:
+
+- interactive_s: from creating the app to the chat screen mounted with the prompt focused (what a user can
+  type into; the model keeps loading in the background and a prompt typed now is queued);
+- ready_s: until the session is open (model, memory, repository block, watcher started);
+- flood: a reply of `--chunks` deltas sent as fast as the backend can: chunks per second rendered;
+- paced: a reply streamed at `--rate` chunks per second (a fast model; 12 characters a chunk) during which
+  keys are pressed in the prompt: key latency (press until the editor shows it), median and worst;
+- loop stall: the longest gap of a 10 ms ticker on the UI's event loop during startup and during the stream
+  (how long the UI thread was blocked at worst).
+
+    python evals/tui_bench.py [--files 500] [--chunks 2000] [--out evals/results/tui_bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_repo(root: Path, files: int) -> None:
+    for n in range(files):
+        folder = root / "pkg" / f"m{n // 50}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mod{n}.py").write_text(f"def f{n}(x):\n    return x + {n}\n\n\nclass C{n}:\n    pass\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"], cwd=root, check=True)
+
+
+def markdown_reply(size: int) -> str:
+    """A long answer shaped like a model's: prose paragraphs with **bold** and `code`, a list now and then,
+    a fenced code block now and then (about one Markdown block per 500 characters)."""
+    prose = ("The function `parse_config` reads the file once and caches the result, so a **second call** is "
+             "cheap; the cache is keyed by the resolved path, which means a symlinked config is read once too. ")
+    blocks, n = [], 0
+    while sum(len(b) for b in blocks) < size:
+        n += 1
+        if n % 5 == 0:
+            blocks.append("```python\ndef parse_config(path):\n    return load(path.resolve())\n```\n\n")
+        elif n % 3 == 0:
+            blocks.append("- first, the path is resolved\n- then the cache is checked\n- last, the file is read\n\n")
+        else:
+            blocks.append(prose * 3 + "\n\n")
+    return "".join(blocks)[:size]
+
+
+class Ticker:
+    """Largest gap between ticks of a short interval on the event loop: how long the UI thread was blocked."""
+
+    def __init__(self, app, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.last = time.perf_counter()
+        self.worst = 0.0
+        self.timer = app.set_interval(interval, self.tick)
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self.last - self.interval)
+        self.last = now
+
+    def reset(self) -> None:
+        self.last, self.worst = time.perf_counter(), 0.0
+
+
+class PacedBackend:
+    """The scripted backend with a pause between events, like a model generating at `rate` chunks per second."""
+
+    def __init__(self, inner, rate: float) -> None:
+        self.inner, self.rate = inner, rate
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, messages, tools, params):
+        for event in self.inner.stream(messages, tools, params):
+            time.sleep(1 / self.rate)
+            yield event
+
+
+async def stream_reply(app, pilot, editor, reply: str, press_keys: bool) -> tuple[float, list[float]]:
+    from textual import events
+
+    from dsv4.tui.widgets.assistant_message import AssistantMessage
+
+    editor.set_value("stream please")
+    count = len(app.chat.query(AssistantMessage))
+    sent = time.perf_counter()
+    await pilot.press("enter")
+    latencies = []
+    while press_keys and (app.chat.busy or len(app.chat.query(AssistantMessage)) == count):
+        # The key goes into the app's queue as a terminal's would; Pilot.press would also wait for idle.
+        before = editor.text
+        pressed = time.perf_counter()
+        editor.post_message(events.Key("k", "k"))
+        while editor.text == before:
+            await asyncio.sleep(0.001)
+        latencies.append(time.perf_counter() - pressed)
+        await asyncio.sleep(0.05)  # a fast typist: 20 keys a second
+    while app.chat.busy or len(app.chat.query(AssistantMessage)) == count:
+        await pilot.pause(0.002)
+    await app.workers.wait_for_complete()
+    assert app.chat.query(AssistantMessage)[-1].text == reply
+    return time.perf_counter() - sent, latencies
+
+
+async def bench(files: int, chunks: int, rate: float) -> dict:
+    from dsv4.agent.backends.script import ScriptedTurn
+    from dsv4.agent.backends.scripted import ScriptedBackend
+    from dsv4.agent.config import load_settings
+    from dsv4.agent.repo import find_repo
+    from dsv4.tui.app import DSV4App
+    from dsv4.tui.widgets.prompt_editor import PromptEditor
+
+    root = Path(tempfile.mkdtemp(prefix="tui-bench-repo-"))
+    make_repo(root, files)
+    # 12-character deltas (the scripted backend's chunk size), a Markdown reply with lists and code.
+    reply = markdown_reply(chunks * 12)
+    paced_reply = reply[:int(rate * 3) * 12]  # about three seconds of streaming
+    backend = PacedBackend(ScriptedBackend([ScriptedTurn(content=reply), ScriptedTurn(content=paced_reply)]), rate)
+    backend.rate = 1e9  # the first reply floods
+    repo = find_repo(root)
+    settings = load_settings(repo.root, permission_mode="full-auto")
+    started = time.perf_counter()
+    app = DSV4App(repo, settings, backend=backend)
+    result: dict = {"files": files, "chunks": chunks, "rate": rate}
+    async with app.run_test(size=(120, 40)) as pilot:
+        ticker = Ticker(app)
+        while not (app.chat is not None and app.chat.is_mounted and app.focused is app.chat.query_one(PromptEditor)):
+            await pilot.pause(0.001)
+        result["interactive_s"] = time.perf_counter() - started
+        while app.chat.session is None:
+            await pilot.pause(0.005)
+        result["ready_s"] = time.perf_counter() - started
+        await app.workers.wait_for_complete()
+        result["startup_worst_stall_ms"] = ticker.worst * 1000
+        editor = app.chat.query_one(PromptEditor)
+        ticker.reset()
+        elapsed, _ = await stream_reply(app, pilot, editor, reply, press_keys=False)
+        result["flood_s"] = elapsed
+        result["chunks_per_s"] = chunks / elapsed
+        result["flood_worst_stall_ms"] = ticker.worst * 1000
+        backend.rate = rate
+        ticker.reset()
+        elapsed, latencies = await stream_reply(app, pilot, editor, paced_reply, press_keys=True)
+        result["paced_s"] = elapsed
+        result["key_latency_ms_median"] = statistics.median(latencies) * 1000
+        result["key_latency_ms_worst"] = max(latencies) * 1000
+        result["keys_pressed_while_streaming"] = len(latencies)
+        result["paced_worst_stall_ms"] = ticker.worst * 1000
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200.0, help="chunks per second of the paced reply")
+    parser.add_argument("--out", type=Path, default=REPO / "evals" / "results" / "tui_bench.json")
+    args = parser.parse_args()
+    os.environ["DSV4_HOME"] = tempfile.mkdtemp(prefix="tui-bench-home-")
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    result = asyncio.run(bench(args.files, args.chunks, args.rate))
+    result["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    rows = [("interactive prompt", f"{result['interactive_s']:.3f} s"), ("session ready", f"{result['ready_s']:.3f} s"),
+            ("worst UI stall, startup", f"{result['startup_worst_stall_ms']:.0f} ms"),
+            ("flood", f"{result['chunks']} chunks in {result['flood_s']:.2f} s = {result['chunks_per_s']:.0f} chunks/s"),
+            ("worst UI stall, flood", f"{result['flood_worst_stall_ms']:.0f} ms"),
+            (f"key latency, streaming {result['rate']:.0f} chunks/s", f"median {result['key_latency_ms_median']:.0f} ms, "
+                                            f"worst {result['key_latency_ms_worst']:.0f} ms "
+                                            f"({result['keys_pressed_while_streaming']} keys)"),
+            ("worst UI stall, paced stream", f"{result['paced_worst_stall_ms']:.0f} ms")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""A turn on screen: streamed Markdown, reasoning, tool cards, edit diffs, test counts, every event rendered."""
+
+from __future__ import annotations
+
+from dsv4.agent import events as ev
+from dsv4.tui.messages import AgentEventPosted
+from dsv4.tui.widgets.assistant_message import AssistantMessage
+from dsv4.tui.widgets.diff_view import DiffView
+from dsv4.tui.widgets.event_line import EventLine
+from dsv4.tui.widgets.reasoning_block import ReasoningBlock
+from dsv4.tui.widgets.status_bar import StatusBar
+from dsv4.tui.widgets.test_summary import TestSummary
+from dsv4.tui.widgets.tool_card import ToolCard
+from dsv4.tui.widgets.user_message import UserMessage
+
+from ..conftest import FIX_SCRIPT
+from .helpers import make_app, ready, settle, turn, wait_until
+
+
+async def test_a_turn_streams_markdown_and_shows_cards_diff_and_test_counts(calc_repo):
+    script = [{"content": "Let me **look**.", "reasoning_content": "The test says add is wrong.",
+               "tool_calls": FIX_SCRIPT[0]["tool_calls"]}, *FIX_SCRIPT[1:]]
+    app = make_app(calc_repo, script, test_command="python -m pytest -q")
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(app, pilot)
+        await turn(app, pilot, "fix the test")
+        assert [w.text for w in screen.query(UserMessage)] == ["fix the test"]
+        replies = list(screen.query(AssistantMessage))
+        assert [w.text for w in replies] == ["Let me **look**.", "Fixed add(): it subtracted instead of adding. All tests pass."]
+        assert "look" in replies[0].source and replies[0].query("MarkdownParagraph")  # rendered as Markdown
+        reasoning = screen.query_one(ReasoningBlock)
+        assert reasoning.collapsed and reasoning.text == "The test says add is wrong."
+        cards = [(c.tool_name, c.state) for c in screen.query(ToolCard)]
+        assert cards == [("read_file", "ok"), ("edit_file", "ok"), ("run_tests", "ok")]
+        edit = screen.query(ToolCard)[1]
+        diff = edit.query_one(DiffView).diff
+        assert "-    return a - b" in diff and "+    return a + b" in diff
+        tests = screen.query_one(TestSummary)
+        assert tests.ok and tests.passed == 2
+        assert any(line.text == "modified calc/__init__.py" for line in screen.query(EventLine))
+        status = screen.query_one(StatusBar)
+        assert status.state == "ready" and status.context_window == 131072 and status.context_used > 0
+    assert "a + b" in (calc_repo / "calc" / "__init__.py").read_text()
+
+
+async def test_a_tool_card_expands_to_show_its_output(calc_repo):
+    app = make_app(calc_repo, FIX_SCRIPT[:1] + [{"content": "done"}])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        await turn(app, pilot, "read it")
+        card = screen.query_one(ToolCard)
+        assert not card.query_one("#output").display
+        await pilot.click(ToolCard)
+        assert card.has_class("expanded") and card.query_one("#output").display
+        assert "calc/__init__.py" in card.output or card.summary
+
+
+async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_crash(calc_repo):
+    from pydantic import BaseModel
+
+    class ContextUsage(BaseModel):  # the shape the compaction branch sends; unknown to this build
+        type: str = "context_usage"
+        used_tokens: int = 5000
+        context_window: int = 10000
+
+    class Compacted(BaseModel):
+        type: str = "compacted"
+        removed_messages: int = 12
+
+    app = make_app(calc_repo, [])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        for event in [ev.AssistantDelta(text="# Title\n\nsome "), ev.AssistantDelta(text="`code` here"),
+                      ev.AssistantMessage(content="# Title\n\nsome `code` here"),
+                      ev.ToolRequested(call_id="c1", name="bash", arguments={"command": "ls"}),
+                      ev.ToolDecision(call_id="c1", name="bash", approved=False, reason="denied by the user"),
+                      ev.ToolFinished(call_id="c1", name="bash", ok=False, summary="denied"),
+                      ev.FileChanged(path="a.py", action="created"),
+                      ev.TestsRan(command="pytest", passed=3, failed=1, exit_code=1, ok=False),
+                      ev.MemoryChanged(action="forgotten", item_id="m1"),
+                      ev.UsageUpdate(step=ev.Usage(prompt_tokens=900, completion_tokens=100, cached_prompt_tokens=450),
+                                     total=ev.Usage(prompt_tokens=900, completion_tokens=100, cached_prompt_tokens=450)),
+                      ev.AgentError(message="boom"), ContextUsage(), Compacted()]:
+            screen.post_message(AgentEventPosted(event))
+        await settle(app, pilot)
+        assert screen.query_one(AssistantMessage).text == "# Title\n\nsome `code` here"
+        assert screen.query_one(ToolCard).state == "denied"
+        summary = screen.query_one(TestSummary)
+        assert summary.failed == 1 and not summary.ok
+        lines = [line.text for line in screen.query(EventLine)]
+        assert "created a.py" in lines and "memory forgotten: m1" in lines
+        assert any(line.startswith("compacted") and "removed_messages: 12" in line for line in lines)
+        status = screen.query_one(StatusBar)
+        assert (status.context_used, status.context_window) == (5000, 10000)
+        assert "cache 50%" in status.plain

@@ -1,0 +1,126 @@
+"""How the chat screen renders each agent event. Every event has a rendering: the known ones below, any other
+(e.g. `context_usage` or `compacted` from a newer agent) as one generic line, so a new event never crashes the UI."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ...agent import events as ev
+from ..messages import AgentEventPosted, CommandOutput, DeltasReady
+from ..widgets.event_line import describe_event
+from ..widgets.progress_line import ProgressLine
+from ..widgets.status_bar import StatusBar
+from ..widgets.transcript import Transcript
+
+# Event fields a context-usage or progress event may carry (they come from branches not merged yet).
+USED_FIELDS = ("used_tokens", "used", "tokens")
+WINDOW_FIELDS = ("context_window", "window", "window_tokens")
+FRAME_S = 1 / 30  # streamed text is drawn at most this often, so keys never wait behind a burst of deltas
+SILENT = (ev.TurnStarted, ev.StepStarted, ev.TurnDone, ev.AssistantMessage)  # shown by other means
+
+
+def _first_int(event: Any, names: tuple[str, ...]) -> int | None:
+    return next((v for n in names if isinstance(v := getattr(event, n, None), int)), None)
+
+
+class EventRenderer:
+    """Mixin for ChatScreen: the AgentEventPosted handler."""
+
+    prices: dict[str, Any]
+    session: Any
+    deltas: Any
+
+    _pending_segments: list[Any] | None = None
+    _drawn_at = 0.0
+    _draw_scheduled = False
+
+    def on_deltas_ready(self, message: DeltasReady) -> None:
+        if self._pending_segments is None:
+            self._pending_segments = []
+        self._pending_segments.append(message.segment)
+        if not self._draw_scheduled:
+            self._draw_scheduled = True
+            self.set_timer(max(self._drawn_at + FRAME_S - time.monotonic(), 0.001), self.draw_deltas)
+
+    async def draw_deltas(self) -> None:
+        """Render every pending segment, in order (also called before any other event is rendered)."""
+        self._draw_scheduled = False
+        segments, self._pending_segments = self._pending_segments or [], []
+        transcript = self.query_one(Transcript)
+        for segment in segments:
+            text = self.deltas.take(segment)
+            if not text:
+                continue
+            if segment.kind == "text":
+                await transcript.add_assistant_delta(text)
+            else:
+                transcript.add_reasoning_delta(text)
+        self._drawn_at = time.monotonic()
+
+    async def on_agent_event_posted(self, message: AgentEventPosted) -> None:
+        event = message.event
+        if self._pending_segments:
+            await self.draw_deltas()
+        transcript = self.query_one(Transcript)
+        status = self.query_one(StatusBar)
+        if isinstance(event, ev.AssistantDelta):
+            await transcript.add_assistant_delta(event.text)
+        elif isinstance(event, ev.AssistantReasoningDelta):
+            transcript.add_reasoning_delta(event.text)
+        elif isinstance(event, ev.AssistantMessage):
+            await transcript.end_stream()
+        elif isinstance(event, ev.ToolRequested):
+            await transcript.add_tool(event.call_id, event.name, event.arguments)
+        elif isinstance(event, ev.ToolDecision):
+            if card := transcript.tool(event.call_id):
+                card.approved() if event.approved else card.deny(event.reason)
+        elif isinstance(event, ev.ToolFinished):
+            if (card := transcript.tool(event.call_id)) and card.state != "denied":
+                card.finish(event.ok, event.summary, event.data)
+        elif isinstance(event, ev.FileChanged):
+            transcript.add_event(f"{event.action} {event.path}")
+        elif isinstance(event, ev.TestsRan):
+            transcript.add_tests(event.command, event.passed, event.failed, event.exit_code, event.ok)
+        elif isinstance(event, ev.UsageUpdate):
+            self._show_usage(status, event)
+        elif isinstance(event, ev.MemoryChanged):
+            transcript.add_event(self._memory_line(event))
+        elif isinstance(event, ev.AgentError):
+            await transcript.add_notice(f"error: {event.message}", error=True)
+        elif isinstance(event, SILENT):
+            pass
+        elif getattr(event, "type", "") == "context_usage":
+            status.context_used = _first_int(event, USED_FIELDS) or status.context_used
+            status.context_window = _first_int(event, WINDOW_FIELDS) or status.context_window
+        elif getattr(event, "type", "") == "progress":
+            done, total = getattr(event, "done", 0), getattr(event, "total", None)
+            self.query_one(ProgressLine).advance(str(getattr(event, "label", "working")), done, total)
+        else:
+            transcript.add_event(describe_event(event))
+
+    def _show_usage(self, status: StatusBar, event: ev.UsageUpdate) -> None:
+        status.context_used = event.step.prompt_tokens + event.step.completion_tokens
+        status.prompt_tokens = event.total.prompt_tokens
+        status.cached_tokens = event.total.cached_prompt_tokens
+        price = self.prices.get(status.model_name)
+        if price is not None:
+            t = event.total
+            status.cost = price.cost(t.prompt_tokens, t.cached_prompt_tokens, t.completion_tokens)
+
+    @staticmethod
+    def _memory_line(event: ev.MemoryChanged) -> str:
+        if event.action == "captured":
+            return f"remembered {event.item_id} ({event.key}): {event.text}  — /forget {event.item_id} to undo"
+        return f"memory {event.action}: {event.item_id}" + (f" — {event.text}" if event.text else "")
+
+    async def on_command_output(self, message: CommandOutput) -> None:
+        transcript = self.query_one(Transcript)
+        if self.session is not None:  # /model may have switched it
+            status = self.query_one(StatusBar)
+            status.model_name, status.context_window = self.session.model_id, self.session.context_window
+            status.state = "working…" if self.busy else "ready"
+        if message.text:
+            await transcript.add_notice(message.text, error=message.error)
+        if message.diff:
+            transcript.add_diff(message.diff)

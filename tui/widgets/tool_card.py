@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from .diff_view import DiffView
+
+MARKS = {"running": ("…", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"), "denied": ("⊘", "red"),
+         "waiting": ("?", "yellow")}
+LEAD_KEYS = ("command", "path", "query", "pattern", "key", "text")
+BULKY_KEYS = frozenset({"old_string", "new_string", "content", "patch", "edits"})  # shown by the diff instead
+SLOW_S = 1.0  # shorter runs show no duration: it would be noise
+
+
+def brief(arguments: dict[str, Any] | str, width: int = 100) -> str:
+    """One line of a call's arguments: its command or path, then short scalar arguments as key=value (long
+    texts such as an edit's old and new strings are left to the diff and the output)."""
+    if isinstance(arguments, str):
+        return arguments.replace("\n", "⏎")[:width]
+    lead_key = next((k for k in LEAD_KEYS if isinstance(arguments.get(k), str)), None)
+    parts = [str(arguments[lead_key]).replace("\n", "⏎")] if lead_key else []
+    for key, value in arguments.items():
+        if key == lead_key or key in BULKY_KEYS:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value)
+        if lead_key and (len(shown) > 30 or "\n" in shown):
+            continue
+        parts.append(f"{key}={shown.replace(chr(10), '⏎')[:30]}")
+    line = " ".join(parts)
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+class ToolCard(Vertical):
+    """One tool call: a header line (status, name, argument summary, outcome, duration); click it or press
+    Enter on it to show its output. Edits show their diff underneath."""
+
+    can_focus = True
+    DEFAULT_CSS = """
+    ToolCard { height: auto; padding: 0 1; }
+    ToolCard > #header { color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    ToolCard:focus > #header { background: $boost; }
+    ToolCard > #output { display: none; color: $text-muted; padding: 0 0 0 2; }
+    ToolCard.expanded > #output { display: block; }
+    ToolCard > #diff { display: none; }
+    ToolCard > #diff.shown { display: block; }
+    """
+    BINDINGS = [("enter", "toggle", "Show output")]
+
+    def __init__(self, call_id: str, name: str, arguments: dict[str, Any] | str) -> None:
+        super().__init__()
+        self.call_id = call_id
+        self.tool_name = name
+        self.arguments = arguments
+        self.state = "running"
+        self.summary = ""
+        self.output = ""
+        self.diff = ""
+        self._started = time.monotonic()
+        self._elapsed: float | None = None
+        self._header = Static(id="header")
+        self._output = Static(id="output", markup=False)
+        self._diff = DiffView("", id="diff")  # filled by show_diff; hidden while empty
+
+    def compose(self) -> ComposeResult:
+        yield self._header
+        yield self._diff
+        yield self._output
+
+    def on_mount(self) -> None:
+        self._render_header()
+
+    def on_click(self) -> None:
+        self.action_toggle()
+
+    def action_toggle(self) -> None:
+        self.toggle_class("expanded")
+
+    def wait_for_approval(self) -> None:
+        self.state = "waiting"
+        self._render_header()
+
+    def approved(self) -> None:
+        self.state = "running"
+        self._render_header()
+
+    def finish(self, ok: bool, summary: str, data: dict[str, Any] | None = None) -> None:
+        self.state = "ok" if ok else "error"
+        self.summary = summary
+        self._elapsed = time.monotonic() - self._started
+        detail = {k: v for k, v in (data or {}).items() if k not in ("path",)}
+        self.output = summary + ("\n" + json.dumps(detail, indent=1, ensure_ascii=False)[:4000] if detail else "")
+        self._output.update(self.output)
+        self._render_header()
+
+    def deny(self, reason: str) -> None:
+        self.state = "denied"
+        self.summary = reason
+        self._render_header()
+
+    def show_diff(self, diff: str) -> None:
+        if diff and not self.diff:
+            self.diff = diff
+            self._diff.show(diff)
+
+    def _render_header(self) -> None:
+        mark, color = MARKS[self.state]
+        line = Text()
+        line.append(f"{mark} ", style=color)
+        line.append(self.tool_name, style="bold")
+        if shown := brief(self.arguments):
+            line.append(f" {shown}")
+        if self.summary:
+            line.append(f"  → {self.summary}", style="dim")
+        if self._elapsed is not None and self._elapsed >= SLOW_S:
+            line.append(f"  {self._elapsed:.1f}s", style="dim")
+        self._header.update(line)
