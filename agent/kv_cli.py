@@ -37,7 +37,7 @@ def run_kv_command(args: argparse.Namespace, store: MemoryStore | None = None) -
     try:
         if store is None:
             from ..memory.store import MemoryStore
-            from .home import dsv4_home
+            from ..home import dsv4_home
 
             store = MemoryStore.open(dsv4_home(), embedder=None)
         return _dispatch(args, store)

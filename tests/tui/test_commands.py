@@ -66,7 +66,9 @@ async def test_mode_cost_compact_clear_and_context(calc_repo):
         await command(app, pilot, "/cost")
         assert "prompt tokens" in notices(app)[-1] and "no price for scripted" in notices(app)[-1]
         await command(app, pilot, "/compact")
-        assert "not available" in notices(app)[-1]
+        assert notices(app)[-1].startswith("compacted (")
+        await command(app, pilot, "/compact undo")
+        assert "taken back" in notices(app)[-1]
         await command(app, pilot, "/context")
         assert "files whole" in notices(app)[-1]
         await command(app, pilot, "/clear")
