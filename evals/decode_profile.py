@@ -80,7 +80,7 @@ def timed_decode(engine, ids: list[int], steps: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--contexts", type=int, nargs="+", default=[512, 2048, 4096, 8192])
+    parser.add_argument("--contexts", type=int, nargs="+", default=[512, 2048, 4096, 8000])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "evals" / "results" / "decode_profile.json")
@@ -93,7 +93,7 @@ def main() -> int:
     from dsv4.runtime.resolve import resolve_model
 
     path = resolve_model(args.model).path
-    engine = LlamaEngine.load(path, context_window=max(args.contexts) + args.steps + 16, threads=args.threads)
+    engine = LlamaEngine.load(path, context_window=max(args.contexts) + 3 * args.steps + 8, threads=args.threads)
     results = {}
     with torch.inference_mode():
         for n in args.contexts:
