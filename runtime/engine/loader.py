@@ -69,9 +69,8 @@ def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = 
     model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype, prefill_copy=prefill_copy)
     cached = None
     if weight_cache and isinstance(model, PackedStateModel) and Path(ckpt.path).is_file():
-        root = packed_cache.cache_root()
         packing = f"{type(model).__qualname__}|{weight_dtype}|{act_dtype}|prefill_copy={prefill_copy}"
-        cached = packed_cache.packed_path(root, packed_cache.file_digest(Path(ckpt.path), root), packing)
+        cached = packed_cache.cached_file_for(Path(ckpt.path), packing)
     state = packed_cache.load_packed(cached) if cached is not None else None
     restored = state is not None and model.restore_packed_state(state)
     if not restored:

@@ -48,7 +48,10 @@ def file_digest(path: Path, root: Path) -> str:
         while chunk := fh.read(HASH_CHUNK):
             h.update(chunk)
     digest = h.hexdigest()
-    _atomic_write(memo, json.dumps({"stamp": stamp, "sha256": digest}).encode())
+    try:
+        _atomic_write(memo, json.dumps({"stamp": stamp, "sha256": digest}).encode())
+    except OSError:
+        pass  # not remembered: the next load hashes the file again
     return digest
 
 
@@ -72,15 +75,32 @@ def load_packed(path: Path) -> dict[str, torch.Tensor] | None:
     return state
 
 
-def save_packed(path: Path, state: dict[str, torch.Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+def save_packed(path: Path, state: dict[str, torch.Tensor]) -> bool:
+    """Write the cache file atomically; False when it cannot be written (a full disk, a read-only home): the
+    cache only saves time, so the load that just succeeded must not fail for it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    except OSError:
+        return False
     os.close(fd)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError):  # torch.save reports a short write as RuntimeError
+        return False
     finally:
         Path(tmp).unlink(missing_ok=True)
+    return True
+
+
+def cached_file_for(checkpoint: Path, packing: str) -> Path | None:
+    """Where the packed weights of `checkpoint` with `packing` live; None when the cache folder is unusable."""
+    try:
+        root = cache_root()
+        return packed_path(root, file_digest(checkpoint, root), packing)
+    except OSError:
+        return None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

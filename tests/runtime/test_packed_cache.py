@@ -50,3 +50,15 @@ def test_file_digest_is_remembered_per_file_version(tmp_path: Path):
     memo = next((root / "digests").iterdir())
     memo.write_text("{not json")  # an unreadable memo is recomputed, not trusted
     assert packed_cache.file_digest(model, root) in {first, packed_cache.file_digest(model, root)}
+
+
+def test_an_unwritable_cache_folder_does_not_fail_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("DSV4_HOME", str(home))
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 100)
+    target = packed_cache.cached_file_for(model, "p")  # the digest is computed, just not remembered
+    assert target is not None and packed_cache.load_packed(target) is None
+    assert not packed_cache.save_packed(target, {"w": torch.zeros(2)})
