@@ -23,11 +23,11 @@ from .kv_export import export_llama, import_llama, llama_identity
 from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop
 from .loader import FAST, LoadedModel, load_model
 
-DEFAULT_CONTEXT_CAP = 8192  # the KV block is preallocated, so a 128k-context model is not given 128k by default
+DEFAULT_CONTEXT_CAP = 8192  # the KV block grows up to the window; the cap bounds what one sequence may take
 
 
 class LlamaEngine(GenerationLoop, PrefixCacheHooks):
-    """Llama-family models (SmolLM2, Llama, Qwen2-style) with a preallocated K/V block per layer."""
+    """Llama-family models (SmolLM2, Llama, Qwen2-style) with one K/V block for all layers, grown on demand."""
 
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
                  device: torch.device | None = None) -> None:
@@ -84,6 +84,7 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
         self.stats.reused_tokens += start
         self.stats.prefill_calls += 1
         del self.kv.tokens[start:]
+        self.kv.reserve(len(ids))
         outputs = []
         for chunk_start in range(start, len(ids), PREFILL_CHUNK):
             if cancel is not None and cancel.is_set():
@@ -101,6 +102,7 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
     def decode(self, token: int) -> torch.Tensor:
         """Append one token to the cache and return the next-token logits (V,)."""
         pos = len(self.kv.tokens)
+        self.kv.reserve(pos + 1)
         hidden = self.model(torch.tensor([token], device=self.device), AttnContext(pos, 1))  # (1, hidden)
         self.kv.tokens.append(token)
         self.stats.decoded_tokens += 1

@@ -50,6 +50,7 @@ def import_llama(engine: LlamaEngine, snap: KVSnapshot, limit: int | None) -> in
     if n >= engine.context_window:
         raise SnapshotRefused(f"snapshot of {n} tokens does not fit the context window of {engine.context_window}")
     kv = snap.tensors.get("kv")
+    engine.kv.reserve(n)  # the block grows on demand (kv_cache.py): make room before copying into it
     block = engine.kv.block
     want = [block.shape[0], 2, block.shape[2], snap.length, block.shape[4]]
     if kv is None or list(kv.shape) != want:

@@ -6,13 +6,14 @@ import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..loaders import open_checkpoint
+from ..loaders import packed_cache
 from ..tokenizer import Tokenizer
 
 # precision -> (weight storage, activation dtype)
@@ -29,6 +30,15 @@ FAST = "auto"
 PREFILL_COPY_MAX_PARAMS = 500_000_000
 
 
+@runtime_checkable
+class PackedStateModel(Protocol):
+    """A model whose loaded weights can be cached on disk as they are stored (see loaders/packed_cache.py)."""
+
+    def packed_state(self) -> dict[str, torch.Tensor]: ...
+
+    def restore_packed_state(self, state: dict[str, torch.Tensor]) -> bool: ...
+
+
 @dataclass(slots=True)
 class LoadedModel:
     model: nn.Module
@@ -38,6 +48,7 @@ class LoadedModel:
     precision: str
     load_seconds: float
     checkpoint_info: dict[str, Any]
+    weights_from_cache: Path | None = None  # the packed-weight cache file mapped instead of reading the checkpoint
 
 
 def model_class(dotted: str) -> type[nn.Module]:
@@ -45,7 +56,9 @@ def model_class(dotted: str) -> type[nn.Module]:
     return getattr(importlib.import_module(module), name)
 
 
-def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
+def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = True) -> LoadedModel:
+    """weight_cache: map the packed weights from `$DSV4_HOME/cache/packed/` when a GGUF was loaded before with
+    the same packing, and write them there after a first load."""
     start = time.perf_counter()
     weight_dtype, act_dtype = PRECISIONS[precision]
     ckpt = open_checkpoint(path)  # validates header, config and tokenizer before any weight is read
@@ -54,7 +67,16 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
     cls = model_class(ckpt.arch.model_class)
     prefill_copy = precision == "auto" and ckpt.config.param_count() <= PREFILL_COPY_MAX_PARAMS
     model = cls(ckpt.config, weight_dtype=weight_dtype, act_dtype=act_dtype, prefill_copy=prefill_copy)
-    model.load_weights(ckpt.tensors(keep_q4=weight_dtype == "int4"))
+    cached = None
+    if weight_cache and isinstance(model, PackedStateModel) and Path(ckpt.path).is_file():
+        packing = f"{type(model).__qualname__}|{weight_dtype}|{act_dtype}|prefill_copy={prefill_copy}"
+        cached = packed_cache.cached_file_for(Path(ckpt.path), packing)
+    state = packed_cache.load_packed(cached) if cached is not None else None
+    restored = state is not None and model.restore_packed_state(state)
+    if not restored:
+        model.load_weights(ckpt.tensors(keep_q4=weight_dtype == "int4"))
+        if cached is not None:
+            packed_cache.save_packed(cached, model.packed_state())
     model.eval()
     return LoadedModel(
         model=model,
@@ -64,4 +86,5 @@ def load_model(path: str | Path, *, precision: str = FAST) -> LoadedModel:
         precision=precision if precision != "auto" else f"auto ({weight_dtype} weights, bf16 activations)",
         load_seconds=time.perf_counter() - start,
         checkpoint_info=ckpt.describe(),
+        weights_from_cache=cached if restored else None,
     )

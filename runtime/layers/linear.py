@@ -122,6 +122,10 @@ class Linear(nn.Module):
             self.scale = nn.Parameter(scale_zero.to(self.act_dtype), requires_grad=False)  # (K/G, N, 2)
             self._staged = None
 
+    def discard_staging(self) -> None:
+        """Weights came packed from the cache: the int4 staging buffers (never touched) are dropped unfilled."""
+        self._staged = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, in) -> (T, out)
         if self.prefill_weight is not None and x.shape[0] >= PREFILL_MIN_ROWS:
             return F.linear(x, self.prefill_weight, self.bias)

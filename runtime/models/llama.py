@@ -86,6 +86,7 @@ class LlamaForCausalLM(nn.Module):
         super().__init__()
         self.config = cfg
         self.act_dtype = act_dtype
+        self.rope_freq_factors: torch.Tensor | None = None  # from the checkpoint, kept for the packed-weight cache
         self.rotary = RotaryEmbedding(
             cfg.head_dim, cfg.max_position, cfg.rope_theta, cfg.rope_scaling, interleaved=cfg.rope_interleaved, dtype=act_dtype
         )
@@ -119,6 +120,7 @@ class LlamaForCausalLM(nn.Module):
         for name, tensor in tensors:
             if name == "rope_freqs":
                 self.rotary.set_freq_factors(tensor)
+                self.rope_freq_factors = tensor.float()
                 continue
             if name == "lm_head.weight" and self.config.tie_embeddings:
                 continue
@@ -146,3 +148,41 @@ class LlamaForCausalLM(nn.Module):
         expected = 2 + 9 * self.config.num_layers + (0 if self.config.tie_embeddings else 1)
         if len(seen) < expected:
             raise BadModelFile(f"checkpoint has {len(seen)} of the {expected} weight tensors this model needs")
+
+    # --- the packed-weight cache (runtime/loaders/packed_cache.py) ----------------------------------
+
+    def packed_state(self) -> dict[str, torch.Tensor]:
+        """Every weight as this model stores it after loading (packed int4, int8 rows, bf16 copies)."""
+        state = dict(self.state_dict())
+        if self.rope_freq_factors is not None:
+            state[ROPE_FACTORS_KEY] = self.rope_freq_factors
+        return state
+
+    @torch.no_grad()
+    def restore_packed_state(self, state: dict[str, torch.Tensor]) -> bool:
+        """Adopt a packed_state() (tensors are used as they are, e.g. memory-mapped); False, with nothing
+        changed, when it does not fit this model (then the caller loads the checkpoint instead)."""
+        state = dict(state)
+        factors = state.pop(ROPE_FACTORS_KEY, None)
+        current = self.state_dict()
+        # int4 layers register their packed weight and scales only when packed, so those two may differ
+        int4 = {f"{n}.{leaf}" for n, m in self.named_modules() if isinstance(m, Linear) and m.weight_dtype == "int4" for leaf in ("weight", "scale")}
+        if set(current) - set(state) - int4 or set(state) - set(current) - int4:
+            return False
+        for name, tensor in state.items():
+            have = current.get(name)
+            if name not in int4 and (have is None or have.shape != tensor.shape or have.dtype != tensor.dtype):
+                return False
+        if factors is not None:
+            self.rotary.set_freq_factors(factors)
+            self.rope_freq_factors = factors
+        for name, tensor in state.items():
+            module_name, _, leaf = name.rpartition(".")
+            setattr(self.get_submodule(module_name), leaf, nn.Parameter(tensor, requires_grad=False))
+        for module in self.modules():
+            if isinstance(module, Linear):
+                module.discard_staging()
+        return True
+
+
+ROPE_FACTORS_KEY = "rotary.freq_factors"

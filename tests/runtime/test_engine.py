@@ -132,9 +132,32 @@ def test_utf8_split_across_tokens_streams_whole_characters(fast_engine):
     assert all("\ufffd" not in p for p in pieces)
 
 
-def test_kv_cache_is_preallocated(fast_engine):
-    block = fast_engine.kv.block
-    assert block.shape == (30, 2, 3, 2048, 64) and block.dtype == torch.bfloat16
+def test_kv_cache_grows_with_the_sequence_and_keeps_its_history(fast_engine, perplexity_text):
+    from dsv4.runtime.engine.kv_cache import MIN_CAPACITY
+
+    fast_engine.reset()
+    ids = fast_engine.tokenizer.encode(perplexity_text * 2)[:600]
+    fast_engine.prefill(ids[:100])
+    assert fast_engine.kv.block.shape == (30, 2, 3, MIN_CAPACITY, 64) and fast_engine.kv.block.dtype == torch.bfloat16
+    before = fast_engine.kv.block[:, :, :, :100].clone()
+    fast_engine.prefill(ids)  # reuses the 100 cached tokens, grows the block to hold 600
+    assert fast_engine.kv.capacity == 4 * MIN_CAPACITY and fast_engine.stats.reused_tokens >= 100
+    assert torch.equal(fast_engine.kv.block[:, :, :, :100], before)
+    layer = fast_engine.model.attention_layers()[0]
+    assert layer.k_cache.data_ptr() == fast_engine.kv.block[0, 0].data_ptr()  # the layers see the new block
+    fast_engine.reset()
+    assert float(fast_engine.kv.block.abs().sum()) == 0.0
+
+
+def test_kv_cache_never_grows_past_the_window():
+    from dsv4.runtime.engine.kv_cache import KVCache
+
+    class Layer:
+        num_kv_heads, head_dim = 2, 4
+
+    cache = KVCache([Layer()], max_len=300, dtype=torch.float32)
+    cache.reserve(299)
+    assert cache.capacity == 300
 
 
 @pytest.mark.parametrize("n", [1100, 1101])  # even and odd: the split-key decode path past SPLIT_KV_MIN
