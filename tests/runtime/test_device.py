@@ -52,7 +52,7 @@ def test_open_engine_and_backend_devices(smollm_path, exact_engine) -> None:
 
 @no_cuda
 def test_models_cli_device_cuda_is_a_clear_error(smollm_path, capsys) -> None:
-    from dsv4.agent.models_cli import add_models_parser, run_models_command
+    from dsv4.agent.cli.models import add_models_parser, run_models_command
 
     parser = argparse.ArgumentParser(prog="dsv4-code")
     add_models_parser(parser.add_subparsers(dest="command"))
