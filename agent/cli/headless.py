@@ -36,7 +36,8 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
 
     def emit(event: AgentEvent | InitEvent) -> None:
         if output_format == "stream-json":
-            out.write(json.dumps(redact_data(event.model_dump(mode="json")), ensure_ascii=False) + "\n")
+            # ensure_ascii: a lone surrogate from a model becomes a \u escape instead of failing the write
+            out.write(json.dumps(redact_data(event.model_dump(mode="json"))) + "\n")
             out.flush()
 
     policy = session_policy(settings, headless=True, allow_shell=allow_shell,
