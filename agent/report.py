@@ -26,6 +26,7 @@ class UsageReport(BaseModel):
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     total_tokens: int = 0
+    estimated: bool = False  # the server sent no usage: counted from the request and the streamed text
 
 
 class ContextReport(BaseModel):

@@ -76,7 +76,8 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
     report = HeadlessReport(
         status=status, exit_code=code, summary=result.summary, patch=patch, files_changed=files, tests=tests,
         usage=UsageReport(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                          cached_prompt_tokens=usage.cached_prompt_tokens, total_tokens=usage.total_tokens),
+                          cached_prompt_tokens=usage.cached_prompt_tokens, total_tokens=usage.total_tokens,
+                          estimated=usage.estimated),
         session_id=session.session_id, denied_actions=[DeniedAction(**d) for d in result.denied],
         budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
         malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
@@ -114,7 +115,8 @@ def print_report(report: HeadlessReport, output_format: str, out: TextIO = sys.s
         if report.error:
             lines.append(f"error: {report.error}")
         u = report.usage
-        lines.append(f"tokens: {u.prompt_tokens} prompt ({u.cached_prompt_tokens} cached), {u.completion_tokens} completion")
+        lines.append(f"tokens: {u.prompt_tokens} prompt ({u.cached_prompt_tokens} cached), {u.completion_tokens} completion"
+                     + (" (estimated: the server reported no usage)" if u.estimated else ""))
         if report.context is not None:
             c = report.context
             lines.append(f"context: {c.used} of {c.window} tokens, {c.compactions} compaction{'s' * (c.compactions != 1)}")
