@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ..memory.capture import infer_kind
 from ..memory.types import EngramError
 from ..tools.memory_tools import MEMORY_TOOLS, forget_id_or_key
 from ..tools.run_tests import detect_test_command
@@ -294,7 +295,7 @@ class AgentSession:
     # --- memory ---------------------------------------------------------------------------------------
 
     def remember(self, text: str, key: str | None = None) -> Remembered:
-        return self._memory_call(lambda m: m.remember(text, key=key, repo_id=self.repo.identity,
+        return self._memory_call(lambda m: m.remember(text, key=key, kind=infer_kind(text), repo_id=self.repo.identity,
                                                       session_id=self.session_id, actor="user"))
 
     def forget(self, id_or_key: str) -> Forgotten:

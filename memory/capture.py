@@ -88,3 +88,9 @@ def _polarity(sentence: str) -> str:
     """The "always " / "never " / "don't ever " words that open an imperative (after any fillers)."""
     match = re.match(rf"^{FILLERS}((?:always|never|(?:don't|do not|dont) ever)\s+)", sentence, re.IGNORECASE)
     return match.group(1) if match else ""
+
+
+def infer_kind(text: str) -> str:
+    """`preference` for a standing instruction ("from now on ...", "always ...", "never ..."), else `fact`: what an
+    explicit `remember` without a kind stores, so such instructions get a subject slot and override each other."""
+    return "preference" if capture_preferences(text) else "fact"

@@ -39,7 +39,8 @@ def add_memory_parser(subparsers: Any) -> argparse.ArgumentParser:
     remember.add_argument("text")
     remember.add_argument("--key", help="a topic key; a new value for the key replaces the old one")
     remember.add_argument("--scope", choices=SCOPES, default="repo")
-    remember.add_argument("--kind", choices=("fact", "preference", "decision", "note"), default="fact")
+    remember.add_argument("--kind", choices=("fact", "preference", "decision", "note"), default=None,
+                          help="default: preference for a standing instruction (from now on / always / never), else fact")
     remember.add_argument("--pin", action="store_true", help="always keep it in the model's context")
     listing = add("list", "list current memories (this repository, user scope)", session=True)
     listing.add_argument("--scope", choices=SCOPES)
@@ -92,7 +93,9 @@ def _dispatch(args: argparse.Namespace, repo: Repo | None, store: MemoryStore) -
     repo_id = repo.identity if repo else None
     session = _session(args, repo, command == "remember" and args.scope == "session")
     if command == "remember":
-        done = store.remember(args.text, key=args.key, scope=args.scope, kind=args.kind, pin=args.pin,
+        from ...memory.capture import infer_kind
+
+        done = store.remember(args.text, key=args.key, scope=args.scope, kind=args.kind or infer_kind(args.text), pin=args.pin,
                               repo_id=repo_id, session_id=session, actor="cli")
         item = done.item
         text = f"remembered {item.id} ({item.scope}{', key ' + item.key if item.key else ''})"

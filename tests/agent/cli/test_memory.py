@@ -103,3 +103,13 @@ def test_forget_from_the_command_line_redacts_the_session_log_too(calc_repo: Pat
     for path in dsv4_home.rglob("*"):
         if path.is_file():
             assert marker.encode() not in path.read_bytes(), path
+
+
+def test_a_remembered_standing_instruction_overrides_the_previous_one(calc_repo: Path) -> None:
+    assert memory(calc_repo, "remember", "From now on, always run the tests with pytest -x").returncode == 0
+    second = memory(calc_repo, "remember", "From now on, always run the tests with nox")
+    assert second.returncode == 0 and "replaces" in second.stdout, second.stdout
+    assert memory(calc_repo, "remember", "The API lives in api/").returncode == 0
+    listed = json.loads(memory(calc_repo, "list", "--json").stdout)
+    assert sorted((i["kind"], i["text"]) for i in listed) == [
+        ("fact", "The API lives in api/"), ("preference", "From now on, always run the tests with nox")]
