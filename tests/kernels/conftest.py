@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zlib
 
 import pytest
 import torch
@@ -33,9 +34,16 @@ def _one_thread():
 
 
 @pytest.fixture
-def gen() -> torch.Generator:
-    """Fresh random inputs per test run (the seed is printed on failure through the test id's repr)."""
-    seed = int.from_bytes(os.urandom(4), "little")
+def gen(request: pytest.FixtureRequest) -> torch.Generator:
+    """Random inputs with a seed that is the same on every run of one test (so CI cannot flake on a rare
+    draw); DSV4_TEST_SEED=random draws a fresh seed per test, DSV4_TEST_SEED=N uses N. The seed is printed."""
+    chosen = os.environ.get("DSV4_TEST_SEED", "")
+    if chosen == "random":
+        seed = int.from_bytes(os.urandom(4), "little")
+    elif chosen:
+        seed = int(chosen)
+    else:
+        seed = zlib.crc32(request.node.nodeid.encode())
     print(f"seed {seed}")
     return torch.Generator().manual_seed(seed)
 

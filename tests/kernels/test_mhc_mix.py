@@ -37,7 +37,7 @@ def test_reference_is_the_model_mhc(gen: torch.Generator) -> None:
     for g, w in zip(got, one):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
     for g, w in zip(got, many):
-        torch.testing.assert_close(g, w[:1], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(g, w[:1], rtol=1e-5, atol=1e-6)  # fp32, other op order
 
 
 @needs_triton
