@@ -33,6 +33,7 @@ def _sample(engine, n: int, max_tokens: int) -> dict[str, Counter]:
     return results
 
 
+@pytest.mark.timeout(900)  # ~2,500 sampled tokens: well under a minute alone, minutes on a loaded machine
 def test_every_shipped_tool_yields_valid_calls(fast_engine):
     check_verdicts(_sample(fast_engine, n=1, max_tokens=128), min_valid_share=0.5)
 

@@ -88,7 +88,7 @@ async def test_every_command_is_in_the_palette_and_f1_shows_the_keys(calc_repo):
         hits = [hit async for hit in provider.search("undo")]
         assert hits and str(hits[0].text) == "/undo"
         hits[0].command()
-        await settle(app, pilot)
+        await wait_until(pilot, lambda: bool(notices(app)), "the palette's /undo to answer")  # it runs in a worker
         assert "nothing to undo" in notices(app)[-1]
         await pilot.press("f1")
         assert isinstance(app.screen, KeysHelp)
