@@ -17,6 +17,8 @@ import pytest
 from dsv4.agent.repo import find_repo
 from dsv4.agent.trust import trust_repo
 
+from ..conftest import git
+
 TOOL_SERVER = Path(__file__).with_name("tool_server.py")
 START_S = 30
 
@@ -67,11 +69,24 @@ def http_server(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def mcp_repo(calc_repo: Path) -> Callable[..., Path]:
-    """calc_repo with a .mcp.json naming the stdio test server as "t" (or the given servers), trusted unless told."""
+def mcp_repo(tmp_path: Path) -> Callable[..., Path]:
+    """A git repository without tests (so a headless run that is done exits 0) whose .mcp.json names the stdio
+    test server as "t" (or the given servers), trusted unless told otherwise."""
     def make(servers: dict[str, Any] | None = None, trusted: bool = True) -> Path:
-        write_mcp_json(calc_repo, servers if servers is not None else {"t": stdio_entry()})
+        root = tmp_path / "mcp-repo"
+        root.mkdir()
+        (root / "README.md").write_text("# a repository with MCP servers\n")
+        write_mcp_json(root, servers if servers is not None else {"t": stdio_entry()})
+        git(root, "init", "-q", "-b", "main")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "initial")
         if trusted:
-            trust(calc_repo)
-        return calc_repo
+            trust(root)
+        return root
     return make
+
+
+def calls(*steps: tuple[str, dict[str, Any]], final: str = "done") -> list[dict[str, Any]]:
+    """A scripted model that makes these tool calls, one a turn, then answers `final`."""
+    return [{"content": "", "tool_calls": [{"name": name, "arguments": arguments}]} for name, arguments in steps] + \
+        [{"content": final}]
