@@ -4,6 +4,7 @@ or over streamable HTTP on 127.0.0.1 (started here), and repositories whose .mcp
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -35,6 +36,18 @@ def write_mcp_json(repo: Path, servers: dict[str, Any]) -> Path:
 
 def trust(repo: Path) -> None:
     trust_repo(find_repo(repo).identity, repo)
+
+
+def assert_gone(pid: int, within_s: float = 5) -> None:
+    """The process `pid` (an MCP server) exits within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the MCP server process {pid} is still running")
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from pydantic import TypeAdapter
@@ -10,7 +9,7 @@ from pydantic import TypeAdapter
 from dsv4.agent.report import HeadlessReport, StreamEvent
 
 from ..conftest import run_cli
-from .conftest import calls, stdio_entry
+from .conftest import assert_gone, calls, stdio_entry
 
 EVENTS = TypeAdapter(StreamEvent)
 
@@ -46,7 +45,7 @@ def test_a_trusted_servers_tools_are_called_and_their_results_fed_back(mcp_repo,
     # What the model read: the tool messages of the session log hold the whole results.
     results = _tool_messages(repo, report.session_id)
     assert "[image: image/png," in results[1] and "DEEPSEEK_API_KEY=<unset>\nDSV4_SECRET_TOKEN=<unset>" == results[3]
-    _gone(int(echo.summary.split("pid ")[1].rstrip(")")))  # stopped with the session
+    assert_gone(int(echo.summary.split("pid ")[1].rstrip(")")))  # stopped with the session
 
 
 def test_headless_without_allow_shell_denies_mcp_calls(mcp_repo, write_script):
@@ -111,14 +110,3 @@ def _tool_messages(repo, session_id: str) -> list[str]:
     from dsv4.agent.sessions import SessionStore
 
     return [m.content for m in SessionStore.open_default().messages(session_id) if m.role == "tool"]
-
-
-def _gone(pid: int) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the MCP server {pid} outlived the run")

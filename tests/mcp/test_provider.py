@@ -3,7 +3,6 @@ a hang cut at the timeout, cancel, the safe environment, and servers that cannot
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -12,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from dsv4.agent.mcp.config import HttpServer, StdioServer
-from dsv4.agent.mcp.provider import CallFailed, McpProvider
-from dsv4.agent.mcp.tools import result_text, tool_name
+from dsv4.agent.mcp.provider import McpProvider
+from dsv4.agent.mcp.tools import tool_name
 from dsv4.tools.base import ToolError
 from dsv4.tools.workspace import Workspace
 
-from .conftest import stdio_entry
+from .conftest import assert_gone, stdio_entry
 from .tool_server import PNG
 
 
@@ -174,11 +173,4 @@ def test_close_stops_the_stdio_server_process(tmp_path, workspace):
     mcp = provider(tmp_path, {"t": stdio_entry()})
     pid = int(run(mcp, "mcp__t__echo", workspace, text="x")[1].split("pid ")[1].rstrip(")"))
     mcp.close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"the server process {pid} outlived the provider")
+    assert_gone(pid)
