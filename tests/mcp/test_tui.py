@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dsv4.tui.screens.approval import ApprovalScreen
+from dsv4.tui.widgets.notice import Notice
 from dsv4.tui.widgets.tool_card import ToolCard
 
 from ..tui.helpers import chat, make_app, ready, send, settle, wait_until
-from .conftest import calls
+from .conftest import calls, stdio_entry
 
 
 async def test_an_mcp_call_is_asked_for_approved_and_rendered(mcp_repo):
@@ -33,3 +34,14 @@ async def test_an_mcp_call_is_asked_for_approved_and_rendered(mcp_repo):
         assert [c.state for c in cards] == ["ok", "ok", "ok"]
         assert cards[0].summary.startswith("echo: from the tui") and cards[1].summary == "5"
         assert cards[2].summary.startswith("echo: not asked")
+
+
+async def test_a_server_that_fails_to_start_is_a_notice_and_the_session_opens(mcp_repo):
+    repo = mcp_repo({"t": stdio_entry(), "broken": stdio_entry("--crash-on-start")})
+    app = make_app(repo, [{"content": "hello"}], mode="ask")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(app, pilot)
+        await wait_until(pilot, lambda: any("'broken' failed to start" in n.text for n in chat(app).query(Notice)),
+                         "the warning notice")
+        assert "mcp__t__echo" in chat(app).session.tool_names
+        assert not any(name.startswith("mcp__broken__") for name in chat(app).session.tool_names)
