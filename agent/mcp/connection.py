@@ -26,6 +26,10 @@ STDERR_TAIL = 300
 LOG_CAP = 1024 * 1024  # a server's log is started afresh once it is this big
 
 
+class CallFailed(Exception):
+    """A call that got no result from the server (timeout, cancel, crash, a stopped server): the model reads why."""
+
+
 def describe(exc: BaseException) -> str:
     """One line for an exception from the SDK: the first leaf of an exception group, with its type when unclear."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:

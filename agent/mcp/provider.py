@@ -20,16 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import MissingVariable, ServerEntry, expanded
-from .connection import Connection, describe
+from .connection import CallFailed, Connection, describe
 from .tools import McpTool, SchemaProblem, check_schema, tool_name
 
 POLL_S = 0.05
 MAX_RESTARTS = 1
 State = Literal["starting", "ok", "failed", "ignored"]
-
-
-class CallFailed(Exception):
-    """A call that got no result from the server (timeout, cancel, crash, a stopped server): the model reads why."""
 
 
 @dataclass

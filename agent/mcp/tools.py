@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from ...tools.base import Effect, Effects, ToolError, ToolResult
 from ...tools.process import cap_output
 from ...tools.workspace import Workspace
+from .connection import CallFailed
 
 PREFIX = "mcp"
 MAX_NAME = 64  # what OpenAI-compatible servers accept for a function name
@@ -98,15 +99,13 @@ class McpTool:
         self.Args = args_model(schema)
 
     def run(self, args: BaseModel, workspace: Workspace) -> ToolResult:
-        from .provider import CallFailed
-
+        data = {"server": self.server, "tool": self.remote_name}
         try:
             result = self.caller.call(self.server, self.remote_name, args.model_dump(), cancel=workspace.cancel_event,
                                       deadline=workspace.deadline)
         except CallFailed as exc:
-            raise ToolError(str(exc), data={"server": self.server, "tool": self.remote_name}) from None
+            raise ToolError(str(exc), data=data) from None
         text = cap_output(result_text(result))
-        data = {"server": self.server, "tool": self.remote_name}
         if result.is_error:
             return ToolResult(text=f"error: {text}", is_error=True, data=data)
         return ToolResult(text=text, data=data)
