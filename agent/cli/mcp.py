@@ -19,6 +19,8 @@ def add_mcp_parser(subparsers: Any) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="mcp_command", metavar="SUBCOMMAND", required=True)
     listing = sub.add_parser("list", help="servers, their state and their tools (starts each server to ask)")
     listing.add_argument("--json", action="store_true", help="one JSON document")
+    listing.add_argument("--trust-repo", action="store_true", default=argparse.SUPPRESS,
+                         help="apply this repository's .mcp.json for this listing (see 'dsv4-code trust')")
     return parser
 
 

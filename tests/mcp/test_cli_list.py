@@ -30,6 +30,8 @@ def test_list_json_and_an_untrusted_repository(mcp_repo, dsv4_home):
     assert servers["t"]["state"] == "ignored" and "untrusted" in servers["t"]["reason"] and servers["t"]["tools"] == []
     assert servers["mine"]["state"] == "ok" and servers["mine"]["source"] == "user config"
     assert {"name": "mcp__mine__add", "server_name": "add", "description": "Add two integers"} in servers["mine"]["tools"]
+    trusted_once = run_cli(["mcp", "list", "--trust-repo"], repo)
+    assert trusted_once.returncode == 0 and "t  (.mcp.json)  ok, 8 tools" in trusted_once.stdout
 
 
 def test_list_with_nothing_configured(mcp_repo):
