@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from ..home import dsv4_home
 from .config_error import ConfigError
+from .mcp.config import ServerEntry, parse_servers, project_file, project_server_names, read_project_servers
 
 PermissionMode = Literal["ask", "auto-edit", "full-auto"]
 BackendName = Literal["auto", "openai", "inprocess", "scripted"]
@@ -72,6 +73,18 @@ class Settings(BaseSettings):
     max_steps: int = 50
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
                                           description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
+    mcp_servers: dict[str, Any] = Field(default_factory=dict, description="[mcp_servers.NAME]: MCP servers, as in .mcp.json")
+    mcp_tool_timeout_s: float = Field(default=60.0, gt=0, description="Seconds an MCP tool call may take")
+    mcp_startup_timeout_s: float = Field(default=30.0, gt=0, description="Seconds an MCP server may take to start")
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _valid_mcp_servers(cls, table: dict[str, Any]) -> dict[str, ServerEntry]:
+        problems: list[str] = []
+        servers = parse_servers(table, "mcp_servers", problems)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return servers
 
     @field_validator("prices")
     @classmethod
@@ -91,13 +104,21 @@ class LoadedSettings:
     ignored_repo_keys: list[str] = field(default_factory=list)  # set in an untrusted repo's config, not applied
     repo_config: Path | None = None
     repo_trusted: bool = False
+    project_mcp_servers: list[str] = field(default_factory=list)  # applied from a trusted repository's .mcp.json
+    ignored_mcp_servers: list[str] = field(default_factory=list)  # declared in an untrusted repository's .mcp.json
+    mcp_file: Path | None = None
 
     def ignored_notice(self) -> str | None:
-        """The one line to show the user when repository keys were refused."""
-        if not self.ignored_repo_keys:
-            return None
-        return (f"{self.repo_config}: this repository is not trusted, so its settings "
-                f"{', '.join(self.ignored_repo_keys)} were ignored (trust it with 'dsv4-code trust', or --trust-repo in CI)")
+        """The line (a line per file) to show the user when repository keys or MCP servers were refused."""
+        how = "(trust it with 'dsv4-code trust', or --trust-repo in CI)"
+        lines = []
+        if self.ignored_repo_keys:
+            lines.append(f"{self.repo_config}: this repository is not trusted, so its settings "
+                         f"{', '.join(self.ignored_repo_keys)} were ignored {how}")
+        if self.ignored_mcp_servers:
+            lines.append(f"{self.mcp_file}: this repository is not trusted, so its MCP servers "
+                         f"{', '.join(self.ignored_mcp_servers)} were ignored {how}")
+        return "\n".join(lines) or None
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -118,6 +139,8 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
 
 def _validate_file(path: Path, data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     """The keys of `data` that are valid; every invalid one becomes a problem naming the file."""
+    if isinstance(data.get("mcp_servers"), dict):  # checked entry by entry, each problem naming the server
+        data = {**data, "mcp_servers": parse_servers(data["mcp_servers"], f"{path}: mcp_servers", problems)}
     try:
         _FileConfig.model_validate(data)
         return data
@@ -173,6 +196,8 @@ def load_config(repo_root: Path | None, *, trusted: bool | None = None, **flags:
             loaded.ignored_repo_keys = sorted(set(repo_values) - HARMLESS_REPO_KEYS)
             repo_values = {key: value for key, value in repo_values.items() if key in HARMLESS_REPO_KEYS}
         file_values.update(repo_values)
+    if repo_root is not None and project_file(repo_root).is_file():
+        _project_mcp(loaded, project_file(repo_root), trusted, file_values, problems)
     given = {key: value for key, value in flags.items() if value is not None}
 
     class LayeredSettings(Settings):
@@ -198,10 +223,22 @@ def load_config(repo_root: Path | None, *, trusted: bool | None = None, **flags:
     return loaded
 
 
+def _project_mcp(loaded: LoadedSettings, path: Path, trusted: bool | None, file_values: dict[str, Any],
+                 problems: list[str]) -> None:
+    """A trusted repository's .mcp.json servers join (and override by name) those of user config; an untrusted
+    one's are only named, never parsed further or started."""
+    loaded.mcp_file = path
+    if not (trusted if trusted is not None else _repo_trusted(path.parent)):
+        loaded.ignored_mcp_servers = project_server_names(path)
+        return
+    project = read_project_servers(path, problems)
+    file_values["mcp_servers"] = {**file_values.get("mcp_servers", {}), **project}
+    loaded.project_mcp_servers = sorted(project)
+
+
 def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
     """The settings alone, for call sites that do not report refused repository keys themselves: they go to stderr."""
     loaded = load_config(repo_root, **flags)
-    notice = loaded.ignored_notice()
-    if notice:
-        print(f"dsv4-code: {notice}", file=sys.stderr)
+    for line in (loaded.ignored_notice() or "").splitlines():
+        print(f"dsv4-code: {line}", file=sys.stderr)
     return loaded.settings

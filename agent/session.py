@@ -32,8 +32,9 @@ from .context import backend_token_counter, repo_budget, repository_block
 from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
-from .events import AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
+from .events import AgentError, AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
+from .mcp.start import start_mcp
 from .messages import Message
 from .permissions import Policy
 from .prefix import session_prefix, snapshot_prefix
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ..memory.purge import Forgotten
     from ..memory.store import MemoryStore, Remembered
     from ..tools.repo_map import RepoContext, RepoWatcher
+    from .mcp.provider import McpProvider
 
 CHANGED_SHOWN = 20  # changed files named in explain_context
 
@@ -114,6 +116,7 @@ class AgentSession:
         self._toolbox: Toolbox | None = None
         self.approval_rules = ApprovalRules(store, session_id)  # "always allow" answers, restored on resume
         self._approver: Approver | None = None
+        self._mcp: McpProvider | None = None
 
     @classmethod
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
@@ -136,6 +139,7 @@ class AgentSession:
         workspace = Workspace(repo.root, test_command=test_command, repo_id=repo.identity, session_id=session_id,
                               memory=memory, syntax_gate=settings.syntax_gate,
                               secret_names=frozenset(filter(None, [settings.api_key_env])))
+        mcp = start_mcp(settings, repo.root, workspace.secret_names)  # starts now, while the repository is read
         note = "" if not policy.headless else (
             "You run headless: no one can approve anything. Shell commands other than the tests are denied."
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
@@ -156,7 +160,10 @@ class AgentSession:
         session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                       resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
                       system_text=system_text)
-        session._toolbox = Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS)
+        session._mcp = mcp.wait_started()
+        session._toolbox = Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS, extra=mcp.tools())
+        for warning in mcp.warnings:
+            (emit or (lambda event: None))(AgentError(message=warning))
         session._approver = approver
         session._agent = Agent(backend, session._toolbox, store, session_id, system_text(), policy, config, emit=emit,
                                approver=session._approve if approver is not None else None,
@@ -187,6 +194,11 @@ class AgentSession:
     @property
     def tool_names(self) -> list[str]:
         return list(self._loop.toolbox.tools)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should hear of at session start (an MCP server that failed to start)."""
+        return list(self._mcp.warnings) if self._mcp is not None else []
 
     @property
     def permission_mode(self) -> str:
@@ -373,7 +385,10 @@ class AgentSession:
         return text
 
     def close(self, status: str | None = None) -> None:
-        """Stop watching; `status` ("done", "stopped") is recorded for the session list."""
+        """Stop watching and the MCP servers; `status` ("done", "stopped") is recorded for the session list."""
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None

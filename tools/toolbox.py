@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,9 +28,12 @@ DEFAULT_TOOLS: tuple[type, ...] = (ReadFile, ListFiles, Search, EditFile, MultiE
 
 
 class Toolbox:
-    def __init__(self, workspace: Workspace, tools: tuple[type, ...] = DEFAULT_TOOLS) -> None:
+    def __init__(self, workspace: Workspace, tools: tuple[type, ...] = DEFAULT_TOOLS, extra: Iterable[Tool] = ()) -> None:
+        """`extra`: tool instances made at run time (an MCP server's tools); a built-in name always wins."""
         self.workspace = workspace
         self.tools: dict[str, Tool] = {cls.name: cls() for cls in tools}
+        for tool in extra:
+            self.tools.setdefault(tool.name, tool)
 
     def schemas(self) -> list[dict[str, Any]]:
         return [openai_schema(tool) for tool in self.tools.values()]

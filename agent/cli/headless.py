@@ -44,6 +44,8 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
                             test_command=session_test_command(repo, settings))
     config = agent_config(settings, max_steps=max_steps, max_tokens=max_tokens, timeout_s=timeout_s)
     session = AgentSession.open(repo, settings, policy, config, resume_id=resume_id, emit=emit)
+    for warning in session.warnings:  # e.g. an MCP server that did not start: the run goes on without it
+        print(f"dsv4-code: warning: {warning}", file=sys.stderr)
     emit(InitEvent(version=__version__, session_id=session.session_id, model=session.model_id,
                    tools=session.tool_names, permission_mode=session.permission_mode, base_commit=base_commit))
     result = session.run_turn(task)

@@ -54,6 +54,7 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .context import add_context_parser
     from .run import add_run_parser
+    from .mcp import add_mcp_parser
     from .memory import add_memory_parser
     from .models import add_models_parser
     from .sessions import add_schema_parser, add_sessions_parser
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_parser(sub)
     add_context_parser(sub)
     add_models_parser(sub)
+    add_mcp_parser(sub)
     return parser
 
 
@@ -143,9 +145,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_trust_command(repo, args)
     loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
                          **{name: getattr(args, name, None) for name in MODEL_FLAGS})
-    notice = loaded.ignored_notice()
-    if notice:
-        print(f"dsv4-code: {notice}", file=sys.stderr)
+    for line in (loaded.ignored_notice() or "").splitlines():
+        print(f"dsv4-code: {line}", file=sys.stderr)
+    if command == "mcp":
+        from .mcp import run_mcp_command
+        return run_mcp_command(repo, loaded, args)
     settings = loaded.settings
     if command == "sessions":
         from .sessions import run_sessions_command

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 def add_trust_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "trust", help="trust this repository's own config (.dsv4/config.toml)",
+        "trust", help="trust this repository's own config (.dsv4/config.toml, .mcp.json)",
         description="A repository's .dsv4/config.toml can set the model endpoint, the key variable, the test command "
                     "and the permission mode, so it applies only once you trust the repository. Trust is recorded "
                     "by repository identity (root commit and origin remote) in $DSV4_HOME/trusted_repos.json.")
@@ -36,5 +36,5 @@ def run_trust_command(repo: Repo, args: argparse.Namespace) -> int:
         print(f"{repo.root}: {'no longer trusted' if was else 'was not trusted'}")
         return 0
     trust_repo(repo.identity, repo.root)
-    print(f"{repo.root}: trusted; its .dsv4/config.toml now applies (undo with 'dsv4-code trust --revoke')")
+    print(f"{repo.root}: trusted; its .dsv4/config.toml and .mcp.json now apply (undo with 'dsv4-code trust --revoke')")
     return 0
