@@ -40,7 +40,9 @@ class Policy:
         # Headless never waits for a person: whatever would need one is denied and reported.
         if not runs_commands or self.allow_shell or Effect.RUNS_TESTS in effects:
             return "allow", ""
-        if self.test_command and _same_command(str(args.get("command", "")), self.test_command):
+        # Only a shell tool's `command` is a command line: another tool's argument of that name (an MCP tool's)
+        # means whatever that tool makes of it.
+        if Effect.RUNS_SHELL in effects and self.test_command and _same_command(str(args.get("command", "")), self.test_command):
             return "allow", ""  # a shell tool asked to run exactly the test command
         return "deny", "shell commands other than the test command are not allowed in headless mode (use --allow-shell)"
 

@@ -22,6 +22,7 @@ class Effect(StrEnum):
     CHANGES_FILES = "changes_files"  # writes through the workspace (checkpointed, reported as file changes)
     RUNS_COMMANDS = "runs_commands"  # a process that may do anything in the repository (checkpointed)
     RUNS_TESTS = "runs_tests"  # the repository's test command; its result carries `tests`
+    RUNS_SHELL = "runs_shell"  # its `command` argument is one shell command line (headless may match it)
     CHANGES_MEMORY = "changes_memory"  # its result carries `memory`
     DESTRUCTIVE = "destructive"  # cannot be undone by a checkpoint (e.g. forget): approved like an edit
 

@@ -17,7 +17,7 @@ class BashArgs(BaseModel):
 class Bash:
     name: ClassVar[str] = "bash"
     description: ClassVar[str] = "Run a shell command in the repository root (no input; output is capped)."
-    effects = frozenset({Effect.RUNS_COMMANDS})
+    effects = frozenset({Effect.RUNS_COMMANDS, Effect.RUNS_SHELL})
     Args = BashArgs
 
     def run(self, args: BashArgs, workspace: Workspace) -> ToolResult:

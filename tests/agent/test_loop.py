@@ -100,6 +100,8 @@ def test_headless_policy_denies_shell_but_allows_the_test_command():
     policy = Policy(mode="ask", headless=True, test_command="python -m pytest -q")
     assert policy.decide(Bash.effects, {"command": "rm -rf /"})[0] == "deny"
     assert policy.decide(Bash.effects, {"command": "python  -m pytest -q"})[0] == "allow"
+    # A tool that runs code but whose `command` is no shell line (an MCP tool's argument) gets no exemption.
+    assert policy.decide(frozenset({Effect.RUNS_COMMANDS}), {"command": "python -m pytest -q"})[0] == "deny"
     assert policy.decide(RunTests.effects, {})[0] == "allow"
     assert policy.decide(EditFile.effects, {})[0] == "allow"
     assert Policy(mode="ask", headless=True, allow_shell=True).decide(Bash.effects, {"command": "ls"})[0] == "allow"
