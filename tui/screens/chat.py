@@ -42,8 +42,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
                 Binding("f1", "keys", "Keys")]
 
     def __init__(self, open_session: Any, model_label: str, repo: Any, history: Any = None, mode: str = "",
-                 prices: dict[str, Any] | None = None) -> None:
+                 prices: dict[str, Any] | None = None, notice: str = "") -> None:
         super().__init__()
+        self.notice = notice  # said once when the screen opens (e.g. the answer to the trust question)
         self._open_session = open_session  # callable(emit, approver) -> AgentSession, run in a worker
         self.model_label = model_label
         self.repo = repo
@@ -65,7 +66,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         yield PromptEditor(self.history)
         yield StatusBar()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        if self.notice:
+            await self.query_one(Transcript).add_notice(self.notice, error=self.notice.startswith("error:"))
         status = self.query_one(StatusBar)
         status.model_name, status.mode, status.state = self.model_label, self.mode, "loading model…"
         self.query_one(ProgressLine).start(f"loading {self.model_label or 'the model'}")
