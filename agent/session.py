@@ -28,7 +28,7 @@ from .approval_rules import ApprovalRule, ApprovalRules, rule_for
 from .backends.base import Backend
 from .backends.resolve import make_backend
 from .config import PermissionMode, Settings
-from .context import backend_token_counter, repo_budget, repository_block
+from .context import backend_token_counter, repo_budget, repository_block, session_repo_map
 from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
@@ -36,6 +36,7 @@ from .events import AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usag
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .messages import Message
 from .permissions import Policy
+from .progress import Progress, ProgressCallback, ReportsPrefill
 from .prefix import session_prefix, snapshot_prefix
 from .repo import Repo
 from .sessions import SessionInfo, SessionNotFound, SessionStore
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from ..memory import Item, MemoryBlock
     from ..memory.purge import Forgotten
     from ..memory.store import MemoryStore, Remembered
-    from ..tools.repo_map import RepoContext, RepoWatcher
+    from ..tools.repo_map import RepoContext, RepoMap, RepoWatcher
 
 CHANGED_SHOWN = 20  # changed files named in explain_context
 
@@ -96,7 +97,8 @@ def agent_config(settings: Settings, *, max_steps: int | None = None, max_tokens
 class AgentSession:
     def __init__(self, *, repo: Repo, settings: Settings, backend: Backend, store: SessionStore, session_id: str,
                  resumed: bool, workspace: Workspace, memory: MemoryStore, repository: RepoContext,
-                 system_text: Callable[[], str]) -> None:
+                 system_text: Callable[[], str], repo_map: RepoMap | None = None,
+                 on_progress: ProgressCallback | None = None) -> None:
         self.repo = repo
         self.settings = settings
         self.session_id = session_id
@@ -106,6 +108,8 @@ class AgentSession:
         self._workspace = workspace
         self._memory = memory
         self._repository = repository
+        self._repo_map = repo_map  # the map the block was built from; the watcher keeps it fresh
+        self._on_progress = on_progress
         self._system_text = system_text
         self._agent: Agent | None = None
         self._watcher: RepoWatcher | None = None
@@ -119,12 +123,17 @@ class AgentSession:
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
              resume_id: str | None = None, emit: Callable[[AgentEvent], None] | None = None,
              approver: Approver | None = None, backend: Backend | None = None,
-             store: SessionStore | None = None) -> AgentSession:
+             store: SessionStore | None = None, on_progress: ProgressCallback | None = None) -> AgentSession:
         """Open a new session, or resume `resume_id`: the backend, the session log, tools, memory and the
-        repository block, built once so the prompt prefix stays stable."""
+        repository block, built once so the prompt prefix stays stable. `on_progress` hears how loading the model,
+        reading the repository and (in-process) each prefill go (agent/progress.py)."""
         from ..tools.checkpoints import CheckpointStore
 
-        backend = backend or make_backend(settings)
+        if backend is None:
+            if on_progress is not None:
+                on_progress(Progress(stage="model", done=0, total=None))
+            backend = make_backend(settings)
+        _report_prefill(backend, on_progress)
         store = store or SessionStore.open_default()
         test_command = session_test_command(repo, settings)
         if resume_id is not None:
@@ -141,7 +150,13 @@ class AgentSession:
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
         # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
         counter = backend_token_counter(backend) if backend.exact_token_count else None
-        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter)
+        repo_map = session_repo_map(repo.root)
+        scanned = repo_map.refresh(on_progress=None if on_progress is None else (
+            lambda done, total: on_progress(Progress(stage="repository", done=done, total=total, unit="files"))))
+        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter,
+                                      repo_map=repo_map)
+        repository.timings["scan_and_tags"], repository.build_s = scanned.seconds, repository.build_s + scanned.seconds
+        repository.parsed, repository.from_cache = scanned.parsed, scanned.from_cache
         checkpoints = CheckpointStore(repo.root)
         checkpoints.prune()
 
@@ -155,7 +170,7 @@ class AgentSession:
 
         session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                       resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
-                      system_text=system_text)
+                      system_text=system_text, repo_map=repo_map, on_progress=on_progress)
         session._toolbox = Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS)
         session._approver = approver
         session._agent = Agent(backend, session._toolbox, store, session_id, system_text(), policy, config, emit=emit,
@@ -224,6 +239,7 @@ class AgentSession:
     def use_model(self, model: str) -> None:
         """Use `model` (same backend kind) from the next turn; the conversation carries over."""
         backend = make_backend(self.settings.model_copy(update={"model": model}))
+        _report_prefill(backend, self._on_progress)
         self._backend = backend
         self._loop.backend = backend
 
@@ -349,7 +365,8 @@ class AgentSession:
             if on_change is not None:
                 on_change(list(changes.paths))
 
-        self._watcher = RepoWatcher(self.repo.root, changed)
+        # The map the repository block came from, on the on-disk tag cache: no second scan and parse of the tree.
+        self._watcher = RepoWatcher(self.repo.root, changed, repo_map=self._repo_map)
         self._watcher.start()
 
     def changed_files(self) -> list[str]:
@@ -379,3 +396,9 @@ class AgentSession:
             self._watcher = None
         if status is not None:
             self._store.set_status(self.session_id, status)
+
+
+def _report_prefill(backend: Backend, on_progress: ProgressCallback | None) -> None:
+    if on_progress is not None and isinstance(backend, ReportsPrefill):
+        backend.report_prefill(lambda done, total: on_progress(Progress(stage="prefill", done=done, total=total,
+                                                                        unit="tokens")))

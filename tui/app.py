@@ -116,9 +116,9 @@ class DSV4App(App):
         settings = self.settings
         policy, config = session_policy(settings), agent_config(settings)
 
-        def open_session(emit: Any, approver: Any) -> AgentSession:
+        def open_session(emit: Any, approver: Any, on_progress: Any) -> AgentSession:
             return AgentSession.open(self.repo, settings, policy, config, resume_id=resume_id, emit=emit,
-                                     approver=approver, backend=self.backend)
+                                     approver=approver, backend=self.backend, on_progress=on_progress)
 
         previous = self.chat
         label = describe(settings) if self.backend is None else ""  # a handed-in backend describes itself

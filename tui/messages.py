@@ -84,3 +84,11 @@ class DeltasReady(Message):
     def __init__(self, segment: Any) -> None:
         super().__init__()
         self.segment = segment
+
+
+class ProgressReported(Message):
+    """How loading the model, reading the repository or a prefill goes (an agent Progress)."""
+
+    def __init__(self, progress: Any) -> None:
+        super().__init__()
+        self.progress = progress

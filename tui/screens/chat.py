@@ -8,6 +8,7 @@ handlers here, on the UI thread, change widgets. Store, memory, undo and git wor
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from textual import on, work
@@ -20,10 +21,11 @@ from textual.worker import Worker, WorkerState
 from ...agent import events as ev
 from ...agent.approval_rules import rule_for
 from ...agent.loop import ApprovalRequest
+from ...agent.progress import Progress
 from ...agent.session import AgentSession
 from ..delta_buffer import DeltaBuffer
 from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, CommandOutput, DeltasReady,
-                        EditPreviewed, RepoFacts, TurnFinished)
+                        EditPreviewed, ProgressReported, RepoFacts, TurnFinished)
 from ..repo_files import git_state, tracked_files
 from ..widgets.progress_line import ProgressLine
 from ..widgets.prompt_editor import PromptEditor
@@ -33,6 +35,9 @@ from ..widgets.user_message import UserMessage
 from .approval import ApprovalScreen
 from .chat_commands import ChatCommands
 from .chat_events import EventRenderer
+
+
+PROGRESS_EVERY_S = 0.05  # progress reaches the screen at most this often (the last step of a stage always does)
 
 
 class ChatScreen(ChatCommands, EventRenderer, Screen):
@@ -45,7 +50,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
                  prices: dict[str, Any] | None = None, notice: str = "") -> None:
         super().__init__()
         self.notice = notice  # said once when the screen opens (e.g. the answer to the trust question)
-        self._open_session = open_session  # callable(emit, approver) -> AgentSession, run in a worker
+        self._open_session = open_session  # callable(emit, approver, on_progress) -> AgentSession, run in a worker
         self.model_label = model_label
         self.repo = repo
         self.history = history
@@ -58,6 +63,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self._arguments: dict[str, dict[str, Any]] = {}  # call id -> arguments, read in the agent's worker
         self._previews: dict[str, Any] = {}
         self.deltas = DeltaBuffer()
+        self._progress_posted: tuple[str, float] = ("", 0.0)  # stage and time of the last progress posted
 
     def compose(self) -> ComposeResult:
         yield Transcript()
@@ -78,7 +84,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_session(self) -> None:
         try:
-            session = self._open_session(self._emit_from_worker, self._approve_from_worker)
+            session = self._open_session(self._emit_from_worker, self._approve_from_worker, self._progress_from_worker)
         except Exception as exc:  # the error belongs on screen, not in a traceback behind the TUI
             self.post_message(AgentFailed(str(exc)))
             return
@@ -110,6 +116,15 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
             if preview is not None and preview.diff:
                 self.post_message(EditPreviewed(event.call_id, preview.diff))
         self.post_message(AgentEventPosted(event))
+
+    def _progress_from_worker(self, progress: Progress) -> None:
+        # Called per parsed file or prefill chunk: only as often as a person can see it.
+        now = time.monotonic()
+        stage, posted_at = self._progress_posted
+        if stage == progress.stage and now - posted_at < PROGRESS_EVERY_S and progress.done != progress.total:
+            return
+        self._progress_posted = (progress.stage, now)
+        self.post_message(ProgressReported(progress))
 
     def _approve_from_worker(self, request: ApprovalRequest) -> bool:
         preview = self.session.preview(request) if self.session is not None else None
@@ -158,6 +173,16 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         for _, shown in self.queue:
             shown.remove()
         self.queue.clear()
+
+    def on_progress_reported(self, message: ProgressReported) -> None:
+        progress = message.progress
+        line = self.query_one(ProgressLine)
+        if progress.stage == "model":
+            return  # the line already says "loading <the model's name>" from the start
+        if progress.stage == "prefill" and progress.total is not None and progress.done >= progress.total:
+            line.stop()  # the prompt is read: the reply streams now
+        elif progress.stage != "prefill" or self.busy:  # a late report after the turn ended is not shown
+            line.show(progress)
 
     def on_repo_facts(self, message: RepoFacts) -> None:
         self.query_one(PromptEditor).files = message.files

@@ -9,7 +9,6 @@ from typing import Any
 from ...agent import events as ev
 from ..messages import AgentEventPosted, CommandOutput, DeltasReady
 from ..widgets.event_line import describe_event
-from ..widgets.progress_line import ProgressLine
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
 
@@ -93,9 +92,6 @@ class EventRenderer:
         elif getattr(event, "type", "") == "context_usage":
             status.context_used = _first_int(event, USED_FIELDS) or status.context_used
             status.context_window = _first_int(event, WINDOW_FIELDS) or status.context_window
-        elif getattr(event, "type", "") == "progress":
-            done, total = getattr(event, "done", 0), getattr(event, "total", None)
-            self.query_one(ProgressLine).advance(str(getattr(event, "label", "working")), done, total)
         else:
             transcript.add_event(describe_event(event))
 
