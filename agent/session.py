@@ -321,6 +321,16 @@ class AgentSession:
         self._loop.reload(self._context_after_forget())
         return done
 
+    def undo_replace(self, item_id: str) -> Remembered:
+        """Take back the replacement `item_id` made ("replaces: ..."; MemoryStore.undo_replace): a value its subject
+        slot replaced (the slot rule may have matched two subjects) is active again beside it; a value the user
+        replaced by naming its key comes back in its place. Raises SessionCommandError when it replaced nothing."""
+        def undo(memory: MemoryStore) -> Remembered:
+            new = memory.get(item_id)
+            return memory.undo_replace(item_id, keep_new=bool(new.slot) or new.key is None)
+
+        return self._memory_call(undo)
+
     def pin(self, item_id: str) -> Item:
         return self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
 
@@ -344,7 +354,9 @@ class AgentSession:
 
     def _capture(self, text: str, turn: int) -> list[AgentEvent]:
         captured = self._memory.capture(text, repo_id=self.repo.identity, session_id=self.session_id, turn=turn)
-        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key)
+        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key,
+                              replaces=r.superseded.text if r.superseded else None,
+                              replaced_id=r.superseded.id if r.superseded else None)
                 for r in captured if not r.unchanged]
 
     def _context_after_forget(self) -> str:

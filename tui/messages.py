@@ -92,3 +92,13 @@ class ProgressReported(Message):
     def __init__(self, progress: Any) -> None:
         super().__init__()
         self.progress = progress
+
+
+class ValueReplaced(Message):
+    """A remembered value (`item_id`) superseded `old_text`: shown with one key to take it back."""
+
+    def __init__(self, item_id: str, text: str, old_text: str) -> None:
+        super().__init__()
+        self.item_id = item_id
+        self.text = text
+        self.old_text = old_text

@@ -29,6 +29,7 @@ from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeede
 from ..repo_files import git_state, tracked_files
 from ..widgets.progress_line import ProgressLine
 from ..widgets.prompt_editor import PromptEditor
+from ..widgets.replaced_line import UNDO_KEY
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
 from ..widgets.user_message import UserMessage
@@ -44,7 +45,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
     CSS_PATH = "chat.tcss"
     AUTO_FOCUS = "#prompt"
     BINDINGS = [Binding("escape", "stop", "Stop the turn"), Binding("ctrl+q", "app.quit", "Quit"),
-                Binding("f1", "keys", "Keys")]
+                Binding("f1", "keys", "Keys"), Binding(UNDO_KEY, "undo_replace", "Undo a memory replacement")]
 
     def __init__(self, open_session: Any, model_label: str, repo: Any, history: Any = None, mode: str = "",
                  prices: dict[str, Any] | None = None, notice: str = "") -> None:
@@ -294,6 +295,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
                 self._pending_replies.remove(reply)
                 reply("deny")
             self.query_one(StatusBar).state = "stopping…"
+
+    def action_undo_replace(self) -> None:
+        self.undo_replace()
 
     def action_keys(self) -> None:
         from .keys_help import KeysHelp

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ...agent import events as ev
-from ..messages import AgentEventPosted, CommandOutput, DeltasReady
+from ..messages import AgentEventPosted, CommandOutput, DeltasReady, ValueReplaced
 from ..widgets.event_line import describe_event
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
@@ -30,6 +30,7 @@ class EventRenderer:
     session: Any
     deltas: Any
 
+    replaced: Any = None  # the ReplacedLine the undo key acts on
     _pending_segments: list[Any] | None = None
     _drawn_at = 0.0
     _draw_scheduled = False
@@ -83,6 +84,8 @@ class EventRenderer:
             transcript.add_tests(event.command, event.passed, event.failed, event.exit_code, event.ok)
         elif isinstance(event, ev.UsageUpdate):
             self._show_usage(status, event)
+        elif isinstance(event, ev.MemoryChanged) and event.replaces is not None:
+            self.on_value_replaced(ValueReplaced(event.item_id, event.text or "", event.replaces))
         elif isinstance(event, ev.MemoryChanged):
             transcript.add_event(self._memory_line(event))
         elif isinstance(event, ev.AgentError):
@@ -94,6 +97,12 @@ class EventRenderer:
             status.context_window = _first_int(event, WINDOW_FIELDS) or status.context_window
         else:
             transcript.add_event(describe_event(event))
+
+    def on_value_replaced(self, message: ValueReplaced) -> None:
+        """Only the latest replacement can be taken back with the key; an earlier one keeps its line."""
+        if self.replaced is not None and self.replaced.state == "undoable":
+            self.replaced.mark("kept")
+        self.replaced = self.query_one(Transcript).add_replaced(message.item_id, message.text, message.old_text)
 
     def _show_usage(self, status: StatusBar, event: ev.UsageUpdate) -> None:
         status.context_used = event.step.prompt_tokens + event.step.completion_tokens
