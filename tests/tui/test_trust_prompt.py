@@ -71,7 +71,7 @@ async def test_an_mcp_json_alone_asks_and_a_trusted_or_plain_repository_does_not
     app = app_for(calc_repo)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, TrustPrompt), "the trust question")
-        await pilot.click("#untrusted")
+        await pilot.press("enter")  # the focused answer is the safe one: Enter alone never trusts
         await ready(app, pilot)
         assert any(".mcp.json servers" in n for n in notices(app))
     trust_repo(repo.identity, repo.root)

@@ -116,7 +116,8 @@ class EventRenderer:
     @staticmethod
     def _memory_line(event: ev.MemoryChanged) -> str:
         if event.action == "captured":
-            return f"remembered {event.item_id} ({event.key}): {event.text}  — /forget {event.item_id} to undo"
+            key = f" ({event.key})" if event.key else ""
+            return f"remembered {event.item_id}{key}: {event.text}  — /forget {event.item_id} to undo"
         return f"memory {event.action}: {event.item_id}" + (f" — {event.text}" if event.text else "")
 
     async def on_command_output(self, message: CommandOutput) -> None:

@@ -17,6 +17,7 @@ Answer = str  # "trust" | "untrusted"
 class TrustPrompt(ModalScreen[Answer]):
     CSS_PATH = "trust_prompt.tcss"
     BINDINGS = [Binding("t", "answer('trust')", "Trust"), Binding("c,escape", "answer('untrusted')", "Continue untrusted")]
+    AUTO_FOCUS = "#untrusted"  # Enter alone must never trust a repository
 
     def __init__(self, repo_root: str, wanted: list[str]) -> None:
         super().__init__()
@@ -38,8 +39,7 @@ class TrustPrompt(ModalScreen[Answer]):
             with Horizontal(id="buttons"):
                 yield Button("Trust  t", id="trust", variant="warning", compact=True)
                 yield Button("Continue untrusted  c/Esc", id="untrusted", variant="primary", compact=True)
-            yield Static("trust is recorded by repository identity; 'dsv4-code trust --revoke' takes it back",
-                         id="hint", markup=False)
+            yield Static("recorded by repository identity · undo: dsv4-code trust --revoke", id="hint", markup=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(str(event.button.id))

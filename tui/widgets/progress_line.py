@@ -25,6 +25,7 @@ class ProgressLine(Horizontal):
     ProgressLine.active { display: block; }
     ProgressLine > Label { width: auto; margin-right: 1; color: $text-muted; }
     ProgressLine > ProgressBar { width: 1fr; }
+    ProgressLine Bar { width: 1fr; min-width: 8; }
     """
 
     stage = ""

@@ -23,7 +23,7 @@ class ReplacedLine(Static):
     def render(self) -> Text:
         line = Text()
         line.append(f"remembered {self.item_id}: {self.text}")
-        line.append("  replaces: ", style="bold")
+        line.append("  — replaces: ", style="bold")
         line.append(self.old_text, style="strike" if self.state == "undone" else "")
         if self.state == "undoable":
             line.append(f"  ({UNDO_KEY} undo)", style="italic")
