@@ -1,5 +1,5 @@
 """How the chat screen renders each agent event. Every event has a rendering: the known ones below, any other
-(e.g. `context_usage` or `compacted` from a newer agent) as one generic line, so a new event never crashes the UI."""
+(from a newer agent) as one generic line, so a new event never crashes the UI."""
 
 from __future__ import annotations
 
@@ -12,15 +12,8 @@ from ..widgets.event_line import describe_event
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
 
-# Event fields a context-usage or progress event may carry (they come from branches not merged yet).
-USED_FIELDS = ("used_tokens", "used", "tokens")
-WINDOW_FIELDS = ("context_window", "window", "window_tokens")
 FRAME_S = 1 / 30  # streamed text is drawn at most this often, so keys never wait behind a burst of deltas
 SILENT = (ev.TurnStarted, ev.StepStarted, ev.TurnDone, ev.AssistantMessage)  # shown by other means
-
-
-def _first_int(event: Any, names: tuple[str, ...]) -> int | None:
-    return next((v for n in names if isinstance(v := getattr(event, n, None), int)), None)
 
 
 class EventRenderer:
@@ -92,9 +85,14 @@ class EventRenderer:
             await transcript.add_notice(f"error: {event.message}", error=True)
         elif isinstance(event, SILENT):
             pass
-        elif getattr(event, "type", "") == "context_usage":
-            status.context_used = _first_int(event, USED_FIELDS) or status.context_used
-            status.context_window = _first_int(event, WINDOW_FIELDS) or status.context_window
+        elif isinstance(event, ev.ContextUsage):
+            status.context_used, status.context_window = event.used, event.window
+        elif isinstance(event, ev.Compacted):
+            how = "model summary" if event.source == "model" else f"digest: {event.fallback_reason or 'no summary'}"
+            transcript.add_event(f"compacted ({event.trigger}, {how}): {event.tokens_before:,} -> "
+                                 f"{event.tokens_after:,} tokens · /compact undo takes it back")
+        elif isinstance(event, ev.CompactionUndone):
+            transcript.add_event("compaction taken back: the model sees the earlier steps again")
         else:
             transcript.add_event(describe_event(event))
 
