@@ -9,9 +9,12 @@ from textual.message import Message
 
 
 class AgentReady(Message):
-    def __init__(self, session: Any) -> None:
+    """The session is open; `history` is a resumed session's logged conversation (read in the worker)."""
+
+    def __init__(self, session: Any, history: list[Any] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.history = history or []
 
 
 class AgentFailed(Message):

@@ -91,7 +91,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
             return
         session.watch_files()  # the watcher's first scan and the embedder load stay off the UI thread
         session.warm_up()
-        self.post_message(AgentReady(session))
+        self.post_message(AgentReady(session, session.history() if session.resumed else None))
 
     @work(thread=True, group="facts", exit_on_error=False)
     def read_repo_facts(self) -> None:
@@ -163,7 +163,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         status.state = "ready"
         self.query_one(ProgressLine).stop()
         if self.session.resumed:
-            await self.replay_history()
+            await self.replay_history(message.history)
             await self.query_one(Transcript).add_notice(f"resumed session {self.session.session_id}")
         self._next_from_queue()
 
@@ -211,9 +211,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         shown.update("  ".join(message.candidates))
         shown.set_class(bool(message.candidates), "shown")
 
-    async def replay_history(self) -> None:
+    async def replay_history(self, history: list[Any]) -> None:
         transcript = self.query_one(Transcript)
-        for message in self.session.history():
+        for message in history:
             if message.role == "user":
                 await transcript.add_user(message.content or "")
             elif message.role == "assistant":
