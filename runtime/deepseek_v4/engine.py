@@ -147,6 +147,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         outputs = []
         splits = sorted({p for p in restore_points if n < p < len(ids)} | {len(ids)})
         s = n
+        if on_progress is not None:
+            on_progress(0, len(ids) - n)
         while s < len(ids):
             if cancel is not None and cancel.is_set():
                 self.start_afresh()  # the restore points stay: a cancelled turn is resumed from them

@@ -86,6 +86,8 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
         del self.kv.tokens[start:]
         self.kv.reserve(len(ids))
         outputs = []
+        if on_progress is not None:
+            on_progress(0, len(ids) - start)
         for chunk_start in range(start, len(ids), PREFILL_CHUNK):
             if cancel is not None and cancel.is_set():
                 return None

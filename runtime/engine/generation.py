@@ -19,7 +19,7 @@ PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds activation memory,
 
 # (logits (V,), ids generated so far) -> logits to sample from; lets a grammar mask tokens
 LogitsProcessor = Callable[[torch.Tensor, list[int]], torch.Tensor]
-# (tokens computed so far, tokens this prefill computes) after each chunk; reused cache tokens are not counted
+# (tokens computed so far, tokens this prefill computes), at 0 and after each chunk; reused cache tokens are not counted
 PrefillProgress = Callable[[int, int], None]
 
 

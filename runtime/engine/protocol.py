@@ -66,7 +66,8 @@ class Engine(Protocol):
         """Make the cache hold `ids`, reusing what it can (its own cache, then the attached prefix cache);
         next-token logits (V,), every position's with all_logits (T, V), None when cancelled.
         `restore_points`: positions to be able to resume from later (V4 splits its prefill there).
-        `on_progress(done, total)`: after each chunk, the tokens computed of those this call computes."""
+        `on_progress(done, total)`: before the first chunk and after each, the tokens computed of those this call
+        computes."""
 
     def decode(self, token: int) -> torch.Tensor:
         """Append one token; next-token logits (V,)."""

@@ -26,6 +26,12 @@ async def test_reported_progress_shows_counts_on_a_bar_and_a_finished_prefill_hi
         await pilot.pause()
         assert line.has_class("active") and line.label == "reading the repository  120/480 files"
         assert (bar.progress, bar.total) == (120, 480)
+        # A burst from a worker thread (one report per parsed file): the screen ends on the latest report.
+        burst = threading.Thread(target=lambda: [screen._progress_from_worker(
+            Progress(stage="repository", done=n, total=500, unit="files")) for n in range(1, 501)])
+        burst.start()
+        burst.join()
+        await wait_until(pilot, lambda: line.label == "reading the repository  500/500 files", "the last report")
         screen.busy = True  # a turn is running: its prefill is shown
         screen.post_message(ProgressReported(Progress(stage="prefill", done=1024, total=4096, unit="tokens")))
         await pilot.pause()
@@ -72,12 +78,14 @@ async def test_esc_stops_an_in_process_prefill_between_chunks(calc_repo, tiny_v4
 
         def held(done: int, total: int) -> None:
             shown_by_tui(done, total)
-            first_chunk.set()
-            go_on.wait(30)
+            if done:  # the start (0 of N) goes on; the first computed chunk waits
+                first_chunk.set()
+                go_on.wait(30)
 
         backend.report_prefill(held)
         await send(app, pilot, "explain calc")
-        await wait_until(pilot, lambda: line.has_class("active") and line.stage == "prefill", "the prefill bar")
+        await wait_until(pilot, lambda: first_chunk.is_set() and line.label.startswith(f"reading the prompt  {CHUNK}/"),
+                         "the prefill bar after one chunk")
         done, total = (int(n.replace(",", "")) for n in line.label.split()[-2].split("/"))
         assert line.label.startswith("reading the prompt") and line.label.endswith(" tokens")
         assert done == CHUNK and total > 4 * CHUNK  # one chunk of the prompt computed, the rest still to go

@@ -8,7 +8,6 @@ handlers here, on the UI thread, change widgets. Store, memory, undo and git wor
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from textual import on, work
@@ -38,9 +37,6 @@ from .chat_commands import ChatCommands
 from .chat_events import EventRenderer
 
 
-PROGRESS_EVERY_S = 0.05  # progress reaches the screen at most this often (the last step of a stage always does)
-
-
 class ChatScreen(ChatCommands, EventRenderer, Screen):
     CSS_PATH = "chat.tcss"
     AUTO_FOCUS = "#prompt"
@@ -64,7 +60,8 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self._arguments: dict[str, dict[str, Any]] = {}  # call id -> arguments, read in the agent's worker
         self._previews: dict[str, Any] = {}
         self.deltas = DeltaBuffer()
-        self._progress_posted: tuple[str, float] = ("", 0.0)  # stage and time of the last progress posted
+        self._progress_lock = threading.Lock()
+        self._progress: Progress | None = None  # the latest report, while a ProgressReported is on its way
 
     def compose(self) -> ComposeResult:
         yield Transcript()
@@ -119,13 +116,12 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.post_message(AgentEventPosted(event))
 
     def _progress_from_worker(self, progress: Progress) -> None:
-        # Called per parsed file or prefill chunk: only as often as a person can see it.
-        now = time.monotonic()
-        stage, posted_at = self._progress_posted
-        if stage == progress.stage and now - posted_at < PROGRESS_EVERY_S and progress.done != progress.total:
-            return
-        self._progress_posted = (progress.stage, now)
-        self.post_message(ProgressReported(progress))
+        # Called per parsed file or prefill chunk: at most one message is on its way, and the screen shows the
+        # latest report when it gets to it, so a burst costs one redraw and the last state is never lost.
+        with self._progress_lock:
+            on_its_way, self._progress = self._progress is not None, progress
+        if not on_its_way:
+            self.post_message(ProgressReported(progress))
 
     def _approve_from_worker(self, request: ApprovalRequest) -> bool:
         preview = self.session.preview(request) if self.session is not None else None
@@ -176,7 +172,8 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.queue.clear()
 
     def on_progress_reported(self, message: ProgressReported) -> None:
-        progress = message.progress
+        with self._progress_lock:
+            progress, self._progress = self._progress or message.progress, None
         line = self.query_one(ProgressLine)
         if progress.stage == "model":
             return  # the line already says "loading <the model's name>" from the start
