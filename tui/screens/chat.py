@@ -76,7 +76,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         status = self.query_one(StatusBar)
         status.model_name, status.mode, status.state = self.model_label, self.mode, "loading model…"
         self.query_one(ProgressLine).start(f"loading {self.model_label or 'the model'}")
-        self.load_session()
+        # After the first frame: loading an in-process model (torch) holds the GIL for long stretches, and the
+        # prompt must be on screen and focused before that starts.
+        self.call_after_refresh(self.load_session)
         self.read_repo_facts()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
