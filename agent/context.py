@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..home import dsv4_home
 
 if TYPE_CHECKING:
-    from ..tools.repo_map import RepoContext
+    from ..tools.repo_map import RepoContext, RepoMap
     from .backends.base import Backend
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".dsv4/instructions.md")
@@ -58,12 +58,21 @@ def repo_instructions(root: Path) -> list[Instruction]:
     return found
 
 
-def repository_block(root: Path, budget_tokens: int, count_tokens: Callable[[str], int] | None) -> RepoContext:
+def repository_block(root: Path, budget_tokens: int, count_tokens: Callable[[str], int] | None,
+                     repo_map: RepoMap | None = None) -> RepoContext:
     """The repo map and whole files; built once per session so the prompt prefix stays valid
-    (docs/architecture.md, "Context assembly")."""
+    (docs/architecture.md, "Context assembly"). `repo_map`: one already refreshed (session_repo_map)."""
     from ..tools.repo_map import build_repo_context
 
-    return build_repo_context(root, budget_tokens, count_tokens=count_tokens, cache_dir=dsv4_home() / "repomap")
+    return build_repo_context(root, budget_tokens, count_tokens=count_tokens, cache_dir=dsv4_home() / "repomap",
+                              repo_map=repo_map)
+
+
+def session_repo_map(root: Path) -> RepoMap:
+    """A repo map on the on-disk tag cache: the session builds its block from it and its watcher keeps it fresh."""
+    from ..tools.repo_map import RepoMap, TagCache
+
+    return RepoMap(root, TagCache(dsv4_home() / "repomap"))
 
 
 def system_prompt(root: Path, test_command: str | None, repository: str, permission_note: str = "",

@@ -139,6 +139,8 @@ class MemoryChanged(BaseModel):
     item_id: str
     text: str | None = None  # shown to the user for captured items; never kept for forgotten ones
     key: str | None = None
+    replaces: str | None = None  # the text of the value this one superseded (shown as "replaces: ...")
+    replaced_id: str | None = None  # that value's id; AgentSession.undo_replace(item_id) takes the replacement back
 
 
 class UsageUpdate(BaseModel):

@@ -28,7 +28,7 @@ from .approval_rules import ApprovalRule, ApprovalRules, rule_for
 from .backends.base import Backend
 from .backends.resolve import make_backend
 from .config import PermissionMode, Settings
-from .context import backend_token_counter, repo_budget, repository_block
+from .context import backend_token_counter, repo_budget, repository_block, session_repo_map
 from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
@@ -37,6 +37,7 @@ from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .mcp.start import start_mcp
 from .messages import Message
 from .permissions import Policy
+from .progress import Progress, ProgressCallback, ReportsPrefill
 from .prefix import session_prefix, snapshot_prefix
 from .repo import Repo
 from .sessions import SessionInfo, SessionNotFound, SessionStore
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from ..memory import Item, MemoryBlock
     from ..memory.purge import Forgotten
     from ..memory.store import MemoryStore, Remembered
-    from ..tools.repo_map import RepoContext, RepoWatcher
+    from ..tools.repo_map import RepoContext, RepoMap, RepoWatcher
     from .mcp.provider import McpProvider
 
 CHANGED_SHOWN = 20  # changed files named in explain_context
@@ -98,7 +99,8 @@ def agent_config(settings: Settings, *, max_steps: int | None = None, max_tokens
 class AgentSession:
     def __init__(self, *, repo: Repo, settings: Settings, backend: Backend, store: SessionStore, session_id: str,
                  resumed: bool, workspace: Workspace, memory: MemoryStore, repository: RepoContext,
-                 system_text: Callable[[], str]) -> None:
+                 system_text: Callable[[], str], repo_map: RepoMap | None = None,
+                 on_progress: ProgressCallback | None = None) -> None:
         self.repo = repo
         self.settings = settings
         self.session_id = session_id
@@ -108,6 +110,8 @@ class AgentSession:
         self._workspace = workspace
         self._memory = memory
         self._repository = repository
+        self._repo_map = repo_map  # the map the block was built from; the watcher keeps it fresh
+        self._on_progress = on_progress
         self._system_text = system_text
         self._agent: Agent | None = None
         self._watcher: RepoWatcher | None = None
@@ -122,12 +126,17 @@ class AgentSession:
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
              resume_id: str | None = None, emit: Callable[[AgentEvent], None] | None = None,
              approver: Approver | None = None, backend: Backend | None = None,
-             store: SessionStore | None = None) -> AgentSession:
+             store: SessionStore | None = None, on_progress: ProgressCallback | None = None) -> AgentSession:
         """Open a new session, or resume `resume_id`: the backend, the session log, tools, memory and the
-        repository block, built once so the prompt prefix stays stable."""
+        repository block, built once so the prompt prefix stays stable. `on_progress` hears how loading the model,
+        reading the repository and (in-process) each prefill go (agent/progress.py)."""
         from ..tools.checkpoints import CheckpointStore
 
-        backend = backend or make_backend(settings)
+        if backend is None:
+            if on_progress is not None:
+                on_progress(Progress(stage="model", done=0, total=None))
+            backend = make_backend(settings)
+        _report_prefill(backend, on_progress)
         store = store or SessionStore.open_default()
         test_command = session_test_command(repo, settings)
         if resume_id is not None:
@@ -145,7 +154,13 @@ class AgentSession:
             if not policy.allow_shell else "You run headless: no one can answer questions, so decide and proceed.")
         # Only a backend with the model's own tokenizer counts better than the loader's deliberately high estimate.
         counter = backend_token_counter(backend) if backend.exact_token_count else None
-        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter)
+        repo_map = session_repo_map(repo.root)
+        scanned = repo_map.refresh(on_progress=None if on_progress is None else (
+            lambda done, total: on_progress(Progress(stage="repository", done=done, total=total, unit="files"))))
+        repository = repository_block(repo.root, repo_budget(config.context_window or backend.context_window), counter,
+                                      repo_map=repo_map)
+        repository.timings["scan_and_tags"], repository.build_s = scanned.seconds, repository.build_s + scanned.seconds
+        repository.parsed, repository.from_cache = scanned.parsed, scanned.from_cache
         checkpoints = CheckpointStore(repo.root)
         checkpoints.prune()
 
@@ -159,7 +174,7 @@ class AgentSession:
 
         session = cls(repo=repo, settings=settings, backend=backend, store=store, session_id=session_id,
                       resumed=resume_id is not None, workspace=workspace, memory=memory, repository=repository,
-                      system_text=system_text)
+                      system_text=system_text, repo_map=repo_map, on_progress=on_progress)
         session._mcp = mcp.wait_started()
         session._toolbox = Toolbox(workspace, DEFAULT_TOOLS + MEMORY_TOOLS, extra=mcp.tools())
         for warning in mcp.warnings:
@@ -236,6 +251,7 @@ class AgentSession:
     def use_model(self, model: str) -> None:
         """Use `model` (same backend kind) from the next turn; the conversation carries over."""
         backend = make_backend(self.settings.model_copy(update={"model": model}))
+        _report_prefill(backend, self._on_progress)
         self._backend = backend
         self._loop.backend = backend
 
@@ -317,6 +333,16 @@ class AgentSession:
         self._loop.reload(self._context_after_forget())
         return done
 
+    def undo_replace(self, item_id: str) -> Remembered:
+        """Take back the replacement `item_id` made ("replaces: ..."; MemoryStore.undo_replace): a value its subject
+        slot replaced (the slot rule may have matched two subjects) is active again beside it; a value the user
+        replaced by naming its key comes back in its place. Raises SessionCommandError when it replaced nothing."""
+        def undo(memory: MemoryStore) -> Remembered:
+            new = memory.get(item_id)
+            return memory.undo_replace(item_id, keep_new=bool(new.slot) or new.key is None)
+
+        return self._memory_call(undo)
+
     def pin(self, item_id: str) -> Item:
         return self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
 
@@ -340,7 +366,9 @@ class AgentSession:
 
     def _capture(self, text: str, turn: int) -> list[AgentEvent]:
         captured = self._memory.capture(text, repo_id=self.repo.identity, session_id=self.session_id, turn=turn)
-        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key)
+        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key,
+                              replaces=r.superseded.text if r.superseded else None,
+                              replaced_id=r.superseded.id if r.superseded else None)
                 for r in captured if not r.unchanged]
 
     def _context_after_forget(self) -> str:
@@ -361,7 +389,8 @@ class AgentSession:
             if on_change is not None:
                 on_change(list(changes.paths))
 
-        self._watcher = RepoWatcher(self.repo.root, changed)
+        # The map the repository block came from, on the on-disk tag cache: no second scan and parse of the tree.
+        self._watcher = RepoWatcher(self.repo.root, changed, repo_map=self._repo_map)
         self._watcher.start()
 
     def changed_files(self) -> list[str]:
@@ -394,3 +423,9 @@ class AgentSession:
             self._watcher = None
         if status is not None:
             self._store.set_status(self.session_id, status)
+
+
+def _report_prefill(backend: Backend, on_progress: ProgressCallback | None) -> None:
+    if on_progress is not None and isinstance(backend, ReportsPrefill):
+        backend.report_prefill(lambda done, total: on_progress(Progress(stage="prefill", done=done, total=total,
+                                                                        unit="tokens")))

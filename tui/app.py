@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +16,13 @@ from ..agent.backends.resolve import describe
 from ..agent.config import Settings
 from ..agent.repo import Repo
 from ..agent.session import AgentSession, agent_config, list_sessions, session_policy
+from ..agent.trust import is_trusted, trust_repo
 from ..agent.config import dsv4_home  # the TUI reaches the home directory through the agent layer
 from .history import PromptHistory, history_path
 from .palette import SlashCommandProvider
 from .screens.chat import ChatScreen
 from .screens.session_picker import SessionPicker
+from .screens.trust_prompt import TrustPrompt
 
 
 class DSV4App(App):
@@ -28,7 +30,8 @@ class DSV4App(App):
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
 
     def __init__(self, repo: Repo, settings: Settings, resume_id: str | None = None, pick_session: bool = False,
-                 backend: Any = None) -> None:
+                 backend: Any = None, needs_trust: list[str] | None = None,
+                 trusted_settings: Callable[[], Settings] | None = None) -> None:
         super().__init__()
         self.repo = repo
         self.settings = settings
@@ -36,8 +39,46 @@ class DSV4App(App):
         self.pick_session = pick_session
         self.backend = backend  # tests and embedders may hand in a ready backend
         self.chat: ChatScreen | None = None
+        # What the untrusted repository's own config wanted (settings_needing_trust) and how to load the settings
+        # with it once trusted; asked before the session opens, since these settings choose the backend.
+        self.needs_trust = needs_trust or []
+        self.trusted_settings = trusted_settings
+        self.startup_notice = ""
 
     def on_mount(self) -> None:
+        if self.needs_trust and self.trusted_settings is not None:
+            self.push_screen(TrustPrompt(str(self.repo.root), self.needs_trust), self._trust_answered)
+        else:
+            self._open_first()
+
+    def _trust_answered(self, answer: str | None) -> None:
+        if answer == "trust":
+            self.trust_in_worker()
+            return
+        self.startup_notice = (f"this repository is not trusted: its settings {', '.join(self.needs_trust)} were "
+                               "ignored ('dsv4-code trust' trusts it)")
+        self._open_first()
+
+    def trust_in_worker(self) -> None:
+        def trust() -> None:
+            trust_repo(self.repo.identity, self.repo.root)
+            assert self.trusted_settings is not None, "asked only with a way to load the trusted settings"
+            settings = self.trusted_settings()
+            self.call_from_thread(self._trusted, settings)
+
+        self.run_worker(trust, thread=True, group="trust", exit_on_error=False)
+
+    def _trusted(self, settings: Settings) -> None:
+        self.settings = settings
+        self.startup_notice = "trusted this repository: its own config applies ('dsv4-code trust --revoke' takes it back)"
+        self._open_first()
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        if event.worker.group == "trust" and event.worker.error is not None:
+            self.startup_notice = f"error: could not trust this repository: {event.worker.error}"
+            self._open_first()
+
+    def _open_first(self) -> None:
         if self.pick_session:
             self.pick_session_in_worker()
         else:
@@ -75,15 +116,16 @@ class DSV4App(App):
         settings = self.settings
         policy, config = session_policy(settings), agent_config(settings)
 
-        def open_session(emit: Any, approver: Any) -> AgentSession:
+        def open_session(emit: Any, approver: Any, on_progress: Any) -> AgentSession:
             return AgentSession.open(self.repo, settings, policy, config, resume_id=resume_id, emit=emit,
-                                     approver=approver, backend=self.backend)
+                                     approver=approver, backend=self.backend, on_progress=on_progress)
 
         previous = self.chat
         label = describe(settings) if self.backend is None else ""  # a handed-in backend describes itself
         self.chat = ChatScreen(open_session, label, self.repo,
                                history=PromptHistory(history_path(self.repo.identity)),
-                               mode=settings.permission_mode, prices=settings.prices)
+                               mode=settings.permission_mode, prices=settings.prices, notice=self.startup_notice)
+        self.startup_notice = ""
         if previous is not None:
             self.switch_screen(self.chat)
         else:
@@ -114,8 +156,21 @@ def stderr_to_log() -> Iterator[Path]:
             os.close(saved)
 
 
-def run_tui(repo: Repo, settings: Settings, resume_id: str | None = None, pick_session: bool = False) -> int:
+def settings_needing_trust(repo: Repo, ignored_keys: list[str]) -> list[str]:
+    """What the repository's own config would set if it were trusted: the `.dsv4/config.toml` keys refused
+    (LoadedSettings.ignored_repo_keys) and its `.mcp.json` servers."""
+    wanted = list(ignored_keys)
+    if (repo.root / ".mcp.json").is_file() and not is_trusted(repo.identity):
+        wanted.append(".mcp.json servers")
+    return wanted
+
+
+def run_tui(repo: Repo, settings: Settings, resume_id: str | None = None, pick_session: bool = False,
+            ignored_keys: list[str] | None = None, trusted_settings: Callable[[], Settings] | None = None) -> int:
+    """`trusted_settings` loads the settings with the repository's own config applied; with `ignored_keys` (or a
+    `.mcp.json`) the app asks whether to trust the repository before the session opens."""
     os.environ.setdefault("LANCEDB_LOG", "error")  # LanceDB logs would draw over the screen
     with stderr_to_log():
-        DSV4App(repo, settings, resume_id=resume_id, pick_session=pick_session).run()
+        DSV4App(repo, settings, resume_id=resume_id, pick_session=pick_session,
+                needs_trust=settings_needing_trust(repo, ignored_keys or []), trusted_settings=trusted_settings).run()
     return 0

@@ -9,9 +9,12 @@ from textual.message import Message
 
 
 class AgentReady(Message):
-    def __init__(self, session: Any) -> None:
+    """The session is open; `history` is a resumed session's logged conversation (read in the worker)."""
+
+    def __init__(self, session: Any, history: list[Any] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.history = history or []
 
 
 class AgentFailed(Message):
@@ -84,3 +87,21 @@ class DeltasReady(Message):
     def __init__(self, segment: Any) -> None:
         super().__init__()
         self.segment = segment
+
+
+class ProgressReported(Message):
+    """How loading the model, reading the repository or a prefill goes (an agent Progress)."""
+
+    def __init__(self, progress: Any) -> None:
+        super().__init__()
+        self.progress = progress
+
+
+class ValueReplaced(Message):
+    """A remembered value (`item_id`) superseded `old_text`: shown with one key to take it back."""
+
+    def __init__(self, item_id: str, text: str, old_text: str) -> None:
+        super().__init__()
+        self.item_id = item_id
+        self.text = text
+        self.old_text = old_text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsv4.runtime.errors import ModelNotFound, RuntimeModelError
@@ -36,6 +36,11 @@ class InProcessBackend:
         self.chat: PromptFormat = engine.chat_format()  # the model's own encoding and tool-call syntax
         self.constrain_tool_calls = constrain_tool_calls
         self.cancel_event = threading.Event()
+        self._on_prefill: Callable[[int, int], None] | None = None
+
+    def report_prefill(self, callback: Callable[[int, int], None] | None) -> None:
+        """`callback(done, total)` after each prefill chunk of a request (agent/progress.py: ReportsPrefill)."""
+        self._on_prefill = callback
 
     def drop_cache(self) -> None:
         """Erase every cached K/V (not only mark it stale): after a forget, no trace may stay in memory."""
@@ -105,7 +110,8 @@ class InProcessBackend:
         reused_before = engine.stats.reused_tokens
         self.cancel_event.clear()
         finish = "stop"
-        for out in engine.generate(prompt, sampling, cancel=self.cancel_event, logits_processor=processor):
+        for out in engine.generate(prompt, sampling, cancel=self.cancel_event, logits_processor=processor,
+                                   on_progress=self._on_prefill):
             completion += out.token_id is not None
             pieces = parser.feed(out.text) if out.text else []
             if out.finish_reason is not None:

@@ -21,7 +21,7 @@ from .debug_log import start_debug_log
 from .errors import EXIT_BACKEND, EXIT_INTERNAL, EXIT_NOT_DONE, EXIT_USAGE, fail, user_error
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..config import LoadedSettings, Settings
     from ..repo import Repo
 
 # Nothing is logged to the terminal (Textual draws there, CI parses stdout); --debug adds a file handler.
@@ -145,8 +145,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_trust_command(repo, args)
     loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
                          **{name: getattr(args, name, None) for name in MODEL_FLAGS})
-    for line in (loaded.ignored_notice() or "").splitlines():
-        print(f"dsv4-code: {line}", file=sys.stderr)
+    if command is not None:  # the TUI (no command) asks whether to trust the repository instead
+        for line in (loaded.ignored_notice() or "").splitlines():
+            print(f"dsv4-code: {line}", file=sys.stderr)
     if command == "mcp":
         from .mcp import run_mcp_command
         return run_mcp_command(repo, loaded, args)
@@ -164,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from .run import run_command
         return run_command(repo, settings, args)
-    return _tui(repo, settings, args)
+    return _tui(repo, loaded, args)
 
 
 def _repo_or_none() -> Repo | None:
@@ -177,16 +178,22 @@ def _repo_or_none() -> Repo | None:
         return None
 
 
-def _tui(repo: Repo, settings: Settings, args: argparse.Namespace) -> int:
+def _tui(repo: Repo, loaded: LoadedSettings, args: argparse.Namespace) -> int:
     from ...tui.app import run_tui  # the one import of the TUI in the product, and only when it starts
     from ..backends.resolve import check_model
+    from ..config import load_config
     from ..session import resolve_session
     from ..sessions import SessionStore
 
-    check_model(settings)  # a bad --model is one line and exit 2, not a screen that can never work
+    check_model(loaded.settings)  # a bad --model is one line and exit 2, not a screen that can never work
     pick = args.resume == ""
     resume_id = None if pick else resolve_session(SessionStore.open_default(), repo, args.resume, args.continue_latest)
-    return run_tui(repo, settings, resume_id=resume_id, pick_session=pick)
+
+    def trusted_settings() -> Settings:  # once the user trusts the repository in the TUI's prompt
+        return load_config(repo.root, trusted=True, **{name: getattr(args, name, None) for name in MODEL_FLAGS}).settings
+
+    return run_tui(repo, loaded.settings, resume_id=resume_id, pick_session=pick,
+                   ignored_keys=loaded.ignored_repo_keys, trusted_settings=trusted_settings)
 
 
 if __name__ == "__main__":

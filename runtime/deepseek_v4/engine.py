@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import RuntimeModelError
-from ..engine.generation import PREFILL_CHUNK, EngineStats, GenerationLoop
+from ..engine.generation import PREFILL_CHUNK, EngineStats, GenerationLoop, PrefillProgress
 from ..engine.kv_cache import common_prefix
 from ..engine.loader import LoadedModel
 from ..kv.engine_hooks import PrefixCacheHooks
@@ -125,7 +125,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
 
     @torch.inference_mode()
     def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False,
-                restore_points: Sequence[int] = ()):
+                restore_points: Sequence[int] = (), on_progress: PrefillProgress | None = None):
         """Make the cache hold `ids`: continue it, else go back to the longest restore point `ids` starts with,
         else restore from the attached prefix cache, else start afresh. The chunks end at `restore_points`
         (and at the end of the prompt), which become restore points themselves."""
@@ -147,6 +147,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         outputs = []
         splits = sorted({p for p in restore_points if n < p < len(ids)} | {len(ids)})
         s = n
+        if on_progress is not None:
+            on_progress(0, len(ids) - n)
         while s < len(ids):
             if cancel is not None and cancel.is_set():
                 self.start_afresh()  # the restore points stay: a cancelled turn is resumed from them
@@ -163,6 +165,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
                 self.demote_oldest()
             if e in splits and not all_logits:
                 self.remember_restore_point()
+            if on_progress is not None:
+                on_progress(e - n, len(ids) - n)
             s = e
         if all_logits:
             out = torch.cat(outputs)

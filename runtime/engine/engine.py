@@ -20,7 +20,7 @@ from ..kv.snapshot import KVSnapshot
 from ..layers.attention import AttnContext
 from .kv_cache import KVCache
 from .kv_export import export_llama, import_llama, llama_identity
-from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop
+from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop, PrefillProgress
 from .loader import FAST, LoadedModel, load_model
 
 DEFAULT_CONTEXT_CAP = 8192  # the KV block grows up to the window; the cap bounds what one sequence may take
@@ -70,7 +70,7 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
 
     @torch.inference_mode()
     def prefill(self, ids: list[int], *, cancel: threading.Event | None = None, all_logits: bool = False,
-                restore_points: Sequence[int] = ()) -> torch.Tensor | None:
+                restore_points: Sequence[int] = (), on_progress: PrefillProgress | None = None) -> torch.Tensor | None:
         """Make the cache hold `ids`; returns logits of the last token (V,), or of every new token (T, V) with all_logits.
 
         Only the part of `ids` after the longest prefix already cached (or restored from the attached prefix
@@ -86,6 +86,8 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
         del self.kv.tokens[start:]
         self.kv.reserve(len(ids))
         outputs = []
+        if on_progress is not None:
+            on_progress(0, len(ids) - start)
         for chunk_start in range(start, len(ids), PREFILL_CHUNK):
             if cancel is not None and cancel.is_set():
                 return None
@@ -94,6 +96,8 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
             self.kv.tokens.extend(chunk)
             self.stats.prefilled_tokens += len(chunk)
             outputs.append(self.model.compute_logits(hidden) if all_logits else hidden[-1:])
+            if on_progress is not None:
+                on_progress(chunk_start + len(chunk) - start, len(ids) - start)
         if all_logits:
             return torch.cat(outputs).cpu()  # (T, V); sampling and grammars work on host tensors
         return self.model.compute_logits(outputs[-1])[0].cpu()  # (V,)

@@ -19,6 +19,8 @@ PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds activation memory,
 
 # (logits (V,), ids generated so far) -> logits to sample from; lets a grammar mask tokens
 LogitsProcessor = Callable[[torch.Tensor, list[int]], torch.Tensor]
+# (tokens computed so far, tokens this prefill computes), at 0 and after each chunk; reused cache tokens are not counted
+PrefillProgress = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -71,19 +73,21 @@ class GenerationLoop:
         cancel: threading.Event | None = None,
         logits_processor: LogitsProcessor | None = None,
         restore_points: Sequence[int] = (),
+        on_progress: PrefillProgress | None = None,
     ) -> Iterator[StepOutput]:
         """Stream tokens for `prompt_ids`. Raises ContextOverflow before any work if the prompt does not fit.
         `restore_points`: prompt positions the engine should be able to resume from later (end of system + tools,
-        end of each turn); engines whose cache cannot be cut (V4) split their prefill there."""
+        end of each turn); engines whose cache cannot be cut (V4) split their prefill there. `on_progress`: the
+        prefill's progress, after each chunk."""
         self.check_fits(len(prompt_ids))
         with self.lock:
-            yield from self._generate(prompt_ids, params, cancel, logits_processor, restore_points)
+            yield from self._generate(prompt_ids, params, cancel, logits_processor, restore_points, on_progress)
 
     def _generate(
         self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None, processor: LogitsProcessor | None,
-        restore_points: Sequence[int] = (),
+        restore_points: Sequence[int] = (), on_progress: PrefillProgress | None = None,
     ) -> Iterator[StepOutput]:
-        logits = self.prefill(prompt_ids, cancel=cancel, restore_points=restore_points)
+        logits = self.prefill(prompt_ids, cancel=cancel, restore_points=restore_points, on_progress=on_progress)
         if logits is None:
             yield StepOutput(None, "", "cancelled")
             return

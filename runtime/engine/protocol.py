@@ -17,7 +17,7 @@ from ..kv.prefix_cache import PrefixCache, Provenance, RestoreReport
 from ..kv.snapshot import KVSnapshot
 from ..tokenizer import Tokenizer
 from ..tool_calls import ParsedToolCall, TextPiece
-from .generation import EngineStats, LogitsProcessor, StepOutput
+from .generation import EngineStats, LogitsProcessor, PrefillProgress, StepOutput
 from .loader import LoadedModel
 from .sampling import SamplingParams
 
@@ -61,10 +61,13 @@ class Engine(Protocol):
         """Raise ContextOverflow (or RuntimeModelError for an empty prompt) before any work."""
 
     def prefill(self, ids: list[int], *, cancel: threading.Event | None = None,
-                all_logits: bool = False, restore_points: Sequence[int] = ()) -> torch.Tensor | None:
+                all_logits: bool = False, restore_points: Sequence[int] = (),
+                on_progress: PrefillProgress | None = None) -> torch.Tensor | None:
         """Make the cache hold `ids`, reusing what it can (its own cache, then the attached prefix cache);
         next-token logits (V,), every position's with all_logits (T, V), None when cancelled.
-        `restore_points`: positions to be able to resume from later (V4 splits its prefill there)."""
+        `restore_points`: positions to be able to resume from later (V4 splits its prefill there).
+        `on_progress(done, total)`: before the first chunk and after each, the tokens computed of those this call
+        computes."""
 
     def decode(self, token: int) -> torch.Tensor:
         """Append one token; next-token logits (V,)."""
@@ -74,7 +77,7 @@ class Engine(Protocol):
 
     def generate(self, prompt_ids: list[int], params: SamplingParams, *, cancel: threading.Event | None = None,
                  logits_processor: LogitsProcessor | None = None,
-                 restore_points: Sequence[int] = ()) -> Iterator[StepOutput]: ...
+                 restore_points: Sequence[int] = (), on_progress: PrefillProgress | None = None) -> Iterator[StepOutput]: ...
 
     def reset(self) -> None:
         """Erase every cached K/V and snapshot, not only mark them stale (after a forget nothing may stay)."""

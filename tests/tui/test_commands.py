@@ -88,12 +88,12 @@ async def test_every_command_is_in_the_palette_and_f1_shows_the_keys(calc_repo):
         hits = [hit async for hit in provider.search("undo")]
         assert hits and str(hits[0].text) == "/undo"
         hits[0].command()
-        await wait_until(pilot, lambda: bool(notices(app)), "the palette's /undo to answer")  # it runs in a worker
-        assert "nothing to undo" in notices(app)[-1]
+        # The palette's worker starts the command's own worker: wait for what it says, not for one worker.
+        await wait_until(pilot, lambda: bool(notices(app)) and "nothing to undo" in notices(app)[-1], "/undo's answer")
         await pilot.press("f1")
-        assert isinstance(app.screen, KeysHelp)
+        await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp), "the keys help")
         await pilot.press("escape")
-        assert isinstance(app.screen, ChatScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat screen again")
 
 
 async def test_status_bar_keeps_model_and_fill_at_80_columns(calc_repo):

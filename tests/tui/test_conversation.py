@@ -58,14 +58,9 @@ async def test_a_tool_card_expands_to_show_its_output(calc_repo):
 async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_crash(calc_repo):
     from pydantic import BaseModel
 
-    class ContextUsage(BaseModel):  # the shape the compaction branch sends; unknown to this build
-        type: str = "context_usage"
-        used_tokens: int = 5000
-        context_window: int = 10000
-
-    class Compacted(BaseModel):
-        type: str = "compacted"
-        removed_messages: int = 12
+    class FromANewerAgent(BaseModel):  # an event this build does not know
+        type: str = "plan_updated"
+        steps: int = 12
 
     app = make_app(calc_repo, [])
     async with app.run_test(size=(100, 30)) as pilot:
@@ -80,7 +75,10 @@ async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_cra
                       ev.MemoryChanged(action="forgotten", item_id="m1"),
                       ev.UsageUpdate(step=ev.Usage(prompt_tokens=900, completion_tokens=100, cached_prompt_tokens=450),
                                      total=ev.Usage(prompt_tokens=900, completion_tokens=100, cached_prompt_tokens=450)),
-                      ev.AgentError(message="boom"), ContextUsage(), Compacted()]:
+                      ev.AgentError(message="boom"), ev.ContextUsage(used=5000, window=10000, share=0.5),
+                      ev.Compacted(id="c1", first_kept_event_id=9, summary="s", source="model", trigger="auto",
+                                   tokens_before=9000, tokens_after=2500),
+                      ev.CompactionUndone(id="c1"), FromANewerAgent()]:
             screen.post_message(AgentEventPosted(event))
         await settle(app, pilot)
         assert screen.query_one(AssistantMessage).text == "# Title\n\nsome `code` here"
@@ -89,7 +87,9 @@ async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_cra
         assert summary.failed == 1 and not summary.ok
         lines = [line.text for line in screen.query(EventLine)]
         assert "created a.py" in lines and "memory forgotten: m1" in lines
-        assert any(line.startswith("compacted") and "removed_messages: 12" in line for line in lines)
+        assert "compacted (auto, model summary): 9,000 -> 2,500 tokens · /compact undo takes it back" in lines
+        assert "compaction taken back: the model sees the earlier steps again" in lines
+        assert "plan updated — steps: 12" in lines
         status = screen.query_one(StatusBar)
         assert (status.context_used, status.context_window) == (5000, 10000)
         assert "cache 50%" in status.plain

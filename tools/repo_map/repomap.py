@@ -69,7 +69,8 @@ class RepoMap:
 
     # -- keeping in line with the work tree -------------------------------------------------------
 
-    def refresh(self, scan: RepoScan | None = None) -> RefreshStats:
+    def refresh(self, scan: RepoScan | None = None, on_progress: Callable[[int, int], None] | None = None) -> RefreshStats:
+        """`on_progress(done, total)`: files with tags so far, of those with a grammar (after the cache, per parse)."""
         started = time.perf_counter()
         scan = scan or scan_repo(self.root, self.max_file_bytes)
         known = self.cache.stats(self.root)
@@ -95,12 +96,16 @@ class RepoMap:
             hit = cached.get((digests[path], f.language or ""))
             if hit is not None:
                 tags[path] = hit
+        if on_progress is not None:
+            on_progress(len(tags), len(wanted))
         for f, data in pending:
             hit = tags.get(f.path)
             if hit is None:
                 hit = extract_tags(data, f.language or "")
                 tags[f.path] = hit
                 parsed += 1
+                if on_progress is not None:
+                    on_progress(len(tags), len(wanted))
                 to_store.append((f.path, f.size, f.mtime_ns, digests[f.path], hit))
             else:
                 to_store.append((f.path, f.size, f.mtime_ns, digests[f.path], None))

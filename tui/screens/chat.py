@@ -20,13 +20,15 @@ from textual.worker import Worker, WorkerState
 from ...agent import events as ev
 from ...agent.approval_rules import rule_for
 from ...agent.loop import ApprovalRequest
+from ...agent.progress import Progress
 from ...agent.session import AgentSession
 from ..delta_buffer import DeltaBuffer
 from ..messages import (AgentEventPosted, AgentFailed, AgentReady, ApprovalNeeded, CommandOutput, DeltasReady,
-                        EditPreviewed, RepoFacts, TurnFinished)
+                        EditPreviewed, ProgressReported, RepoFacts, TurnFinished)
 from ..repo_files import git_state, tracked_files
 from ..widgets.progress_line import ProgressLine
 from ..widgets.prompt_editor import PromptEditor
+from ..widgets.replaced_line import UNDO_KEY
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
 from ..widgets.user_message import UserMessage
@@ -39,12 +41,13 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
     CSS_PATH = "chat.tcss"
     AUTO_FOCUS = "#prompt"
     BINDINGS = [Binding("escape", "stop", "Stop the turn"), Binding("ctrl+q", "app.quit", "Quit"),
-                Binding("f1", "keys", "Keys")]
+                Binding("f1", "keys", "Keys"), Binding(UNDO_KEY, "undo_replace", "Undo a memory replacement")]
 
     def __init__(self, open_session: Any, model_label: str, repo: Any, history: Any = None, mode: str = "",
-                 prices: dict[str, Any] | None = None) -> None:
+                 prices: dict[str, Any] | None = None, notice: str = "") -> None:
         super().__init__()
-        self._open_session = open_session  # callable(emit, approver) -> AgentSession, run in a worker
+        self.notice = notice  # said once when the screen opens (e.g. the answer to the trust question)
+        self._open_session = open_session  # callable(emit, approver, on_progress) -> AgentSession, run in a worker
         self.model_label = model_label
         self.repo = repo
         self.history = history
@@ -57,6 +60,8 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self._arguments: dict[str, dict[str, Any]] = {}  # call id -> arguments, read in the agent's worker
         self._previews: dict[str, Any] = {}
         self.deltas = DeltaBuffer()
+        self._progress_lock = threading.Lock()
+        self._progress: Progress | None = None  # the latest report, while a ProgressReported is on its way
 
     def compose(self) -> ComposeResult:
         yield Transcript()
@@ -65,23 +70,27 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         yield PromptEditor(self.history)
         yield StatusBar()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        if self.notice:
+            await self.query_one(Transcript).add_notice(self.notice, error=self.notice.startswith("error:"))
         status = self.query_one(StatusBar)
         status.model_name, status.mode, status.state = self.model_label, self.mode, "loading model…"
         self.query_one(ProgressLine).start(f"loading {self.model_label or 'the model'}")
-        self.load_session()
+        # After the first frame: loading an in-process model (torch) holds the GIL for long stretches, and the
+        # prompt must be on screen and focused before that starts.
+        self.call_after_refresh(self.load_session)
         self.read_repo_facts()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_session(self) -> None:
         try:
-            session = self._open_session(self._emit_from_worker, self._approve_from_worker)
+            session = self._open_session(self._emit_from_worker, self._approve_from_worker, self._progress_from_worker)
         except Exception as exc:  # the error belongs on screen, not in a traceback behind the TUI
             self.post_message(AgentFailed(str(exc)))
             return
         session.watch_files()  # the watcher's first scan and the embedder load stay off the UI thread
         session.warm_up()
-        self.post_message(AgentReady(session))
+        self.post_message(AgentReady(session, session.history() if session.resumed else None))
 
     @work(thread=True, group="facts", exit_on_error=False)
     def read_repo_facts(self) -> None:
@@ -107,6 +116,14 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
             if preview is not None and preview.diff:
                 self.post_message(EditPreviewed(event.call_id, preview.diff))
         self.post_message(AgentEventPosted(event))
+
+    def _progress_from_worker(self, progress: Progress) -> None:
+        # Called per parsed file or prefill chunk: at most one message is on its way, and the screen shows the
+        # latest report when it gets to it, so a burst costs one redraw and the last state is never lost.
+        with self._progress_lock:
+            on_its_way, self._progress = self._progress is not None, progress
+        if not on_its_way:
+            self.post_message(ProgressReported(progress))
 
     def _approve_from_worker(self, request: ApprovalRequest) -> bool:
         preview = self.session.preview(request) if self.session is not None else None
@@ -144,7 +161,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         status.state = "ready"
         self.query_one(ProgressLine).stop()
         if self.session.resumed:
-            await self.replay_history()
+            await self.replay_history(message.history)
             await self.query_one(Transcript).add_notice(f"resumed session {self.session.session_id}")
         self._next_from_queue()
 
@@ -155,6 +172,17 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         for _, shown in self.queue:
             shown.remove()
         self.queue.clear()
+
+    def on_progress_reported(self, message: ProgressReported) -> None:
+        with self._progress_lock:
+            progress, self._progress = self._progress or message.progress, None
+        line = self.query_one(ProgressLine)
+        if progress.stage == "model":
+            return  # the line already says "loading <the model's name>" from the start
+        if progress.stage == "prefill" and progress.total is not None and progress.done >= progress.total:
+            line.stop()  # the prompt is read: the reply streams now
+        elif progress.stage != "prefill" or self.busy:  # a late report after the turn ended is not shown
+            line.show(progress)
 
     def on_repo_facts(self, message: RepoFacts) -> None:
         self.query_one(PromptEditor).files = message.files
@@ -182,9 +210,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         shown.update("  ".join(message.candidates))
         shown.set_class(bool(message.candidates), "shown")
 
-    async def replay_history(self) -> None:
+    async def replay_history(self, history: list[Any]) -> None:
         transcript = self.query_one(Transcript)
-        for message in self.session.history():
+        for message in history:
             if message.role == "user":
                 await transcript.add_user(message.content or "")
             elif message.role == "assistant":
@@ -266,6 +294,9 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
                 self._pending_replies.remove(reply)
                 reply("deny")
             self.query_one(StatusBar).state = "stopping…"
+
+    def action_undo_replace(self) -> None:
+        self.undo_replace()
 
     def action_keys(self) -> None:
         from .keys_help import KeysHelp

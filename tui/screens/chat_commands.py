@@ -13,7 +13,7 @@ from ...agent.engram import parse_remember
 from ...agent.errors import SessionCommandError
 from ...agent.session import list_sessions
 from .. import commands
-from ..messages import CommandOutput
+from ..messages import CommandOutput, ValueReplaced
 from ..widgets.prompt_editor import PromptEditor
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
@@ -130,8 +130,10 @@ class ChatCommands:
         def remember() -> CommandOutput:
             text, key = parse_remember(rest)
             result = self.session.remember(text, key=key)
-            replaced = f" (replaces {result.superseded.id})" if result.superseded else ""
-            return CommandOutput(f"remembered {result.item.id}{replaced}: {result.item.text}")
+            if result.superseded is not None:
+                self.post_message(ValueReplaced(result.item.id, result.item.text, result.superseded.text))
+                return CommandOutput("")
+            return CommandOutput(f"remembered {result.item.id}: {result.item.text}")
 
         self.in_worker(remember)
 
@@ -148,6 +150,22 @@ class ChatCommands:
             return CommandOutput(f"pinned {item.id}: always in context from the next session")
 
         self.in_worker(pin)
+
+    def undo_replace(self) -> None:
+        """The undo key of the latest "replaces: ..." line: both values stay active (memory/undo.py)."""
+        line = self.replaced
+        if line is None or line.state != "undoable" or self.session is None:
+            self.notify("no replaced memory to take back")
+            return
+
+        def undo() -> CommandOutput:
+            done = self.session.undo_replace(line.item_id)
+            self.app.call_from_thread(line.mark, "undone")
+            if done.superseded is not None and done.superseded.status == "active":
+                return CommandOutput(f"kept both: {done.item.id} ({done.item.text}) is active again beside {line.item_id}")
+            return CommandOutput(f"restored {done.item.id} ({done.item.text}) in place of {line.item_id}")
+
+        self.in_worker(undo)
 
     async def _cmd_diff(self, rest: str) -> None:
         def diff() -> CommandOutput:

