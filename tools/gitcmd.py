@@ -7,6 +7,14 @@ add, ...), hooks (`post-index-change` fires when status refreshes the index), `d
 them on the command line (which beats every config file), passes `--no-ext-diff --no-textconv` to the
 diff family, reads no system config, never prompts, and drops inherited `GIT_*` variables (a
 `GIT_DIR` or `GIT_EXTERNAL_DIFF` from the caller's shell must not redirect us) and backend secrets.
+
+Filters are per name: `.gitattributes` (repository content) says `filter=NAME` and the config's
+`filter.NAME.clean`, `.smudge` or `.process` is a command that `git add`, `git status` and `git diff` run on
+the file. No attribute source can be overridden on this git (`--attr-source` needs 2.40), so before each
+command the helper lists the names the config defines (every scope and include, as that command will read
+them) and blanks each one; an empty driver is no driver, and `required=false` keeps git from refusing the
+file. Content is then read and written as the raw bytes of the work tree (Git LFS files too: a checkpoint
+restores the real file, not a pointer).
 """
 
 from __future__ import annotations
@@ -67,11 +75,62 @@ def git_argv(args: Sequence[str], *, config: Mapping[str, str] | None = None,
 
 
 def git_environment(secret_names: Iterable[str] = (), overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a git child without the filter overrides (see `hardened_environment`)."""
     env = {k: v for k, v in safe_environment(secret_names).items() if not k.startswith("GIT_")}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1", GIT_PAGER="cat", PAGER="cat",
                GIT_OPTIONAL_LOCKS="0", GIT_ASKPASS="", SSH_ASKPASS="")
     env.update(overrides or {})
     return env
+
+
+def filter_names(config_names: Iterable[str]) -> set[str]:
+    """The NAMEs of every `filter.NAME.KEY` among config key names (the section is case-insensitive, NAME not)."""
+    names = set()
+    for key in config_names:
+        section, _, rest = key.partition(".")
+        name, dot, _variable = rest.rpartition(".")
+        if section.lower() == "filter" and dot:
+            names.add(name)
+    return names
+
+
+def blanked_filters(names: Iterable[str]) -> dict[str, str]:
+    """Config that turns each named filter into no filter."""
+    return {f"filter.{name}.{key}": value for name in sorted(names)
+            for key, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))}
+
+
+def config_environment(config: Mapping[str, str]) -> dict[str, str]:
+    """`config` as GIT_CONFIG_COUNT/KEY_n/VALUE_n: command-line scope like `-c`, with no `=` parsing of the key
+    (a filter name may hold one)."""
+    env = {"GIT_CONFIG_COUNT": str(len(config))}
+    for n, (key, value) in enumerate(config.items()):
+        env[f"GIT_CONFIG_KEY_{n}"] = key
+        env[f"GIT_CONFIG_VALUE_{n}"] = value
+    return env
+
+
+def list_config(cwd: Path, env: Mapping[str, str], *, config: Mapping[str, str] | None = None,
+                work_tree: Path | None = None, timeout_s: float = GIT_TIMEOUT_S) -> GitResult:
+    """The config key names a git command with this environment reads (every scope, includes followed)."""
+    return _spawn(git_argv(["config", "-z", "--name-only", "--list"], config=config, work_tree=work_tree),
+                  cwd, env, None, timeout_s, "git config")
+
+
+def with_filters_blanked(env: Mapping[str, str], listing: GitResult) -> dict[str, str]:
+    names = filter_names(listing.stdout.decode("utf-8", "surrogateescape").split("\0"))
+    return {**env, **config_environment(blanked_filters(names))}
+
+
+def hardened_environment(cwd: Path, secret_names: Iterable[str] = (), overrides: Mapping[str, str] | None = None,
+                         *, timeout_s: float = GIT_TIMEOUT_S) -> dict[str, str]:
+    """`git_environment` plus every filter the config defines blanked, for a git run by other means (the git
+    tool's cancellable `run_command`). Raises GitError when git cannot read its config."""
+    env = git_environment(secret_names, overrides)
+    listing = list_config(cwd, env, timeout_s=timeout_s)
+    if not listing.ok:
+        raise GitError(f"cannot read the git configuration in {cwd}: {listing.error_text}")
+    return with_filters_blanked(env, listing)
 
 
 @dataclass
@@ -100,10 +159,26 @@ class GitError(Exception):
 def run_git(cwd: Path, *args: str, config: Mapping[str, str] | None = None, work_tree: Path | None = None,
             env: Mapping[str, str] | None = None, input: bytes | None = None, timeout_s: float = GIT_TIMEOUT_S,
             secret_names: Iterable[str] = (), check: bool = False) -> GitResult:
-    """Run one hardened git command; `check` raises GitError (with git's message) when it fails."""
+    """Run one hardened git command with every filter blanked; `check` raises GitError (with git's message)
+    when it fails."""
     argv = git_argv(args, config=config, work_tree=work_tree)
+    environment = git_environment(secret_names, env)
+    if args[0] == "config":  # reading or writing config runs no filter
+        result = _spawn(argv, cwd, environment, input, timeout_s, "git config")
+    else:
+        listing = list_config(cwd, environment, config=config, work_tree=work_tree, timeout_s=timeout_s)
+        # A config git cannot read fails the command itself too: it is reported as that command's failure.
+        result = _spawn(argv, cwd, with_filters_blanked(environment, listing), input, timeout_s, f"git {args[0]}") \
+            if listing.ok else listing
+    if check and not result.ok:
+        raise GitError(f"git {' '.join(args[:3])} failed: {result.error_text}")
+    return result
+
+
+def _spawn(argv: list[str], cwd: Path, env: Mapping[str, str], input: bytes | None, timeout_s: float,
+           what: str) -> GitResult:
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=git_environment(secret_names, env), start_new_session=True,
+        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), start_new_session=True,
                                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError as exc:
@@ -113,9 +188,6 @@ def run_git(cwd: Path, *args: str, config: Mapping[str, str] | None = None, work
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        err += f"\ngit {args[0]} killed after {timeout_s:g} s".encode()
+        err += f"\n{what} killed after {timeout_s:g} s".encode()
         proc.returncode = -signal.SIGKILL
-    result = GitResult(proc.returncode, out, err)
-    if check and not result.ok:
-        raise GitError(f"git {' '.join(args[:3])} failed: {result.error_text}")
-    return result
+    return GitResult(proc.returncode, out, err)

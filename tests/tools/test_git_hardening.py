@@ -18,7 +18,7 @@ from dsv4.tools.repo_map.recency import change_times
 from dsv4.tools.repo_scan import scan_repo
 from dsv4.tools.toolbox import Toolbox
 from dsv4.tools.workspace import Workspace
-from tests.conftest import git
+from tests.conftest import git, run_cli
 
 
 def call(root: Path, name: str, **arguments):
@@ -133,3 +133,100 @@ def test_hooks_dir_is_empty(calc_repo):
     from dsv4.tools.gitcmd import empty_hooks_dir
     folder = empty_hooks_dir()
     assert folder.is_dir() and list(folder.iterdir()) == [] and stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.fixture
+def filtered_repo(calc_repo: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """calc_repo whose .gitattributes select clean/smudge/process filters that its config (and a config file it
+    includes from the work tree) defines as programs touching marker files; one filter is `required`."""
+    marks = tmp_path / "filter-marks"
+    marks.mkdir()
+    trap = tmp_path / "filter-trap.sh"
+    trap.write_text(f"#!/bin/sh\ntouch {marks}/$1\ncat\n")
+    trap.chmod(0o755)
+    for key, value in (("filter.evil.clean", f"{trap} clean"), ("filter.evil.smudge", f"{trap} smudge"),
+                       ("filter.evil.required", "true"), ("filter.Proc.process", f"{trap} process"),
+                       ("include.path", "../included.gitconfig")):
+        git(calc_repo, "config", key, value)
+    # A name with a dot and upper case, defined in a file the repository itself carries.
+    (calc_repo / "included.gitconfig").write_text(
+        f'[filter "Up.Dot"]\n\tclean = {trap} included-clean\n\tsmudge = {trap} included-smudge\n')
+    (calc_repo / ".gitattributes").write_text("*.py filter=evil\n*.toml filter=Up.Dot\n*.md filter=Proc\n")
+    (calc_repo / "README.md").write_text("# calc\n")
+    git(calc_repo, "-c", "filter.evil.clean=cat", "-c", "filter.evil.smudge=cat", "-c", "filter.Proc.process=",
+        "-c", "filter.Up.Dot.clean=cat", "add", "-A")
+    git(calc_repo, "-c", "filter.evil.clean=cat", "commit", "-qm", "attributes")
+    for path in list(marks.iterdir()):
+        path.unlink()
+    (calc_repo / "calc" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    (calc_repo / "pyproject.toml").write_text((calc_repo / "pyproject.toml").read_text() + "# touched\n")
+    (calc_repo / "README.md").write_text("# calc, changed\n")
+    (calc_repo / "new.py").write_text("x = 1\n")
+    return calc_repo, marks
+
+
+def test_the_filter_traps_are_real(filtered_repo):
+    root, marks = filtered_repo
+    subprocess.run(["git", "status"], cwd=root, capture_output=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, capture_output=True)
+    (root / "calc" / "__init__.py").unlink()
+    subprocess.run(["git", "checkout", "--", "calc/__init__.py"], cwd=root, capture_output=True)
+    assert {"clean", "smudge", "process", "included-clean"} <= {p.name for p in marks.iterdir()}
+
+
+def test_no_filter_runs_in_any_git_call_of_ours(filtered_repo):
+    root, marks = filtered_repo
+    for subcommand, args in (("status", []), ("status", ["--short", "-uall"]), ("diff", []), ("diff", ["HEAD"]),
+                             ("diff", ["--stat"]), ("log", ["-p", "-n", "2"]), ("show", ["HEAD"]),
+                             ("show", ["HEAD:calc/__init__.py"])):
+        result = call(root, "git", subcommand=subcommand, args=args)
+        assert not result.is_error, (subcommand, args, result.text)
+        assert list(marks.iterdir()) == [], (subcommand, args)
+    assert "return a + b" in call(root, "git", subcommand="diff").text
+    patch, files = diff_against_head(root)
+    assert "+    return a + b" in patch and {"calc/__init__.py", "new.py", "README.md", "pyproject.toml"} <= set(files)
+    store = CheckpointStore(root)
+    checkpoint = store.capture("s", 1)
+    (root / "calc" / "__init__.py").write_text("broken\n")
+    assert store.restore(checkpoint) == ["calc/__init__.py"]
+    assert (root / "calc" / "__init__.py").read_text() == "def add(a, b):\n    return a + b\n"  # the raw bytes
+    scan_repo(root)
+    repo_files(root, root)
+    change_times(root, ["calc/__init__.py"], {})
+    find_repo(root)
+    assert list(marks.iterdir()) == []
+
+
+def test_a_headless_run_runs_no_filter(filtered_repo, write_script):
+    root, marks = filtered_repo
+    script = [{"content": "", "tool_calls": [{"name": "git", "arguments": {"subcommand": "status"}}]},
+              {"content": "", "tool_calls": [{"name": "edit_file", "arguments": {
+                  "path": "calc/__init__.py", "old_string": "a + b", "new_string": "b + a"}}]},
+              {"content": "", "tool_calls": [{"name": "git", "arguments": {"subcommand": "diff"}}]},
+              {"content": "done"}]
+    proc = run_cli(["run", "--headless", "swap", "--backend", "scripted", "--script", str(write_script(script)),
+                    "--output-format", "json"], root)
+    report = json.loads(proc.stdout)
+    assert report["files_changed"] == ["calc/__init__.py"] and "+    return b + a" in report["patch"], proc.stderr
+    assert list(marks.iterdir()) == []
+
+
+def test_filter_names_and_their_blanking():
+    from dsv4.tools.gitcmd import blanked_filters, config_environment, filter_names
+    names = filter_names(["filter.evil.clean", "FILTER.Up.Dot.smudge", "filter.a=b.process", "filter.x",
+                          "user.name", "diff.evil.textconv"])
+    assert names == {"evil", "Up.Dot", "a=b"}
+    blanked = blanked_filters(["a=b"])
+    assert blanked == {"filter.a=b.clean": "", "filter.a=b.smudge": "", "filter.a=b.process": "",
+                       "filter.a=b.required": "false"}
+    env = config_environment(blanked)
+    assert env["GIT_CONFIG_COUNT"] == "4" and env["GIT_CONFIG_KEY_0"] == "filter.a=b.clean"
+
+
+def test_an_unreadable_git_config_is_a_failed_command_not_a_crash(calc_repo):
+    from dsv4.tools.gitcmd import run_git
+    (calc_repo / ".git" / "config").write_text("[core\nbroken = = =\n")
+    result = run_git(calc_repo, "status")
+    assert not result.ok and "config" in result.error_text
+    tool = call(calc_repo, "git", subcommand="status")
+    assert tool.is_error and "git configuration" in tool.text
