@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dsv4.agent.gitdiff import diff_against_head
+from dsv4.agent.gitdiff import diff_against_head, tracked_files, work_tree_state
 from dsv4.agent.repo import find_repo
 from dsv4.tools.checkpoints import CheckpointStore
 from dsv4.tools.listing import repo_files
@@ -64,6 +64,7 @@ def test_no_repository_configured_program_ever_runs(booby_trapped):
     find_repo(root)
     store = CheckpointStore(root)
     store.restore(store.capture("s", 1))
+    assert work_tree_state(root) == ("main", True) and "calc/__init__.py" in tracked_files(root)  # the TUI's facts
     assert sorted(p.name for p in marks.iterdir()) == []
 
 
@@ -194,6 +195,7 @@ def test_no_filter_runs_in_any_git_call_of_ours(filtered_repo):
     repo_files(root, root)
     change_times(root, ["calc/__init__.py"], {})
     find_repo(root)
+    assert work_tree_state(root) == ("main", True) and "README.md" in tracked_files(root)
     assert list(marks.iterdir()) == []
 
 
@@ -230,3 +232,8 @@ def test_an_unreadable_git_config_is_a_failed_command_not_a_crash(calc_repo):
     assert not result.ok and "config" in result.error_text
     tool = call(calc_repo, "git", subcommand="status")
     assert tool.is_error and "git configuration" in tool.text
+
+
+def test_the_front_ends_git_facts_outside_a_repository(tmp_path):
+    assert work_tree_state(tmp_path) == ("", False) and tracked_files(tmp_path) == []
+    assert work_tree_state(tmp_path / "gone") == ("", False)
