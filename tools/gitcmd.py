@@ -13,8 +13,10 @@ Filters are per name: `.gitattributes` (repository content) says `filter=NAME` a
 the file. No attribute source can be overridden on this git (`--attr-source` needs 2.40), so before each
 command the helper lists the names the config defines (every scope and include, as that command will read
 them) and blanks each one; an empty driver is no driver, and `required=false` keeps git from refusing the
-file. Content is then read and written as the raw bytes of the work tree (Git LFS files too: a checkpoint
-restores the real file, not a pointer).
+file; the configs of submodules, which a child git reads, are scanned for filter names too
+(tools/git_filters.py). Status and diffs do not look into a submodule's work tree at all
+(`--ignore-submodules=dirty`: a changed submodule commit still shows). Content is read and written as the
+raw bytes of the work tree (Git LFS files too: a checkpoint restores the real file, not a pointer).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .git_filters import blanked_filters, config_environment, filter_names, submodule_filter_names
 from .process import safe_environment
 
 GIT_TIMEOUT_S = 120
@@ -71,6 +74,10 @@ def git_argv(args: Sequence[str], *, config: Mapping[str, str] | None = None,
     subcommand, rest = args[0], list(args[1:])
     if subcommand in DIFF_FAMILY:
         rest = ["--no-ext-diff", "--no-textconv", *rest]
+    if subcommand in DIFF_FAMILY or subcommand == "status":
+        # A submodule's work tree is checked by a child git reading the submodule's own config, whose filters
+        # no listing here covers: only the commit a submodule records is compared.
+        rest = ["--ignore-submodules=dirty", *rest]
     return [*argv, subcommand, *rest]
 
 
@@ -83,33 +90,6 @@ def git_environment(secret_names: Iterable[str] = (), overrides: Mapping[str, st
     return env
 
 
-def filter_names(config_names: Iterable[str]) -> set[str]:
-    """The NAMEs of every `filter.NAME.KEY` among config key names (the section is case-insensitive, NAME not)."""
-    names = set()
-    for key in config_names:
-        section, _, rest = key.partition(".")
-        name, dot, _variable = rest.rpartition(".")
-        if section.lower() == "filter" and dot:
-            names.add(name)
-    return names
-
-
-def blanked_filters(names: Iterable[str]) -> dict[str, str]:
-    """Config that turns each named filter into no filter."""
-    return {f"filter.{name}.{key}": value for name in sorted(names)
-            for key, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))}
-
-
-def config_environment(config: Mapping[str, str]) -> dict[str, str]:
-    """`config` as GIT_CONFIG_COUNT/KEY_n/VALUE_n: command-line scope like `-c`, with no `=` parsing of the key
-    (a filter name may hold one)."""
-    env = {"GIT_CONFIG_COUNT": str(len(config))}
-    for n, (key, value) in enumerate(config.items()):
-        env[f"GIT_CONFIG_KEY_{n}"] = key
-        env[f"GIT_CONFIG_VALUE_{n}"] = value
-    return env
-
-
 def list_config(cwd: Path, env: Mapping[str, str], *, config: Mapping[str, str] | None = None,
                 work_tree: Path | None = None, timeout_s: float = GIT_TIMEOUT_S) -> GitResult:
     """The config key names a git command with this environment reads (every scope, includes followed)."""
@@ -117,9 +97,10 @@ def list_config(cwd: Path, env: Mapping[str, str], *, config: Mapping[str, str] 
                   cwd, env, None, timeout_s, "git config")
 
 
-def with_filters_blanked(env: Mapping[str, str], listing: GitResult) -> dict[str, str]:
+def with_filters_blanked(env: Mapping[str, str], listing: GitResult, work_tree: Path) -> dict[str, str]:
+    """`env` with every filter blanked that the listed config or a submodule's config of `work_tree` defines."""
     names = filter_names(listing.stdout.decode("utf-8", "surrogateescape").split("\0"))
-    return {**env, **config_environment(blanked_filters(names))}
+    return {**env, **config_environment(blanked_filters(names | submodule_filter_names(work_tree)))}
 
 
 def hardened_environment(cwd: Path, secret_names: Iterable[str] = (), overrides: Mapping[str, str] | None = None,
@@ -130,7 +111,7 @@ def hardened_environment(cwd: Path, secret_names: Iterable[str] = (), overrides:
     listing = list_config(cwd, env, timeout_s=timeout_s)
     if not listing.ok:
         raise GitError(f"cannot read the git configuration in {cwd}: {listing.error_text}")
-    return with_filters_blanked(env, listing)
+    return with_filters_blanked(env, listing, cwd)
 
 
 @dataclass
@@ -168,8 +149,8 @@ def run_git(cwd: Path, *args: str, config: Mapping[str, str] | None = None, work
     else:
         listing = list_config(cwd, environment, config=config, work_tree=work_tree, timeout_s=timeout_s)
         # A config git cannot read fails the command itself too: it is reported as that command's failure.
-        result = _spawn(argv, cwd, with_filters_blanked(environment, listing), input, timeout_s, f"git {args[0]}") \
-            if listing.ok else listing
+        blanked = with_filters_blanked(environment, listing, work_tree or cwd) if listing.ok else None
+        result = _spawn(argv, cwd, blanked, input, timeout_s, f"git {args[0]}") if blanked is not None else listing
     if check and not result.ok:
         raise GitError(f"git {' '.join(args[:3])} failed: {result.error_text}")
     return result

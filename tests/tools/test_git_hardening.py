@@ -214,7 +214,7 @@ def test_a_headless_run_runs_no_filter(filtered_repo, write_script):
 
 
 def test_filter_names_and_their_blanking():
-    from dsv4.tools.gitcmd import blanked_filters, config_environment, filter_names
+    from dsv4.tools.git_filters import blanked_filters, config_environment, filter_names
     names = filter_names(["filter.evil.clean", "FILTER.Up.Dot.smudge", "filter.a=b.process", "filter.x",
                           "user.name", "diff.evil.textconv"])
     assert names == {"evil", "Up.Dot", "a=b"}
@@ -237,3 +237,57 @@ def test_an_unreadable_git_config_is_a_failed_command_not_a_crash(calc_repo):
 def test_the_front_ends_git_facts_outside_a_repository(tmp_path):
     assert work_tree_state(tmp_path) == ("", False) and tracked_files(tmp_path) == []
     assert work_tree_state(tmp_path / "gone") == ("", False)
+
+
+def test_a_submodules_own_filter_never_runs(calc_repo, tmp_path):
+    """`git status` checks a submodule's work tree with a child git that reads the submodule's config: ours never
+    looks inside (a changed submodule commit still shows)."""
+    marks = tmp_path / "sub-marks"
+    marks.mkdir()
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "a.txt").write_text("a\n")
+    (inner / ".gitattributes").write_text("* filter=evil\n")
+    git(inner, "init", "-q")
+    git(inner, "add", "-A")
+    git(inner, "commit", "-qm", "inner")
+    git(calc_repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner), "sub")
+    git(calc_repo, "commit", "-qm", "submodule")
+    trap = tmp_path / "sub-trap.sh"
+    trap.write_text(f"#!/bin/sh\ntouch {marks}/$1\ncat\n")
+    trap.chmod(0o755)
+    git(calc_repo / "sub", "config", "filter.evil.clean", f"{trap} clean")
+    (calc_repo / "sub" / "a.txt").write_text("changed\n")
+    subprocess.run(["git", "status"], cwd=calc_repo, capture_output=True)
+    assert [p.name for p in marks.iterdir()] == ["clean"]  # the trap is real
+    (marks / "clean").unlink()
+    for subcommand in ("status", "diff"):
+        assert not call(calc_repo, "git", subcommand=subcommand).is_error
+        assert list(marks.iterdir()) == [], subcommand
+    diff_against_head(calc_repo)
+    assert list(marks.iterdir()) == [], "diff"
+    work_tree_state(calc_repo)
+    assert list(marks.iterdir()) == []
+
+
+def test_submodule_configs_are_scanned_for_filter_names_includes_and_nesting(tmp_path):
+    from dsv4.tools.git_filters import submodule_filter_names
+    work = tmp_path / "work"
+    modules = work / ".git" / "modules"
+    nested = modules / "libs" / "a" / "modules" / "b"
+    for git_dir in (modules / "libs" / "a", nested):
+        git_dir.mkdir(parents=True)
+        (git_dir / "HEAD").write_text("ref: refs/heads/main\n")
+    (modules / "libs" / "a" / "objects" / "config").mkdir(parents=True)  # not a config file: never read
+    (modules / "libs" / "a" / "config").write_text(
+        '[core]\n\tbare = false\n[filter "we\\"ird"] clean = x\n[include]\n\tpath = "../../../../extra.cfg"\n')
+    (nested / "config.worktree").write_text("[FILTER.OldStyle]\n\tsmudge = y\n")
+    (work / "extra.cfg").write_text('[filter "from-include"]\n\tprocess = z\n[include]\npath = extra.cfg\n')
+    assert submodule_filter_names(work / "deep" / "er") == {'we"ird', "from-include", "OldStyle", "oldstyle"}
+    worktree = tmp_path / "linked"
+    (work / ".git" / "worktrees" / "linked").mkdir(parents=True)
+    (work / ".git" / "worktrees" / "linked" / "commondir").write_text("../..\n")
+    worktree.mkdir()
+    (worktree / ".git").write_text(f"gitdir: {work / '.git' / 'worktrees' / 'linked'}\n")
+    assert "from-include" in submodule_filter_names(worktree)  # a linked worktree shares the submodules
+    assert submodule_filter_names(tmp_path / "elsewhere") == set()
