@@ -3,15 +3,17 @@
 The cut falls between steps (a user message, or an assistant message with all its tool results), never
 inside one, so even one long headless turn can be compacted. The summary comes from the active model in a
 separate request without tools; on an error, an empty reply, a timeout or an input too long for the
-window it is a deterministic digest of the logged steps instead. Nothing here can fail the session.
+window it is a deterministic digest of the logged steps instead. Nothing here can fail the session. Whether a
+compaction is worth making (it must make the View smaller) is the keeper's call (agent/context_keeper.py).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
@@ -68,6 +70,18 @@ def plan_cut(entries: list[Entry], budget_tokens: int) -> int | None:
     return cut
 
 
+@dataclass
+class Draft:
+    """A compaction planned but not summarised: what it drops and the compaction before it."""
+
+    compaction: Compaction
+    dropped: list[Message]
+    previous: Compaction | None
+
+    def digest(self) -> str:
+        return digest(self.dropped, self.previous)
+
+
 def new_compaction_id() -> str:
     return "c-" + uuid.uuid4().hex[:12]
 
@@ -105,10 +119,10 @@ class Compactor:
         self.window = window
         self.settings = settings
 
-    def build(self, view: View, task: TaskState, made_from: str, *, trigger: Trigger, focus: str | None,
-              tokens_before: int, memory: str) -> tuple[Compaction, SummaryOutcome] | None:
-        """`made_from`: the source hash of the log so far (agent/log_fold.py)."""
-        """The next compaction of `view` (not yet logged), or None when nothing can be dropped."""
+    def draft(self, view: View, task: TaskState, made_from: str, *, trigger: Trigger, focus: str | None,
+              tokens_before: int, memory: str) -> Draft | None:
+        """The next compaction of `view` with its summary still empty (not yet logged), or None when nothing can be
+        dropped. `made_from`: the source hash of the log so far (agent/log_fold.py)."""
         entries = view.visible()
         # After an overflow the server's window is smaller than ours: keep a quarter of what it refused, at most.
         basis = min(self.window, tokens_before) if trigger == "overflow" else self.window
@@ -118,14 +132,10 @@ class Compactor:
             return None
         dropped = [e.message for e in entries[:cut]]
         first_kept = entries[cut].event_id if cut < len(entries) else entries[-1].event_id + 1
-        state = task.render()
-        outcome = self.summarise(view.system_text, dropped, view.active, state, focus)
-        compaction = Compaction(id=new_compaction_id(), first_kept_event_id=first_kept, summary=outcome.text,
-                                source=outcome.source, focus=focus, trigger=trigger, tokens_before=tokens_before,
-                                tokens_after=0, state=state, memory=memory,
-                                source_hash=made_from,
-                                summary_tokens=outcome.usage.total_tokens)
-        return compaction, outcome
+        compaction = Compaction(id=new_compaction_id(), first_kept_event_id=first_kept, summary="", source="digest",
+                                focus=focus, trigger=trigger, tokens_before=tokens_before, tokens_after=0,
+                                state=task.render(), memory=memory, source_hash=made_from)
+        return Draft(compaction=compaction, dropped=dropped, previous=view.active)
 
     def summarise(self, system_text: str, dropped: list[Message], previous: Compaction | None, state: str,
                   focus: str | None) -> SummaryOutcome:

@@ -169,6 +169,15 @@ def _home(problems: list[str]) -> Path | None:
     return home
 
 
+def check_home() -> Path:
+    """DSV4_HOME, usable, for the commands that open stores there without loading the config; else ConfigError."""
+    problems: list[str] = []
+    home = _home(problems)
+    if home is None or problems:
+        raise ConfigError(problems)
+    return home
+
+
 def _repo_trusted(repo_root: Path) -> bool:
     from .repo import NotARepository, find_repo
     from .trust import is_trusted

@@ -13,12 +13,12 @@ from typing import Any
 from .backends.base import Backend
 from .compaction import CompactionSettings, Compactor, redigest_redacted
 from .context_meter import ContextMeter, Reading
-from .events import AgentEvent, Compacted, CompactionUndone, ContextUsage, Error, Usage
+from .events import AgentEvent, Compacted, CompactionSkipped, CompactionUndone, ContextUsage, Error, Usage
 from .log_fold import LogFold
 from .messages import Message
 from .server_errors import stated_window
 from .sessions import SessionStore
-from .view import Trigger, View
+from .view import Compaction, Trigger, View
 
 
 class ContextKeeper:
@@ -106,26 +106,55 @@ class ContextKeeper:
         return cost
 
     def compact(self, trigger: Trigger, focus: str | None = None) -> tuple[Compacted | None, Usage]:
-        """Replace the older steps by the task state and a summary; None when there is nothing to drop."""
-        before = self.measure().used
+        """Replace the older steps by the task state and a summary; None (and a `compaction_skipped` event) when
+        nothing can be dropped or the compacted View would not be smaller: a compaction never grows the context."""
+        # Before and after on one basis: the server's last count covers only the View as it was sent.
+        before = self.meter.measure(self.messages(), self.tools, reported=False).used
         memory = self.pinned_memory() if self.pinned_memory is not None else ""
         memory = "" if memory.strip() in self.system_text else memory.strip()
-        built = self.compactor.build(self.view, self.fold.task, self.fold.source_hash(), trigger=trigger,
+        draft = self.compactor.draft(self.view, self.fold.task, self.fold.source_hash(), trigger=trigger,
                                      focus=focus or None, tokens_before=before, memory=memory)
-        if built is None:
-            return None, Usage()
-        compaction, outcome = built
-        self.view.compactions.append(compaction)  # measured as the model will see it, then logged (which applies it)
-        compaction.tokens_after = self.measure().used
-        self.view.compactions.pop()
+        if draft is None:
+            return self._skip(before, trigger, "nothing to compact: there is no earlier step to drop"), Usage()
+        compaction = draft.compaction
+        floor = self._measure_with(compaction)  # the task state and the kept steps alone, before any summary
+        if floor >= before:
+            return self._skip(before, trigger, "nothing to compact: the task state and the kept steps alone are "
+                              "as large as the current context", floor), Usage()
+        outcome = self.compactor.summarise(self.view.system_text, draft.dropped, draft.previous, compaction.state,
+                                           compaction.focus)
+        fallback_reason = outcome.fallback_reason
+        compaction.summary, compaction.source = outcome.text, outcome.source
+        compaction.summary_tokens = outcome.usage.total_tokens
+        compaction.tokens_after = self._measure_with(compaction)
+        if compaction.tokens_after >= before and outcome.source == "model":  # longer than the steps it replaces
+            compaction.summary, compaction.source = draft.digest(), "digest"
+            fallback_reason = "the model's summary would not make the context smaller"
+            compaction.tokens_after = self._measure_with(compaction)
+        if compaction.tokens_after >= before:
+            return self._skip(before, trigger, "nothing to compact: the summary would not make the context "
+                              "smaller", compaction.tokens_after, compaction.summary_tokens), outcome.usage
         self.log("compacted", compaction.payload())
+        self.measure()
         self.compactions += 1
         event = Compacted(id=compaction.id, first_kept_event_id=compaction.first_kept_event_id, summary=compaction.summary,
                           source=compaction.source, focus=compaction.focus, trigger=trigger,
                           tokens_before=compaction.tokens_before, tokens_after=compaction.tokens_after,
-                          summary_tokens=compaction.summary_tokens, fallback_reason=outcome.fallback_reason)
+                          summary_tokens=compaction.summary_tokens, fallback_reason=fallback_reason)
         self.emit(event)
         return event, outcome.usage
+
+    def _measure_with(self, compaction: Compaction) -> int:
+        """Tokens of the View as the model would see it with `compaction` applied (nothing is logged)."""
+        self.view.compactions.append(compaction)
+        try:
+            return self.meter.measure(self.messages(), self.tools, reported=False).used
+        finally:
+            self.view.compactions.pop()
+
+    def _skip(self, before: int, trigger: Trigger, reason: str, after: int | None = None, summary_tokens: int = 0) -> None:
+        self.emit(CompactionSkipped(trigger=trigger, reason=reason, tokens_before=before, tokens_after=after,
+                                    summary_tokens=summary_tokens))
 
     def compact_undo(self) -> CompactionUndone | None:
         """Take back the latest compaction: the View is the one before it. None when there is none."""

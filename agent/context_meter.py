@@ -56,17 +56,20 @@ class ContextMeter:
                 self._tools_tokens = len(key) // 4 + 1
         return self._tools_tokens
 
-    def prompt_tokens(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> tuple[int, bool]:
+    def prompt_tokens(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]],
+                      reported: bool = True) -> tuple[int, bool]:
         if self.backend.exact_token_count:
             return self.backend.count_tokens(messages) + self.tools_tokens(tools), True
-        if self._reported is not None:
+        if reported and self._reported is not None:
             sent, reported = self._reported
             if len(sent) <= len(messages) and all(a == b for a, b in zip(sent, messages)):
                 return reported + estimate_tokens(messages[len(sent):]), False
         return estimate_tokens(messages) + self.tools_tokens(tools), False
 
-    def measure(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> Reading:
-        tokens, exact = self.prompt_tokens(messages, tools)
+    def measure(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], reported: bool = True) -> Reading:
+        """`reported=False` counts without the server's last figure: two such readings of different conversations
+        compare like for like (a compaction's before and after)."""
+        tokens, exact = self.prompt_tokens(messages, tools, reported)
         return Reading(used=tokens + self.reserved_output, window=self.window, exact=exact)
 
     def observe(self, messages: Sequence[Message], prompt_tokens: int) -> None:

@@ -175,6 +175,18 @@ class Compacted(BaseModel):
     fallback_reason: str | None = None  # why the digest was used instead of a model summary
 
 
+class CompactionSkipped(BaseModel):
+    """A compaction was asked for (or due) but not made: nothing could be dropped, or the compacted View would not
+    be smaller than the current one, which stays as it is."""
+
+    type: Literal["compaction_skipped"] = "compaction_skipped"
+    trigger: Literal["auto", "manual", "overflow"]
+    reason: str
+    tokens_before: int
+    tokens_after: int | None = None  # what the compacted View would have used, when one was built
+    summary_tokens: int = 0  # what a summary made for it cost anyway
+
+
 class CompactionUndone(BaseModel):
     type: Literal["compaction_undone"] = "compaction_undone"
     id: str  # the compaction taken back; the View is the one before it
@@ -194,6 +206,7 @@ class TurnDone(BaseModel):
 
 AgentEvent = Annotated[
     Union[
+        CompactionSkipped,
         TurnStarted, StepStarted, AssistantDelta, AssistantReasoningDelta, AssistantMessage, ToolRequested,
         ToolDecision, ToolFinished, FileChanged, TestsRan, MemoryChanged, UsageUpdate, ContextUsage, Compacted,
         CompactionUndone, AgentError, TurnDone,

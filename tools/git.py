@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from .base import READ_ONLY, ToolError, ToolResult
-from .gitcmd import git_argv, git_environment
+from .gitcmd import GitError, git_argv, hardened_environment
 from .process import CommandNotRun, cap_output, run_command
 from .workspace import PathEscape, Workspace
 
@@ -105,10 +105,10 @@ class Git:
     def run(self, args: GitArgs, workspace: Workspace) -> ToolResult:
         checked = check_git_args(args.subcommand, args.args, workspace)
         try:
+            environment = hardened_environment(workspace.root, workspace.secret_names, timeout_s=GIT_TOOL_TIMEOUT_S)
             outcome = run_command(git_argv([args.subcommand, *checked]), workspace.root, GIT_TOOL_TIMEOUT_S,
-                                  environment=git_environment(workspace.secret_names), cancel=workspace.cancel_event,
-                                  deadline=workspace.deadline)
-        except CommandNotRun as exc:
+                                  environment=environment, cancel=workspace.cancel_event, deadline=workspace.deadline)
+        except (CommandNotRun, GitError) as exc:
             raise ToolError(str(exc)) from None
         text = cap_output(outcome.output) or "[no output]"
         return ToolResult(text=text, is_error=outcome.exit_code != 0, data={"exit_code": outcome.exit_code})

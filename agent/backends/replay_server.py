@@ -52,8 +52,9 @@ class _QuietServer(ThreadingHTTPServer):
 class ReplayServer:
     def __init__(self, turns: list[ScriptedTurn], faults: list[str | RawReply] | None = None, api_key: str | None = None,
                  cached_tokens: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 models_listing: dict[str, Any] | None = None) -> None:
+                 models_listing: dict[str, Any] | None = None, send_usage: bool = True) -> None:
         self.turns = list(turns)
+        self.send_usage = send_usage  # False: no usage chunk, as llama-cpp-python's server (it ignores stream_options)
         self.faults = list(faults or [])
         self.api_key = api_key
         self.cached_tokens = cached_tokens
@@ -191,6 +192,8 @@ class ReplayServer:
                 self.end_headers()
                 completion_id = "chatcmpl-" + uuid.uuid4().hex[:12]
                 chunks = _sse_chunks(completion_id, body.get("model", "replay"), turn, body, server.cached_tokens)
+                if not server.send_usage:
+                    chunks = [c for c in chunks if "usage" not in c]
                 if cut:
                     chunks = chunks[: max(1, len(chunks) // 2)]
                 for chunk in chunks:
@@ -238,8 +241,9 @@ def main() -> None:
     parser.add_argument("--script", type=Path, required=True)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--fault", action="append", default=[], help="429, 500, 401, cut, slow:SECONDS, pings, retry_after:SECONDS (one per request)")
+    parser.add_argument("--no-usage", action="store_true", help="send no usage chunk (as llama-cpp-python's server)")
     args = parser.parse_args()
-    server = ReplayServer(load_script(args.script), faults=args.fault, port=args.port)
+    server = ReplayServer(load_script(args.script), faults=args.fault, port=args.port, send_usage=not args.no_usage)
     print(f"replaying {len(server.turns)} turns at {server.base_url}", flush=True)
     server.httpd.serve_forever()
 

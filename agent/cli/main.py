@@ -124,6 +124,9 @@ def _json_error_report(args: argparse.Namespace, code: int, message: str) -> Non
 
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command
+    if command in ("memory", "kv"):  # they open stores under DSV4_HOME without loading the config
+        from ..config import check_home
+        check_home()
     if command == "memory":
         from .memory import run_memory_command
         return run_memory_command(args, _repo_or_none())

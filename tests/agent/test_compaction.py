@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from dsv4.agent.backends.script import ScriptedTurn
 from dsv4.agent.backends.scripted import ScriptedBackend
 from dsv4.agent.config import Settings
-from dsv4.agent.events import Compacted, CompactionUndone, ContextUsage
+from dsv4.agent.events import Compacted, CompactionSkipped, CompactionUndone, ContextUsage
 from dsv4.agent.messages import Message
 from dsv4.agent.repo import find_repo
 from dsv4.agent.report import StreamEvent
@@ -24,6 +24,9 @@ WINDOW = 6000
 RULE = "Always run migrations with `make migrate-safe`, never by hand."
 PINNED = "The staging database is read-only on Fridays."
 GOAL = "Write the progress notes and keep the todo list while you inspect the logs."
+# A bash output per step large enough (about 600 tokens) that dropping a few steps saves more than the compaction
+# adds (its preamble, the task state, the summary): a compaction that would not shrink the View is not made.
+STEP_CHARS = 2400
 
 
 def assert_valid(messages: list[Message]) -> None:
@@ -117,7 +120,7 @@ def test_a_long_session_compacts_and_keeps_rules_memory_goal_files_and_todos(cal
 
 def test_compact_undo_restores_the_view_before_it(calc_repo, dsv4_home):
     store = prepare_repo(calc_repo, dsv4_home)
-    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(4, big_chars=400)], summary="short")
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(4, big_chars=STEP_CHARS)], summary="short")
     session = open_session(calc_repo, backend, store)
     for n in range(4):
         session.run_turn(f"part {n}")
@@ -139,9 +142,45 @@ def test_compact_undo_restores_the_view_before_it(calc_repo, dsv4_home):
     assert resumed._loop.messages == before  # the undo is logged: the View stays restored after a resume
 
 
+def test_compacting_a_tiny_conversation_keeps_it_and_says_so(calc_repo, dsv4_home):
+    """/compact on a short conversation used to make the context bigger (4,605 -> 6,823 tokens seen): the task state
+    and the preamble outweighed the steps dropped. Such a compaction is not made, and the session goes on."""
+    store = SessionStore(dsv4_home / "sessions.db")
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=40)])
+    events: list = []
+    session = open_session(calc_repo, backend, store, events=events)
+    for n in range(2):
+        session.run_turn(f"part {n}")
+    view, used = session._loop.messages, session.context().used
+    assert session.compact() is None
+    skipped = [e for e in events if isinstance(e, CompactionSkipped)]
+    assert len(skipped) == 1 and skipped[0].trigger == "manual" and skipped[0].reason.startswith("nothing to compact")
+    assert skipped[0].tokens_after is not None and skipped[0].tokens_after >= skipped[0].tokens_before
+    assert backend.summary_requests == [] and skipped[0].summary_tokens == 0  # no summary is paid for in vain
+    assert session._loop.messages == view and session.context().used == used
+    assert store.events(session.session_id, "compacted") == [] and session.compactions == 0
+    assert session.run_turn("part 2").status == "done"
+
+
+def test_a_summary_longer_than_what_it_replaces_gives_way_to_the_digest(calc_repo, dsv4_home):
+    store = SessionStore(dsv4_home / "sessions.db")
+    rambling = "The agent looked at the logs again and again. " * 400  # ~4,600 tokens for ~1,800 dropped
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(4, big_chars=STEP_CHARS)],
+                              summary=rambling)
+    events: list = []
+    session = open_session(calc_repo, backend, store, events=events)
+    for n in range(4):
+        session.run_turn(f"part {n}")
+    done = session.compact()
+    assert done is not None and done.source == "digest" and done.tokens_after < done.tokens_before
+    assert done.fallback_reason == "the model's summary would not make the context smaller"
+    assert backend.summary_requests and done.summary_tokens > 0  # the summary was asked for and paid, then not used
+    assert rambling.strip() not in session._loop.messages[1].content and "called bash" in session._loop.messages[1].content
+
+
 def test_an_empty_summary_falls_back_to_the_digest(calc_repo, dsv4_home):
     store = prepare_repo(calc_repo, dsv4_home)
-    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=400)], summary="")
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=STEP_CHARS)], summary="")
     events: list = []
     session = open_session(calc_repo, backend, store, events=events)
     for n in range(3):
@@ -211,7 +250,7 @@ def test_stream_json_and_the_report_carry_the_context(calc_repo, write_script):
     report = events[-1].report
     assert report.context is not None and report.context.window == 3000 and report.context.compactions >= 1
     schema = json.dumps(json.loads(run_cli(["schema", "events"], calc_repo).stdout))
-    for kind in ("compacted", "compaction_undone", "context_usage"):
+    for kind in ("compacted", "compaction_undone", "context_usage", "compaction_skipped"):
         assert f'"const": "{kind}"' in schema
 
 
@@ -222,7 +261,7 @@ def test_a_forget_inside_a_compacted_range_replaces_the_summary_with_a_fresh_dig
     store = SessionStore(dsv4_home / "sessions.db")
     fact = f"Deploy target is staging-{MARKER}"
     turns = [{"content": "", "tool_calls": [{"name": "remember", "arguments": {"text": fact, "key": "deploy"}}]},
-             {"content": "remembered"}] + long_turns(3, big_chars=400)[2:] + [{"content": "still fine"}]
+             {"content": "remembered"}] + long_turns(3, big_chars=STEP_CHARS)[2:] + [{"content": "still fine"}]
     # The model's summary paraphrases the fact: no redaction of the exact text can find it.
     paraphrase = f"the deploy goes to STAGING-{MARKER.upper()}"
     backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in turns], summary=f"Noted that {paraphrase}.")
@@ -263,7 +302,7 @@ def test_a_session_stuck_before_resumes_unchanged_and_compacts_on_the_next_turn(
 
 def test_memory_pinned_during_the_session_is_in_the_compacted_view(calc_repo, dsv4_home):
     store = SessionStore(dsv4_home / "sessions.db")
-    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=400)])
+    backend = ScriptedBackend([ScriptedTurn.model_validate(t) for t in long_turns(3, big_chars=STEP_CHARS)])
     session = open_session(calc_repo, backend, store)
     session.run_turn("part 0")
     late = "Release notes go in CHANGES.md, newest first."

@@ -132,7 +132,8 @@ def test_a_summary_that_times_out_falls_back_to_the_digest(calc_repo, replay, ds
     session_id = store.create("repo", calc_repo, "scripted")
     config = AgentConfig(context_window=50_000)
     config.compaction.summary_timeout_s = 0.3
-    turns = [{"content": "", "tool_calls": [{"name": "read_file", "arguments": {"path": "calc/__init__.py"}}]},
+    # A long command output to drop: a compaction that would not shrink the View is not made (nor summarised).
+    turns = [{"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "yes log | head -c 8000"}}]},
              {"content": "read"}, {"content": "second"}]
     agent = Agent(ScriptedBackend([ScriptedTurn.model_validate(t) for t in turns]), Toolbox(Workspace(calc_repo)),
                   store, session_id, "system", Policy(mode="full-auto"), config,

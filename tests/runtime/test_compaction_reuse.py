@@ -25,10 +25,13 @@ def test_the_system_prefix_is_reused_after_a_compaction(fast_engine, tmp_path):
     system_text = "You are a careful assistant working in a repository. Rules: " + "answer briefly. " * 40
     agent = Agent(backend, Toolbox(Workspace(tmp_path), (ReadFile,)), store, session_id, system_text,
                   Policy(mode="full-auto"), config)
-    for prompt in ("hello there", "name a fact about cats", "and about dogs?"):
+    # Requests longer than the task state keeps of them (REFINEMENT_CHARS): the compaction has something to drop and
+    # so makes the View smaller (one that would not is not made).
+    pasted = " ".join(f"line {n}: the cat sat on the mat." for n in range(100))
+    for prompt in ("hello there", f"name a fact about cats in this text: {pasted}", "and about dogs?"):
         assert agent.run_turn(prompt).status == "done"
     compacted = agent.compact()
-    assert compacted is not None and agent.context is not None and agent.context.exact  # counted by the tokenizer
+    assert compacted is not None and compacted.tokens_after < compacted.tokens_before and agent.context is not None and agent.context.exact  # counted by the tokenizer
     reused_before = fast_engine.stats.reused_tokens
     assert agent.run_turn("one more").status == "done"
     reused = fast_engine.stats.reused_tokens - reused_before

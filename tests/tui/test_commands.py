@@ -55,7 +55,9 @@ async def test_undo_rewind_and_diff(calc_repo):
 
 
 async def test_mode_cost_compact_clear_and_context(calc_repo):
-    app = make_app(calc_repo, [{"content": "hi"}], mode="ask")
+    # A long command output gives /compact something to drop: a compaction that would not shrink is not made.
+    long_output = {"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "yes log | head -c 8000"}}]}
+    app = make_app(calc_repo, [long_output, long_output, {"content": "hi"}], mode="ask")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await ready(app, pilot)
         await command(app, pilot, "/mode full-auto")
