@@ -14,6 +14,7 @@ from ..home import dsv4_home
 from .sessions import SessionStore
 
 if TYPE_CHECKING:
+    from ..memory.purge import Redaction
     from ..memory.store import MemoryStore
 
 
@@ -24,12 +25,12 @@ def open_memory(sessions: SessionStore | None = None, **options: Any) -> MemoryS
     return MemoryStore.open(dsv4_home(), log_redactor=sessions.redact if sessions else _redact_default_log, **options)
 
 
-def _redact_default_log(replacements: dict[str, str]) -> tuple[int, list[str]]:
+def _redact_default_log(redactions: list[Redaction]) -> tuple[int, list[str]]:
     if not SessionStore.default_exists():
         return 0, []
     store = SessionStore.open_default()
     try:
-        return store.redact(replacements)
+        return store.redact(redactions)
     finally:
         store.close()
 

@@ -89,7 +89,7 @@ class Forget:
                                     reason="forgotten at the user's request (agent tool)")
         except EngramError as exc:
             raise ToolError(str(exc)) from None
-        return ToolResult(text=f"forgot {', '.join(done.ids)}", summary=f"forgot {len(done.ids)} memories",
+        return ToolResult(text=done.reply(), summary=f"forgot {len(done.ids)} memories",
                           data={"memory_action": "forgotten", "item_ids": done.ids},
                           memory=MemoryChange(action="forgotten", item_ids=done.ids))
 
