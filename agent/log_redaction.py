@@ -16,9 +16,11 @@ probe misses no row the span search would find; spans without such a run send ev
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..memory.capture import source_sentences
@@ -101,3 +103,20 @@ def scrub_title(title: str, items: list[Needles]) -> str:
             if len(span) > MIN_OVERLAP:
                 title = redact_title(title, span, item.marker)
     return title
+
+
+def scrub_file(path: Path, items: list[Needles]) -> bool:
+    """Redact a text file that may hold user text (a debug log, the TUI's prompt history: JSON stays valid JSON,
+    the marker needs no escaping); replaced atomically. Returns whether it changed."""
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    folded = fold_row(text)
+    scrubbed = text
+    for item in items:
+        if item.may_hold(folded):
+            scrubbed, _ = redact_spans(scrubbed, item.spans, item.marker)
+    if scrubbed == text:
+        return False
+    temporary = path.with_name(path.name + ".redacting")
+    temporary.write_text(scrubbed, encoding="utf-8", errors="surrogateescape")
+    os.replace(temporary, path)
+    return True

@@ -27,6 +27,7 @@ from .redact import redact, redact_data
 
 if TYPE_CHECKING:
     from ..memory.purge import Redaction
+    from .log_redaction import Needles
 
 SESSIONS_FILE = "sessions.db"
 
@@ -184,14 +185,16 @@ class SessionStore:
         info.turns = self.turns(info.id)
         return info
 
-    def redact(self, redactions: list[Redaction]) -> tuple[int, list[str]]:
+    def redact(self, redactions: list[Redaction], items: list[Needles] | None = None) -> tuple[int, list[str]]:
         """Remove forgotten memories from every logged event and session title, in place, so none of it can be
         read back (secure delete, WAL truncated): each item's distinctive spans wherever they occur (any
         escaping, case or normal form) and the user's sentence it was captured from, each replaced by the
-        item's marker (agent/log_redaction.py). Returns the rows changed and the sessions touched."""
+        item's marker (agent/log_redaction.py). `items`: `needles(redactions)` when the caller has them.
+        Returns the rows changed and the sessions touched."""
         from ..memory.purge import checkpoint
-        from .log_redaction import needles, scrub_payload, scrub_title
+        from .log_redaction import scrub_payload, scrub_title
 
+        items = items if items is not None else self.needles(redactions)
         changed = 0
         sessions: set[str] = set()
         with self.lock:
@@ -199,7 +202,6 @@ class SessionStore:
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("BEGIN IMMEDIATE")
-            items = [needles(r, self._source_messages(conn, r)) for r in redactions]
             for row_id, session, payload in conn.execute("SELECT id, session_id, payload FROM events").fetchall():
                 scrubbed = scrub_payload(payload, items)
                 if scrubbed is not None:
@@ -217,13 +219,20 @@ class SessionStore:
             conn.close()
         return changed, sorted(sessions)
 
-    @staticmethod
-    def _source_messages(conn: sqlite3.Connection, redaction: Redaction) -> list[str]:
+    def needles(self, redactions: list[Redaction]) -> list[Needles]:
+        """What to look for per forgotten item: its spans and, for a captured one, the sentences of the user's
+        message it was captured from."""
+        from .log_redaction import needles
+
+        return [needles(r, self._source_messages(r)) for r in redactions]
+
+    def _source_messages(self, redaction: Redaction) -> list[str]:
         """The user messages of the turn a captured item came from."""
         if not redaction.captured or not redaction.session_id or redaction.turn is None:
             return []
-        rows = conn.execute("SELECT payload FROM events WHERE session_id = ? AND turn = ? AND kind = 'message'",
-                            [redaction.session_id, redaction.turn]).fetchall()
+        with self.lock:
+            rows = self.db.execute("SELECT payload FROM events WHERE session_id = ? AND turn = ? AND kind = 'message'",
+                                   [redaction.session_id, redaction.turn]).fetchall()
         messages = [json.loads(payload) for (payload,) in rows]
         return [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
 

@@ -138,6 +138,12 @@ def test_forget_of_a_captured_preference_leaves_no_trace_of_the_sentence_or_its_
     session.run_turn(f"Fix nothing yet. {SENTENCE} Thanks")
     session.run_turn(f"Remember the prefix {SECRET.upper()} too")  # the span repeated, in another case
     [item] = [i for i in session.memories() if SECRET in i.text]
+    # What the front ends keep of the user's words: the TUI's prompt history, a --debug log.
+    (dsv4_home / "history").mkdir()
+    history = dsv4_home / "history" / "0123456789abcdef.json"
+    history.write_text(json.dumps([f"Fix nothing yet. {SENTENCE} Thanks", "ls"], ensure_ascii=False))
+    (dsv4_home / "logs").mkdir(exist_ok=True)
+    (dsv4_home / "logs" / "dsv4-code-1.log").write_text(f"DEBUG dsv4: task={SENTENCE!r}\n")
     assert bytescan.scan(dsv4_home, [SECRET])  # the probe sees it before
 
     done = session.forget(item.id)
@@ -152,6 +158,7 @@ def test_forget_of_a_captured_preference_leaves_no_trace_of_the_sentence_or_its_
     first = store.messages(session.session_id)[0].content
     assert first.startswith("Fix nothing yet.") and "[forgotten memory" in first and first.endswith("Thanks")
     assert "[forgotten memory" in store.get(session.session_id).title
+    assert json.loads(history.read_text())[1] == "ls"  # still a valid history
 
 
 @pytest.mark.slow  # about 25 s on 2 shared cores: a real V4 prefill of the whole system prompt
