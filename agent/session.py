@@ -169,6 +169,7 @@ class AgentSession:
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
                                on_user_message=session._capture, after_forget=session._context_after_forget,
                                pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
+        session.check_pins_fit()  # a resumed session, a smaller window: pinned memory is never cut
         return session
 
     @property
@@ -327,8 +328,14 @@ class AgentSession:
         return done
 
     def pin(self, item_id: str) -> Item:
-        """Pin an active item: always in context (PinnedOverBudget, naming the items, when the pins would not fit)."""
+        """Pin an active item: always in context. Refused, naming the items, when the pins would not fit the memory
+        budget (PinnedOverBudget) or the context window with the system message (PinnedOverWindow)."""
         item: Item = self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
+        try:
+            self._memory_call(lambda m: self.check_pins_fit())
+        except SessionCommandError:
+            self._memory_call(lambda m: m.unpin(item.id))
+            raise
         self._note(MemoryNote(action="pinned", item_id=item.id, text=item.text, scope=item.scope, pinned=True))
         self._loop.emit(MemoryChanged(action="pinned", item_id=item.id, text=item.text, key=item.key))
         return item
@@ -351,6 +358,22 @@ class AgentSession:
                                       replaces=undone.text if undone else None,
                                       replaced_id=undone.id if undone else None))
         return done
+
+    def check_pins_fit(self) -> None:
+        """Raise PinnedOverWindow when the system message holding the pinned memories (those pinned since the
+        session started ride with it, as a compaction carries them), the tools and the reply's room exceed the
+        context window: compaction cannot shrink any of it, and a pin is never cut."""
+        from ..memory.types import PinnedOverWindow
+        from .messages import system, user
+
+        block = self._memory.current_view(self.repo.identity, self.session_id)
+        if not block.pinned_ids:
+            return
+        keeper = self._loop.keeper
+        messages = [system(keeper.system_text)] + ([] if block.text.strip() in keeper.system_text else [user(block.text)])
+        reading = keeper.meter.measure(messages, self._loop.tools)
+        if not reading.fits:
+            raise PinnedOverWindow(reading.used, reading.window, block.pinned_ids)
 
     def memories(self) -> list[Item]:
         """The active memories this session sees (user, repo and session scope), for a panel to list by scope."""

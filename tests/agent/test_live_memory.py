@@ -6,6 +6,7 @@ the scripted model."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,63 @@ def test_forget_drops_the_v4_engines_prompt_kv_and_restore_points(calc_repo: Pat
     session.forget(done.item.id)
     assert not engine.kv.tokens and engine.restore_points == {}
     assert "rel-4711" not in session._loop.messages[0].content
+
+
+def test_pins_survive_compaction_and_resume(calc_repo: Path, dsv4_home: Path) -> None:
+    big = "x" * 300
+    backend = scripted([{"content": f"step {n} {big}"} for n in range(4)])
+    session = open_session(calc_repo, backend)
+    session.run_turn(f"part 0 {big}")
+    late = "Release notes go in CHANGES.md, newest first."
+    session.pin(session.remember(late).item.id)
+    session.run_turn(f"part 1 {big}")
+    session.run_turn(f"part 2 {big}")
+    assert session.compact() is not None
+    session.run_turn("part 3")
+    compacted = backend.requests[-1]
+    assert compacted[0].content == backend.requests[0][0].content and late in compacted[1].content
+    session.close(status="stopped")
+    resumed_backend = scripted([{"content": "ok"}])
+    resumed = open_session(calc_repo, resumed_backend, resume_id=session.session_id)
+    resumed.run_turn("go on")
+    assert late in resumed_backend.requests[0][0].content  # the resumed system message holds the pin
+
+
+def test_a_pin_that_cannot_fit_the_window_is_an_error_naming_the_items_never_a_cut(calc_repo: Path) -> None:
+    from dsv4.memory import PinnedOverWindow
+
+    probe = open_session(calc_repo, scripted([]), max_output_tokens=100)
+    needed = probe.context().used  # the system message, the tools and the reply's room, before any memory
+    session = open_session(calc_repo, scripted([{"content": "ok"}]), context_window=needed + 200, max_output_tokens=100)
+    small = session.remember("Keep answers short", key="answers")
+    session.pin(small.item.id)
+    large = session.remember("Architecture notes: " + " ".join(f"module{n} owns part{n}" for n in range(150)), key="arch")
+    with pytest.raises(SessionCommandError, match=f"pinned memories .*{large.item.id}.* do not fit the context window"):
+        session.pin(large.item.id)
+    assert not session._memory.get(large.item.id).pinned  # refused, not half-done
+    session.run_turn("hi")  # the session goes on with the pins that fit
+
+    # The same pins met by a smaller window on resume: opening says which items, it never drops one.
+    session._memory.pin(large.item.id, session.repo.identity, session.session_id)  # e.g. pinned from the CLI
+    with pytest.raises(PinnedOverWindow) as refused:
+        open_session(calc_repo, scripted([]), resume_id=session.session_id, context_window=needed + 200,
+                     max_output_tokens=100)
+    assert set(refused.value.item_ids) == {small.item.id, large.item.id}
+
+
+def test_pins_over_the_budget_at_session_start_are_an_error_naming_them(calc_repo: Path, tmp_path: Path) -> None:
+    from ..conftest import run_cli
+
+    other = tmp_path / "other-repo"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=other, check=True)
+    here = json.loads(run_cli(["memory", "remember", "repo rule " * 395, "--key", "rules", "--pin", "--json"],
+                              calc_repo).stdout)
+    there = json.loads(run_cli(["memory", "remember", "user rule " * 395, "--key", "mine", "--scope", "user",
+                                "--pin", "--json"], other).stdout)  # fits there: that repository has no pins
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"content": "ok"}]))
+    proc = run_cli(["run", "--headless", "hi", "--backend", "scripted", "--script", str(script)], calc_repo)
+    assert proc.returncode == 2 and "pinned memories need" in proc.stderr
+    assert here["item"]["id"] in proc.stderr and there["item"]["id"] in proc.stderr
+    assert "Traceback" not in proc.stderr
