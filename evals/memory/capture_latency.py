@@ -37,6 +37,7 @@ from pathlib import Path
 from dsv4.memory import MemoryStore, capture_preferences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from session_repo import git_repo  # noqa: E402
 from slot_pairs import SUBJECTS as SLOT_SUBJECTS  # noqa: E402
 
 REPO = "repo-latency"
@@ -73,7 +74,6 @@ def summary(times: list[float]) -> dict:
 def turn_latency(root: Path, runs: int) -> dict[str, list[float]]:
     """Whole turns through AgentSession with the scripted model, with and without a captured override."""
     import os
-    import subprocess
 
     from dsv4.agent.backends.script import ScriptedTurn
     from dsv4.agent.backends.scripted import ScriptedBackend
@@ -81,12 +81,7 @@ def turn_latency(root: Path, runs: int) -> dict[str, list[float]]:
     from dsv4.agent.repo import find_repo
     from dsv4.agent.session import AgentSession, agent_config, session_policy
 
-    repo_root = root / "repo"
-    repo_root.mkdir(parents=True)
-    (repo_root / "app.py").write_text("def main():\n    return 0\n")
-    for git in (["init", "-q", "-b", "main"], ["add", "-A"],
-                ["-c", "user.name=eval", "-c", "user.email=eval@example.test", "commit", "-qm", "initial"]):
-        subprocess.run(["git", *git], cwd=repo_root, check=True, capture_output=True)
+    repo_root = git_repo(root / "repo")
     os.environ["DSV4_HOME"] = str(root / "home")
     repo = find_repo(repo_root)
     settings = load_settings(repo.root, permission_mode="full-auto")

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conflicts_bench import FRAMES, KINDS, _holds, generate, judge  # noqa: E402
+from conflicts_bench import FRAMES, _holds, generate, judge, shares  # noqa: E402
+from session_repo import git_repo  # noqa: E402
 
 from dsv4.agent.backends.script import ScriptedTurn  # noqa: E402
 from dsv4.agent.backends.scripted import ScriptedBackend  # noqa: E402
@@ -73,12 +73,7 @@ def _open(repo_root: Path, turns: list[dict[str, Any]]) -> tuple[AgentSession, S
 
 
 def run_store(root: Path, chains: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    home, repo = root / "home", root / "repo"
-    repo.mkdir(parents=True)
-    (repo / "app.py").write_text("def main():\n    return 0\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=eval", "-c", "user.email=eval@example.test", "commit", "-qm", "initial"]):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    home, repo = root / "home", git_repo(root / "repo")
     os.environ["DSV4_HOME"] = str(home)
     problems: dict[int, list[str]] = {n: [] for n in range(len(chains))}
     steps = max(len(c["texts"]) for c in chains)
@@ -131,16 +126,8 @@ def run(chains: int = 520, seed: int = 16) -> dict[str, Any]:
             os.environ.pop("DSV4_HOME", None)
         else:
             os.environ["DSV4_HOME"] = home_before
-    by_kind = {}
-    for kind in KINDS:
-        kept = [r for r in rows if r["kind"] == kind]
-        passed = sum(1 for r in kept if not r["problems"])
-        by_kind[kind] = {"chains": len(kept), "passed": passed, "share": round(passed / len(kept), 4) if kept else None}
-    paraphrased = [r for r in rows if not r["kind"].startswith("keyed")]
-    keyed = [r for r in rows if r["kind"].startswith("keyed")]
     return {"chains": len(rows), "seed": seed, "overrides": sum(r["length"] - 1 for r in rows),
-            "paraphrased_share": round(sum(not r["problems"] for r in paraphrased) / len(paraphrased), 4),
-            "keyed_share": round(sum(not r["problems"] for r in keyed) / len(keyed), 4), "by_kind": by_kind,
+            **shares(rows, lambda r: not r["problems"]),
             "failures_by_subject": dict(Counter(r["subject"] for r in rows if r["problems"])),
             "failures": [r for r in rows if r["problems"]], "seconds": round(time.perf_counter() - started, 1)}
 

@@ -36,8 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dsv4.memory import bytescan
-from dsv4.memory.spans import memory_spans
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from session_repo import git_repo  # noqa: E402
+
+from dsv4.memory import bytescan  # noqa: E402
+from dsv4.memory.spans import memory_spans  # noqa: E402
 
 
 @dataclass
@@ -56,11 +60,7 @@ class Sandbox:
         return self.root / "repo"
 
     def setup(self) -> None:
-        self.repo.mkdir(parents=True)
-        (self.repo / "app.py").write_text("def main():\n    return 0\n")
-        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                     ["-c", "user.name=eval", "-c", "user.email=eval@example.test", "commit", "-qm", "initial"]):
-            subprocess.run(["git", *args], cwd=self.repo, check=True, capture_output=True)
+        git_repo(self.repo)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DSV4_HOME": str(self.home), "OMP_NUM_THREADS": "1"}
