@@ -68,7 +68,8 @@ class Remember:
         ids = [item.id] + ([done.superseded.id] if done.superseded else [])
         return ToolResult(text=text, summary=f"remembered {item.key or item.text[:60]}",
                           data={"memory_action": "remembered", "item_ids": ids, "item": item.to_json()},
-                          memory=MemoryChange(action="remembered", item_ids=ids))
+                          memory=MemoryChange(action="remembered", item_ids=ids,
+                                              replaces=done.superseded.text if done.superseded else None))
 
 
 class ForgetArgs(BaseModel):

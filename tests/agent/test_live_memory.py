@@ -241,3 +241,18 @@ def test_pins_over_the_budget_at_session_start_are_an_error_naming_them(calc_rep
     assert proc.returncode == 2 and "pinned memories need" in proc.stderr
     assert here["item"]["id"] in proc.stderr and there["item"]["id"] in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_override_by_the_models_remember_tool_says_what_it_replaces_with_the_undo_handle(calc_repo: Path) -> None:
+    events: list[Any] = []
+    remember = [{"content": "", "tool_calls": [{"name": "remember", "arguments": {"text": text, "key": "region"}}]}
+                for text in ("Deploy to eu-west-1", "Deploy to us-east-2")]
+    session = open_session(calc_repo, scripted([remember[0], {"content": "ok"}, remember[1], {"content": "ok"}]), events)
+    session.run_turn("note the region")
+    session.run_turn("the region changed")
+    [first, *_] = [e for e in events if isinstance(e, MemoryChanged)]
+    replacing = [e for e in events if isinstance(e, MemoryChanged) and e.replaces]
+    assert len(replacing) == 1 and replacing[0].replaces == "Deploy to eu-west-1"
+    assert replacing[0].replaced_id == first.item_id and replacing[0].undo == replacing[0].item_id
+    session.undo_memory(replacing[0].undo)
+    assert "eu-west-1" in session.memory_view().text and "us-east-2" not in session.memory_view().text
