@@ -324,6 +324,11 @@ class AgentSession:
         cached KV. `Forgotten.reply()` says what was purged and what a forget cannot reach."""
         done = self._memory_call(lambda m: forget_id_or_key(m, id_or_key, repo_id=self.repo.identity,
                                                             session_id=self.session_id, reason="forgotten by the user"))
+        with self._notes_lock:  # a note waiting for the running turn to end must not bring the text back
+            self._pending_notes = [n for n in self._pending_notes
+                                   if n.item_id not in done.ids and n.replaced_id not in done.ids]
+            if self._last_replacement in done.ids:
+                self._last_replacement = None
         self._loop.reload(self._context_after_forget())
         return done
 
