@@ -135,12 +135,13 @@ class TestsRan(BaseModel):
 
 class MemoryChanged(BaseModel):
     type: Literal["memory_changed"] = "memory_changed"
-    action: str  # remembered | forgotten | captured | pinned | unpinned
+    action: str  # remembered | forgotten | captured | pinned | unpinned | restored (an undone replacement)
     item_id: str
     text: str | None = None  # shown to the user for captured items; never kept for forgotten ones
     key: str | None = None
-    replaces: str | None = None  # the text of the value this one superseded (shown as "replaces: ...")
-    replaced_id: str | None = None  # that value's id; AgentSession.undo_replace(item_id) takes the replacement back
+    replaces: str | None = None  # the earlier value this one superseded: shown as "replaces: ..."
+    replaced_id: str | None = None
+    undo: str | None = None  # with `replaces`: pass to AgentSession.undo_memory to bring the earlier value back
 
 
 class UsageUpdate(BaseModel):

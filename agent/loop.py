@@ -326,8 +326,14 @@ class Agent:
             self._log("file_changed", {"path": path, "action": action})
             self.emit(FileChanged(path=path, action=action))
         if outcome.memory is not None:
-            for item_id in outcome.memory.item_ids:
-                self.emit(MemoryChanged(action=outcome.memory.action, item_id=item_id))
+            change = outcome.memory
+            for item_id in change.item_ids:
+                # The first id is the new item; with `replaces`, the second is the value it superseded.
+                replaced = change.replaces is not None and item_id == change.item_ids[0]
+                self.emit(MemoryChanged(action=change.action, item_id=item_id,
+                                        replaces=change.replaces if replaced else None,
+                                        replaced_id=change.item_ids[1] if replaced else None,
+                                        undo=item_id if replaced else None))
         if outcome.tests is not None:
             data = outcome.tests.model_dump()
             result.last_tests = data

@@ -33,6 +33,7 @@ from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
 from .events import AgentError, AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
+from .memory_notes import MemoryNote, NoteAction
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .mcp.start import start_mcp
 from .messages import Message
@@ -121,6 +122,11 @@ class AgentSession:
         self.approval_rules = ApprovalRules(store, session_id)  # "always allow" answers, restored on resume
         self._approver: Approver | None = None
         self._mcp: McpProvider | None = None
+        self._notes_lock = threading.Lock()
+        self._turn_running = False
+        self._turn_thread: int | None = None
+        self._pending_notes: list[MemoryNote] = []
+        self._last_replacement: str | None = None  # the item of the latest "replaces: ..." (undo_memory)
 
     @classmethod
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
@@ -185,6 +191,7 @@ class AgentSession:
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
                                on_user_message=session._capture, after_forget=session._context_after_forget,
                                pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
+        session.check_pins_fit()  # a resumed session, a smaller window: pinned memory is never cut
         return session
 
     @property
@@ -242,7 +249,12 @@ class AgentSession:
 
     def run_turn(self, prompt: str) -> TurnResult:
         """One user turn, to the model's final answer or a budget; events go to `emit` as they happen."""
-        return self._loop.run_turn(prompt)
+        with self._notes_lock:
+            self._turn_running, self._turn_thread = True, threading.get_ident()
+        try:
+            return self._loop.run_turn(prompt)
+        finally:
+            self._flush_notes()  # memory changes made from another thread during the turn
 
     def cancel(self) -> None:
         """Stop the running turn (from any thread); it ends with status "cancelled"."""
@@ -321,30 +333,86 @@ class AgentSession:
         self._store.append(self.session_id, self.turn, kind, payload)
 
     # --- memory ---------------------------------------------------------------------------------------
+    # A change made mid-session reaches the model as a conversation message (agent/memory_notes.py), never by
+    # editing the system message; a forget is the exception: its text leaves the system message and the KV at once.
 
-    def remember(self, text: str, key: str | None = None) -> Remembered:
-        return self._memory_call(lambda m: m.remember(text, key=key, kind=infer_kind(text), repo_id=self.repo.identity,
-                                                      session_id=self.session_id, actor="user"))
+    def remember(self, text: str, key: str | None = None, *, scope: str = "repo", pin: bool = False) -> Remembered:
+        """Remember `text` (with `key`: a keyed value that replaces the key's earlier one). A MemoryChanged event
+        says what it replaces, with the undo handle for `undo_memory`; the model sees it from the next request."""
+        done: Remembered = self._memory_call(lambda m: m.remember(
+            text, key=key, kind=infer_kind(text), scope=scope, pin=pin, repo_id=self.repo.identity,
+            session_id=self.session_id, turn=self.turn or None, actor="user"))
+        if not done.unchanged:
+            self._memory_changed("remembered", done)
+        return done
 
     def forget(self, id_or_key: str) -> Forgotten:
-        """Forget everywhere (the store, its index, KV snapshots, this session's log), then rebuild the context."""
+        """Forget everywhere (the store, its index, KV snapshots, the session logs: the item's text, the sentence it
+        was captured from and its distinctive spans), then rebuild the system message and drop the backend's
+        cached KV. `Forgotten.reply()` says what was purged and what a forget cannot reach."""
         done = self._memory_call(lambda m: forget_id_or_key(m, id_or_key, repo_id=self.repo.identity,
                                                             session_id=self.session_id, reason="forgotten by the user"))
+        with self._notes_lock:  # a note waiting for the running turn to end must not bring the text back
+            self._pending_notes = [n for n in self._pending_notes
+                                   if n.item_id not in done.ids and n.replaced_id not in done.ids]
+            if self._last_replacement in done.ids:
+                self._last_replacement = None
         self._loop.reload(self._context_after_forget())
         return done
 
-    def undo_replace(self, item_id: str) -> Remembered:
-        """Take back the replacement `item_id` made ("replaces: ..."; MemoryStore.undo_replace): a value its subject
-        slot replaced (the slot rule may have matched two subjects) is active again beside it; a value the user
-        replaced by naming its key comes back in its place. Raises SessionCommandError when it replaced nothing."""
-        def undo(memory: MemoryStore) -> Remembered:
-            new = memory.get(item_id)
-            return memory.undo_replace(item_id, keep_new=bool(new.slot) or new.key is None)
-
-        return self._memory_call(undo)
-
     def pin(self, item_id: str) -> Item:
-        return self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
+        """Pin an active item: always in context. Refused, naming the items, when the pins would not fit the memory
+        budget (PinnedOverBudget) or the context window with the system message (PinnedOverWindow)."""
+        item: Item = self._memory_call(lambda m: m.pin(item_id.strip(), self.repo.identity, self.session_id))
+        try:
+            self._memory_call(lambda m: self.check_pins_fit())
+        except SessionCommandError:
+            self._memory_call(lambda m: m.unpin(item.id))
+            raise
+        self._note(MemoryNote(action="pinned", item_id=item.id, text=item.text, scope=item.scope, pinned=True))
+        self._loop.emit(MemoryChanged(action="pinned", item_id=item.id, text=item.text, key=item.key))
+        return item
+
+    def undo_memory(self, item_id: str | None = None, keep_new: bool | None = None) -> Remembered:
+        """Undo "replaces: ...": the value `item_id` (a MemoryChanged event's `undo`; None: the latest replacement
+        made in this session) superseded is active again. keep_new=True: both stay (the slot rule matched two
+        different subjects); False: the earlier value supersedes the new one; None: both stay when a subject slot
+        (or no key) made the replacement, and the earlier value comes back in place when the user named its key."""
+        target = item_id or self._last_replacement
+        if target is None:
+            raise SessionCommandError("no memory change to undo in this session")
+
+        def undo(memory: MemoryStore) -> Remembered:
+            new = memory.get(target)
+            return memory.undo_replace(target, keep_new=(bool(new.slot) or new.key is None) if keep_new is None else keep_new)
+
+        done: Remembered = self._memory_call(undo)
+        if self._last_replacement == target:
+            self._last_replacement = None
+        undone = None if keep_new else done.superseded
+        self._note(MemoryNote(action="restored", item_id=done.item.id, text=done.item.text, scope=done.item.scope,
+                              pinned=done.item.pinned, replaces=undone.text if undone else None,
+                              replaced_id=undone.id if undone else None))
+        self._loop.emit(MemoryChanged(action="restored", item_id=done.item.id, text=done.item.text, key=done.item.key,
+                                      replaces=undone.text if undone else None,
+                                      replaced_id=undone.id if undone else None))
+        return done
+
+    def check_pins_fit(self) -> None:
+        """Raise PinnedOverWindow when the system message holding the pinned memories (those pinned since the
+        session started ride with it, as a compaction carries them), the tools and the reply's room exceed the
+        context window: compaction cannot shrink any of it, and a pin is never cut."""
+        from ..memory.types import PinnedOverWindow
+        from .messages import system, user
+
+        block = self._memory.current_view(self.repo.identity, self.session_id)
+        if not block.pinned_ids:
+            return
+        keeper = self._loop.keeper
+        messages = [system(keeper.system_text)] + ([] if block.text.strip() in keeper.system_text else [user(block.text)])
+        reading = keeper.meter.measure(messages, self._loop.tools)
+        if not reading.fits:
+            raise PinnedOverWindow(reading.used, reading.window, block.pinned_ids)
 
     def memories(self) -> list[Item]:
         """The active memories this session sees (user, repo and session scope), for a panel to list by scope."""
@@ -365,15 +433,44 @@ class AgentSession:
             raise SessionCommandError(str(exc)) from None
 
     def _capture(self, text: str, turn: int) -> list[AgentEvent]:
-        captured = self._memory.capture(text, repo_id=self.repo.identity, session_id=self.session_id, turn=turn)
-        return [MemoryChanged(action="captured", item_id=r.item.id, text=r.item.text, key=r.item.key,
-                              replaces=r.superseded.text if r.superseded else None,
-                              replaced_id=r.superseded.id if r.superseded else None)
-                for r in captured if not r.unchanged]
+        """Called by the loop right after the user's message is logged: what it captures is noted at that point."""
+        captured = [r for r in self._memory.capture(text, repo_id=self.repo.identity, session_id=self.session_id,
+                                                    turn=turn) if not r.unchanged]
+        return [self._memory_changed("captured", done, emit=False) for done in captured]
+
+    def _memory_changed(self, action: NoteAction, done: Remembered, emit: bool = True) -> MemoryChanged:
+        item, old = done.item, done.superseded
+        if old is not None:
+            self._last_replacement = item.id
+        self._note(MemoryNote(action=action, item_id=item.id, text=item.text, scope=item.scope, pinned=item.pinned,
+                              replaces=old.text if old else None, replaced_id=old.id if old else None))
+        event = MemoryChanged(action=action, item_id=item.id, text=item.text, key=item.key,
+                              replaces=old.text if old else None, replaced_id=old.id if old else None,
+                              undo=item.id if old else None)
+        if emit:
+            self._loop.emit(event)
+        return event
+
+    def _note(self, note: MemoryNote) -> None:
+        """Log the note where the conversation can take a message: now between turns or right after the user's
+        message; while a turn runs elsewhere (a front end's thread), when it ends (never inside a tool exchange)."""
+        with self._notes_lock:
+            if self._turn_running and threading.get_ident() != self._turn_thread:
+                self._pending_notes.append(note)
+                return
+        self._store.append(self.session_id, self.turn, "memory_note", note.payload())
+        self._loop.keeper.sync()
+
+    def _flush_notes(self) -> None:
+        with self._notes_lock:
+            pending, self._pending_notes = self._pending_notes, []
+            self._turn_running = False
+        for note in pending:
+            self._note(note)
 
     def _context_after_forget(self) -> str:
         """The system message rebuilt after a forget (the loop refolds the View from the redacted log), with no
-        cached trace of the forgotten text."""
+        cached trace of the forgotten text: the backend drops its KV (the V4 engine its restore points too)."""
         self._backend.drop_cache()
         return self._system_text()
 

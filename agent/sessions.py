@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -25,8 +25,11 @@ from ..home import dsv4_home
 from .messages import Message
 from .redact import redact, redact_data
 
+if TYPE_CHECKING:
+    from ..memory.purge import Redaction
+    from .log_redaction import Needles
+
 SESSIONS_FILE = "sessions.db"
-MIN_OVERLAP = 12  # a title cut off inside a redacted text still holds its first characters; shorter overlaps are chance
 
 migrations = Migrations("dsv4.sessions")
 
@@ -182,12 +185,16 @@ class SessionStore:
         info.turns = self.turns(info.id)
         return info
 
-    def redact(self, replacements: dict[str, str]) -> tuple[int, list[str]]:
-        """Replace each text (key) by its marker (value) in every logged event and session title, in place,
-        so none of it can be read back (secure delete, WAL truncated). Returns the rows changed and the
-        sessions touched. Tool arguments are JSON inside JSON, so escaped forms are replaced too."""
+    def redact(self, redactions: list[Redaction], items: list[Needles] | None = None) -> tuple[int, list[str]]:
+        """Remove forgotten memories from every logged event and session title, in place, so none of it can be
+        read back (secure delete, WAL truncated): each item's distinctive spans wherever they occur (any
+        escaping, case or normal form) and the user's sentence it was captured from, each replaced by the
+        item's marker (agent/log_redaction.py). `items`: `needles(redactions)` when the caller has them.
+        Returns the rows changed and the sessions touched."""
         from ..memory.purge import checkpoint
+        from .log_redaction import scrub_payload, scrub_title
 
+        items = items if items is not None else self.needles(redactions)
         changed = 0
         sessions: set[str] = set()
         with self.lock:
@@ -195,55 +202,39 @@ class SessionStore:
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("BEGIN IMMEDIATE")
-            for text, marker in replacements.items():
-                pairs = [(text, marker)] + [(_escaped(text, a), _escaped(marker, a)) for a in (False, True)]
-                needles = {old for old, _ in pairs} | {_escaped(old, a) for old, _ in pairs for a in (False, True)}
-                rows: dict[int, tuple[str, str]] = {}
-                for needle in needles:
-                    for row_id, session, payload in conn.execute(
-                            "SELECT id, session_id, payload FROM events WHERE instr(payload, ?) > 0", [needle]):
-                        rows[row_id] = (session, payload)
-                for row_id, (session, payload) in rows.items():
-                    conn.execute("UPDATE events SET payload = ? WHERE id = ?",
-                                 [json.dumps(_scrub(json.loads(payload), pairs), ensure_ascii=False), row_id])
+            for row_id, session, payload in conn.execute("SELECT id, session_id, payload FROM events").fetchall():
+                scrubbed = scrub_payload(payload, items)
+                if scrubbed is not None:
+                    conn.execute("UPDATE events SET payload = ? WHERE id = ?", [scrubbed, row_id])
                     sessions.add(session)
                     changed += 1
-                for session, title in conn.execute("SELECT id, title FROM sessions").fetchall():
-                    redacted = redact_title(title, text, marker)
-                    if redacted != title:
-                        conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [redacted, session])
-                        sessions.add(session)
-                        changed += 1
+            for session, title in conn.execute("SELECT id, title FROM sessions").fetchall():
+                redacted = scrub_title(title, items)
+                if redacted != title:
+                    conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [redacted, session])
+                    sessions.add(session)
+                    changed += 1
             conn.execute("COMMIT")
             checkpoint(conn, self.path)
             conn.close()
         return changed, sorted(sessions)
 
+    def needles(self, redactions: list[Redaction]) -> list[Needles]:
+        """What to look for per forgotten item: its spans and, for a captured one, the sentences of the user's
+        message it was captured from."""
+        from .log_redaction import needles
+
+        return [needles(r, self._source_messages(r)) for r in redactions]
+
+    def _source_messages(self, redaction: Redaction) -> list[str]:
+        """The user messages of the turn a captured item came from."""
+        if not redaction.captured or not redaction.session_id or redaction.turn is None:
+            return []
+        with self.lock:
+            rows = self.db.execute("SELECT payload FROM events WHERE session_id = ? AND turn = ? AND kind = 'message'",
+                                   [redaction.session_id, redaction.turn]).fetchall()
+        messages = [json.loads(payload) for (payload,) in rows]
+        return [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
+
     def close(self) -> None:
         self.db.close()
-
-
-def redact_title(title: str, text: str, marker: str) -> str:
-    """Titles are the first user line cut at a width, so they can hold the text whole or only its start."""
-    if text in title:
-        return title.replace(text, marker)
-    for size in range(min(len(title), len(text)) - 1, MIN_OVERLAP - 1, -1):
-        if title.endswith(text[:size]):
-            return title[:-size] + marker
-    return title
-
-
-def _escaped(text: str, ascii_only: bool) -> str:
-    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
-
-
-def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        for old, new in replacements:
-            value = value.replace(old, new)
-        return value
-    if isinstance(value, list):
-        return [_scrub(v, replacements) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v, replacements) for k, v in value.items()}
-    return value

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .memory_notes import note_message
 from .messages import Message, ToolCall, system, tool_result, user
 
 Trigger = Literal["auto", "manual", "overflow"]
@@ -91,6 +92,8 @@ class View:
             self.entries.append(Entry(event["id"], Message.model_validate(payload)))
         elif kind == "undo":
             self.entries.append(Entry(event["id"], undo_note(payload)))
+        elif kind == "memory_note":  # a memory change made mid-session (agent/memory_notes.py)
+            self.entries.append(Entry(event["id"], note_message(payload)))
         elif kind == "compacted":
             self.compactions.append(Compaction.model_validate(payload | {"event_id": event["id"]}))
         elif kind == "compaction_undone":

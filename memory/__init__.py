@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .capture import capture_preferences
 from .types import (Candidate, EngramError, Hit, InvalidInput, Item, MemoryBlock, NotFound, PinnedOverBudget,
-                    RecallResult, StoreUnavailable, Tombstone)
+                    PinnedOverWindow, RecallResult, StoreUnavailable, Tombstone)
 
 if TYPE_CHECKING:
     from .embed import HashingEmbedder, LazyEmbedder, MiniLMEmbedder
@@ -66,5 +66,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["Candidate", "EngramError", "Hit", "InvalidInput", "Item", "MemoryBlock", "NotFound", "PinnedOverBudget",
+__all__ = ["Candidate", "EngramError", "Hit", "InvalidInput", "Item", "MemoryBlock", "NotFound", "PinnedOverBudget", "PinnedOverWindow",
            "RecallResult", "StoreUnavailable", "Tombstone", "capture_preferences", *_LAZY]

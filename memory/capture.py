@@ -94,3 +94,11 @@ def infer_kind(text: str) -> str:
     """`preference` for a standing instruction ("from now on ...", "always ...", "never ..."), else `fact`: what an
     explicit `remember` without a kind stores, so such instructions get a subject slot and override each other."""
     return "preference" if capture_preferences(text) else "fact"
+
+
+def source_sentences(message: str, item_text: str) -> list[str]:
+    """The sentences of a user message that `capture_preferences` turns into `item_text`: what a forget of the
+    captured item removes from the log with it (the user's own words, not only the rewritten memory)."""
+    wanted = " ".join(item_text.split()).casefold()
+    return [sentence for sentence in _sentences(message)
+            if any(" ".join(c.text.split()).casefold() == wanted for c in capture_preferences(sentence))]

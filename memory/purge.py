@@ -1,12 +1,14 @@
 """Forget = purge. `forget` returns only when the item cannot be read back from anywhere we wrote it:
 
 1. copies of the text kept by others (the agent's session log): `store.log_redactor`, when the opener
-   wired one, replaces each text with a marker and says which sessions it touched; memory never opens
-   another store's files (docs/architecture.md, "Ownership");
+   wired one, gets one `Redaction` per item (its text, distinctive spans, and where it was written, so
+   the user's sentence it was captured from goes too), replaces what it finds with a marker and says
+   which sessions it touched; memory never opens another store's files (docs/architecture.md, "Ownership");
 2. KV snapshots whose prefix covered the item (or a redacted turn): files unlinked, records deleted;
 3. SQLite: item rows, FTS entries (deleted, then the FTS index optimised so no old segment keeps the
    terms), embedding-cache rows; `secure_delete` zeroes freed pages; WAL checkpointed with TRUNCATE;
-4. LanceDB: rows deleted, fragments with deletions rewritten, every old version cleaned up.
+4. LanceDB: rows deleted, fragments with deletions rewritten, every old version cleaned up;
+5. this process's caches: query and slot vectors (they were computed from the texts).
 
 A tombstone keeps id, time and reason only. It is written in step 3 with complete = 0 and completed after
 step 4, so a crash in between is finished the next time the store opens. Steps 1-2 come first because
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import snapshots
 from .indexing import cache_key
+from .spans import memory_spans
 from .types import PRECEDENCE, InvalidInput, Item, NotFound, StoreUnavailable, normalise_key, now
 from .view import resolve
 
@@ -32,13 +35,41 @@ if TYPE_CHECKING:
 
 CHECKPOINT_WAIT_S = 10.0
 
-# Replaces each text (key) with its marker (value) wherever the owner keeps copies; returns the number of
-# records changed and the sessions they belong to (their KV snapshots are dropped too).
-LogRedactor = Callable[[dict[str, str]], tuple[int, list[str]]]
 
 
 def marker(item_id: str) -> str:
     return f"[forgotten memory {item_id}]"
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """One forgotten item as the owner of other copies needs it: what to look for and where it came from."""
+
+    item_id: str
+    text: str
+    spans: tuple[str, ...]  # the item's distinctive spans (memory/spans.py), longest first
+    session_id: str  # the session it was written in ("" when none)
+    turn: int | None
+    captured: bool  # captured from the user's message of that turn: that sentence is its source
+
+    @property
+    def marker(self) -> str:
+        return marker(self.item_id)
+
+
+def redaction(item: Item) -> Redaction:
+    return Redaction(item_id=item.id, text=item.text, spans=tuple(memory_spans(item.text)), session_id=item.session_id,
+                     turn=item.turn, captured=item.actor == "capture")
+
+
+# Replaces what each redaction names with its marker wherever the owner keeps copies; returns the number of
+# records changed and the sessions they belong to (their KV snapshots are dropped too).
+LogRedactor = Callable[[list[Redaction]], tuple[int, list[str]]]
+
+
+# Copies a forget cannot remove, said in its reply rather than silently kept.
+UNREACHABLE = ("your files and their git history", "checkpoints of your files kept for undo ($DSV4_HOME/checkpoints)",
+               "anything outside $DSV4_HOME (terminal scrollback, a --patch-out file, a remote server's logs)")
 
 
 @dataclass
@@ -46,6 +77,13 @@ class Forgotten:
     ids: list[str]
     snapshots_deleted: int
     events_redacted: int
+    unreachable: tuple[str, ...] = UNREACHABLE
+
+    def reply(self) -> str:
+        """What a front end tells the user: what was purged, and what a forget cannot reach."""
+        return (f"forgot {', '.join(self.ids)}: purged from the memory store and its index, {self.events_redacted} "
+                f"session-log record(s) redacted (the sentences it came from and every copy of its distinctive text), "
+                f"{self.snapshots_deleted} KV snapshot(s) deleted. Not reached: {'; '.join(self.unreachable)}.")
 
 
 def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: str | None, repo_id: str | None,
@@ -53,7 +91,7 @@ def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: s
     with store.sync_lock():
         targets = _targets(store, item_id, key, scope, repo_id, session_id, ids)
         target_ids = [t.id for t in targets]
-        redacted, sessions = (store.log_redactor({t.text: marker(t.id) for t in targets})
+        redacted, sessions = (store.log_redactor([redaction(t) for t in targets])
                               if store.log_redactor is not None else (0, []))
         models = [r["model"] for r in store.rows("SELECT DISTINCT model FROM embed_cache")]
         cache_keys = [cache_key(store, m, t.text) for m in models for t in targets]
@@ -73,6 +111,7 @@ def forget(store: MemoryStore, *, item_id: str | None, key: str | None, scope: s
         with store.write_lock():
             checkpoint(store.db.conn, store.db_path)
         store._query_vectors.clear()
+        store._slot_vectors.clear()  # slot strings hold the value words of forgotten preferences
         _purge_index(store, target_ids)
     return Forgotten(ids=target_ids, snapshots_deleted=len(snaps), events_redacted=redacted)
 

@@ -34,6 +34,8 @@ QUOTED = re.compile(r'"([^"\n]{3,200})"|(?<!\w)\'([^\'\n]{3,200})\'(?!\w)|`([^`\
 TOKEN = re.compile(r"[^\s\"'`()\[\]{}<>,;=]+")
 IDENTIFIER = re.compile(r"^(?:\w+_\w+|[a-z]+[A-Z]\w*|[A-Z]\w*[a-z][A-Z]\w*|\w+(?:\.\w+)+|--?[a-z][\w-]*|"
                         r"(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]+|\w+(?:-\w+){2,})$")
+PARTS = re.compile(r"[./\\:@?#&=]+")
+MIN_PART = 4
 NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*$")
 PATHLIKE = re.compile(r"/|\\|^\.?[\w-]+\.[a-z][\w]{0,5}$|://|@")
 ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2})|(.))", re.DOTALL)
@@ -52,6 +54,12 @@ def distinctive_spans(text: str, values: Iterable[str] = ()) -> list[str]:
     for token in TOKEN.findall(text):
         token = token.strip(".:!?")
         if IDENTIFIER.match(token) or PATHLIKE.search(token) or (NUMBER.match(token) and sum(c.isdigit() for c in token) >= 2):
+            spans.add(token)
+        # The distinctive parts of a host, path or dotted name are copied alone too ("stg-qz31" of
+        # "stg-qz31.example.test" in a search pattern): the parts that are identifiers themselves.
+        parts = [part for part in PARTS.split(token) if part != token and len(part) >= MIN_PART and IDENTIFIER.match(part)]
+        spans.update(parts)
+        if parts:
             spans.add(token)
     kept = [s for s in spans if len(s) >= MIN_SPAN or (NUMBER.match(s) and len(s) >= 2)]
     return sorted(kept, key=lambda s: (-len(s), s))

@@ -41,6 +41,18 @@ class PinnedOverBudget(EngramError):
             f"unpin some of {', '.join(item_ids)} (dsv4-code memory unpin ID) or raise the budget")
 
 
+class PinnedOverWindow(EngramError):
+    """The system message with the pinned memories (and the tools, and room for a reply) exceeds the model's
+    context window: pinned items are never cut, so the session cannot go on until some are unpinned."""
+
+    def __init__(self, needed: int, window: int, item_ids: list[str]) -> None:
+        self.needed, self.window, self.item_ids = needed, window, item_ids
+        super().__init__(
+            f"the pinned memories {', '.join(item_ids)} do not fit the context window: the system message with them, "
+            f"the tools and room for a reply need {needed} tokens of {window}; unpin some "
+            "(dsv4-code memory unpin ID) or use a model with a larger window")
+
+
 class StoreUnavailable(EngramError):
     """The database is corrupted, locked by another process, or unreadable."""
 

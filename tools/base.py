@@ -45,6 +45,7 @@ class ToolError(Exception):
 class MemoryChange(BaseModel):
     action: Literal["remembered", "forgotten"]
     item_ids: list[str]
+    replaces: str | None = None  # the text of the value the first item superseded ("replaces: ...", undoable)
 
 
 class TestRun(BaseModel):

@@ -68,7 +68,8 @@ class Remember:
         ids = [item.id] + ([done.superseded.id] if done.superseded else [])
         return ToolResult(text=text, summary=f"remembered {item.key or item.text[:60]}",
                           data={"memory_action": "remembered", "item_ids": ids, "item": item.to_json()},
-                          memory=MemoryChange(action="remembered", item_ids=ids))
+                          memory=MemoryChange(action="remembered", item_ids=ids,
+                                              replaces=done.superseded.text if done.superseded else None))
 
 
 class ForgetArgs(BaseModel):
@@ -89,7 +90,7 @@ class Forget:
                                     reason="forgotten at the user's request (agent tool)")
         except EngramError as exc:
             raise ToolError(str(exc)) from None
-        return ToolResult(text=f"forgot {', '.join(done.ids)}", summary=f"forgot {len(done.ids)} memories",
+        return ToolResult(text=done.reply(), summary=f"forgot {len(done.ids)} memories",
                           data={"memory_action": "forgotten", "item_ids": done.ids},
                           memory=MemoryChange(action="forgotten", item_ids=done.ids))
 

@@ -122,9 +122,7 @@ def _dispatch(args: argparse.Namespace, repo: Repo | None, store: MemoryStore) -
             return fail("memory forget takes an ID or --key KEY (one of them)")
         done = store.forget(args.id, key=args.key, scope=args.scope, repo_id=repo_id, session_id=session,
                             reason="forgotten by the user (command line)")
-        text = (f"forgot {', '.join(done.ids)} ({len(done.ids)} memories; {done.snapshots_deleted} KV snapshots "
-                f"deleted; {done.events_redacted} session log entries redacted)")
-        return _emit(args, done.__dict__, text)
+        return _emit(args, done.__dict__, done.reply())
     if command in ("pin", "unpin"):
         item = store.pin(args.id, repo_id, session) if command == "pin" else store.unpin(args.id)
         return _emit(args, item.to_json(), f"{command}ned {item.id}")

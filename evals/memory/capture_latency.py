@@ -15,7 +15,11 @@ times (p50, p95, max in ms):
 - override: the prompt plus a new value of an occupied slot: rule 1 finds it, supersede, the KV-snapshot
   check;
 - parse only: `capture_preferences` alone on the override prompt (no store);
-- new preference, cold slot cache: the first one of the process (slot vectors are kept in memory only).
+- new preference, cold slot cache: the first one of the process (slot vectors are kept in memory only);
+- turn, no statement / turn, override: a whole `AgentSession.run_turn` with the scripted model (one reply) in a
+  real git repository and session store, the prompt alone or with a new value of an occupied slot: the
+  difference of the medians is what a capture adds to a turn, the live memory note (agent/memory_notes.py)
+  included.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 from dsv4.memory import MemoryStore, capture_preferences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from session_repo import git_repo  # noqa: E402
 from slot_pairs import SUBJECTS as SLOT_SUBJECTS  # noqa: E402
 
 REPO = "repo-latency"
@@ -64,6 +69,37 @@ def summary(times: list[float]) -> dict:
     ms = [t * 1000 for t in times]
     return {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(percentile(ms, 0.95), 2),
             "max_ms": round(max(ms), 2), "runs": len(ms)}
+
+
+def turn_latency(root: Path, runs: int) -> dict[str, list[float]]:
+    """Whole turns through AgentSession with the scripted model, with and without a captured override."""
+    import os
+
+    from dsv4.agent.backends.script import ScriptedTurn
+    from dsv4.agent.backends.scripted import ScriptedBackend
+    from dsv4.agent.config import load_settings
+    from dsv4.agent.repo import find_repo
+    from dsv4.agent.session import AgentSession, agent_config, session_policy
+
+    repo_root = git_repo(root / "repo")
+    os.environ["DSV4_HOME"] = str(root / "home")
+    repo = find_repo(repo_root)
+    settings = load_settings(repo.root, permission_mode="full-auto")
+    backend = ScriptedBackend([ScriptedTurn(content="ok") for _ in range(2 * runs + 1)])
+    session = AgentSession.open(repo, settings, session_policy(settings), agent_config(settings), backend=backend)
+    session.warm_up()
+    session.run_turn(f"{PROMPT}\nFrom now on, run the tests with pytest -x.")  # the slot is occupied from here on
+    timings: dict[str, list[float]] = {"turn, no statement": [], "turn, override": []}
+    for run in range(runs):
+        t0 = time.perf_counter()
+        session.run_turn(PROMPT)
+        timings["turn, no statement"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        session.run_turn(f"{PROMPT}\nFrom now on, run the tests with nox -s tests{run}.")
+        timings["turn, override"].append(time.perf_counter() - t0)
+    assert sum(m.content.startswith("[Memory update:") for m in backend.requests[-1] if m.content) == runs + 1
+    session.close(status="done")
+    return timings
 
 
 def main() -> int:
@@ -113,18 +149,22 @@ def main() -> int:
             timings["parse only"].append(time.perf_counter() - t0)
         preferences = len([i for i in store.effective(REPO, None) if i.kind == "preference"])
         store.close()
+        turns = turn_latency(Path(tmp) / "turns", min(args.runs, 30))
     results = {name: summary(values) for name, values in timings.items()}
+    results.update({name: summary(values) for name, values in turns.items()})
+    added_ms = round(results["turn, override"]["p50_ms"] - results["turn, no statement"]["p50_ms"], 2)
     results["new preference, cold slot cache"] = summary([cold_s])
     print(f"store: {args.items} items at start, {preferences} active preferences at the end; embedder load "
           f"{load_s:.2f} s (once per process, before timing)")
-    print(f"{'case':<16} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    print(f"{'case':<32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, s in results.items():
-        print(f"{name:<16} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f} {s['max_ms']:>8.2f}")
+        print(f"{name:<32} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f} {s['max_ms']:>8.2f}")
+    print(f"a captured override adds {added_ms} ms to a turn (difference of the medians)")
     if args.out:
         args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                         "machine": platform.platform(), "items": args.items,
                                         "active_preferences_at_end": preferences, "embedder_load_s": round(load_s, 2),
-                                        "cases": results}, indent=2) + "\n")
+                                        "turn_added_by_capture_p50_ms": added_ms, "cases": results}, indent=2) + "\n")
     return 0
 
 

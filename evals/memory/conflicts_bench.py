@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -169,6 +170,19 @@ def run_store(home: Path, chains: list[dict], embedder, rng: random.Random) -> l
              "texts": c["texts"]} for c in chains]
 
 
+def shares(rows: list[dict], passed: Callable[[dict], bool]) -> dict:
+    """The share of chains that pass, by kind, paraphrased (unkeyed) and keyed."""
+    by_kind = {}
+    for kind in KINDS:
+        kept = [r for r in rows if r["kind"] == kind]
+        count = sum(1 for r in kept if passed(r))
+        by_kind[kind] = {"chains": len(kept), "passed": count, "share": round(count / len(kept), 4) if kept else None}
+    paraphrased = [r for r in rows if not r["kind"].startswith("keyed")]
+    keyed = [r for r in rows if r["kind"].startswith("keyed")]
+    return {"paraphrased_share": round(sum(map(passed, paraphrased)) / len(paraphrased), 4) if paraphrased else None,
+            "keyed_share": round(sum(map(passed, keyed)) / len(keyed), 4) if keyed else None, "by_kind": by_kind}
+
+
 def run(chains: int = 520, seed: int = 16, embedder=None) -> dict:
     embedder = embedder or HashingEmbedder()
     rng = random.Random(seed + 1)
@@ -177,18 +191,9 @@ def run(chains: int = 520, seed: int = 16, embedder=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="dsv4-conflicts-") as tmp:
         for n, group in enumerate(generate(chains, seed)):
             rows += run_store(Path(tmp) / f"home{n}", group, embedder, rng)
-    by_kind = {}
-    for kind in KINDS:
-        kept = [r for r in rows if r["kind"] == kind]
-        passed = sum(1 for r in kept if not r["problem"])
-        by_kind[kind] = {"chains": len(kept), "passed": passed, "share": round(passed / len(kept), 4) if kept else None}
-    paraphrased = [r for r in rows if not r["kind"].startswith("keyed")]
-    keyed = [r for r in rows if r["kind"].startswith("keyed")]
     return {"embedder": embedder.model_id, "chains": len(rows), "seed": seed,
-            "overrides": sum(r["length"] - 1 for r in rows),
-            "paraphrased_share": round(sum(not r["problem"] for r in paraphrased) / len(paraphrased), 4),
-            "keyed_share": round(sum(not r["problem"] for r in keyed) / len(keyed), 4),
-            "by_kind": by_kind, "failures_by_subject": dict(Counter(r["subject"] for r in rows if r["problem"])),
+            "overrides": sum(r["length"] - 1 for r in rows), **shares(rows, lambda r: not r["problem"]),
+            "failures_by_subject": dict(Counter(r["subject"] for r in rows if r["problem"])),
             "failures": [r for r in rows if r["problem"]], "seconds": round(time.perf_counter() - started, 1)}
 
 

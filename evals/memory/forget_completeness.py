@@ -14,8 +14,8 @@ Probes after each forget:
 - LanceDB time travel: every version still listed, checked out, must lack the row;
 - the tombstone holds id, time and reason only; the session log still loads.
 Variants: forget by id, by key, by ids confirmed from a recall, of a key whose old value held the marker,
-and of a captured preference whose earlier value (same subject slot, marker in its value) it replaced (this
-variant writes no session log: redacting the user's own sentence there is the session store's part);
+and of a captured preference whose earlier value (same subject slot, marker in its value) it replaced (the
+user's two sentences are in the session log, and the form scan covers all of $DSV4_HOME for them);
 0, 60 or 600 other items (LanceDB only rewrites a fragment past 10 % deleted rows unless told otherwise);
 with and without a second connection to the database left open. Target: 0 traces.
 """
@@ -83,8 +83,12 @@ def scenario(home: Path, n: int, how: str, filler: int, second_connection: bool)
         sessions.append_message(session, 1, Message(role="assistant", content="", tool_calls=[call]))
     forgotten_texts = [text]
     if how == "captured":  # the marker is in the old value of a slot; the user forgets the value that replaced it
-        [first] = store.capture(f"From now on, always run the tests with pytest --hint={marker}", repo_id=REPO,
-                                session_id=session, turn=1)
+        sentences = [f"From now on, always run the tests with pytest --hint={marker}",
+                     "Going forward, run the tests with nox."]
+        sessions.append_message(session, 1, Message(role="user", content=f"Fix the build. {sentences[0]}"))
+        sessions.append_message(session, 2, Message(role="user", content=f"{sentences[1]} Thanks."))
+        forgotten_texts += sentences
+        [first] = store.capture(sentences[0], repo_id=REPO, session_id=session, turn=1)
         item = first.item
         store.recall("run the tests", repo_id=REPO)
         [second] = store.capture("Going forward, run the tests with nox.", repo_id=REPO, session_id=session, turn=2)
@@ -112,7 +116,8 @@ def scenario(home: Path, n: int, how: str, filler: int, second_connection: bool)
     vector = HashingEmbedder().embed([text])[0].tobytes()
     wanted = needles(text, vector, marker)
     planted = scan(home, wanted)
-    owned = [home / "memory", kv]
+    # Everything memory owns; with the captured variant the session log too (the user's own sentences).
+    owned = [home] if how == "captured" else [home / "memory", kv]
     spans = sorted({s for t in forgotten_texts for s in memory_spans(t)})
     planted_forms = [t for root in owned for t in bytescan.scan(root, spans)]  # the scan sees them before
 
@@ -148,6 +153,9 @@ def scenario(home: Path, n: int, how: str, filler: int, second_connection: bool)
     messages = sessions.messages(session)
     if how != "captured" and f"[forgotten memory {item.id}]" not in messages[0].content:
         traces.append("session log not redacted in place")
+    if how == "captured" and not (messages[0].content.startswith("Fix the build. [forgotten memory")
+                                  and messages[1].content.endswith("Thanks.")):
+        traces.append(f"the captured sentences not redacted in place: {[m.content for m in messages]}")
     if how == "captured" and (set(done.ids) != {item.id, second.item.id}
                               or [i for i in store.effective(REPO, None) if i.kind == "preference"]):
         traces.append(f"captured chain not forgotten whole: {done.ids}")

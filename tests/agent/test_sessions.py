@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from dsv4.agent.messages import Message, ToolCall, tool_result, user
-from dsv4.agent.sessions import SessionStore, redact_title
+from dsv4.agent.log_redaction import redact_title
+from dsv4.agent.sessions import SessionStore
 
 
 def test_messages_survive_reopen_and_dangling_tool_calls_are_repaired(tmp_path):

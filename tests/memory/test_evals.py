@@ -58,3 +58,10 @@ def test_slot_rule_precision_on_the_labelled_pairs() -> None:
 def test_full_consistency_suite() -> None:
     report = _suite("consistency").run_suite(scenarios=210, seed=7)
     assert report["passed"] == report["scenarios"] == 210 and report["superseded_values_in_context"] == 0
+
+
+@pytest.mark.slow  # about 30 s: eighteen dsv4-code processes
+def test_session_scenarios_keep_both_promises() -> None:
+    report = _suite("session_scenarios").run_suite()
+    failed = [c for r in report["rows"] for c in r["checks"] if not c["ok"]]
+    assert failed == [] and report["traces"] == 0 and report["scans"] == 4

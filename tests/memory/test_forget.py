@@ -169,3 +169,12 @@ def test_forgetting_a_captured_override_purges_every_value_of_the_slot(dsv4_home
     assert set(done.ids) == {first.id, second.item.id}
     assert [str(t) for t in bytescan.scan(dsv4_home / "memory", spans)] == []
     assert store.current_view(REPO, None).text == ""
+
+
+def test_forget_clears_the_slot_and_query_vectors_this_process_kept(store: MemoryStore) -> None:
+    store.capture("From now on, store build artifacts in out/qzdir.", repo_id=REPO, session_id="s")
+    [done] = store.capture("From now on, keep release notes in docs/qznotes.", repo_id=REPO, session_id="s")
+    store.recall("release notes qznotes", repo_id=REPO)
+    assert store._slot_vectors and store._query_vectors  # rule 2 compared the two slots; recall kept its query
+    store.forget(done.item.id)
+    assert store._slot_vectors == {} and store._query_vectors == {}

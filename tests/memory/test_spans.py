@@ -106,3 +106,10 @@ def test_a_backslash_that_is_not_an_escape_is_kept() -> None:
 def test_memory_spans_add_a_preference_value() -> None:
     assert "nox -s tests" in memory_spans("Run the tests with nox -s tests.")
     assert memory_spans("Always run the tests before committing.") == ["Always run the tests before committing."]
+
+
+def test_the_distinctive_parts_of_a_host_or_path_are_spans_of_their_own() -> None:
+    spans = distinctive_spans("The staging host is stg-qzC31.example.test")
+    assert "stg-qzC31" in spans and "stg-qzC31.example.test" in spans
+    assert "example" not in spans and "test" not in spans  # plain words of the name are not distinctive
+    assert redact('{"pattern": "stg-qzC31"}', spans)[0] == '{"pattern": "[forgotten]"}'

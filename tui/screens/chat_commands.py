@@ -13,7 +13,7 @@ from ...agent.engram import parse_remember
 from ...agent.errors import SessionCommandError
 from ...agent.session import list_sessions
 from .. import commands
-from ..messages import CommandOutput, ValueReplaced
+from ..messages import CommandOutput
 from ..widgets.prompt_editor import PromptEditor
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import Transcript
@@ -129,11 +129,8 @@ class ChatCommands:
 
         def remember() -> CommandOutput:
             text, key = parse_remember(rest)
-            result = self.session.remember(text, key=key)
-            if result.superseded is not None:
-                self.post_message(ValueReplaced(result.item.id, result.item.text, result.superseded.text))
-                return CommandOutput("")
-            return CommandOutput(f"remembered {result.item.id}: {result.item.text}")
+            result = self.session.remember(text, key=key)  # its MemoryChanged event draws the line (or "replaces: …")
+            return CommandOutput("" if not result.unchanged else f"already remembered as {result.item.id}")
 
         self.in_worker(remember)
 
@@ -146,8 +143,8 @@ class ChatCommands:
 
     async def _cmd_pin(self, rest: str) -> None:
         def pin() -> CommandOutput:
-            item = self.session.pin(rest)
-            return CommandOutput(f"pinned {item.id}: always in context from the next session")
+            self.session.pin(rest)  # its MemoryChanged event draws the line
+            return CommandOutput("")
 
         self.in_worker(pin)
 
@@ -159,7 +156,7 @@ class ChatCommands:
             return
 
         def undo() -> CommandOutput:
-            done = self.session.undo_replace(line.item_id)
+            done = self.session.undo_memory(line.item_id)
             self.app.call_from_thread(line.mark, "undone")
             if done.superseded is not None and done.superseded.status == "active":
                 return CommandOutput(f"kept both: {done.item.id} ({done.item.text}) is active again beside {line.item_id}")

@@ -113,9 +113,11 @@ class EventRenderer:
 
     @staticmethod
     def _memory_line(event: ev.MemoryChanged) -> str:
-        if event.action == "captured":
-            key = f" ({event.key})" if event.key else ""
+        key = f" ({event.key})" if event.key else ""
+        if event.action in ("captured", "remembered"):
             return f"remembered {event.item_id}{key}: {event.text}  — /forget {event.item_id} to undo"
+        if event.action == "pinned":
+            return f"pinned {event.item_id}{key}: always in context from the next request"
         return f"memory {event.action}: {event.item_id}" + (f" — {event.text}" if event.text else "")
 
     async def on_command_output(self, message: CommandOutput) -> None:

@@ -88,7 +88,7 @@ class MemoryPanel(ModalScreen[None]):
                 note = f"forgot {item_id}: purged from the store, the index and the session logs"
             else:
                 self.session.pin(item_id)
-                note = f"pinned {item_id}: always in context from the next session"
+                note = f"pinned {item_id}: always in context from the next request"
         except SessionCommandError as exc:
             note = str(exc)
         self.load(note)
