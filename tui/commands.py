@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..agent.custom_commands import CustomCommands
+
 
 @dataclass(frozen=True)
 class SlashCommand:
@@ -50,6 +52,12 @@ def complete(prefix: str) -> list[SlashCommand]:
     return [c for c in COMMANDS.values() if c.name.startswith(word)]
 
 
-def help_text() -> str:
-    width = max(len(c.usage) for c in COMMANDS.values()) + 2
-    return "\n".join(f"{c.usage:<{width}}{c.help}" for c in COMMANDS.values())
+def help_text(custom: CustomCommands | None = None) -> str:
+    custom_rows = [(c.usage, f"{c.description} ({c.source})") for c in custom.commands.values()] if custom else []
+    rows = [(c.usage, c.help) for c in COMMANDS.values()]
+    width = max(len(usage) for usage, _ in rows + custom_rows) + 2
+    text = "\n".join(f"{usage:<{width}}{help}" for usage, help in rows)
+    if custom_rows:
+        text += "\n\nCustom commands (.dsv4/commands/, and commands/ in your config dir):\n"
+        text += "\n".join(f"{usage:<{width}}{help}" for usage, help in custom_rows)
+    return text

@@ -143,8 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_trust_command(repo, args)
     loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
                          **{name: getattr(args, name, None) for name in MODEL_FLAGS})
-    notice = loaded.ignored_notice()
-    if notice:
+    for notice in loaded.notices():
         print(f"dsv4-code: {notice}", file=sys.stderr)
     settings = loaded.settings
     if command == "sessions":

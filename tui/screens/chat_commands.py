@@ -9,6 +9,7 @@ from typing import Any, get_args
 from textual import work
 
 from ...agent.config import PermissionMode
+from ...agent.custom_commands import CustomCommands, load_custom_commands
 from ...agent.engram import parse_remember
 from ...agent.errors import SessionCommandError
 from ...agent.session import list_sessions
@@ -26,6 +27,11 @@ class ChatCommands:
 
     session: Any
     busy: bool
+    repo: Any
+
+    def custom_commands(self) -> CustomCommands:
+        """The custom slash commands (agent/custom_commands.py), read anew so a file added meanwhile is there."""
+        return load_custom_commands(self.repo.root, reserved=commands.COMMANDS)
 
     async def run_slash_text(self, text: str) -> bool:
         """Run `text` if it is a slash command; False when it is a prompt."""
@@ -37,8 +43,8 @@ class ChatCommands:
 
     def palette_command(self, name: str) -> None:
         """From the command palette: a command that needs an argument goes to the prompt to be completed."""
-        command = commands.COMMANDS[name]
-        if command.takes_argument and name not in ("model", "mode"):
+        command = commands.COMMANDS.get(name)
+        if command is None or command.takes_argument and name not in ("model", "mode"):  # None: a custom one
             editor = self.query_one(PromptEditor)
             editor.set_value(f"/{name} ")
             editor.focus()
@@ -55,7 +61,7 @@ class ChatCommands:
             self.app.exit()
             return
         if name == "help":
-            await transcript.add_notice(commands.help_text())
+            await transcript.add_notice(commands.help_text(self.custom_commands()))
             return
         if name == "clear":
             await transcript.clear()
