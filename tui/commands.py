@@ -26,6 +26,7 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("forget", "/forget ID|KEY", "forget a memory everywhere it is stored", True),
     SlashCommand("pin", "/pin ID", "always keep a memory in context", True),
     SlashCommand("diff", "/diff", "the changes in the work tree against HEAD"),
+    SlashCommand("init", "/init [--force]", "write a starting AGENTS.md from the repo map (--force replaces one)", True),
     SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
     SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago", True),
     SlashCommand("sessions", "/sessions", "pick another session of this repository to resume"),

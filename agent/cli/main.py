@@ -53,6 +53,7 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .context import add_context_parser
+    from .init import add_init_parser
     from .run import add_run_parser
     from .memory import add_memory_parser
     from .models import add_models_parser
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_parser(sub)
     add_context_parser(sub)
     add_models_parser(sub)
+    add_init_parser(sub)
     return parser
 
 
@@ -141,6 +143,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "trust":
         from .trust import run_trust_command
         return run_trust_command(repo, args)
+    if command == "init":
+        from .init import run_init_command
+        return run_init_command(repo, args)
     loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
                          **{name: getattr(args, name, None) for name in MODEL_FLAGS})
     for notice in loaded.notices():

@@ -12,6 +12,7 @@ from ...agent.config import PermissionMode
 from ...agent.custom_commands import CustomCommands, load_custom_commands
 from ...agent.engram import parse_remember
 from ...agent.errors import SessionCommandError
+from ...agent.init_file import write_agents_md
 from ...agent.session import list_sessions
 from .. import commands
 from ..messages import CommandOutput
@@ -161,6 +162,18 @@ class ChatCommands:
             return CommandOutput("changes against HEAD:" if text else "no changes against HEAD", diff=text)
 
         self.in_worker(diff)
+
+    async def _cmd_init(self, rest: str) -> None:
+        if rest not in ("", "--force"):
+            await self.query_one(Transcript).add_notice("usage: /init [--force]", error=True)
+            return
+
+        def init() -> CommandOutput:
+            result = write_agents_md(self.repo.root, force=rest == "--force")
+            return CommandOutput(f"{'replaced' if result.replaced else 'wrote'} {result.path}: review it; "
+                                 "sessions read it from the next one on")
+
+        self.in_worker(init)
 
     async def _cmd_undo(self, rest: str) -> None:
         self._undo(1)
