@@ -52,6 +52,7 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .completion import add_completion_parser
     from .context import add_context_parser
     from .init import add_init_parser
     from .run import add_run_parser
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_context_parser(sub)
     add_models_parser(sub)
     add_init_parser(sub)
+    add_completion_parser(sub)
     return parser
 
 
@@ -130,6 +132,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "models":
         from .models import run_models_command
         return run_models_command(args)
+    if command == "completion":
+        from .completion import run_completion_command
+        return run_completion_command(args, build_parser())
     if command == "schema":
         from .sessions import run_schema_command
         return run_schema_command(args.which)
