@@ -99,3 +99,19 @@ def test_a_folder_file_that_links_out_is_not_added(calc_repo, replay, tmp_path):
     server = replay([read("pkg/a.py"), {"content": "done"}])
     headless(calc_repo, server)
     assert all("PRIVATE" not in text for text in tool_texts(server.requests[1]))
+
+
+def test_after_a_compaction_a_folders_instructions_are_added_again(calc_repo, tmp_path):
+    from dsv4.agent.folder_instructions import FolderInstructions
+    from dsv4.agent.sessions import SessionStore
+
+    folders(calc_repo)
+    store = SessionStore(tmp_path / "sessions.db")
+    session_id = store.create("repo", calc_repo, "scripted")
+    tracker = FolderInstructions(calc_repo, store, session_id)
+    assert "SUB RULE" in tracker.take(["pkg/sub/mod.py"], turn=1)
+    assert tracker.take(["pkg/sub/mod.py", "pkg/other.py"], turn=1) == ""
+    assert tracker.take(["calc/__init__.py", "README"], turn=1) == ""  # no folder instructions there
+    store.append(session_id, 2, "compacted", {"id": 1})  # the summary may have dropped them
+    again = tracker.take(["pkg/other.py"], turn=2)
+    assert "PKG RULE" in again and "SUB RULE" not in again
