@@ -195,5 +195,5 @@ def expand_prompt(text: str, repo_root: Path | None, reserved: Iterable[str] = (
         known = ", ".join(f"/{n}" for n in commands.commands) or "none"
         raise UnknownCommand(f"unknown command /{name} (custom commands: {known}; they are Markdown files in "
                              f"{PROJECT_DIR}/ or {config_home() / COMMANDS_DIR}/); start with '//' to send text "
-                             "that begins with '/'")
+                             "that begins with '/'" + "".join(f"\n  {problem}" for problem in commands.problems))
     return command.expand(arguments)

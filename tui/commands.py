@@ -61,4 +61,6 @@ def help_text(custom: CustomCommands | None = None) -> str:
     if custom_rows:
         text += "\n\nCustom commands (.dsv4/commands/, and commands/ in your config dir):\n"
         text += "\n".join(f"{usage:<{width}}{help}" for usage, help in custom_rows)
+    if custom and custom.problems:
+        text += "\n\n" + "\n".join(custom.problems)
     return text

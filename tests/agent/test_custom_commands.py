@@ -135,7 +135,9 @@ def test_headless_expands_a_custom_command(calc_repo, replay):
 
 
 def test_headless_unknown_command_is_a_usage_error(calc_repo, replay):
+    write_command(project_dir(calc_repo), "no such", "x\n")
     server = replay([{"content": "never asked"}])
     proc = run_cli(["run", "--headless", "/nosuch thing", "--base-url", server.base_url, "--model", "replay"], calc_repo)
     assert proc.returncode == 2 and server.requests == []
     assert "unknown command /nosuch" in proc.stderr and "Traceback" not in proc.stderr
+    assert "no such.md: not loaded" in proc.stderr  # a file that did not load says why

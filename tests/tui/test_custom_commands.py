@@ -20,6 +20,7 @@ def add_commands(repo, home) -> None:
     (repo / ".dsv4" / "commands" / "review.md").write_text(REVIEW)
     (home / "commands").mkdir(parents=True)  # the config dir is DSV4_HOME in tests
     (home / "commands" / "standup.md").write_text("Write my standup.\n")
+    (home / "commands" / "Bad Name.md").write_text("x\n")
 
 
 async def test_custom_commands_in_help_palette_and_prompt(calc_repo, dsv4_home):
@@ -32,6 +33,7 @@ async def test_custom_commands_in_help_palette_and_prompt(calc_repo, dsv4_home):
         help_text = notices(app)[-1]
         assert "/review FILE" in help_text and "Review a file for bugs (project)" in help_text
         assert "/standup" in help_text and "(user)" in help_text
+        assert "Bad Name.md: not loaded: a command name is" in help_text  # what did not load, and why
         provider = SlashCommandProvider(chat(app), None)
         found = [hit.text async for hit in provider.discover()]
         assert "/review" in found and "/standup" in found
