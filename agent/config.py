@@ -1,4 +1,7 @@
-"""Settings, layered: defaults < $DSV4_HOME/config.toml < <repo>/.dsv4/config.toml < DSV4_* env < flags.
+"""Settings, layered: defaults < user config < <repo>/.dsv4/config.toml < DSV4_* env < flags.
+
+The user config is `config.toml` in the config dir (`dsv4.home.config_home`: `$XDG_CONFIG_HOME/dsv4-code`);
+one left at the old location (the data dir) is still read, with a note suggesting the move.
 
 The repository's own file is untrusted input until the user trusts the repository (`agent/trust.py`):
 untrusted, only `HARMLESS_REPO_KEYS` apply from it and the rest are returned as `ignored_repo_keys`.
@@ -19,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from ..home import dsv4_home
+from ..home import config_home, dsv4_home, legacy_config_dir
 from .config_error import ConfigError
 from .mcp.config import ServerEntry, parse_servers, project_file, project_server_names, read_project_servers
 
@@ -107,6 +110,12 @@ class LoadedSettings:
     project_mcp_servers: list[str] = field(default_factory=list)  # applied from a trusted repository's .mcp.json
     ignored_mcp_servers: list[str] = field(default_factory=list)  # declared in an untrusted repository's .mcp.json
     mcp_file: Path | None = None
+    user_config: Path | None = None  # the user config file that was read
+    legacy_notice: str | None = None  # a user config at the old location
+
+    def notices(self) -> list[str]:
+        """The lines to show the user about how the config was read."""
+        return [line for notice in (self.legacy_notice, self.ignored_notice()) if notice for line in notice.splitlines()]
 
     def ignored_notice(self) -> str | None:
         """The line (a line per file) to show the user when repository keys or MCP servers were refused."""
@@ -158,6 +167,21 @@ def _validate_file(path: Path, data: dict[str, Any], problems: list[str]) -> dic
         return {key: value for key, value in data.items() if key not in bad}
 
 
+CONFIG_FILE = "config.toml"
+
+
+def user_config_file() -> tuple[Path | None, str | None]:
+    """The user config file to read (None: there is none) and a note when it is, or shadows, the old one."""
+    current = config_home() / CONFIG_FILE
+    legacy_dir = legacy_config_dir()
+    legacy = legacy_dir / CONFIG_FILE if legacy_dir is not None else None
+    if legacy is None or not legacy.exists():
+        return (current if current.exists() else None), None
+    if current.exists():
+        return current, f"{legacy} is not read: the user config is {current} now (remove the old file)"
+    return legacy, f"{legacy}: read from the old location; move it to {current}"
+
+
 def _home(problems: list[str]) -> Path | None:
     try:
         home = dsv4_home()
@@ -193,10 +217,11 @@ def load_config(repo_root: Path | None, *, trusted: bool | None = None, **flags:
     problems: list[str] = []
     home = _home(problems)
     file_values: dict[str, Any] = {}
-    user_file = home / "config.toml" if home is not None else None
-    if user_file is not None and user_file.exists():
-        file_values.update(_validate_file(user_file, _read_toml(user_file, problems), problems))
     loaded = LoadedSettings(settings=Settings.model_construct())
+    user_file, loaded.legacy_notice = user_config_file() if home is not None else (None, None)
+    if user_file is not None:
+        loaded.user_config = user_file
+        file_values.update(_validate_file(user_file, _read_toml(user_file, problems), problems))
     if repo_root is not None and (repo_root / ".dsv4" / "config.toml").exists():
         repo_file = loaded.repo_config = repo_root / ".dsv4" / "config.toml"
         repo_values = _validate_file(repo_file, _read_toml(repo_file, problems), problems)
@@ -248,6 +273,6 @@ def _project_mcp(loaded: LoadedSettings, path: Path, trusted: bool | None, file_
 def load_settings(repo_root: Path | None, **flags: Any) -> Settings:
     """The settings alone, for call sites that do not report refused repository keys themselves: they go to stderr."""
     loaded = load_config(repo_root, **flags)
-    for line in (loaded.ignored_notice() or "").splitlines():
-        print(f"dsv4-code: {line}", file=sys.stderr)
+    for notice in loaded.notices():
+        print(f"dsv4-code: {notice}", file=sys.stderr)
     return loaded.settings

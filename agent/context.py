@@ -1,4 +1,9 @@
-"""The system prompt: the template from package data, repository instructions and a file listing.
+"""The system prompt: the template from package data, instructions files and a file listing.
+
+Instructions, least specific first: the user's own `<config dir>/AGENTS.md`, then the repository root's
+`AGENTS.md`, `CLAUDE.md` and `.dsv4/instructions.md`. Files in subfolders are added to the conversation when
+the task first touches that folder (agent/folder_instructions.py), never to this prompt, so its prefix stays
+stable.
 
 Ordered most-stable-first (docs/architecture.md, "Context assembly") so the prefix stays cacheable across
 turns and sessions.
@@ -12,13 +17,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..home import dsv4_home
+from ..home import config_home, dsv4_home
 
 if TYPE_CHECKING:
     from ..tools.repo_map import RepoContext, RepoMap
     from .backends.base import Backend
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", ".dsv4/instructions.md")
+USER_INSTRUCTIONS = "AGENTS.md"  # in the config dir
+USER_INSTRUCTIONS_NAME = "your own AGENTS.md (user config)"
 INSTRUCTIONS_CAP = 32 * 1024
 DEFAULT_WINDOW = 131072  # when neither the backend nor the config says
 
@@ -46,15 +53,30 @@ class Instruction:
     text: str
 
 
+def read_instruction(path: Path, name: str, confine_to: Path | None) -> Instruction | None:
+    """The file's text, capped; None when it is not a regular file or (with `confine_to`) resolves outside that
+    folder: a repository's AGENTS.md that is a symlink to ~/.ssh/id_rsa must not reach the model."""
+    if not path.is_file():
+        return None
+    if confine_to is not None and not path.resolve().is_relative_to(confine_to.resolve()):
+        return None
+    with path.open("rb") as handle:
+        raw = handle.read(INSTRUCTIONS_CAP + 1)
+    text = raw[:INSTRUCTIONS_CAP].decode("utf-8", errors="replace")
+    if len(raw) > INSTRUCTIONS_CAP:
+        text += f"\n[{name} truncated at {INSTRUCTIONS_CAP} bytes]"
+    text = text.strip()
+    return Instruction(name=name, text=text) if text else None
+
+
 def repo_instructions(root: Path) -> list[Instruction]:
-    found = []
+    """The instructions of the system prompt: the user's file, then the repository root's."""
+    user = read_instruction(config_home() / USER_INSTRUCTIONS, USER_INSTRUCTIONS_NAME, confine_to=None)
+    found = [user] if user is not None else []
     for name in INSTRUCTION_FILES:
-        path = root / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if len(text) > INSTRUCTIONS_CAP:
-                text = text[:INSTRUCTIONS_CAP] + f"\n[{name} truncated at {INSTRUCTIONS_CAP} bytes]"
-            found.append(Instruction(name=name, text=text.strip()))
+        item = read_instruction(root / name, name, confine_to=root)
+        if item is not None:
+            found.append(item)
     return found
 
 

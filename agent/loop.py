@@ -107,7 +107,8 @@ class Agent:
                  before_first_change: Callable[[int], None] | None = None,
                  on_user_message: Callable[[str, int], list[AgentEvent]] | None = None,
                  after_forget: Callable[[], str] | None = None, summariser: Backend | None = None,
-                 pinned_memory: Callable[[], str] | None = None) -> None:
+                 pinned_memory: Callable[[], str] | None = None,
+                 folder_instructions: Callable[[list[str], int], str] | None = None) -> None:
         self.backend = backend
         self.toolbox = toolbox
         self.tools = toolbox.schemas()  # built once: the same bytes in every request keep the prompt prefix stable
@@ -120,6 +121,8 @@ class Agent:
         self.before_first_change = before_first_change
         self.on_user_message = on_user_message  # e.g. memory capture of "from now on ..." statements
         self.after_forget = after_forget  # returns the system text rebuilt once forgotten text is purged
+        # text to add to a tool result for the paths it touched: a subfolder's AGENTS.md (agent/folder_instructions.py)
+        self.folder_instructions = folder_instructions
         self.turn = store.turns(session_id)
         self.keeper = ContextKeeper(backend, summariser or backend, store, session_id, system_text, self.tools,
                                     window=self.config.context_window, reserved_output=self.config.params.max_tokens,
@@ -346,6 +349,9 @@ class Agent:
             self._log("command_ran", outcome.command.model_dump())
         if outcome.todos is not None:
             self._log("todos", {"items": [t.model_dump() for t in outcome.todos]})
+        touched = [*outcome.files_read, *outcome.file_changes]
+        if touched and self.folder_instructions is not None:
+            outcome = outcome.model_copy(update={"text": outcome.text + self.folder_instructions(touched, self.turn)})
         self._finish_call(call, outcome)
         if outcome.memory is not None and outcome.memory.action == "forgotten" and self.after_forget is not None:
             self.reload(self.after_forget())

@@ -33,6 +33,7 @@ from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
 from .events import AgentError, AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
+from .folder_instructions import FolderInstructions
 from .memory_notes import MemoryNote, NoteAction
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .mcp.start import start_mcp
@@ -190,7 +191,8 @@ class AgentSession:
                                approver=session._approve if approver is not None else None,
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
                                on_user_message=session._capture, after_forget=session._context_after_forget,
-                               pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
+                               pinned_memory=lambda: memory.current_view(repo.identity, session_id).text,
+                               folder_instructions=FolderInstructions(repo.root, store, session_id).take)
         session.check_pins_fit()  # a resumed session, a smaller window: pinned memory is never cut
         return session
 

@@ -2,7 +2,8 @@
 
 A repository is content from whoever wrote it (a pull request included): until the user trusts it,
 its config may set only harmless keys (`config.HARMLESS_REPO_KEYS`). Trust is recorded in the
-user's config dir (`$DSV4_HOME/trusted_repos.json`) by repository identity (root commit + origin
+user's config dir (`<config dir>/trusted_repos.json`, `dsv4.home.config_home`; a record at the old location,
+the data dir, is still read and moves on the next change) by repository identity (root commit + origin
 remote, as `agent.repo.find_repo` computes it), so it survives moves and re-clones and a different
 repository at the same path is not trusted. The CLI front ends are `dsv4-code trust [--revoke]`
 and `--trust-repo` (CI).
@@ -19,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from .config_error import ConfigError
-from ..home import dsv4_home
+from ..home import config_home, legacy_config_dir
 
 TRUST_FILE = "trusted_repos.json"
 
@@ -35,11 +36,20 @@ class TrustFile(BaseModel):
 
 
 def trust_file() -> Path:
-    return dsv4_home() / TRUST_FILE
+    return config_home() / TRUST_FILE
+
+
+def _record_file() -> Path:
+    """The file to read: the current one, else one at the old location."""
+    current = trust_file()
+    legacy_dir = legacy_config_dir()
+    if current.exists() or legacy_dir is None or not (legacy_dir / TRUST_FILE).exists():
+        return current
+    return legacy_dir / TRUST_FILE
 
 
 def _load() -> TrustFile:
-    path = trust_file()
+    path = _record_file()
     if not path.exists():
         return TrustFile()
     try:
@@ -49,7 +59,7 @@ def _load() -> TrustFile:
 
 
 def _save(record: TrustFile) -> None:
-    path = trust_file()
+    path = config_home(create=True) / TRUST_FILE
     fd, temp = tempfile.mkstemp(prefix=f".{TRUST_FILE}.", suffix=".dsv4tmp", dir=path.parent)
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(record.model_dump(), indent=2) + "\n")

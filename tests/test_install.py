@@ -59,6 +59,8 @@ def test_dry_run_on_a_clean_machine_installs_the_cpu_torch(clean_copy):
     assert f"--extra-index-url {CPU_INDEX} torch=={version}+cpu" in pip[1]  # else the CPU index, for torch only
     assert pip[2].endswith("-e .[runtime,dev]") and CPU_INDEX not in pip[2]
     assert not any("gpu" in line for line in pip)
+    # the local model and the embedder through the command pipx / uv tool users run (it holds the pins)
+    assert "+ .venv/bin/python -m dsv4.agent.cli models install all" in lines
 
 
 def test_a_cuda_driver_gets_the_cuda_torch_and_the_gpu_extra(clean_copy, tmp_path):
@@ -70,7 +72,8 @@ def test_a_cuda_driver_gets_the_cuda_torch_and_the_gpu_extra(clean_copy, tmp_pat
     result = _setup(clean_copy, "--dry-run", path_prefix=fake_bin)
     assert result.returncode == 0, result.stderr
     pip = _pip_lines(result.stdout)
-    assert pip[0].endswith(f" torch=={_torch_version()}") and not any(CPU_INDEX in line or "+cpu" in line for line in pip)
+    # `===`: a local 2.13.0+cpu wheel in pip's find-links does not satisfy it (`==` would take it)
+    assert pip[0].endswith(f" torch==={_torch_version()}") and not any(CPU_INDEX in line or "+cpu" in line for line in pip)
     assert pip[1].endswith("-e .[runtime,gpu]")
 
 

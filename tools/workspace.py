@@ -31,9 +31,9 @@ TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}" + re.es
 
 
 def _default_state_dirs() -> list[Path]:
-    from ..home import dsv4_home
+    from ..home import config_home, dsv4_home
 
-    return [dsv4_home(create=False)]
+    return [dsv4_home(create=False), config_home()]  # the config dir holds the trust records
 
 
 def check_path_text(path: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..agent.custom_commands import CustomCommands
+
 
 @dataclass(frozen=True)
 class SlashCommand:
@@ -24,6 +26,7 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in [
     SlashCommand("forget", "/forget ID|KEY", "forget a memory everywhere it is stored", True),
     SlashCommand("pin", "/pin ID", "always keep a memory in context", True),
     SlashCommand("diff", "/diff", "the changes in the work tree against HEAD"),
+    SlashCommand("init", "/init [--force]", "write a starting AGENTS.md from the repo map (--force replaces one)", True),
     SlashCommand("undo", "/undo", "restore the files changed by the last turn"),
     SlashCommand("rewind", "/rewind N", "restore the files as they were N turns ago", True),
     SlashCommand("sessions", "/sessions", "pick another session of this repository to resume"),
@@ -50,6 +53,14 @@ def complete(prefix: str) -> list[SlashCommand]:
     return [c for c in COMMANDS.values() if c.name.startswith(word)]
 
 
-def help_text() -> str:
-    width = max(len(c.usage) for c in COMMANDS.values()) + 2
-    return "\n".join(f"{c.usage:<{width}}{c.help}" for c in COMMANDS.values())
+def help_text(custom: CustomCommands | None = None) -> str:
+    custom_rows = [(c.usage, f"{c.description} ({c.source})") for c in custom.commands.values()] if custom else []
+    rows = [(c.usage, c.help) for c in COMMANDS.values()]
+    width = max(len(usage) for usage, _ in rows + custom_rows) + 2
+    text = "\n".join(f"{usage:<{width}}{help}" for usage, help in rows)
+    if custom_rows:
+        text += "\n\nCustom commands (.dsv4/commands/, and commands/ in your config dir):\n"
+        text += "\n".join(f"{usage:<{width}}{help}" for usage, help in custom_rows)
+    if custom and custom.problems:
+        text += "\n\n" + "\n".join(custom.problems)
+    return text

@@ -52,7 +52,9 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .completion import add_completion_parser
     from .context import add_context_parser
+    from .init import add_init_parser
     from .run import add_run_parser
     from .mcp import add_mcp_parser
     from .memory import add_memory_parser
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_context_parser(sub)
     add_models_parser(sub)
     add_mcp_parser(sub)
+    add_init_parser(sub)
+    add_completion_parser(sub)
     return parser
 
 
@@ -133,6 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "models":
         from .models import run_models_command
         return run_models_command(args)
+    if command == "completion":
+        from .completion import run_completion_command
+        return run_completion_command(args, build_parser())
     if command == "schema":
         from .sessions import run_schema_command
         return run_schema_command(args.which)
@@ -146,11 +153,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "trust":
         from .trust import run_trust_command
         return run_trust_command(repo, args)
+    if command == "init":
+        from .init import run_init_command
+        return run_init_command(repo, args)
     loaded = load_config(repo.root, trusted=True if getattr(args, "trust_repo", False) else None,
                          **{name: getattr(args, name, None) for name in MODEL_FLAGS})
-    if command is not None:  # the TUI (no command) asks whether to trust the repository instead
-        for line in (loaded.ignored_notice() or "").splitlines():
-            print(f"dsv4-code: {line}", file=sys.stderr)
+    # The TUI (no command) asks whether to trust the repository instead of naming the ignored settings.
+    for notice in loaded.notices() if command is not None else filter(None, [loaded.legacy_notice]):
+        print(f"dsv4-code: {notice}", file=sys.stderr)
     if command == "mcp":
         from .mcp import run_mcp_command
         return run_mcp_command(repo, loaded, args)

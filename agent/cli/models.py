@@ -1,4 +1,4 @@
-"""`dsv4-code models list|info|generate|score`: look at and run local models outside the agent, a thin adapter
+"""`dsv4-code models list|info|generate|score|install`: look at and run local models outside the agent, a thin adapter
 over the runtime's public API.
 
 Heavy imports (torch, the runtime) happen inside the commands, so building the parser costs nothing.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EXIT_USAGE, fail, user_error
+from .model_install import add_install_parser, run_install
 
 EXIT_OK = 0
 
@@ -59,11 +60,14 @@ def add_models_parser(subparsers: Any) -> None:
     score.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="auto: CUDA when available")
     score.add_argument("--json", action="store_true")
 
+    add_install_parser(sub)
+
 
 def run_models_command(args: argparse.Namespace) -> int:
     from dsv4.runtime.errors import ModelNotFound, RuntimeModelError
 
-    command = {"list": _list, "info": _info, "generate": _generate, "score": _score}[args.models_command]
+    command = {"list": _list, "info": _info, "generate": _generate, "score": _score,
+               "install": run_install}[args.models_command]
     try:
         return command(args)
     except (ModelNotFound, RuntimeModelError) as exc:  # mapped where every command's errors are (errors.py)

@@ -52,7 +52,12 @@ def patch_out_problem(path: Path) -> str | None:
 def run_command(repo: Repo, settings: Settings, args: argparse.Namespace) -> int:
     if not args.headless:
         raise UsageError("'dsv4-code run' needs --headless (the interactive agent is plain 'dsv4-code')")
-    task = read_task(args.task)
+    from ..custom_commands import UnknownCommand, expand_prompt
+
+    try:
+        task = expand_prompt(read_task(args.task), repo.root)  # `/name args`: a custom command (.dsv4/commands/)
+    except UnknownCommand as exc:
+        raise UsageError(str(exc)) from None
     if not task.strip():
         raise UsageError("the task is empty")
     if args.patch_out is not None:

@@ -14,7 +14,7 @@ def add_trust_parser(subparsers: Any) -> argparse.ArgumentParser:
         "trust", help="trust this repository's own config (.dsv4/config.toml, .mcp.json)",
         description="A repository's .dsv4/config.toml can set the model endpoint, the key variable, the test command "
                     "and the permission mode, so it applies only once you trust the repository. Trust is recorded "
-                    "by repository identity (root commit and origin remote) in $DSV4_HOME/trusted_repos.json.")
+                    "by repository identity (root commit and origin remote) in trusted_repos.json in the config dir.")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--revoke", action="store_true", help="stop trusting this repository")
     group.add_argument("--list", action="store_true", help="list the trusted repositories")

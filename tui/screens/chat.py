@@ -193,9 +193,12 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
     async def submit(self, event: PromptEditor.Submitted) -> None:
         text = event.text.strip()
         event.editor.clear_prompt()
-        if await self.run_slash_text(text):
+        custom = self.custom_commands().expand(text)  # `/name args` of a custom command: its prompt is sent
+        if custom is not None:
+            text = custom
+        elif await self.run_slash_text(text):
             return
-        if text.startswith("//"):
+        elif text.startswith("//"):
             text = text[1:]
         transcript = self.query_one(Transcript)
         if self.session is None or self.busy:

@@ -9,8 +9,10 @@ from typing import Any, get_args
 from textual import work
 
 from ...agent.config import PermissionMode
+from ...agent.custom_commands import CustomCommands, load_custom_commands
 from ...agent.engram import parse_remember
 from ...agent.errors import SessionCommandError
+from ...agent.init_file import write_agents_md
 from ...agent.session import list_sessions
 from .. import commands
 from ..messages import CommandOutput
@@ -26,6 +28,11 @@ class ChatCommands:
 
     session: Any
     busy: bool
+    repo: Any
+
+    def custom_commands(self) -> CustomCommands:
+        """The custom slash commands (agent/custom_commands.py), read anew so a file added meanwhile is there."""
+        return load_custom_commands(self.repo.root, reserved=commands.COMMANDS)
 
     async def run_slash_text(self, text: str) -> bool:
         """Run `text` if it is a slash command; False when it is a prompt."""
@@ -37,8 +44,8 @@ class ChatCommands:
 
     def palette_command(self, name: str) -> None:
         """From the command palette: a command that needs an argument goes to the prompt to be completed."""
-        command = commands.COMMANDS[name]
-        if command.takes_argument and name not in ("model", "mode"):
+        command = commands.COMMANDS.get(name)
+        if command is None or command.takes_argument and name not in ("model", "mode"):  # None: a custom one
             editor = self.query_one(PromptEditor)
             editor.set_value(f"/{name} ")
             editor.focus()
@@ -55,7 +62,7 @@ class ChatCommands:
             self.app.exit()
             return
         if name == "help":
-            await transcript.add_notice(commands.help_text())
+            await transcript.add_notice(commands.help_text(self.custom_commands()))
             return
         if name == "clear":
             await transcript.clear()
@@ -170,6 +177,18 @@ class ChatCommands:
             return CommandOutput("changes against HEAD:" if text else "no changes against HEAD", diff=text)
 
         self.in_worker(diff)
+
+    async def _cmd_init(self, rest: str) -> None:
+        if rest not in ("", "--force"):
+            await self.query_one(Transcript).add_notice("usage: /init [--force]", error=True)
+            return
+
+        def init() -> CommandOutput:
+            result = write_agents_md(self.repo.root, force=rest == "--force")
+            return CommandOutput(f"{'replaced' if result.replaced else 'wrote'} {result.path}: review it; "
+                                 "sessions read it from the next one on")
+
+        self.in_worker(init)
 
     async def _cmd_undo(self, rest: str) -> None:
         self._undo(1)
