@@ -33,6 +33,7 @@ from .context_meter import Reading
 from .engram import open_memory
 from .errors import SessionCommandError
 from .events import AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
+from .kv_wiring import SessionKV, open_session_kv
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .messages import Message
 from .permissions import Policy
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ..memory.purge import Forgotten
     from ..memory.store import MemoryStore, Remembered
     from ..tools.repo_map import RepoContext, RepoWatcher
+    from .report import KVReport, TimingReport
 
 CHANGED_SHOWN = 20  # changed files named in explain_context
 
@@ -114,6 +116,7 @@ class AgentSession:
         self._toolbox: Toolbox | None = None
         self.approval_rules = ApprovalRules(store, session_id)  # "always allow" answers, restored on resume
         self._approver: Approver | None = None
+        self._kv: SessionKV | None = None  # Engram KV of an in-process engine (agent/kv_wiring.py)
 
     @classmethod
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
@@ -163,7 +166,13 @@ class AgentSession:
                                before_first_change=lambda turn: checkpoints.capture(session_id, turn),
                                on_user_message=session._capture, after_forget=session._context_after_forget,
                                pinned_memory=lambda: memory.current_view(repo.identity, session_id).text)
+        session._kv = session._open_kv(backend)
         return session
+
+    def _open_kv(self, backend: Backend) -> SessionKV | None:
+        return open_session_kv(backend, self._memory, self.settings, self.session_id, self._repository,
+                               lambda: self._memory.current_view(self.repo.identity, self.session_id).item_ids,
+                               emit=lambda event: self._loop.emit(event))
 
     @property
     def _loop(self) -> Agent:
@@ -215,7 +224,10 @@ class AgentSession:
 
     def run_turn(self, prompt: str) -> TurnResult:
         """One user turn, to the model's final answer or a budget; events go to `emit` as they happen."""
-        return self._loop.run_turn(prompt)
+        result = self._loop.run_turn(prompt)
+        if self._kv is not None:
+            self._kv.after_turn(self.turn, result.files_changed)  # the snapshot is saved in the background
+        return result
 
     def cancel(self) -> None:
         """Stop the running turn (from any thread); it ends with status "cancelled"."""
@@ -226,6 +238,9 @@ class AgentSession:
         backend = make_backend(self.settings.model_copy(update={"model": model}))
         self._backend = backend
         self._loop.backend = backend
+        if self._kv is not None:
+            self._kv.close()
+        self._kv = self._open_kv(backend)
 
     def set_mode(self, mode: PermissionMode) -> None:
         """Change the permission mode from the next tool call on."""
@@ -335,6 +350,8 @@ class AgentSession:
         """The system message rebuilt after a forget (the loop refolds the View from the redacted log), with no
         cached trace of the forgotten text."""
         self._backend.drop_cache()
+        if self._kv is not None:
+            self._kv.after_forget()
         return self._system_text()
 
     # --- context and the files changed since ---------------------------------------------------------
@@ -346,6 +363,8 @@ class AgentSession:
         def changed(changes: Any) -> None:
             with self._changed_lock:
                 self._changed.update(changes.paths)
+            if self._kv is not None:
+                self._kv.forget_files(list(changes.paths))  # snapshots holding the old text are evicted
             if on_change is not None:
                 on_change(list(changes.paths))
 
@@ -372,10 +391,23 @@ class AgentSession:
                      "The model sees its own edits in the conversation; a new session re-reads them all.")
         return text
 
+    def kv_report(self, *, wait: bool = False) -> tuple[KVReport, TimingReport] | None:
+        """Prompt tokens restored from KV snapshots (and from which tier) and the prefill timing, since the
+        session opened in this process (`wait`: after the snapshots being saved are written); None for
+        backends without an in-process engine."""
+        if self._kv is None:
+            return None
+        if wait:
+            self._kv.flush()
+        return self._kv.report()
+
     def close(self, status: str | None = None) -> None:
-        """Stop watching; `status` ("done", "stopped") is recorded for the session list."""
+        """Stop watching, finish saving KV snapshots; `status` ("done", "stopped") is recorded for the session list."""
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._kv is not None:
+            self._kv.close()
+            self._kv = None
         if status is not None:
             self._store.set_status(self.session_id, status)

@@ -130,6 +130,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         else restore from the attached prefix cache, else start afresh. The chunks end at `restore_points`
         (and at the end of the prompt), which become restore points themselves."""
         self.check_fits(len(ids))
+        self.keep_named_points(ids, restore_points)
         n = self.kv.common_prefix(ids)
         if all_logits or n < len(self.kv.tokens) or (n == len(ids) and self.last_logits is None):
             if all_logits:
@@ -183,6 +184,14 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         while len(self.restore_points) > MAX_RESTORE_POINTS:
             del self.restore_points[next(iter(self.restore_points))]  # the oldest made
 
+    def keep_named_points(self, ids: list[int], restore_points: Sequence[int]) -> None:
+        """Restore points the caller names again (the end of system + tools, every request) count as the newest,
+        so the eviction of the oldest never drops the one a compaction or the next session comes back to."""
+        for p in restore_points:
+            rp = self.restore_points.get(p)
+            if rp is not None and ids[:p] == rp.tokens:
+                self.restore_points[p] = self.restore_points.pop(p)
+
     def go_back(self, ids: list[int]) -> int:
         """Continue from the longest restore point `ids` starts with; else start afresh.
         Returns the number of tokens the cache now holds."""
@@ -211,6 +220,12 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
             raise ValueError(f"a V4 cache exports only at a restore point or its length ({len(self.kv.tokens)}); "
                              f"{n_tokens} is neither (restore points: {sorted(self.restore_points)})")
         return export_v4(self, rp.cache, rp.tokens, rp.logits)
+
+    def holds_prefix(self, ids: list[int]) -> bool:
+        if ids and self.kv.tokens == ids and self.last_logits is not None:
+            return True
+        rp = self.restore_points.get(len(ids))
+        return rp is not None and rp.tokens == ids
 
     def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
         """Continue from `snapshot` (whole: `limit` below its length is refused). Raises SnapshotRefused
