@@ -64,7 +64,10 @@ def open_session_kv(backend: Any, memory: MemoryStore, settings: Settings, sessi
                     repository: RepoContext, memory_ids: Callable[[], list[str]],
                     emit: Callable[[AgentEvent], None]) -> SessionKV | None:
     """The session's Engram KV, or None for a backend without an in-process engine or with `kv_snapshots` off."""
-    if not settings.kv_snapshots or not isinstance(backend, KVBackend):
+    if not isinstance(backend, KVBackend):
+        return None
+    if not settings.kv_snapshots:
+        backend.attach_snapshot_store(None)
         return None
     from ..memory.kv_store import SnapshotStore, TierCaps
 
@@ -88,6 +91,7 @@ class SessionKV:
         self.turn_snapshot: str | None = None  # the latest whole-prompt snapshot (V4 keeps only that one)
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-save")
         self._pending: list[Future[None]] = []
+        self.last_error: str | None = None  # why the latest save failed (also logged)
         self._lock = threading.Lock()
         backend.on_prefill = self.prefilled
         backend.attach_snapshot_store(store)
@@ -121,7 +125,8 @@ class SessionKV:
         try:
             self.save(prompt, turn)
         except Exception as exc:  # a background thread's boundary: a snapshot not saved costs a re-read, nothing else
-            log.warning("KV snapshot of turn %d not saved: %s: %s", turn, type(exc).__name__, exc)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("KV snapshot of turn %d not saved: %s", turn, self.last_error)
 
     def provenance(self, turn: int | None) -> Provenance:
         from ..runtime.kv.prefix_cache import Provenance
@@ -176,6 +181,7 @@ class SessionKV:
         with self._lock:
             ids, self.saved = self.saved, []
             self.system_ids, self.turn_snapshot = None, None
+            self.memory_ids_at_start = self.memory_ids()  # the rebuilt system message's
         self.remove(ids)
 
     # --- what it did ----------------------------------------------------------------------------------
@@ -197,4 +203,6 @@ class SessionKV:
         """Finish the saves (a headless run ends right after its turn) and sweep files without records."""
         self.flush()
         self._saver.shutdown(wait=True)
+        self.backend.attach_snapshot_store(None)
+        self.backend.on_prefill = None
         self.store.sweep()
