@@ -85,6 +85,7 @@ class InProcessBackend:
         device: str | None = None,
         precision: str | None = None,
         constrain_tool_calls: bool = True,
+        hot_kv_bytes: int | None = None,
     ) -> InProcessBackend:
         """`model`: a GGUF file, an HF checkpoint folder, or a named model. Raises ModelNotFound (with the options) or
         another RuntimeModelError (bad file, missing tokenizer) before loading any weights."""
@@ -93,7 +94,8 @@ class InProcessBackend:
 
         resolved = resolve_model(model)
         # device: cpu (None), cuda (a clear RuntimeModelError without one) or auto (CUDA when available)
-        engine = open_engine(resolved.path, precision=precision, context_window=context_window, device=device)
+        engine = open_engine(resolved.path, precision=precision, context_window=context_window, device=device,
+                             hot_kv_bytes=hot_kv_bytes)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property

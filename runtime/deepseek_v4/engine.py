@@ -80,7 +80,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
 
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
-             numerics: str | None = None, device: torch.device | None = None) -> V4Engine:
+             numerics: str | None = None, device: torch.device | None = None,
+             hot_kv_bytes: int | None = None) -> V4Engine:
         from .checkpoint import load_v4
         from .tokenizer import load_v4_tokenizer
 
@@ -102,7 +103,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
                              precision=f"{weights} weights, {model.config.numerics} numerics{where}", load_seconds=time.perf_counter() - start,
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
-        return cls(loaded, context_window=context_window, threads=threads, device=device)
+        return cls(loaded, context_window=context_window, threads=threads, device=device, hot_kv_bytes=hot_kv_bytes)
 
     @staticmethod
     def place(model, device: torch.device | None) -> None:
