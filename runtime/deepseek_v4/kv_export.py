@@ -31,9 +31,7 @@ def v4_identity(engine: V4Engine, digest_cache: Path | None) -> ModelIdentity:
     return ModelIdentity(architecture="deepseek_v4", weights_digest=weights_digest(engine.loaded.path, digest_cache),
                          tokenizer_digest=tokenizer_digest(engine.tokenizer), config=config_dict(model.config),
                          precision=engine.loaded.precision, weight_format=model.weight_format,
-                         numerics=model.config.numerics, kv_dtype="float32",
-                         # the live warm tier rounds old compressed rows to int8: a different KV from the hot-only one
-                         kv_quant="none" if engine.hot_rows is None else f"int8 compressed rows past {engine.hot_rows} hot")
+                         numerics=model.config.numerics, kv_dtype="float32")
 
 
 def layer_length(lc: V4LayerCache) -> int:
