@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     test_command: str | None = None
     syntax_gate: Literal["warn", "refuse", "off"] = "warn"  # an edit that breaks a file's syntax: flag it, refuse it, or allow it
     max_steps: int = 50
+    # Engram KV (in-process backends): prompt-prefix snapshots under $DSV4_HOME/kv/, byte budgets per tier in MiB
+    kv_snapshots: bool = Field(default=True, description="Save and restore prompt-prefix KV snapshots (in-process)")
+    kv_hot_ram_mb: int = Field(default=512, ge=0, description="Snapshots kept in RAM at the working dtype")
+    kv_warm_ram_mb: int = Field(default=512, ge=0, description="Older snapshots kept in RAM as int8 blocks")
+    kv_disk_mb: int = Field(default=8192, ge=0, description="Snapshot files on disk, least recently used evicted")
+    kv_disk_tier: Literal["hot", "cold"] = Field(default="hot", description="Files lossless (hot) or int4 compressed (cold)")
+    kv_live_hot_mb: int | None = Field(default=None, ge=0, description="DeepSeek-V4 in-process: compressed KV kept hot "
+                                       "in a live session; older rows go int8 (None: all hot)")
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
                                           description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="[mcp_servers.NAME]: MCP servers, as in .mcp.json")

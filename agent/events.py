@@ -194,6 +194,24 @@ class CompactionUndone(BaseModel):
     restored_id: str | None = None  # the compaction active again, if any
 
 
+class KVRestore(BaseModel):
+    """An in-process request's prefill (agent/kv_wiring.py): how much of the prompt came from the Engram KV store
+    (`tier`: ram-hot, ram-warm, disk-hot, disk-cold; "" when nothing did), from the engine's own cache, and how
+    much was computed. Emitted when the store was consulted (the engine's own cache did not hold the prefix)."""
+
+    type: Literal["kv_restore"] = "kv_restore"
+    prompt_tokens: int
+    restored_tokens: int = 0
+    tier: str = ""
+    reused_tokens: int = 0  # from the engine's own cache (restored ones included)
+    prefill_tokens: int = 0  # computed by this prefill
+    restore_s: float = 0.0
+    prefill_s: float = 0.0  # the request's time to its first token, less the restore, tokenising and grammar
+    first_token_s: float = 0.0  # from the request reaching the backend to its first token
+    refused: list[str] = Field(default_factory=list)  # why snapshots were not used (a corrupt file, a mismatch)
+    consulted: bool = False  # the store was looked up (the engine's own cache lacked the prefix)
+
+
 class AgentError(BaseModel):
     type: Literal["agent_error"] = "agent_error"
     message: str
@@ -210,7 +228,7 @@ AgentEvent = Annotated[
         CompactionSkipped,
         TurnStarted, StepStarted, AssistantDelta, AssistantReasoningDelta, AssistantMessage, ToolRequested,
         ToolDecision, ToolFinished, FileChanged, TestsRan, MemoryChanged, UsageUpdate, ContextUsage, Compacted,
-        CompactionUndone, AgentError, TurnDone,
+        CompactionUndone, KVRestore, AgentError, TurnDone,
     ],
     Field(discriminator="type"),
 ]

@@ -35,6 +35,23 @@ class ContextReport(BaseModel):
     compactions: int = 0  # made during this run
 
 
+class KVReport(BaseModel):
+    """Engram KV in this run (in-process backends): prompt tokens restored from snapshots and from which tier."""
+
+    restored_tokens: int = 0  # from the snapshot store (a resume, a new session in the same repository)
+    tier: str = ""  # where the first restore came from: ram-hot, ram-warm, disk-hot, disk-cold ("" none)
+    prefill_tokens: int = 0  # prompt tokens computed, over every request of the run
+    reused_tokens: int = 0  # prompt tokens not computed: restored, or still in the engine's own cache
+    refused: list[str] = Field(default_factory=list)  # why snapshots were not used (a corrupt file, a mismatch)
+    snapshots_saved: int = 0
+
+
+class TimingReport(BaseModel):
+    first_token_s: float | None = None  # from the run's first request reaching the backend to its first token
+    restore_s: float = 0.0  # finding, reading, verifying and importing snapshots
+    prefill_s: float = 0.0  # computing the prompts, over every request
+
+
 class DeniedAction(BaseModel):
     tool: str
     arguments: dict
@@ -65,6 +82,8 @@ class HeadlessReport(BaseModel):
     model: str = ""
     error: str | None = None
     context: ContextReport | None = None
+    kv: KVReport | None = None  # None for backends without an in-process engine
+    timing: TimingReport | None = None
 
 
 class InitEvent(BaseModel):

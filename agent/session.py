@@ -35,6 +35,7 @@ from .errors import SessionCommandError
 from .events import AgentError, AgentEvent, Compacted, CompactionUndone, MemoryChanged, Usage
 from .folder_instructions import FolderInstructions
 from .memory_notes import MemoryNote, NoteAction
+from .kv_wiring import SessionKV, open_session_kv
 from .loop import Agent, AgentConfig, ApprovalRequest, Approver, TurnResult
 from .mcp.start import start_mcp
 from .messages import Message
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from ..memory.store import MemoryStore, Remembered
     from ..tools.repo_map import RepoContext, RepoMap, RepoWatcher
     from .mcp.provider import McpProvider
+    from .report import KVReport, TimingReport
 
 CHANGED_SHOWN = 20  # changed files named in explain_context
 
@@ -128,6 +130,7 @@ class AgentSession:
         self._turn_thread: int | None = None
         self._pending_notes: list[MemoryNote] = []
         self._last_replacement: str | None = None  # the item of the latest "replaces: ..." (undo_memory)
+        self._kv: SessionKV | None = None  # Engram KV of an in-process engine (agent/kv_wiring.py)
 
     @classmethod
     def open(cls, repo: Repo, settings: Settings, policy: Policy, config: AgentConfig, *,
@@ -194,7 +197,13 @@ class AgentSession:
                                pinned_memory=lambda: memory.current_view(repo.identity, session_id).text,
                                folder_instructions=FolderInstructions(repo.root, store, session_id).take)
         session.check_pins_fit()  # a resumed session, a smaller window: pinned memory is never cut
+        session._kv = session._open_kv(backend)
         return session
+
+    def _open_kv(self, backend: Backend) -> SessionKV | None:
+        return open_session_kv(backend, self._memory, self.settings, self.session_id, self._repository,
+                               lambda: self._memory.current_view(self.repo.identity, self.session_id).item_ids,
+                               emit=lambda event: self._loop.emit(event))
 
     @property
     def _loop(self) -> Agent:
@@ -257,6 +266,10 @@ class AgentSession:
             return self._loop.run_turn(prompt)
         finally:
             self._flush_notes()  # memory changes made from another thread during the turn
+        result = self._loop.run_turn(prompt)
+        if self._kv is not None:
+            self._kv.after_turn(self.turn, result.files_changed)  # the snapshot is saved in the background
+        return result
 
     def cancel(self) -> None:
         """Stop the running turn (from any thread); it ends with status "cancelled"."""
@@ -268,6 +281,9 @@ class AgentSession:
         _report_prefill(backend, self._on_progress)
         self._backend = backend
         self._loop.backend = backend
+        if self._kv is not None:
+            self._kv.close()
+        self._kv = self._open_kv(backend)
 
     def set_mode(self, mode: PermissionMode) -> None:
         """Change the permission mode from the next tool call on."""
@@ -474,6 +490,8 @@ class AgentSession:
         """The system message rebuilt after a forget (the loop refolds the View from the redacted log), with no
         cached trace of the forgotten text: the backend drops its KV (the V4 engine its restore points too)."""
         self._backend.drop_cache()
+        if self._kv is not None:
+            self._kv.after_forget()
         return self._system_text()
 
     # --- context and the files changed since ---------------------------------------------------------
@@ -485,6 +503,8 @@ class AgentSession:
         def changed(changes: Any) -> None:
             with self._changed_lock:
                 self._changed.update(changes.paths)
+            if self._kv is not None:
+                self._kv.forget_files(list(changes.paths))  # snapshots holding the old text are evicted
             if on_change is not None:
                 on_change(list(changes.paths))
 
@@ -512,14 +532,28 @@ class AgentSession:
                      "The model sees its own edits in the conversation; a new session re-reads them all.")
         return text
 
+    def kv_report(self, *, wait: bool = False) -> tuple[KVReport, TimingReport] | None:
+        """Prompt tokens restored from KV snapshots (and from which tier) and the prefill timing, since the
+        session opened in this process (`wait`: after the snapshots being saved are written); None for
+        backends without an in-process engine."""
+        if self._kv is None:
+            return None
+        if wait:
+            self._kv.flush()
+        return self._kv.report()
+
     def close(self, status: str | None = None) -> None:
-        """Stop watching and the MCP servers; `status` ("done", "stopped") is recorded for the session list."""
+        """Stop watching and the MCP servers, finish saving KV snapshots; `status` ("done", "stopped") is recorded for
+        the session list."""
         if self._mcp is not None:
             self._mcp.close()
             self._mcp = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._kv is not None:
+            self._kv.close()
+            self._kv = None
         if status is not None:
             self._store.set_status(self.session_id, status)
 

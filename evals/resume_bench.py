@@ -2,7 +2,8 @@
 RAM tiers, or restored from disk, on SmolLM2 at 2k/4k/8k tokens; bytes per token per tier; greedy agreement
 of the lossy tiers; and llama.cpp's own state save/load for the same prefix as the peer.
 
-    .venv/bin/python evals/resume_bench.py [--lengths 2048 4096 8192] [--threads 2] [--skip-llamacpp]
+    .venv/bin/python evals/resume_bench.py [--lengths 2048 4096 8192] [--threads 2] [--rounds 3]
+        [--llamacpp-python PATH | --skip-llamacpp]
 
 Per length L the prompt is a prefix of L - 32 tokens (the part a resumed session shares) plus 8 new tokens
 (and 16 greedy steps after it, for the agreement of the lossy tiers, fit the window of L).
@@ -13,8 +14,11 @@ with the snapshot store attached (lookup, read and verify, decode, import, then 
 - disk_hot / disk_cold: a new store (nothing in RAM) reading the file, lossless / int4 blocks compressed.
   The file was just written, so it is read from the page cache (no root here to drop it): a first read from a
   cold disk adds the file size over the disk's bandwidth.
-llama.cpp (llama-cpp-python from evals/.venv-llamacpp, see evals/runtime_bench.py) evaluates the same prefix,
-`save_state()`, then on a reset context `load_state()` + eval of the 8 tokens. Writes evals/results/resume_bench.json.
+llama.cpp (llama-cpp-python: `--llamacpp-python`, else $DSV4_LLAMACPP_PYTHON, else evals/.venv-llamacpp, see
+evals/runtime_bench.py) evaluates the same prefix from the same GGUF, `save_state()`, then on a reset context
+`load_state()` + eval of the 8 tokens, in the same run, so the ratios to it (`*_vs_llamacpp`) share the machine's load.
+Every time is the median of `--rounds` rounds (the machine is shared and noisy; the rounds are kept too).
+Writes evals/results/resume_bench.json.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import platform
 import subprocess
 import sys
@@ -33,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 8
 GREEDY_STEPS = 16
-LLAMACPP_PYTHON = ROOT / "evals" / ".venv-llamacpp" / "bin" / "python"
+LLAMACPP_PYTHON = Path(os.environ.get("DSV4_LLAMACPP_PYTHON") or ROOT / "evals" / ".venv-llamacpp" / "bin" / "python")
 
 
 def prompt_ids(tokenizer, n: int) -> list[int]:
@@ -58,7 +63,15 @@ def timed_prefill(engine, ids: list[int]):
     return time.perf_counter() - start, logits
 
 
-def bench_length(engine, store_cls, memory, n: int) -> dict:
+def median_rounds(row: dict, key: str, values: list[float]) -> float:
+    row[key] = statistics.median(values)
+    if len(values) > 1:
+        row[key + "_rounds"] = [round(v, 4) for v in values]
+        row[key + "_min"] = min(values)  # the round the other sessions disturbed least
+    return row[key]
+
+
+def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_rounds: int = 1) -> dict:
     from dsv4.memory.kv_store import TierCaps
     from dsv4.runtime.kv.codec import EncodedSnapshot
 
@@ -67,14 +80,14 @@ def bench_length(engine, store_cls, memory, n: int) -> dict:
     prompt = ids[: prefix + NEW_TOKENS]
     engine.attach_prefix_cache(None)
     engine.prefill(ids[:64])  # warm-up: the first forward of a process pays for allocations
-    reread_s, _ = timed_prefill(engine, prompt)
+    row = {"prefix_tokens": prefix, "new_tokens": NEW_TOKENS, "rounds": rounds}
+    reread_s = median_rounds(row, "reread_s", [timed_prefill(engine, prompt)[0] for _ in range(reread_rounds)])
     engine.reset()
     engine.prefill(ids[:prefix])
     snap = engine.export_prefix(prefix)
     # the reference for exactness: the engine that kept its cache (the same chunks a restore computes)
     ref_logits = engine.prefill(prompt)
     ref_tokens = greedy(engine, ref_logits, GREEDY_STEPS)
-    row = {"prefix_tokens": prefix, "new_tokens": NEW_TOKENS, "reread_s": reread_s}
     bytes_per_token = {"hot": snap.nbytes() / prefix, "warm": EncodedSnapshot(snap, "warm").nbytes() / prefix}
     # name -> (file encoding, what this process's RAM tier holds)
     cases = {"ram_hot": ("hot", "hot"), "ram_warm": ("hot", "warm"), "disk_hot": ("hot", None), "disk_cold": ("cold", None)}
@@ -85,14 +98,20 @@ def bench_length(engine, store_cls, memory, n: int) -> dict:
         store.save(snap)  # the file, and the RAM copy (demoted to int8 at once when the hot cap is 0)
         row[f"save_{name}_s"] = time.perf_counter() - t0
         bytes_per_token[f"disk_{disk_tier}"] = memory.rows("SELECT bytes FROM kv_snapshots")[0]["bytes"] / prefix
-        if ram is None:
-            store.ram.clear()  # as a new process: only the file
+        ram_copy = dict(store.ram)
         engine.attach_prefix_cache(store)
-        elapsed, logits = timed_prefill(engine, prompt)
+        elapsed, restore = [], []
+        for _ in range(rounds):
+            store.ram.clear()
+            if ram is not None:
+                store.ram.update(ram_copy)  # a disk case reads the file as a new process would
+            t, logits = timed_prefill(engine, prompt)
+            elapsed.append(t)
+            restore.append(engine.kv_report.restore_s)
         report = engine.kv_report
         tokens = greedy(engine, logits, GREEDY_STEPS)
-        row[f"{name}_s"] = elapsed
-        row[f"{name}_restore_s"] = report.restore_s
+        median_rounds(row, f"{name}_s", elapsed)
+        median_rounds(row, f"{name}_restore_s", restore)
         row[f"{name}_tier"] = report.tier
         row[f"{name}_restored_tokens"] = report.restored_tokens
         row[f"{name}_greedy_agreement"] = sum(a == b for a, b in zip(tokens, ref_tokens)) / GREEDY_STEPS
@@ -103,24 +122,32 @@ def bench_length(engine, store_cls, memory, n: int) -> dict:
     row["warm_speedup"] = reread_s / row["ram_warm_s"]
     row["cold_speedup"] = reread_s / row["disk_cold_s"]
     row["lossless_disk_speedup"] = reread_s / row["disk_hot_s"]
+    # the restore alone (lookup, read, verify, dequantise, import) against the re-read: what the KV tiers cost,
+    # without the one forward pass over the new tokens that every resume pays (a decode step's weight traffic)
+    row["warm_restore_speedup"] = reread_s / row["ram_warm_restore_s"]
+    row["cold_restore_speedup"] = reread_s / row["disk_cold_restore_s"]
+    if rounds > 1:
+        row["warm_speedup_best"] = reread_s / row["ram_warm_s_min"]
+        row["cold_speedup_best"] = reread_s / row["disk_cold_s_min"]
     row["cold_bytes_vs_hot"] = bytes_per_token["disk_cold"] / bytes_per_token["hot"]
     return row
 
 
-def llamacpp_peer(model_path: Path, lengths: list[int], threads: int, ids: dict[int, list[int]]) -> dict:
-    if not LLAMACPP_PYTHON.exists():
-        return {"status": f"not run: {LLAMACPP_PYTHON.relative_to(ROOT)} is absent (build it as evals/runtime_bench.py says)"}
+def llamacpp_peer(python: Path, model_path: Path, lengths: list[int], threads: int, ids: dict[int, list[int]],
+                  rounds: int, reread_rounds: int) -> dict:
+    if not python.exists():
+        return {"status": f"not run: {python} is absent (build it as evals/runtime_bench.py says, or --llamacpp-python)"}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({str(k): v for k, v in ids.items()}, handle)
-    cmd = [str(LLAMACPP_PYTHON), str(Path(__file__).resolve()), "--worker-llamacpp", str(model_path), handle.name,
-           "--threads", str(threads)]
+    cmd = [str(python), str(Path(__file__).resolve()), "--worker-llamacpp", str(model_path), handle.name,
+           "--threads", str(threads), "--rounds", str(rounds), "--reread-rounds", str(reread_rounds)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
         return {"status": "failed", "error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
     return {"status": "ran", **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
-def worker_llamacpp(model_path: str, ids_file: str, threads: int) -> None:
+def worker_llamacpp(model_path: str, ids_file: str, threads: int, rounds: int, reread_rounds: int) -> None:
     import llama_cpp
 
     ids = {int(k): v for k, v in json.loads(Path(ids_file).read_text()).items()}
@@ -129,20 +156,30 @@ def worker_llamacpp(model_path: str, ids_file: str, threads: int) -> None:
     out = {"engine": f"llama-cpp-python {llama_cpp.__version__}"}
     for n, prompt in ids.items():
         prefix = prompt[: n - 2 * NEW_TOKENS - GREEDY_STEPS]
+        new = prompt[len(prefix): len(prefix) + NEW_TOKENS]
+        rereads, loads, resumes = [], [], []
+        for _ in range(reread_rounds):
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(prefix + new)  # what re-reading costs it: the prefix and the new tokens, as our reread row
+            rereads.append(time.perf_counter() - t0)
         llm.reset()
-        t0 = time.perf_counter()
         llm.eval(prefix)
-        reread = time.perf_counter() - t0
         t0 = time.perf_counter()
         state = llm.save_state()
         save = time.perf_counter() - t0
-        llm.reset()
-        t0 = time.perf_counter()
-        llm.load_state(state)
-        load = time.perf_counter() - t0
-        llm.eval(prompt[len(prefix): len(prefix) + NEW_TOKENS])
-        out[str(n)] = {"prefix_eval_s": reread, "save_state_s": save, "load_state_s": load,
-                       "load_and_eval_new_s": time.perf_counter() - t0, "state_bytes_per_token": state.llama_state_size / len(prefix)}
+        for _ in range(rounds):
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.load_state(state)
+            loads.append(time.perf_counter() - t0)
+            llm.eval(new)
+            resumes.append(time.perf_counter() - t0)
+        med = statistics.median
+        out[str(n)] = {"reread_s": med(rereads), "save_state_s": save, "load_state_s": med(loads),
+                       "load_and_eval_new_s": med(resumes), "resume_speedup": med(rereads) / med(resumes),
+                       "state_bytes_per_token": state.llama_state_size / len(prefix),
+                       "rounds": {"reread_s": rereads, "load_and_eval_new_s": resumes}}
     print(json.dumps(out))
 
 
@@ -150,11 +187,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[2048, 4096, 8192])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per restore timing; the median is reported")
+    parser.add_argument("--reread-rounds", type=int, default=1, help="rounds of the (long) re-read")
+    parser.add_argument("--llamacpp-python", type=Path, default=LLAMACPP_PYTHON,
+                        help="the python of a venv with llama-cpp-python (default: $DSV4_LLAMACPP_PYTHON or evals/.venv-llamacpp)")
     parser.add_argument("--skip-llamacpp", action="store_true")
     parser.add_argument("--worker-llamacpp", nargs=2, metavar=("MODEL", "IDS"))
     args = parser.parse_args()
     if args.worker_llamacpp:
-        worker_llamacpp(*args.worker_llamacpp, args.threads)
+        worker_llamacpp(*args.worker_llamacpp, args.threads, args.rounds, args.reread_rounds)
         return 0
     import torch
 
@@ -172,17 +213,19 @@ def main() -> int:
     doc = {
         "bench": "resume_bench",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other sessions: noisy, 1 round)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other sessions: noisy)",
+        "rounds": args.rounds,
+        "reread_rounds": args.reread_rounds,
         "threads": args.threads,
         "model": "smollm2-135m (Q4_1 GGUF, precision auto: int4 weights, bf16 K/V)",
         "torch": torch.__version__,
-        "note": "disk rows read a file just written (page cache); times are one round on a shared machine",
+        "note": "disk rows read a file just written (page cache); times are medians of the rounds on a shared machine",
         "smollm2-135m": rows,
         "llamacpp": {"status": "pending"},
     }
     out = ROOT / "evals" / "results" / "resume_bench.json"
     for n in args.lengths:
-        rows[str(n)] = bench_length(engine, SnapshotStore, memory, n)
+        rows[str(n)] = bench_length(engine, SnapshotStore, memory, n, args.rounds, args.reread_rounds)
         out.write_text(json.dumps(doc, indent=2) + "\n")  # each length as it is done
         r = rows[str(n)]
         print(f"{n:>6}: reread {r['reread_s']:.2f}s  ram_hot {r['ram_hot_s']:.3f}s  ram_warm {r['ram_warm_s']:.3f}s  "
@@ -190,12 +233,22 @@ def main() -> int:
               f"(warm x{r['warm_speedup']:.0f}, cold x{r['cold_speedup']:.0f}, cold bytes {r['cold_bytes_vs_hot']:.2f} of hot)",
               flush=True)
     peer = {"status": "skipped (--skip-llamacpp)"} if args.skip_llamacpp else llamacpp_peer(
-        model_path, args.lengths, args.threads, {n: prompt_ids(engine.tokenizer, n) for n in args.lengths})
+        args.llamacpp_python, model_path, args.lengths, args.threads,
+        {n: prompt_ids(engine.tokenizer, n) for n in args.lengths}, args.rounds, args.reread_rounds)
+    print(f"llama.cpp peer: {peer.get('status')} {peer.get('error', '')}")
     if peer.get("status") == "ran":
         for n in args.lengths:
-            rows[str(n)]["llamacpp_load_state_s"] = peer[str(n)]["load_and_eval_new_s"]
-            rows[str(n)]["cold_vs_llamacpp_load"] = rows[str(n)]["disk_cold_s"] / peer[str(n)]["load_and_eval_new_s"]
-    print(f"llama.cpp peer: {peer.get('status')}")
+            r, their = rows[str(n)], peer[str(n)]
+            r["llamacpp_load_state_s"] = their["load_and_eval_new_s"]
+            r["llamacpp_reread_s"] = their["reread_s"]
+            r["llamacpp_resume_speedup"] = their["resume_speedup"]
+            # below 1: ours is faster than llama.cpp's own state load (+ the same 8 new tokens)
+            for case in ("ram_warm", "disk_hot", "disk_cold"):
+                r[f"{case}_vs_llamacpp_load"] = r[f"{case}_s"] / their["load_and_eval_new_s"]
+            r["reread_vs_llamacpp_reread"] = r["reread_s"] / their["reread_s"]
+            print(f"{n:>6}: llama.cpp reread {their['reread_s']:.2f}s  load_state+8 {their['load_and_eval_new_s']:.3f}s "
+                  f"(x{their['resume_speedup']:.0f});  ours/llama.cpp: warm {r['ram_warm_vs_llamacpp_load']:.2f}  "
+                  f"cold {r['disk_cold_vs_llamacpp_load']:.2f}  reread {r['reread_vs_llamacpp_reread']:.2f}", flush=True)
     doc["llamacpp"] = peer
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

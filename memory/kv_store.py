@@ -39,7 +39,7 @@ SUFFIX = ".safetensors"
 
 
 class TierCaps(BaseModel):
-    """Byte budgets per tier (`kv.hot_ram_mb` and so on in config, in MiB there)."""
+    """Byte budgets per tier (`kv_hot_ram_mb`, `kv_warm_ram_mb`, `kv_disk_mb` in config, in MiB there)."""
 
     hot_ram: int = 512 * MiB
     warm_ram: int = 512 * MiB
@@ -78,9 +78,11 @@ class SnapshotStore:
                           turns=[tuple(t) for t in provenance.turns])
         snapshots.register(self.memory, record, blocks)
         self.ram_put(snap_id, EncodedSnapshot(snapshot, "hot"))
-        if meta.architecture != "deepseek_v4":  # a llama cache restores any prefix: shorter snapshots are redundant
-            shorter = self.candidates(meta.identity, meta.tokens, blocks, True, 0)
-            snapshots.remove(self.memory, [r["id"] for r, _ in shorter if r["id"] != snap_id and r["tier"] == self.disk_tier])
+        # A llama cache restores any prefix: shorter snapshots are redundant. A V4 one restores whole, so only a
+        # snapshot of exactly these tokens is (another session saved the same system prefix).
+        covered = self.candidates(meta.identity, meta.tokens, blocks, True, 0)
+        snapshots.remove(self.memory, [r["id"] for r, usable in covered if r["id"] != snap_id and r["tier"] == self.disk_tier
+                                       and (meta.architecture != "deepseek_v4" or usable == meta.length)])
         self.fit_disk()
         return snap_id
 

@@ -153,6 +153,8 @@ def _inprocess(settings: Settings, model: str) -> Backend:
             "the in-process runtime is not installed (run scripts/setup, which installs the 'runtime' extra); "
             f"or use --base-url URL --model NAME, or --backend scripted --script FILE ({exc})") from None
     try:
-        return InProcessBackend.load(model, context_window=settings.context_window)
+        live_hot = settings.kv_live_hot_mb
+        return InProcessBackend.load(model, context_window=settings.context_window,
+                                     hot_kv_bytes=live_hot << 20 if live_hot is not None else None)
     except (ModelNotFound, RuntimeModelError) as exc:  # a bad file, a missing tokenizer: one line, not a traceback
         raise BackendConfigError(str(exc)) from None

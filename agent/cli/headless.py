@@ -75,6 +75,7 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
         status, code = "done", EXIT_DONE
     usage = result.usage
     reading = session.last_context or session.context()
+    kv = session.kv_report(wait=True)  # the turn's snapshot is saved before the report counts it
     report = HeadlessReport(
         status=status, exit_code=code, summary=result.summary, patch=patch, files_changed=files, tests=tests,
         usage=UsageReport(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
@@ -85,6 +86,7 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
         malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
         context=ContextReport(window=reading.window, used=reading.used, compactions=result.compactions),
         duration_s=round(time.monotonic() - started, 3), turns=session.turn, error_kind=error_kind,
+        kv=kv[0] if kv is not None else None, timing=kv[1] if kv is not None else None,
     )
     session.log("headless_report", report.model_dump(exclude={"patch"}) | {"wall_s": round(time.monotonic() - started, 3)})
     session.close(status="done" if code == EXIT_DONE else "stopped")
@@ -122,5 +124,8 @@ def print_report(report: HeadlessReport, output_format: str, out: TextIO = sys.s
         if report.context is not None:
             c = report.context
             lines.append(f"context: {c.used} of {c.window} tokens, {c.compactions} compaction{'s' * (c.compactions != 1)}")
+        if report.kv is not None and report.kv.restored_tokens:
+            lines.append(f"kv: {report.kv.restored_tokens} prompt tokens restored ({report.kv.tier}), "
+                         f"{report.kv.prefill_tokens} prefilled")
         out.write("\n".join(lines) + "\n")
     out.flush()

@@ -80,7 +80,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
 
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
-             numerics: str | None = None, device: torch.device | None = None) -> V4Engine:
+             numerics: str | None = None, device: torch.device | None = None,
+             hot_kv_bytes: int | None = None) -> V4Engine:
         from .checkpoint import load_v4
         from .tokenizer import load_v4_tokenizer
 
@@ -102,7 +103,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
                              precision=f"{weights} weights, {model.config.numerics} numerics{where}", load_seconds=time.perf_counter() - start,
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})
-        return cls(loaded, context_window=context_window, threads=threads, device=device)
+        return cls(loaded, context_window=context_window, threads=threads, device=device, hot_kv_bytes=hot_kv_bytes)
 
     @staticmethod
     def place(model, device: torch.device | None) -> None:
@@ -130,6 +131,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         else restore from the attached prefix cache, else start afresh. The chunks end at `restore_points`
         (and at the end of the prompt), which become restore points themselves."""
         self.check_fits(len(ids))
+        self.keep_named_points(ids, restore_points)
         n = self.kv.common_prefix(ids)
         if all_logits or n < len(self.kv.tokens) or (n == len(ids) and self.last_logits is None):
             if all_logits:
@@ -187,6 +189,14 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         while len(self.restore_points) > MAX_RESTORE_POINTS:
             del self.restore_points[next(iter(self.restore_points))]  # the oldest made
 
+    def keep_named_points(self, ids: list[int], restore_points: Sequence[int]) -> None:
+        """Restore points the caller names again (the end of system + tools, every request) count as the newest,
+        so the eviction of the oldest never drops the one a compaction or the next session comes back to."""
+        for p in restore_points:
+            rp = self.restore_points.get(p)
+            if rp is not None and ids[:p] == rp.tokens:
+                self.restore_points[p] = self.restore_points.pop(p)
+
     def go_back(self, ids: list[int]) -> int:
         """Continue from the longest restore point `ids` starts with; else start afresh.
         Returns the number of tokens the cache now holds."""
@@ -215,6 +225,12 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
             raise ValueError(f"a V4 cache exports only at a restore point or its length ({len(self.kv.tokens)}); "
                              f"{n_tokens} is neither (restore points: {sorted(self.restore_points)})")
         return export_v4(self, rp.cache, rp.tokens, rp.logits)
+
+    def holds_prefix(self, ids: list[int]) -> bool:
+        if ids and self.kv.tokens == ids and self.last_logits is not None:
+            return True
+        rp = self.restore_points.get(len(ids))
+        return rp is not None and rp.tokens == ids
 
     def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
         """Continue from `snapshot` (whole: `limit` below its length is refused). Raises SnapshotRefused

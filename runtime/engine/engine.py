@@ -121,6 +121,9 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
         """The K/V of the first `n_tokens` cached positions, as contiguous clones."""
         return export_llama(self, n_tokens)
 
+    def holds_prefix(self, ids: list[int]) -> bool:
+        return 0 < len(ids) <= len(self.kv.tokens) and self.kv.tokens[: len(ids)] == ids
+
     def import_prefix(self, snapshot: KVSnapshot, *, limit: int | None = None) -> int:
         """Load a snapshot's first min(limit, length) positions; raises SnapshotRefused before any change."""
         return import_llama(self, snapshot, limit)

@@ -53,6 +53,24 @@ class KVCache:
         old.zero_()
         self._point_layers()
 
+    def block_for_import(self, n: int) -> torch.Tensor:
+        """The block, with room for positions [0, n], for an import that fills its first n slots at once: a new
+        block is not zeroed there (the import writes every byte of it), only past it; the old one is zeroed
+        before it is dropped. Nothing past the prefix holds stale or uninitialised memory (see reserve)."""
+        need = min(n + 1, self.max_len)
+        if need > self.capacity:
+            capacity = self.capacity
+            while capacity < need:
+                capacity *= 2
+            self.block.zero_()
+            first = self.layers[0]
+            with torch.inference_mode(False):
+                self.block = torch.empty(len(self.layers), 2, first.num_kv_heads, min(capacity, self.max_len),
+                                         first.head_dim, dtype=self.dtype, device=self.device)
+            self._point_layers()
+        self.block[:, :, :, n:].zero_()
+        return self.block
+
     def common_prefix(self, ids: list[int]) -> int:
         return common_prefix(self.tokens, ids)
 

@@ -49,17 +49,17 @@ def import_llama(engine: LlamaEngine, snap: KVSnapshot, limit: int | None) -> in
         raise SnapshotRefused(f"nothing to import ({n} tokens)")
     if n >= engine.context_window:
         raise SnapshotRefused(f"snapshot of {n} tokens does not fit the context window of {engine.context_window}")
-    kv = snap.tensors.get("kv")
-    engine.kv.reserve(n)  # the block grows on demand (kv_cache.py): make room before copying into it
+    described = snap.describe("kv")
     block = engine.kv.block
     want = [block.shape[0], 2, block.shape[2], snap.length, block.shape[4]]
-    if kv is None or list(kv.shape) != want:
-        raise SnapshotRefused(f"snapshot K/V has shape {None if kv is None else list(kv.shape)}, the engine needs {want}")
-    if kv.dtype != block.dtype:
-        raise SnapshotRefused(f"snapshot K/V is {dtype_name(kv.dtype)}, the cache is {dtype_name(block.dtype)}")
-    block[:, :, :, :n].copy_(kv[:, :, :, :n])
+    if described is None or described[0] != want:
+        raise SnapshotRefused(f"snapshot K/V has shape {None if described is None else described[0]}, the engine needs {want}")
+    if described[1] != dtype_name(block.dtype):
+        raise SnapshotRefused(f"snapshot K/V is {described[1]}, the cache is {dtype_name(block.dtype)}")
+    write = snap.writer("kv")  # decodes what must be decoded first: a refusal here leaves the cache as it was
     # Decode past SPLIT_KV_MIN reads the slot after the sequence (masked): a NaN left there by whatever the
     # block held would still poison the output, so nothing past the prefix survives an import.
-    block[:, :, :, n:].zero_()
+    block = engine.kv.block_for_import(n)
+    write(block[:, :, :, :n], (slice(None), slice(None), slice(None), slice(0, n)))  # a warm tier dequantises here
     engine.kv.tokens[:] = snap.tokens[:n]
     return n

@@ -85,6 +85,7 @@ class Engine(Protocol):
     # --- Engram KV (runtime/kv/): export/import of a prefix and the prefix-cache hook ---------------
 
     kv_report: RestoreReport  # what the last prefill restored from the prefix cache
+    restore_whole_only: bool  # True where the cache cannot be cut (V4): snapshots restore whole, at restore points
 
     def export_prefix(self, n_tokens: int) -> KVSnapshot:
         """The cache's first `n_tokens` as a snapshot of contiguous clones (V4: only at a restore point or the
@@ -100,5 +101,10 @@ class Engine(Protocol):
     def attach_prefix_cache(self, cache: PrefixCache | None) -> None:
         """Consult `cache` in prefill (under the lock) when the engine's own cache lacks a prompt's prefix."""
 
-    def save_prefix(self, n_tokens: int, provenance: Provenance | None = None) -> str | None:
-        """Snapshot the first `n_tokens` into the attached prefix cache (thread-safe); its id, or None."""
+    def holds_prefix(self, ids: list[int]) -> bool:
+        """Whether `export_prefix(len(ids))` would export exactly these ids (call under the lock)."""
+
+    def save_prefix(self, n_tokens: int, provenance: Provenance | None = None, *,
+                    tokens: list[int] | None = None) -> str | None:
+        """Snapshot the first `n_tokens` into the attached prefix cache (thread-safe); its id, or None (no cache,
+        or the cache no longer holds `tokens`)."""

@@ -11,11 +11,12 @@ Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import torch
 
-from .snapshot import KVSnapshot, SnapshotRefused, TensorInfo, Tier
+from .snapshot import KVSnapshot, LazyTensors, SnapshotRefused, TensorInfo, Tier, Writer
 
 INT8_BLOCK = 64
 INT4_BLOCK = 64
@@ -39,8 +40,13 @@ def quantise_int8(t: torch.Tensor, block: int) -> dict[str, torch.Tensor]:
 
 
 def dequantise_int8(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.Tensor:
+    """In the tensor's own dtype where it is a 16-bit float: the codes are exact there and one pass at half the
+    bytes is what makes a warm restore fast (the scale's rounding to bf16 is far inside the int8 step)."""
+    dtype = getattr(torch, info.dtype)
+    if dtype in (torch.bfloat16, torch.float16):
+        return torch.mul(parts[""].to(dtype), parts[".scale"].to(dtype)).reshape(info.shape)
     x = parts[""].float() * parts[".scale"].float()
-    return x.reshape(info.shape).to(getattr(torch, info.dtype))
+    return x.reshape(info.shape).to(dtype)
 
 
 def quantise_int4(t: torch.Tensor, block: int, *, compress: bool) -> dict[str, torch.Tensor]:
@@ -63,8 +69,10 @@ def dequantise_int4(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.T
     q = torch.empty(packed.shape[0], info.block, dtype=torch.uint8)
     torch.bitwise_and(packed, 15, out=q[:, 0::2])
     torch.bitwise_right_shift(packed, 4, out=q[:, 1::2])
-    x = torch.addcmul(parts[".min"].float(), q.float(), parts[".scale"].float())  # one pass: min + code * step
-    return x.reshape(info.shape).to(getattr(torch, info.dtype))
+    dtype = getattr(torch, info.dtype)
+    work = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32  # as in dequantise_int8
+    x = torch.addcmul(parts[".min"].to(work), q.to(work), parts[".scale"].to(work))  # one pass: min + code * step
+    return x.reshape(info.shape).to(dtype)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -122,20 +130,62 @@ class EncodedSnapshot:
         return sum(t.numel() * t.element_size() for t in self.parts.values())
 
     def decode(self) -> KVSnapshot:
-        tensors = {}
+        """The snapshot, its tensors decoded on first use. Every part is checked here (present, the right
+        number of elements), so a structurally broken snapshot is refused before any import starts."""
         for name, info in self.meta.tensors.items():
-            parts = {}
-            for suffix in ("", ".scale", ".min"):
-                if name + suffix in self.parts:
-                    parts[suffix] = self.parts[name + suffix]
-            missing = [name + suffix for suffix in PARTS_OF_ENCODING[info.encoding] if suffix not in parts]
+            missing = [name + suffix for suffix in PARTS_OF_ENCODING[info.encoding] if name + suffix not in self.parts]
             if missing:
                 raise SnapshotRefused(f"snapshot tensor {name!r} lacks {', '.join(missing)}")
-            try:
-                tensors[name] = decode_tensor(info, parts)
-            except (RuntimeError, zlib.error, ValueError, ZeroDivisionError) as exc:
-                raise SnapshotRefused(f"snapshot tensor {name!r} cannot be decoded ({exc})") from None
-            if list(tensors[name].shape) != info.shape:
-                raise SnapshotRefused(f"snapshot tensor {name!r} has shape {list(tensors[name].shape)}, not {info.shape}")
-        meta = self.meta.model_copy(deep=True)
-        return KVSnapshot(meta=meta, tensors=tensors)
+            if not parts_fit(info, self._parts(name)):
+                raise SnapshotRefused(f"snapshot tensor {name!r} does not hold {info.encoding} {info.shape} "
+                                      f"(blocks of {info.block})")
+        # not a deep copy: that walks every token id one by one (20 ms at 8k); the infos are never changed
+        meta = self.meta.model_copy(update={"tokens": list(self.meta.tokens), "tensors": dict(self.meta.tensors),
+                                            "layout": dict(self.meta.layout), "lossy": list(self.meta.lossy)})
+        return KVSnapshot(meta=meta, tensors=LazyTensors(dict(meta.tensors), self._decode_one, self._direct_writer))
+
+    def _parts(self, name: str) -> dict[str, torch.Tensor]:
+        return {suffix: self.parts[name + suffix] for suffix in ("", ".scale", ".min") if name + suffix in self.parts}
+
+    def _decode_one(self, name: str) -> torch.Tensor:
+        info = self.meta.tensors[name]
+        try:
+            t = decode_tensor(info, self._parts(name))
+        except (RuntimeError, zlib.error, ValueError, ZeroDivisionError) as exc:
+            raise SnapshotRefused(f"snapshot tensor {name!r} cannot be decoded ({exc})") from None
+        if list(t.shape) != info.shape:
+            raise SnapshotRefused(f"snapshot tensor {name!r} has shape {list(t.shape)}, not {info.shape}")
+        return t
+
+    def _direct_writer(self, name: str) -> Writer | None:
+        """int8 blocks of a 16-bit tensor dequantised straight into the destination: one pass, no decoded copy
+        (the values equal `dequantise_int8`'s)."""
+        info = self.meta.tensors[name]
+        dtype = getattr(torch, info.dtype)
+        if info.encoding != "int8" or dtype not in (torch.bfloat16, torch.float16) or not info.shape:
+            return None
+        parts = self._parts(name)
+        lead, width = info.shape[:-1], info.shape[-1]
+        q = parts[""].view(*lead, width // info.block, info.block)
+        scale = parts[".scale"].to(dtype).view(*lead, width // info.block, 1)
+
+        def write(out: torch.Tensor, index: tuple) -> None:
+            blocks = out.unflatten(-1, (width // info.block, info.block))
+            blocks.copy_(q[index])  # the cast copy and an in-place multiply: 5x faster than one mixed-dtype mul
+            blocks.mul_(scale[index])
+
+        return write
+
+
+def parts_fit(info: TensorInfo, parts: dict[str, torch.Tensor]) -> bool:
+    """Whether the stored parts can hold the tensor the header describes (checked before anything is decoded)."""
+    n = math.prod(info.shape)
+    if info.encoding == "exact":
+        return list(parts[""].shape) == info.shape and dtype_name(parts[""].dtype) == info.dtype
+    if info.block <= 0 or not info.shape or info.shape[-1] % info.block:
+        return False
+    blocks = n // info.block
+    if info.encoding == "int8":
+        return parts[""].dtype == torch.int8 and parts[""].numel() == n and parts[".scale"].numel() == blocks
+    return (info.block % 2 == 0 and parts[".scale"].numel() == blocks and parts[".min"].numel() == blocks
+            and parts[""].dtype == torch.uint8 and (info.compressed or parts[""].numel() == n // 2))

@@ -28,6 +28,10 @@ class PrefixCacheHooks:
 
     def identity_fields(self, digest_cache: Any) -> ModelIdentity: ...
 
+    def holds_prefix(self, ids: list[int]) -> bool:
+        """Whether `export_prefix(len(ids))` would export exactly `ids` (called under the lock)."""
+        ...
+
     def attach_prefix_cache(self, cache: PrefixCache | None) -> None:
         """Consult `cache` in prefill when the engine's own cache does not hold a prompt's prefix."""
         self.prefix_cache = cache
@@ -41,13 +45,17 @@ class PrefixCacheHooks:
     def identity_digest(self) -> str:
         return self.model_identity().digest()
 
-    def save_prefix(self, n_tokens: int, provenance: Provenance | None = None) -> str | None:
+    def save_prefix(self, n_tokens: int, provenance: Provenance | None = None, *,
+                    tokens: list[int] | None = None) -> str | None:
         """Snapshot the first `n_tokens` the cache holds into the prefix cache (the stable prefix after a turn;
         safe from a background thread: the export runs under the engine lock, the write outside it).
-        Returns the snapshot id, or None without a prefix cache."""
+        `tokens`: the ids those positions must hold; when the cache has moved on (a later turn's prefill ran
+        first) nothing is saved. Returns the snapshot id, or None (no prefix cache, or the cache moved on)."""
         if self.prefix_cache is None:
             return None
         with self.lock:
+            if tokens is not None and (len(tokens) != n_tokens or not self.holds_prefix(tokens)):
+                return None
             snap = self.export_prefix(n_tokens)
         return self.prefix_cache.save(snap, provenance)
 

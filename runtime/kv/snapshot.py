@@ -7,6 +7,8 @@ and cold tiers. The metadata is enough to refuse a snapshot that does not fit th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -52,11 +54,62 @@ class KVMeta(BaseModel):
     tensors: dict[str, TensorInfo] = Field(default_factory=dict)  # filled when written to a file
 
 
+# Writes tensor `name` (decoded) indexed by `index` into `out`; made only once everything that can fail is checked
+Writer = Callable[[torch.Tensor, tuple], None]
+
+
+class LazyTensors(Mapping[str, torch.Tensor]):
+    """A tier's tensors decoded on first use (codec.EncodedSnapshot.decode): an import can write a warm tensor
+    straight into the engine's cache (`writer`) instead of decoding it to a copy first."""
+
+    def __init__(self, infos: dict[str, TensorInfo], decode: Callable[[str], torch.Tensor],
+                 direct: Callable[[str], Writer | None]) -> None:
+        self.infos = infos
+        self._decode, self._direct = decode, direct
+        self._decoded: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._decoded:
+            if name not in self.infos:
+                raise KeyError(name)
+            self._decoded[name] = self._decode(name)
+        return self._decoded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.infos)
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def writer(self, name: str) -> Writer:
+        direct = None if name in self._decoded else self._direct(name)
+        return direct or plain_writer(self[name])
+
+
+def plain_writer(t: torch.Tensor) -> Writer:
+    return lambda out, index: out.copy_(t[index])
+
+
 @dataclass
 class KVSnapshot:
     meta: KVMeta
-    tensors: dict[str, torch.Tensor]  # decoded: contiguous, owning their memory, in their logical dtype
+    tensors: Mapping[str, torch.Tensor]  # decoded (maybe lazily): contiguous, owning their memory, logical dtype
     shared: dict[str, Any] = field(default_factory=dict)  # engine-private live objects (V4 cache), never written
+
+    def describe(self, name: str) -> tuple[list[int], str] | None:
+        """Shape and dtype of tensor `name` without decoding it; None when the snapshot has no such tensor."""
+        if isinstance(self.tensors, LazyTensors):
+            info = self.tensors.infos.get(name)
+            return (list(info.shape), info.dtype) if info is not None else None
+        t = self.tensors.get(name)
+        return (list(t.shape), str(t.dtype).removeprefix("torch.")) if t is not None else None
+
+    def writer(self, name: str) -> Writer:
+        """A function writing `tensors[name][index]` into a destination; raises SnapshotRefused (a tensor that
+        cannot be decoded) before it is returned, so the write itself cannot fail halfway."""
+        if isinstance(self.tensors, LazyTensors):
+            return self.tensors.writer(name)
+        return plain_writer(self.tensors[name])
 
     @property
     def length(self) -> int:
@@ -67,7 +120,12 @@ class KVSnapshot:
         return self.meta.tokens
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        """Bytes of the decoded tensors (a lazy snapshot is not decoded to count them)."""
+        total = 0
+        for name in self.tensors:
+            shape, dtype = self.describe(name)
+            total += math.prod(shape) * getattr(torch, dtype).itemsize
+        return total
 
     def check_identity(self, identity: str, architecture: str) -> None:
         meta = self.meta
