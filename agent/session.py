@@ -263,10 +263,9 @@ class AgentSession:
         with self._notes_lock:
             self._turn_running, self._turn_thread = True, threading.get_ident()
         try:
-            return self._loop.run_turn(prompt)
+            result = self._loop.run_turn(prompt)
         finally:
             self._flush_notes()  # memory changes made from another thread during the turn
-        result = self._loop.run_turn(prompt)
         if self._kv is not None:
             self._kv.after_turn(self.turn, result.files_changed)  # the snapshot is saved in the background
         return result

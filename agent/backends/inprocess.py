@@ -56,13 +56,13 @@ class InProcessBackend:
         self.chat: PromptFormat = engine.chat_format()  # the model's own encoding and tool-call syntax
         self.constrain_tool_calls = constrain_tool_calls
         self.cancel_event = threading.Event()
-        self._on_prefill: Callable[[int, int], None] | None = None
+        self._on_prefill: Callable[[int, int], None] | None = None  # progress within a prefill (the TUI's bar)
+        self.on_prefill: Callable[[KVRestore], None] | None = None  # told after each request's prefill (KV report)
+        self.last_prompt: PromptPrefix | None = None
 
     def report_prefill(self, callback: Callable[[int, int], None] | None) -> None:
         """`callback(done, total)` after each prefill chunk of a request (agent/progress.py: ReportsPrefill)."""
         self._on_prefill = callback
-        self.on_prefill: Callable[[KVRestore], None] | None = None  # told after each request's prefill
-        self.last_prompt: PromptPrefix | None = None
 
     def attach_snapshot_store(self, store: PrefixCache | None) -> None:
         """Restore prompt prefixes from (and save them to) an Engram KV store (agent/kv_wiring.py)."""

@@ -171,11 +171,14 @@ def test_forget_deletes_the_snapshots_holding_the_memory(v4_backend, small_repo,
 
 
 def test_v4_does_not_prefill_the_repository_again_after_a_compaction(v4_backend, small_repo, dsv4_home):
-    session = open_session(small_repo, v4_backend)
-    for prompt in ("hello", "tell me more", "and more"):
+    events: list[Any] = []
+    session = open_session(small_repo, v4_backend, events)
+    # Enough history that a compaction shrinks the View (the task state keeps the goal whole, refinements clipped).
+    filler = " ".join(f"note{n}" for n in range(500))
+    for prompt in ("hello", f"tell me more {filler}", f"and more {filler}", "go on"):
         assert session.run_turn(prompt).status == "done"
     system_end = v4_backend.last_prompt.system_end
-    assert session.compact() is not None
+    assert session.compact() is not None, [e for e in events if e.type == "compaction_skipped"]
     prefilled_before = v4_backend.engine.stats.prefilled_tokens
     assert session.run_turn("after the compaction").status == "done"
     last = session._kv.requests[-1]

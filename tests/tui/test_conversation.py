@@ -78,7 +78,12 @@ async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_cra
                       ev.AgentError(message="boom"), ev.ContextUsage(used=5000, window=10000, share=0.5),
                       ev.Compacted(id="c1", first_kept_event_id=9, summary="s", source="model", trigger="auto",
                                    tokens_before=9000, tokens_after=2500),
-                      ev.CompactionUndone(id="c1"), FromANewerAgent()]:
+                      ev.CompactionUndone(id="c1"),
+                      ev.CompactionSkipped(trigger="manual", reason="the compacted View would not be smaller",
+                                           tokens_before=1460, tokens_after=3597),
+                      ev.KVRestore(prompt_tokens=5000, restored_tokens=4096, tier="disk-hot", prefill_tokens=904,
+                                   restore_s=0.25, refused=["a corrupt file"]),
+                      FromANewerAgent()]:
             screen.post_message(AgentEventPosted(event))
         await settle(app, pilot)
         assert screen.query_one(AssistantMessage).text == "# Title\n\nsome `code` here"
@@ -90,6 +95,9 @@ async def test_synthetic_events_of_every_kind_render_and_unknown_ones_do_not_cra
         assert "compacted (auto, model summary): 9,000 -> 2,500 tokens · /compact undo takes it back" in lines
         assert "compaction taken back: the model sees the earlier steps again" in lines
         assert "plan updated — steps: 12" in lines
+        assert "not compacted (manual): the compacted View would not be smaller" in lines
+        assert ("KV restored: 4,096 of 5,000 prompt tokens from disk-hot in 0.25 s, 904 computed "
+                "(refused: a corrupt file)") in lines
         status = screen.query_one(StatusBar)
         assert (status.context_used, status.context_window) == (5000, 10000)
         assert "cache 50%" in status.plain

@@ -93,6 +93,10 @@ class EventRenderer:
                                  f"{event.tokens_after:,} tokens · /compact undo takes it back")
         elif isinstance(event, ev.CompactionUndone):
             transcript.add_event("compaction taken back: the model sees the earlier steps again")
+        elif isinstance(event, ev.CompactionSkipped):
+            transcript.add_event(f"not compacted ({event.trigger}): {event.reason}")
+        elif isinstance(event, ev.KVRestore):
+            transcript.add_event(self._kv_line(event))
         else:
             transcript.add_event(describe_event(event))
 
@@ -110,6 +114,15 @@ class EventRenderer:
         if price is not None:
             t = event.total
             status.cost = price.cost(t.prompt_tokens, t.cached_prompt_tokens, t.completion_tokens)
+
+    @staticmethod
+    def _kv_line(event: ev.KVRestore) -> str:
+        if event.restored_tokens:
+            line = (f"KV restored: {event.restored_tokens:,} of {event.prompt_tokens:,} prompt tokens from {event.tier} "
+                    f"in {event.restore_s:.2f} s, {event.prefill_tokens:,} computed")
+        else:
+            line = f"KV: no snapshot held this prompt, {event.prefill_tokens:,} of {event.prompt_tokens:,} tokens computed"
+        return line + (f" (refused: {'; '.join(event.refused)})" if event.refused else "")
 
     @staticmethod
     def _memory_line(event: ev.MemoryChanged) -> str:
