@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu_attention import cpu_decode_kernel
+
 
 @dataclass(slots=True)
 class AttnContext:
@@ -53,6 +55,9 @@ class Attention(nn.Module):
         self.v_cache[:, ctx.start : end] = v.transpose(0, 1)
         keys, values = self.k_cache[:, :end], self.v_cache[:, :end]  # (Hkv, S, D)
         if T == 1:
+            kernel = cpu_decode_kernel() if keys.dtype == torch.bfloat16 and not q.is_cuda else None
+            if kernel is not None and kernel.supports(self.group, self.head_dim):
+                return kernel(q[0].contiguous(), self.k_cache, self.v_cache, end)  # (1, H*D)
             # One query per head: group the heads that share a kv head as rows of one query block,
             # so no kv repeat and no mask (every cached position is visible).
             # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.

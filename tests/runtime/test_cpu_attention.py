@@ -1,0 +1,92 @@
+"""The CPU decode-attention kernel (runtime/layers/decode_attention.c) against fp32 attention, its build cache,
+and the engine's decode with and without it."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from dsv4.runtime.layers import cpu_attention  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> cpu_attention.DecodeAttentionKernel:
+    library = cpu_attention.build_library(tmp_path_factory.mktemp("kernels"))
+    if library is None:
+        pytest.skip("the decode kernel cannot be built here (no C compiler or no AVX-512 BF16)")
+    return cpu_attention.DecodeAttentionKernel(ctypes.CDLL(str(library)))
+
+
+@pytest.mark.parametrize(("hkv", "group", "head_dim"), [(3, 3, 64), (2, 7, 64), (4, 2, 128), (1, 8, 128)])
+@pytest.mark.parametrize("length", [1, 15, 16, 17, 300, 2500])
+def test_kernel_matches_fp32_attention_over_the_valid_prefix(kernel, hkv, group, head_dim, length):
+    gen = torch.Generator().manual_seed(length * 31 + head_dim + group)
+    capacity = 2560
+    # one layer of a (layers, 2, Hkv, capacity, D) block, as the engine's cache lays it out
+    block = torch.randn(2, 2, hkv, capacity, head_dim, generator=gen).bfloat16()
+    k_cache, v_cache = block[1, 0], block[1, 1]
+    k_cache[:, length:] = float("nan")  # past the sequence: must never be read
+    q = (torch.randn(hkv * group, head_dim, generator=gen) * 3).bfloat16()
+    got = kernel(q, k_cache, v_cache, length)
+    qg = q.view(1, hkv, group, head_dim)
+    keys, values = k_cache[:, :length].unsqueeze(0), v_cache[:, :length].unsqueeze(0)
+    ref = F.scaled_dot_product_attention(qg.float(), keys.float(), values.float()).reshape(1, -1)
+    aten_bf16 = F.scaled_dot_product_attention(qg, keys, values).reshape(1, -1)
+    assert got.shape == (1, hkv * group * head_dim) and got.dtype == torch.bfloat16
+    err = (got.float() - ref).abs().max().item()
+    aten_err = (aten_bf16.float() - ref).abs().max().item()
+    # the output is rounded to bf16 once (ATen's bf16 kernel rounds as well): within that rounding of fp32
+    assert err <= max(1.5 * aten_err, 2 ** -8 * ref.abs().max().item())
+
+
+def test_kernel_refuses_shapes_it_does_not_take(kernel):
+    assert kernel.supports(3, 64) and kernel.supports(8, 128)
+    assert not kernel.supports(9, 64) and not kernel.supports(3, 96)
+
+
+def test_kernel_is_built_once_and_a_failed_build_is_remembered(tmp_path):
+    library = cpu_attention.build_library(tmp_path / "kernels")
+    if library is None:
+        pytest.skip("no C compiler or no AVX-512 BF16 here")
+    stamp = library.stat().st_mtime_ns
+    assert cpu_attention.build_library(tmp_path / "kernels") == library and library.stat().st_mtime_ns == stamp
+    # a compiler that fails: nothing is cached but the failure, and the next call does not compile again
+    env = {**os.environ, "CC": "false", "DSV4_HOME": str(tmp_path / "home")}
+    probe = "from dsv4.runtime.layers import cpu_attention as c; print(c.cpu_decode_kernel())"
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "None"
+    built = list((tmp_path / "home" / "cache" / "kernels").iterdir())
+    assert [p.suffix for p in built] == [".failed"]
+
+
+def test_engine_decode_with_the_kernel_matches_aten(smollm_path: Path, perplexity_text: str, kernel, monkeypatch):
+    """Logits of cached decode steps after a 1,200-token prompt, kernel against ATen's SDPA, same weights."""
+    from dsv4.runtime.engine.engine import LlamaEngine
+
+    engine = LlamaEngine.load(smollm_path, precision="auto", context_window=1400, threads=2)
+    ids = engine.tokenizer.encode(perplexity_text)[:1200]
+    runs = []
+    for enabled in ("1", "0"):
+        monkeypatch.setenv("DSV4_CPU_ATTENTION", enabled)
+        cpu_attention.cpu_decode_kernel.cache_clear()
+        assert (cpu_attention.cpu_decode_kernel() is not None) == (enabled == "1")
+        engine.kv.tokens.clear()
+        logits = [engine.prefill(ids)]
+        for token in ids[1200 - 8 : 1200]:  # forced tokens, so both runs see the same sequence
+            logits.append(engine.decode(token))
+        runs.append(torch.stack(logits))
+    cpu_attention.cpu_decode_kernel.cache_clear()
+    with_kernel, with_aten = runs
+    assert torch.equal(with_kernel[0], with_aten[0])  # prefill does not use the kernel
+    spread = with_aten.max() - with_aten.min()
+    assert (with_kernel - with_aten).abs().max() <= 0.02 * spread
+    assert torch.equal(with_kernel.argmax(-1), with_aten.argmax(-1))
