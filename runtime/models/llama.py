@@ -34,7 +34,12 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         T = x.shape[0]
-        qkv = self.qkv_proj(x).view(T, self.num_heads + 2 * self.num_kv_heads, self.head_dim)  # (T, H+2Hkv, D)
+        qkv = self.qkv_proj(x)  # (T, (H+2Hkv)*D)
+        kernels = self.attn.decode_kernels(T)
+        if kernels is not None:  # one token on the CPU in bf16: rotary, cache write and attention as two C calls
+            rotary = self.rotary
+            return self.o_proj(self.attn.forward_decode(qkv, rotary.cos, rotary.sin, rotary.interleaved, ctx.start, kernels))
+        qkv = qkv.view(T, self.num_heads + 2 * self.num_kv_heads, self.head_dim)  # (T, H+2Hkv, D)
         qk = self.rotary(qkv[:, : self.num_heads + self.num_kv_heads], ctx.start)  # (T, H+Hkv, D)
         q, k = qk[:, : self.num_heads], qk[:, self.num_heads :]
         v = qkv[:, self.num_heads + self.num_kv_heads :]  # (T, Hkv, D)

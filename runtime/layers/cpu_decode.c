@@ -7,7 +7,7 @@
 // head are cut into chunks run by the OpenMP threads (the same libgomp as torch, so the same pool); the
 // chunks' partial results are merged by their log-sum-exp.
 //
-// Built by runtime/layers/cpu_attention.py with `-march=native`; on a CPU without AVX-512 BF16 the build
+// Built by runtime/layers/cpu_decode.py with `-march=native`; on a CPU without AVX-512 BF16 the build
 // fails on the #error below and the caller keeps ATen's kernel.
 #include <immintrin.h>
 #include <math.h>
@@ -165,5 +165,68 @@ int dsv4_decode_attention(const uint16_t *q, const uint16_t *k, const uint16_t *
         }
     }
     free(part);
+    return 0;
+}
+
+// --- the small per-layer ops of a decode step, one call each instead of ~10 ATen ops -----------------------
+// Each rounds to bf16 where the ATen ops it replaces do, so the results match them to the last bit but for
+// the order of a float sum.
+
+static inline float from_bf16(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+static inline uint16_t to_bf16(float f) {  // round to nearest even, as c10::BFloat16
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);  // NaN stays NaN
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+static inline float round_bf16(float f) { return from_bf16(to_bf16(f)); }
+
+// x (rows, dim) += residual (when not NULL), in place (the residual stream, rounded to bf16 as `x + residual`);
+// out = rms_norm(x) * weight as F.rms_norm computes it on bf16: x * rsqrt(mean(x^2) + eps) * weight in fp32, rounded once.
+void dsv4_add_rms_norm(uint16_t *x, const uint16_t *residual, const uint16_t *weight, uint16_t *out, int64_t rows,
+                       int64_t dim, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        uint16_t *row = x + r * dim;
+        float squares = 0.0f;
+        for (int64_t i = 0; i < dim; i++) {
+            float value = from_bf16(row[i]);
+            if (residual != NULL) {
+                value = round_bf16(value + from_bf16(residual[r * dim + i]));
+                row[i] = to_bf16(value);
+            }
+            squares += value * value;
+        }
+        const float inv_rms = 1.0f / sqrtf(squares / (float)dim + eps);
+        for (int64_t i = 0; i < dim; i++)
+            out[r * dim + i] = to_bf16(from_bf16(row[i]) * inv_rms * from_bf16(weight[i]));
+    }
+}
+
+// One token's qkv (hq + 2*hkv rows of D): rotate q in place and k into the cache (k_dst + h*head_stride),
+// copy v into the cache (v_dst + h*head_stride). cos/sin: the position's table rows (sin carries the sign
+// of the pair's first element), the partner of element i is i^1 (interleaved pairs) or i+D/2 mod D (halves);
+// rotated = round(x*cos) + partner*sin, as RotaryEmbedding's addcmul.
+int dsv4_rope_store(uint16_t *qkv, const uint16_t *cos, const uint16_t *sin, uint16_t *k_dst, uint16_t *v_dst, int hq,
+                    int hkv, int D, int64_t head_stride, int interleaved) {
+    if (D > 256 || D % 2) return -1;
+    uint16_t rotated[256];
+    for (int row = 0; row < hq + hkv; row++) {
+        const uint16_t *src = qkv + (int64_t)row * D;
+        for (int i = 0; i < D; i++) {
+            const int partner = interleaved ? (i ^ 1) : (i + D / 2) % D;
+            const float first = round_bf16(from_bf16(src[i]) * from_bf16(cos[i]));
+            rotated[i] = to_bf16(first + from_bf16(src[partner]) * from_bf16(sin[i]));
+        }
+        uint16_t *dst = row < hq ? qkv + (int64_t)row * D : k_dst + (int64_t)(row - hq) * head_stride;
+        for (int i = 0; i < D; i++) dst[i] = rotated[i];
+    }
+    for (int h = 0; h < hkv; h++) {
+        const uint16_t *src = qkv + (int64_t)(hq + hkv + h) * D;
+        for (int i = 0; i < D; i++) v_dst[(int64_t)h * head_stride + i] = src[i];
+    }
     return 0;
 }
