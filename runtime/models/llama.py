@@ -18,6 +18,7 @@ from ..layers.embedding import VocabEmbedding
 from ..layers.linear import Linear
 from ..layers.norm import ResidualRMSNorm
 from ..layers.rotary import RotaryEmbedding
+from ..loaders import mapped_pages
 from ..quant import Q4Groups
 
 
@@ -184,9 +185,12 @@ class LlamaForCausalLM(nn.Module):
         for name, tensor in state.items():
             module_name, _, leaf = name.rpartition(".")
             setattr(self.get_submodule(module_name), leaf, nn.Parameter(tensor, requires_grad=False))
+        file_ranges = mapped_pages.private_file_ranges()
         for module in self.modules():
             if isinstance(module, Linear):
                 module.discard_staging()
+                # a bf16 prefill copy is read once per prompt chunk: not kept resident beside the int weights
+                module.release_prefill_pages = module.prefill_weight is not None and mapped_pages.within(module.prefill_weight, file_ranges)
         return True
 
 
