@@ -230,3 +230,15 @@ int dsv4_rope_store(uint16_t *qkv, const uint16_t *cos, const uint16_t *sin, uin
     }
     return 0;
 }
+
+// SwiGLU on a merged [gate | up] row block (rows, 2*inter) -> (rows, inter): silu(gate) rounded, times up, rounded
+// (F.silu then the product, as SiluAndMul).
+void dsv4_silu_mul(const uint16_t *gate_up, uint16_t *out, int64_t rows, int64_t inter) {
+    for (int64_t r = 0; r < rows; r++) {
+        const uint16_t *gate = gate_up + r * 2 * inter, *up = gate + inter;
+        for (int64_t i = 0; i < inter; i++) {
+            const float g = from_bf16(gate[i]);
+            out[r * inter + i] = to_bf16(round_bf16(g / (1.0f + expf(-g))) * from_bf16(up[i]));
+        }
+    }
+}

@@ -40,6 +40,9 @@ class CpuDecodeKernels:
         self._rope = library.dsv4_rope_store
         self._rope.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int]
         self._rope.restype = ctypes.c_int
+        self._silu_mul = library.dsv4_silu_mul
+        self._silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+        self._silu_mul.restype = None
 
     def supports(self, group: int, head_dim: int) -> bool:
         return bool(self._supports(group, head_dim))
@@ -68,6 +71,14 @@ class CpuDecodeKernels:
             assert residual.dtype == torch.bfloat16 and residual.is_contiguous() and residual.shape == x.shape
         out = torch.empty_like(x)
         self._norm(x.data_ptr(), None if residual is None else residual.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, dim, eps)
+        return out
+
+    def silu_mul(self, gate_up: torch.Tensor) -> torch.Tensor:
+        """(T, 2I) bf16 contiguous [gate | up] -> silu(gate) * up (T, I)."""
+        rows, width = gate_up.shape
+        assert gate_up.dtype == torch.bfloat16 and gate_up.is_contiguous() and width % 2 == 0
+        out = torch.empty(rows, width // 2, dtype=torch.bfloat16)
+        self._silu_mul(gate_up.data_ptr(), out.data_ptr(), rows, width // 2)
         return out
 
     def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
