@@ -1,19 +1,22 @@
 """Where a llama decode step spends its time as the context grows: torch.profiler over cached decode steps.
 
-    OMP_NUM_THREADS=2 .venv/bin/python evals/decode_profile.py --model smollm2-135m [--contexts 512 2048 4096 8192]
+    OMP_NUM_THREADS=2 .venv/bin/python evals/decode_profile.py --model smollm2-135m [--contexts 512 2048 4096 8192] [--aten]
 
 For each context length the cache is filled by prefill, then --steps decode steps run under the profiler.
 The ATen ops are grouped into what the issue asks about: attention over the cache (SDPA / bmm / softmax),
 dtype conversions (`aten::to`, `_to_copy`, `copy_` of a different dtype), masks built per step
 (`arange`, `le`, comparisons, `zeros`/`fill_` feeding a mask), copies into the cache (`copy_`, slicing
 stores), the weight kernels (int4/int8/bf16 matmuls, the LM head) and everything else. Prints ms/step per
-group and writes evals/results/decode_profile.json.
+group and writes evals/results/decode_profile.json (decode_profile_aten.json with --aten: the CPU decode
+kernels of runtime/layers/cpu_decode.c turned off). The C kernels are not ATen ops, so their time is the
+profiled step's wall time minus every ATen op's self time ("outside ATen": the C kernels and Python).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -60,6 +63,7 @@ def profile_context(engine, ids: list[int], steps: int) -> dict:
         by_group[group_of(event.key)] += ms
         by_op[event.key] += ms
         calls += event.count
+    by_group["outside ATen (C decode kernels, Python)"] = max(0.0, wall_ms - sum(by_group.values()))
     top = sorted(by_op.items(), key=lambda kv: -kv[1])[:12]
     return {"wall_ms_per_step_profiled": wall_ms, "aten_calls_per_step": calls / steps,
             "groups_ms": dict(sorted(by_group.items(), key=lambda kv: -kv[1])), "top_ops_ms": dict(top)}
@@ -83,8 +87,12 @@ def main() -> int:
     parser.add_argument("--contexts", type=int, nargs="+", default=[512, 2048, 4096, 8000])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "evals" / "results" / "decode_profile.json")
+    parser.add_argument("--aten", action="store_true", help="the CPU decode kernels off (DSV4_CPU_ATTENTION=0)")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.aten:
+        os.environ["DSV4_CPU_ATTENTION"] = "0"
+    out = args.out or ROOT / "evals" / "results" / ("decode_profile_aten.json" if args.aten else "decode_profile.json")
 
     sys.path.insert(0, str(ROOT / "evals"))
     from runtime_bench import _prompt_ids
@@ -105,11 +113,13 @@ def main() -> int:
                   f"{r['aten_calls_per_step']:.0f} ATen calls/step")
             for group, ms in r["groups_ms"].items():
                 print(f"    {group:<48} {ms:7.2f} ms")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": args.model, "threads": args.threads,
-              "steps": args.steps, "note": "self CPU time per step, grouped; profiler overhead inflates small ops", "contexts": results}
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+              "steps": args.steps, "cpu_decode_kernels": not args.aten,
+              "load_average": os.getloadavg()[0], "note": "self CPU time per step, grouped; profiler overhead inflates small ops",
+              "contexts": results}
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -187,8 +187,8 @@ def worker_llamacpp(path: Path, ids: dict[int, list[int]], threads: int) -> dict
 # --- driver -----------------------------------------------------------------------------------------
 
 
-def _run_worker(python: str, kind: str, path: Path, ids_file: Path, threads: int, extra: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT / "evals")}
+def _run_worker(python: str, kind: str, path: Path, ids_file: Path, threads: int, extra: str, extra_env: dict[str, str]) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT / "evals"), **extra_env}
     cmd = [python, str(Path(__file__).resolve()), "--worker", kind, "--model-path", str(path), "--ids-file", str(ids_file),
            "--threads", str(threads), "--extra", extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -238,6 +238,42 @@ def _targets(runs: dict[str, dict]) -> dict[str, dict]:
     return targets
 
 
+METRICS = ["load_s", *(f"prefill_{n}_tok_s" for n in CONTEXTS), "ttft_512_s", *(f"decode_{n}_tok_s" for n in CONTEXTS), "peak_rss_mb"]
+
+
+def _ratio(ours: dict, other: dict, metric: str) -> float:
+    """> 1 means we are better: faster rates, shorter times, less memory."""
+    return ours[metric] / other[metric] if metric.endswith("tok_s") else other[metric] / ours[metric]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _report(args: argparse.Namespace, path: Path, rounds: dict[str, list[dict]]) -> dict:
+    runs = {name: _best(results) for name, results in rounds.items()}
+    ours = runs["ours"]
+    ratios = {}
+    for name, run in runs.items():
+        if name == "ours" or "error" in run or "error" in ours:
+            continue
+        ratios[name] = {m: _ratio(ours, run, m) for m in METRICS}
+    # the same ratios taken within each round (both engines under the same load), then their median
+    median_ratios = {}
+    for name, results in rounds.items():
+        pairs = [(o, r) for o, r in zip(rounds["ours"], results) if "error" not in o and "error" not in r]
+        if name != "ours" and pairs:
+            median_ratios[name] = {m: _median([_ratio(o, r, m) for o, r in pairs]) for m in METRICS}
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "model": args.model,
+            "model_path": str(path), "threads": args.threads, "decode_steps": DECODE_STEPS, "rounds": len(rounds["ours"]),
+            "note": "runs: each metric is the best of the rounds (rates: max, times and memory: min); "
+                    "median_ratios_ours_over: the ratio within each round, median over rounds; every round is in all_rounds",
+            "runs": runs, "ratios_ours_over": ratios, "median_ratios_ours_over": median_ratios, "targets": _targets(runs),
+            "all_rounds": rounds}
+
+
 def _machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     import torch
@@ -253,6 +289,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of every engine, round-robin; each metric keeps its best")
     parser.add_argument("--skip-llamacpp", action="store_true")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--with-aten", action="store_true", help="also run ours with the CPU decode kernels off (DSV4_CPU_ATTENTION=0)")
     parser.add_argument("--llamacpp-python", default=os.environ.get("DSV4_LLAMACPP_PYTHON", str(ROOT / "evals" / ".venv-llamacpp" / "bin" / "python")),
                         help="python of a venv with llama-cpp-python (default: $DSV4_LLAMACPP_PYTHON or evals/.venv-llamacpp)")
     parser.add_argument("--out", type=Path, default=ROOT / "evals" / "results" / "runtime_bench.json")
@@ -276,38 +313,29 @@ def main() -> int:
     ids_file = args.out.parent / ".runtime_bench_ids.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ids_file.write_text(json.dumps({n: _prompt_ids(path, n) for n in CONTEXTS}))
-    workers = {"ours": (sys.executable, "ours", args.precision)}
+    workers = {"ours": (sys.executable, "ours", args.precision, {})}
+    if args.with_aten:
+        workers["ours_aten"] = (sys.executable, "ours", args.precision, {"DSV4_CPU_ATTENTION": "0"})
     if not args.skip_transformers:
-        workers["transformers_fp32"] = (sys.executable, "transformers", "fp32")
-        workers["transformers_bf16"] = (sys.executable, "transformers", "bf16")
+        workers["transformers_fp32"] = (sys.executable, "transformers", "fp32", {})
+        workers["transformers_bf16"] = (sys.executable, "transformers", "bf16", {})
     if not args.skip_llamacpp:
-        workers["llamacpp"] = (args.llamacpp_python, "llamacpp", "")
+        workers["llamacpp"] = (args.llamacpp_python, "llamacpp", "", {})
     rounds: dict[str, list[dict]] = {name: [] for name in workers}
     for _ in range(args.rounds):  # round-robin, so a burst of load from other processes hits every engine alike
-        for name, (python, kind, extra) in workers.items():
+        for name, (python, kind, extra, env) in workers.items():
             if not Path(python).exists():
                 rounds[name].append({"engine": kind, "error": f"{python} not found (see the docstring to build it)"})
                 continue
-            rounds[name].append(_run_worker(python, kind, path, ids_file, args.threads, extra))
+            load_before = os.getloadavg()[0]
+            rounds[name].append({**_run_worker(python, kind, path, ids_file, args.threads, extra, env),
+                                 "load_average": [load_before, os.getloadavg()[0]]})
             print(f"  {name}: {json.dumps(rounds[name][-1])}", file=sys.stderr)
+        report = _report(args, path, rounds)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")  # after every round: a run cut short keeps its rounds
     ids_file.unlink()
-    runs = {name: _best(results) for name, results in rounds.items()}
-
-    metrics = ["load_s", *(f"prefill_{n}_tok_s" for n in CONTEXTS), "ttft_512_s", *(f"decode_{n}_tok_s" for n in CONTEXTS), "peak_rss_mb"]
-    ours = runs["ours"]
-    ratios = {}
-    for name, run in runs.items():
-        if name == "ours" or "error" in run or "error" in ours:
-            continue
-        # > 1 means we are better: faster rates, shorter times, less memory
-        ratios[name] = {m: (ours[m] / run[m] if m.endswith("tok_s") else run[m] / ours[m]) for m in metrics}
-    targets = _targets(runs)
-
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "model": args.model,
-              "model_path": str(path), "threads": args.threads, "decode_steps": DECODE_STEPS, "rounds": args.rounds,
-              "note": "each metric is the best of the rounds (rates: max, times and memory: min); every round is in all_rounds",
-              "runs": runs, "ratios_ours_over": ratios, "targets": targets, "all_rounds": rounds}
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    runs, targets = report["runs"], report["targets"]
+    metrics = METRICS
 
     header = f"{'metric':<18}" + "".join(f"{name:>20}" for name in runs)
     print(header)
@@ -320,6 +348,10 @@ def main() -> int:
     print()
     for name, value in targets.items():
         print(f"{name:<36} {value['value']:8.2f}  {'met' if value['met'] else 'MISSED'}")
+    for name, values in report["median_ratios_ours_over"].items():
+        print(f"\nours over {name}, median of the per-round ratios (> 1: ours better)")
+        for m, v in values.items():
+            print(f"  {m:<18} {v:8.2f}")
     print(f"\nwrote {args.out}")
     return 0
 

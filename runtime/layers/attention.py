@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu_decode import CpuDecodeKernels, cpu_decode_kernels
+
 
 @dataclass(slots=True)
 class AttnContext:
@@ -46,6 +48,20 @@ class Attention(nn.Module):
         # set by the engine's KVCache: (Hkv, capacity, D) views into its block (re-set when the block grows)
         self.k_cache = self.v_cache = torch.empty(0)
 
+    def decode_kernels(self, length: int) -> CpuDecodeKernels | None:
+        """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU."""
+        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
+            return None
+        kernels = cpu_decode_kernels()
+        return kernels if kernels is not None and kernels.supports(self.group, self.head_dim) else None
+
+    def forward_decode(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, position: int,
+                       kernels: CpuDecodeKernels) -> torch.Tensor:
+        """One token's un-rotated qkv (1, (H + 2 Hkv) * D) -> (1, H*D): rotary, cache write and attention in two
+        kernel calls (cos/sin: the rotary tables)."""
+        kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
+        return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
         T, end = ctx.length, ctx.start + ctx.length
@@ -53,6 +69,9 @@ class Attention(nn.Module):
         self.v_cache[:, ctx.start : end] = v.transpose(0, 1)
         keys, values = self.k_cache[:, :end], self.v_cache[:, :end]  # (Hkv, S, D)
         if T == 1:
+            kernels = self.decode_kernels(1)
+            if kernels is not None:
+                return kernels.attend(q[0].contiguous(), self.num_heads, self.k_cache, self.v_cache, end)  # (1, H*D)
             # One query per head: group the heads that share a kv head as rows of one query block,
             # so no kv repeat and no mask (every cached position is visible).
             # 4-D inputs take the flash kernel on CPU; 3-D falls back to the unfused math path.

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..loaders import mapped_pages
 from ..quant import Q4Groups
 
 WEIGHT_DTYPES = ("fp32", "bf16", "int8", "int4")
@@ -69,6 +70,8 @@ class Linear(nn.Module):
         self.scale: nn.Parameter | None = None
         self._staged: tuple[torch.Tensor, torch.Tensor] | None = None
         self.prefill_weight: nn.Parameter | None = None
+        # set when the prefill copy is mapped from the packed-weight cache: its pages are handed back after each use
+        self.release_prefill_pages = False
         if prefill_copy and weight_dtype in ("int8", "int4"):
             self.prefill_weight = nn.Parameter(torch.empty(self.out_features, in_features, dtype=torch.bfloat16), requires_grad=False)
         if weight_dtype == "int4":
@@ -128,7 +131,10 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (T, in) -> (T, out)
         if self.prefill_weight is not None and x.shape[0] >= PREFILL_MIN_ROWS:
-            return F.linear(x, self.prefill_weight, self.bias)
+            y = F.linear(x, self.prefill_weight, self.bias)
+            if self.release_prefill_pages:
+                mapped_pages.release(self.prefill_weight)
+            return y
         if self.weight_dtype == "int4":
             y = torch._weight_int4pack_mm_for_cpu(x, self.weight, INT4_GROUP, self.scale)
             return y if self.bias is None else y + self.bias

@@ -18,6 +18,7 @@ from ..layers.embedding import VocabEmbedding
 from ..layers.linear import Linear
 from ..layers.norm import ResidualRMSNorm
 from ..layers.rotary import RotaryEmbedding
+from ..loaders import mapped_pages
 from ..quant import Q4Groups
 
 
@@ -34,7 +35,12 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         T = x.shape[0]
-        qkv = self.qkv_proj(x).view(T, self.num_heads + 2 * self.num_kv_heads, self.head_dim)  # (T, H+2Hkv, D)
+        qkv = self.qkv_proj(x)  # (T, (H+2Hkv)*D)
+        kernels = self.attn.decode_kernels(T)
+        if kernels is not None:  # one token on the CPU in bf16: rotary, cache write and attention as two C calls
+            rotary = self.rotary
+            return self.o_proj(self.attn.forward_decode(qkv, rotary.cos, rotary.sin, rotary.interleaved, ctx.start, kernels))
+        qkv = qkv.view(T, self.num_heads + 2 * self.num_kv_heads, self.head_dim)  # (T, H+2Hkv, D)
         qk = self.rotary(qkv[:, : self.num_heads + self.num_kv_heads], ctx.start)  # (T, H+Hkv, D)
         q, k = qk[:, : self.num_heads], qk[:, self.num_heads :]
         v = qkv[:, self.num_heads + self.num_kv_heads :]  # (T, Hkv, D)
@@ -179,9 +185,12 @@ class LlamaForCausalLM(nn.Module):
         for name, tensor in state.items():
             module_name, _, leaf = name.rpartition(".")
             setattr(self.get_submodule(module_name), leaf, nn.Parameter(tensor, requires_grad=False))
+        file_ranges = mapped_pages.private_file_ranges()
         for module in self.modules():
             if isinstance(module, Linear):
                 module.discard_staging()
+                # a bf16 prefill copy is read once per prompt chunk: not kept resident beside the int weights
+                module.release_prefill_pages = module.prefill_weight is not None and mapped_pages.within(module.prefill_weight, file_ranges)
         return True
 
 

@@ -1,0 +1,244 @@
+// Single-query (decode) attention over a bf16 KV cache, for CPUs with AVX-512 BF16.
+//
+// One decode step reads every cached key and value once; ATen's CPU flash kernel does that at ~8 GB/s per
+// thread for 3 queries a head (it is compute bound on its bf16 -> fp32 conversions and small GEMMs). Here
+// the q.k products are `vdpbf16ps` on the bf16 rows as stored, the softmax is online per block of 16 keys
+// (vectorised exp), and the V rows are widened by a shift and accumulated in fp32. The keys of each kv
+// head are cut into chunks run by the OpenMP threads (the same libgomp as torch, so the same pool); the
+// chunks' partial results are merged by their log-sum-exp.
+//
+// Built by runtime/layers/cpu_decode.py with `-march=native`; on a CPU without AVX-512 BF16 the build
+// fails on the #error below and the caller keeps ATen's kernel.
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if !defined(__AVX512F__) || !defined(__AVX512BF16__)
+#error "needs AVX-512F and AVX-512 BF16"
+#endif
+
+#define BLOCK 16  // keys per softmax block: one fp32 vector of scores per query
+#define MAX_G 8   // queries (heads) per kv head
+#define MAX_D 128
+#define MAX_CHUNKS 4096  // chunks of a kv head (a chunk is 256+ keys: a million positions and more)
+
+static inline __m512 exp_nonpositive(__m512 x) {
+    // exp(x) for x <= 0 (a score minus the running max), Cephes expf: |rel err| < 2e-7; below -87 gives ~0
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 widen_bf16(const uint16_t *src) {  // 16 bf16 -> 16 fp32 (exact)
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+// Keys [begin, end) of one kv head against its G queries: the running max m, sum l and unnormalised
+// output acc (G, D) of the online softmax. Inlined with constant G and D, so the loops unroll into registers.
+static inline __attribute__((always_inline)) void attend_chunk(
+    const int G, const int D, const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t begin, int64_t end,
+    float scale, float *m_out, float *l_out, float *acc_out) {
+    const int DK = D / 32, DV = D / 16;
+    __m512bh qv[MAX_G][MAX_D / 32];
+    __m512 acc[MAX_G][MAX_D / 16];
+    float m[MAX_G], l[MAX_G];
+    float p[MAX_G][BLOCK] __attribute__((aligned(64)));
+    for (int g = 0; g < G; g++) {
+        for (int c = 0; c < DK; c++) qv[g][c] = (__m512bh)_mm512_loadu_si512(q + g * D + c * 32);
+        for (int c = 0; c < DV; c++) acc[g][c] = _mm512_setzero_ps();
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+    }
+    for (int64_t j0 = begin; j0 < end; j0 += BLOCK) {
+        const int count = end - j0 < BLOCK ? (int)(end - j0) : BLOCK;
+        const __mmask16 valid = (__mmask16)((1u << count) - 1u);
+        for (int j = 0; j < count; j++) {
+            const uint16_t *row = k + (j0 + j) * D;
+            __m512bh kv[MAX_D / 32];
+            for (int c = 0; c < DK; c++) kv[c] = (__m512bh)_mm512_loadu_si512(row + c * 32);
+            for (int g = 0; g < G; g++) {
+                __m512 dot = _mm512_setzero_ps();
+                for (int c = 0; c < DK; c++) dot = _mm512_dpbf16_ps(dot, kv[c], qv[g][c]);
+                p[g][j] = _mm512_reduce_add_ps(dot);
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            __m512 s = _mm512_mul_ps(_mm512_maskz_load_ps(valid, p[g]), _mm512_set1_ps(scale));
+            const float block_max = _mm512_mask_reduce_max_ps(valid, s);
+            if (block_max > m[g]) {
+                const float alpha = expf(m[g] - block_max);  // 0 for the first block (m = -inf)
+                l[g] *= alpha;
+                for (int c = 0; c < DV; c++) acc[g][c] = _mm512_mul_ps(acc[g][c], _mm512_set1_ps(alpha));
+                m[g] = block_max;
+            }
+            __m512 e = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(s, _mm512_set1_ps(m[g]))));
+            l[g] += _mm512_reduce_add_ps(e);
+            _mm512_store_ps(p[g], e);
+        }
+        for (int j = 0; j < count; j++) {
+            const uint16_t *row = v + (j0 + j) * D;
+            __m512 vf[MAX_D / 16];
+            for (int c = 0; c < DV; c++) vf[c] = widen_bf16(row + c * 16);
+            for (int g = 0; g < G; g++) {
+                const __m512 w = _mm512_set1_ps(p[g][j]);
+                for (int c = 0; c < DV; c++) acc[g][c] = _mm512_fmadd_ps(w, vf[c], acc[g][c]);
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        m_out[g] = m[g];
+        l_out[g] = l[g];
+        for (int c = 0; c < DV; c++) _mm512_storeu_ps(acc_out + g * D + c * 16, acc[g][c]);
+    }
+}
+
+#define CHUNK_CASE(GV, DVAL) \
+    case (GV) * 1000 + (DVAL): attend_chunk(GV, DVAL, q, k, v, begin, end, scale, m, l, acc); return;
+
+static void attend_chunk_any(int G, int D, const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t begin,
+                             int64_t end, float scale, float *m, float *l, float *acc) {
+    switch (G * 1000 + D) {
+        CHUNK_CASE(1, 64) CHUNK_CASE(2, 64) CHUNK_CASE(3, 64) CHUNK_CASE(4, 64)
+        CHUNK_CASE(5, 64) CHUNK_CASE(6, 64) CHUNK_CASE(7, 64) CHUNK_CASE(8, 64)
+        CHUNK_CASE(1, 128) CHUNK_CASE(2, 128) CHUNK_CASE(3, 128) CHUNK_CASE(4, 128)
+        CHUNK_CASE(5, 128) CHUNK_CASE(6, 128) CHUNK_CASE(7, 128) CHUNK_CASE(8, 128)
+    }
+}
+
+int dsv4_supports(int G, int D) { return G >= 1 && G <= MAX_G && (D == 64 || D == 128); }
+
+// q: (Hkv, G, D) bf16, contiguous (the G heads sharing kv head h are rows h*G .. h*G+G-1);
+// k, v: kv head h's rows start at k + h * head_stride, D elements each, positions 0..n-1 valid;
+// out: (Hkv, G, D) bf16. Returns 0, or -1 for shapes this kernel does not take, -2 when out of memory.
+int dsv4_decode_attention(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out, int hkv, int G, int D,
+                          int64_t head_stride, int64_t n, float scale, int threads) {
+    if (!dsv4_supports(G, D) || hkv < 1 || n < 1) return -1;
+    // about 8 chunks per thread over all heads (for balance), none under 256 keys (per-chunk overhead)
+    const int64_t per_head = (threads * 8 + hkv - 1) / hkv;
+    int64_t chunk = (n + per_head - 1) / per_head;
+    chunk = chunk < 256 ? 256 : (chunk + BLOCK - 1) / BLOCK * BLOCK;
+    const int64_t chunks = (n + chunk - 1) / chunk, items = hkv * chunks, stride = (int64_t)G * (D + 2);
+    if (chunks > MAX_CHUNKS) return -1;
+    float *part = malloc((size_t)(items * stride) * sizeof(float));
+    if (part == NULL) return -2;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (items > 1 && threads > 1)
+    for (int64_t item = 0; item < items; item++) {
+        const int64_t h = item / chunks, begin = (item % chunks) * chunk;
+        const int64_t end = begin + chunk < n ? begin + chunk : n;
+        float *m = part + item * stride, *l = m + G, *acc = l + G;
+        attend_chunk_any(G, D, q + h * G * D, k + h * head_stride, v + h * head_stride, begin, end, scale, m, l, acc);
+    }
+    for (int64_t h = 0; h < hkv; h++) {
+        for (int g = 0; g < G; g++) {
+            float top = -INFINITY, total = 0.0f;
+            for (int64_t c = 0; c < chunks; c++) {
+                const float mc = part[(h * chunks + c) * stride + g];
+                top = mc > top ? mc : top;
+            }
+            float weights[MAX_CHUNKS];
+            for (int64_t c = 0; c < chunks; c++) {
+                const float *m = part + (h * chunks + c) * stride;
+                weights[c] = expf(m[g] - top);
+                total += weights[c] * m[G + g];
+            }
+            for (int cv = 0; cv < D / 16; cv++) {
+                __m512 sum = _mm512_setzero_ps();
+                for (int64_t c = 0; c < chunks; c++) {
+                    const float *acc = part + (h * chunks + c) * stride + 2 * G + g * D + cv * 16;
+                    sum = _mm512_fmadd_ps(_mm512_set1_ps(weights[c]), _mm512_loadu_ps(acc), sum);
+                }
+                sum = _mm512_mul_ps(sum, _mm512_set1_ps(1.0f / total));
+                _mm256_storeu_si256((__m256i *)(out + (h * G + g) * D + cv * 16), (__m256i)_mm512_cvtneps_pbh(sum));
+            }
+        }
+    }
+    free(part);
+    return 0;
+}
+
+// --- the small per-layer ops of a decode step, one call each instead of ~10 ATen ops -----------------------
+// Each rounds to bf16 where the ATen ops it replaces do, so the results match them to the last bit but for
+// the order of a float sum.
+
+static inline float from_bf16(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+static inline uint16_t to_bf16(float f) {  // round to nearest even, as c10::BFloat16
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);  // NaN stays NaN
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+static inline float round_bf16(float f) { return from_bf16(to_bf16(f)); }
+
+// x (rows, dim) += residual (when not NULL), in place (the residual stream, rounded to bf16 as `x + residual`);
+// out = rms_norm(x) * weight as F.rms_norm computes it on bf16: x * rsqrt(mean(x^2) + eps) * weight in fp32, rounded once.
+void dsv4_add_rms_norm(uint16_t *x, const uint16_t *residual, const uint16_t *weight, uint16_t *out, int64_t rows,
+                       int64_t dim, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        uint16_t *row = x + r * dim;
+        float squares = 0.0f;
+        for (int64_t i = 0; i < dim; i++) {
+            float value = from_bf16(row[i]);
+            if (residual != NULL) {
+                value = round_bf16(value + from_bf16(residual[r * dim + i]));
+                row[i] = to_bf16(value);
+            }
+            squares += value * value;
+        }
+        const float inv_rms = 1.0f / sqrtf(squares / (float)dim + eps);
+        for (int64_t i = 0; i < dim; i++)
+            out[r * dim + i] = to_bf16(from_bf16(row[i]) * inv_rms * from_bf16(weight[i]));
+    }
+}
+
+// One token's qkv (hq + 2*hkv rows of D): rotate q in place and k into the cache (k_dst + h*head_stride),
+// copy v into the cache (v_dst + h*head_stride). cos/sin: the position's table rows (sin carries the sign
+// of the pair's first element), the partner of element i is i^1 (interleaved pairs) or i+D/2 mod D (halves);
+// rotated = round(x*cos) + partner*sin, as RotaryEmbedding's addcmul.
+int dsv4_rope_store(uint16_t *qkv, const uint16_t *cos, const uint16_t *sin, uint16_t *k_dst, uint16_t *v_dst, int hq,
+                    int hkv, int D, int64_t head_stride, int interleaved) {
+    if (D > 256 || D % 2) return -1;
+    uint16_t rotated[256];
+    for (int row = 0; row < hq + hkv; row++) {
+        const uint16_t *src = qkv + (int64_t)row * D;
+        for (int i = 0; i < D; i++) {
+            const int partner = interleaved ? (i ^ 1) : (i + D / 2) % D;
+            const float first = round_bf16(from_bf16(src[i]) * from_bf16(cos[i]));
+            rotated[i] = to_bf16(first + from_bf16(src[partner]) * from_bf16(sin[i]));
+        }
+        uint16_t *dst = row < hq ? qkv + (int64_t)row * D : k_dst + (int64_t)(row - hq) * head_stride;
+        for (int i = 0; i < D; i++) dst[i] = rotated[i];
+    }
+    for (int h = 0; h < hkv; h++) {
+        const uint16_t *src = qkv + (int64_t)(hq + hkv + h) * D;
+        for (int i = 0; i < D; i++) v_dst[(int64_t)h * head_stride + i] = src[i];
+    }
+    return 0;
+}
+
+// SwiGLU on a merged [gate | up] row block (rows, 2*inter) -> (rows, inter): silu(gate) rounded, times up, rounded
+// (F.silu then the product, as SiluAndMul).
+void dsv4_silu_mul(const uint16_t *gate_up, uint16_t *out, int64_t rows, int64_t inter) {
+    for (int64_t r = 0; r < rows; r++) {
+        const uint16_t *gate = gate_up + r * 2 * inter, *up = gate + inter;
+        for (int64_t i = 0; i < inter; i++) {
+            const float g = from_bf16(gate[i]);
+            out[r * inter + i] = to_bf16(round_bf16(g / (1.0f + expf(-g))) * from_bf16(up[i]));
+        }
+    }
+}

@@ -1,0 +1,146 @@
+"""The CPU decode kernels (`cpu_decode.c`): built once per machine with the system C compiler, cached under
+`$DSV4_HOME/cache/kernels/`, called through ctypes.
+
+A bf16 decode step is one token: its attention reads the whole cache once, which ATen's CPU flash kernel
+does at about a fifth of this kernel's speed (evals/README.md, issue 19), and its small per-layer ops (norm,
+rotary, cache writes) cost ~10 ATen dispatches each where one C call does. The kernels exist only where they
+can be built and run: a C compiler, a CPU with AVX-512 BF16, bf16 activations and cache, head_dim 64 or 128
+and at most 8 query heads per kv head. Anywhere else `cpu_decode_kernel()` is None and decode stays on
+ATen. `DSV4_CPU_ATTENTION=0` turns them off (for comparisons).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cpu_decode.c")
+COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+
+
+class CpuDecodeKernels:
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self._supports = library.dsv4_supports
+        self._supports.argtypes, self._supports.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        self._attend = library.dsv4_decode_attention
+        self._attend.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int]
+        self._attend.restype = ctypes.c_int
+        self._norm = library.dsv4_add_rms_norm
+        self._norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
+        self._norm.restype = None
+        self._rope = library.dsv4_rope_store
+        self._rope.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int]
+        self._rope.restype = ctypes.c_int
+        self._silu_mul = library.dsv4_silu_mul
+        self._silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+        self._silu_mul.restype = None
+
+    def supports(self, group: int, head_dim: int) -> bool:
+        return bool(self._supports(group, head_dim))
+
+    def attend(self, q: torch.Tensor, heads: int, k_cache: torch.Tensor, v_cache: torch.Tensor, length: int) -> torch.Tensor:
+        """q: bf16, contiguous, whose first heads*D elements are the (H, D) queries (heads grouped by kv head);
+        k_cache/v_cache: (Hkv, capacity, D) bf16 views with contiguous rows, positions [0, length) valid.
+        Returns softmax(q k^T / sqrt(D)) v as (1, H*D) bf16."""
+        hkv, capacity, head_dim = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.is_contiguous() and q.numel() >= heads * head_dim
+        assert 1 <= length <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(1, heads * head_dim, dtype=torch.bfloat16)
+        status = self._attend(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), hkv, heads // hkv,
+                              head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
+        return out
+
+    def add_rms_norm(self, x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """x, residual: (T, dim) bf16 contiguous. x becomes x + residual IN PLACE (the caller's new residual);
+        returns rms_norm(x) * weight."""
+        rows, dim = x.shape
+        assert x.dtype == weight.dtype == torch.bfloat16 and x.is_contiguous() and weight.shape == (dim,)
+        if residual is not None:
+            assert residual.dtype == torch.bfloat16 and residual.is_contiguous() and residual.shape == x.shape
+        out = torch.empty_like(x)
+        self._norm(x.data_ptr(), None if residual is None else residual.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, dim, eps)
+        return out
+
+    def silu_mul(self, gate_up: torch.Tensor) -> torch.Tensor:
+        """(T, 2I) bf16 contiguous [gate | up] -> silu(gate) * up (T, I)."""
+        rows, width = gate_up.shape
+        assert gate_up.dtype == torch.bfloat16 and gate_up.is_contiguous() and width % 2 == 0
+        out = torch.empty(rows, width // 2, dtype=torch.bfloat16)
+        self._silu_mul(gate_up.data_ptr(), out.data_ptr(), rows, width // 2)
+        return out
+
+    def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
+                   v_cache: torch.Tensor, heads: int, interleaved: bool) -> None:
+        """One token's qkv (1, (H + 2 Hkv) * D) bf16: q rotated in place, k rotated into the cache at `position`,
+        v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin (RotaryEmbedding)."""
+        hkv, capacity, head_dim = k_cache.shape
+        assert qkv.is_contiguous() and qkv.numel() == (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
+        assert cos.dtype == sin.dtype == torch.bfloat16 and cos.is_contiguous() and sin.is_contiguous()
+        assert 0 <= position < min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        row, size = position * head_dim * 2, 2  # byte offsets of the position's table row and cache row
+        status = self._rope(qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row,
+                            k_cache.data_ptr() + position * k_cache.stride(1) * size, v_cache.data_ptr() + position * v_cache.stride(1) * size,
+                            heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        if status != 0:
+            raise RuntimeError(f"rotary kernel refused its inputs (status {status})")
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+
+
+def _build_key(compiler: str) -> str:
+    """The built library depends on the source, the compiler and the CPU (-march=native)."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
+    flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
+    parts = [SOURCE.read_bytes(), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
+
+
+def build_library(cache_dir: Path) -> Path | None:
+    """The built kernel (compiled now if this machine has not built it yet), or None where it cannot be built;
+    a failed build is remembered (a `.failed` file with the compiler's output), so it is tried once per machine."""
+    compiler = _compiler()
+    if compiler is None:
+        return None
+    key = _build_key(compiler)
+    library, failed = cache_dir / f"cpu_decode-{key}.so", cache_dir / f"cpu_decode-{key}.failed"
+    if library.is_file():
+        return library
+    if failed.is_file():
+        return None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".cpu_decode-", suffix=".so")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        failed.write_text(proc.stderr[-4000:])
+        return None
+    os.replace(tmp, library)  # atomic: a concurrent process sees the whole library or none
+    return library
+
+
+@functools.cache
+def cpu_decode_kernels() -> CpuDecodeKernels | None:
+    if os.environ.get("DSV4_CPU_ATTENTION", "1") == "0" or platform.system() != "Linux":
+        return None
+    from dsv4.home import dsv4_home  # the one home rule, importable from every layer
+
+    library = build_library(dsv4_home() / "cache" / "kernels")
+    return CpuDecodeKernels(ctypes.CDLL(str(library))) if library is not None else None
