@@ -29,15 +29,18 @@ def shipped_tools() -> list[dict[str, Any]]:
 
 
 def judge(tool: Mapping[str, Any], calls: list[ParsedToolCall]) -> str:
-    """"valid", "unfinished" (no complete call in the budget) or what is wrong."""
+    """"valid" (every call the model finished is), "unfinished" (no complete call in the budget) or what is wrong
+    with the first call that is not. A model may write a second call after the first: each is judged."""
     if not calls:
         return "unfinished"
-    if len(calls) != 1:
-        return f"{len(calls)} calls"
+    return next((verdict for verdict in (judge_call(tool, call) for call in calls) if verdict != "valid"), "valid")
+
+
+def judge_call(tool: Mapping[str, Any], call: ParsedToolCall) -> str:
     fn = tool["function"]
-    if calls[0].name != fn["name"]:
-        return f"name {calls[0].name!r}"
-    args = json.loads(calls[0].arguments)
+    if call.name != fn["name"]:
+        return f"name {call.name!r}"
+    args = json.loads(call.arguments)
     schema = fn["parameters"]
     errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(args)]
     unknown = set(args) - set(schema.get("properties", {}))
