@@ -38,15 +38,6 @@ class PromptPrefix:
     system_end: int  # 0 when the prompt has no system message
 
 
-def common_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 class InProcessBackend:
     exact_token_count = True  # counts with the model's own tokenizer (the repository block budgets by it)
 
@@ -71,10 +62,12 @@ class InProcessBackend:
     def system_end(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], prompt: list[int]) -> int:
         """Where the system message and the tools end in `prompt`: the prefix a compaction and the next session
         share, a restore point for V4 (whose cache cannot be cut later)."""
+        from dsv4.runtime.engine.kv_cache import common_prefix  # torch is loaded: the engine holds it
+
         if not messages or messages[0].role != "system":
             return 0
         alone = self.chat.prompt_ids([messages[0].to_openai()], list(tools))
-        return common_length(alone, prompt)
+        return common_prefix(alone, prompt)
 
     def drop_cache(self) -> None:
         """Erase every cached K/V (not only mark it stale): after a forget, no trace may stay in memory."""
