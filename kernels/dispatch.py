@@ -42,6 +42,11 @@ def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+def kernels_on() -> bool:
+    """Whether CUDA tensors would run the kernels now (the setting, not whether triton is installed)."""
+    return _mode[-1] != "off"
+
+
 def use_triton(t: torch.Tensor) -> bool:
     mode = _mode[-1]
     return (mode == "everywhere" or (mode == "cuda" and t.is_cuda)) and triton_installed()

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BadModelFile
+from .quantised import KEEPABLE, QuantisedTensor, attach
 
 # --- formats -----------------------------------------------------------------------------------------
 
@@ -115,22 +116,37 @@ def saved_native_to_native(pairs: Iterable[tuple[str, torch.Tensor]]) -> Iterato
         yield name, t
 
 
-def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]], *, strict: bool = True) -> None:
+def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor | QuantisedTensor]], *,
+                strict: bool = True) -> None:
     """Copy (native name, float tensor) pairs into the model. Routed experts arrive either stacked
     (`experts.w1` (E, I, d)) or one at a time (`experts.E.w1.weight`). `mtp.N.*` tensors fill the model's
     MTP blocks; a checkpoint without them (the transformers layout drops MTP) loads with
-    `model.mtp_loaded` False, and MTP tensors the config has no block for are kept on `model.mtp_tensors`."""
+    `model.mtp_loaded` False, and MTP tensors the config has no block for are kept on `model.mtp_tensors`.
+    A `QuantisedTensor` (`dequantise_official(keep=...)`) is kept as it is on its module (quantised.py)."""
     params = dict(model.named_parameters())
     params.update(dict(model.named_buffers()))
     seen: set[str] = set()
     mtp: dict[str, torch.Tensor] = {}
     n_experts = model.config.n_routed_experts
+    kept_linears: dict[str, QuantisedTensor] = {}
+    kept_experts: dict[str, dict[int, dict[str, QuantisedTensor]]] = {}
     for name, t in pairs:
         name = re.sub(r"\.hc_(attn|ffn)_(fn|base|scale)$", r".hc_\1.\2", name)
         m = re.match(r"^((?:layers|mtp)\.\d+\.ffn\.experts)\.(\d+)\.(w[123])\.weight$", name)
         target = f"{m.group(1)}.{m.group(3)}" if m else name
         if name.startswith("mtp.") and target not in params and target + ".weight" not in params:
-            mtp[name] = t
+            mtp[name] = dequantise_kept(t) if isinstance(t, QuantisedTensor) else t
+            continue
+        if isinstance(t, QuantisedTensor):
+            want = tuple(params[target].shape[1:] if m else params.get(target, torch.empty(0)).shape)
+            if want != t.shape:
+                raise BadModelFile(f"tensor {name}: shape {t.shape}, the config wants {want}")
+            if m:
+                kept_experts.setdefault(m.group(1), {}).setdefault(int(m.group(2)), {})[m.group(3)] = t
+                seen.add(f"{target}:{m.group(2)}")
+            else:
+                kept_linears[target.removesuffix(".weight")] = t
+                seen.add(target)
             continue
         with torch.no_grad():
             if m:
@@ -153,6 +169,13 @@ def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]
                     seen.add(f"{name}:{e}")
             else:
                 seen.add(name)
+    for module, by_expert in list(kept_experts.items()):  # a module keeps its experts only when all are quantised
+        if len(by_expert) != n_experts or any(len(ws) != 3 for ws in by_expert.values()):
+            with torch.no_grad():
+                for e, ws in kept_experts.pop(module).items():
+                    for w, t in ws.items():
+                        params[f"{module}.{w}"][e].copy_(dequantise_kept(t))
+    attach(model, kept_linears, kept_experts)
     model.mtp_tensors = mtp
     mtp_params = [n for n in params if n.startswith("mtp.")]
     mtp_seen = [n for n in seen if n.startswith("mtp.")]
@@ -173,17 +196,25 @@ def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor]
 _HC_SCALE = re.compile(r"(hc_\w*scale|(attn_hc|ffn_hc|hc_head)\.\w*scale)$")  # mHC parameters, not block scales
 
 
-def dequantise_official(pairs: Iterable[tuple[str, torch.Tensor]], scale_block: int = 128) -> Iterator[tuple[str, torch.Tensor]]:
+def dequantise_kept(t: QuantisedTensor) -> torch.Tensor:
+    return dequant_fp4(t.q, t.scale) if t.fmt == "fp4" else dequant_fp8_blocks(t.q, t.scale)
+
+
+def dequantise_official(pairs: Iterable[tuple[str, torch.Tensor]], scale_block: int = 128, *,
+                        keep: frozenset[str] = frozenset()) -> Iterator[tuple[str, torch.Tensor | QuantisedTensor]]:
     """Official tensors in file order -> float32 native tensors. A `.scale` tensor may come before or after
-    its weight (within or across shards); both are held until the pair is complete."""
+    its weight (within or across shards); both are held until the pair is complete. Weights in a format of
+    `keep` ("fp8", "fp4") that the model can multiply quantised (`quantised.KEEPABLE`) come as `QuantisedTensor`."""
     waiting_w: dict[str, torch.Tensor] = {}
     waiting_s: dict[str, torch.Tensor] = {}
 
-    def decode(base: str, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        if w.dtype in (torch.int8, torch.uint8) and ".experts." in base and ".shared_experts." not in base:
-            if s.shape[1] * 32 == w.shape[1] * 2:
-                return dequant_fp4(w, s)
-        return dequant_fp8_blocks(w, s, scale_block)
+    def decode(base: str, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor | QuantisedTensor:
+        fp4 = (w.dtype in (torch.int8, torch.uint8) and ".experts." in base and ".shared_experts." not in base
+               and s.shape[1] * 32 == w.shape[1] * 2)
+        fmt = "fp4" if fp4 else "fp8"
+        if fmt in keep and KEEPABLE.search(base) and (fp4 or scale_block == 128):
+            return QuantisedTensor(fmt, w, s)
+        return dequant_fp4(w, s) if fp4 else dequant_fp8_blocks(w, s, scale_block)
 
     for name, t in pairs:
         if name.endswith(".weight_scale_inv"):  # the name transformers/vLLM give block scales
@@ -242,8 +273,10 @@ def detect_layout(names: Iterable[str]) -> str:
     return "official"
 
 
-def native_tensors(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor of a V4 checkpoint folder as (native name, float32/int64 tensor), shard by shard."""
+def native_tensors(folder: Path, *, keep: frozenset[str] = frozenset()) -> Iterator[tuple[str, torch.Tensor | QuantisedTensor]]:
+    """Every tensor of a V4 checkpoint folder as (native name, float32/int64 tensor), shard by shard; weights in
+    a format of `keep` as they are stored (official and saved-native layouts; the transformers layout repacks
+    its experts, so it is always de-quantised)."""
     from safetensors import safe_open
 
     files = safetensor_files(folder)
@@ -253,14 +286,16 @@ def native_tensors(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
     if layout == "hf":
         pairs = hf_to_native(dequantise_official(pairs))
     elif layout == "hf_native":
-        pairs = saved_native_to_native(dequantise_official(pairs))
+        pairs = saved_native_to_native(dequantise_official(pairs, keep=keep))
     else:
-        pairs = dequantise_official(pairs)
+        pairs = dequantise_official(pairs, keep=keep)
     return pairs
 
 
-def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dtype = torch.float32):
-    """Build a DeepseekV4ForCausalLM from a checkpoint folder (config.json + safetensors, any layout)."""
+def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dtype = torch.float32,
+            keep: frozenset[str] = frozenset()):
+    """Build a DeepseekV4ForCausalLM from a checkpoint folder (config.json + safetensors, any layout). `keep`:
+    the checkpoint formats ("fp8", "fp4") whose weights stay quantised (CUDA; `device.quantised_weight_formats`)."""
     from .model import DeepseekV4ForCausalLM
     from .config import v4_from_hf
 
@@ -272,6 +307,8 @@ def load_v4(folder: str | Path, *, numerics: str | None = None, dtype: torch.dty
     if numerics:
         cfg.numerics = numerics
     model = DeepseekV4ForCausalLM(cfg)
-    load_native(model, native_tensors(folder))
+    if keep and cfg.numerics != "exact":
+        keep = frozenset()  # official numerics simulates the reference's GEMMs on de-quantised weights
+    load_native(model, native_tensors(folder, keep=keep))
     model.set_numerics(cfg.numerics)
     return model.to(dtype) if dtype != torch.float32 else model

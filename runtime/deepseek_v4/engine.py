@@ -30,6 +30,8 @@ from .cache import V4Cache
 from .encoding import V4ChatFormat
 from .kv_export import export_v4, import_v4, v4_identity
 from .kv_tiers import demote_oldest
+from .quantised import kept_bytes, pack_around_kept
+from ..engine.device import quantised_weight_formats
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
@@ -92,14 +94,20 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
             raise RuntimeModelError(f"official numerics runs on the checkpoint's own weights: use --precision fp32, not {precision}")
         start = time.perf_counter()
         tokenizer = load_v4_tokenizer(path)
-        model = load_v4(path, numerics=numerics)
+        keep = quantised_weight_formats(device, weights)  # CUDA: the checkpoint's FP8/FP4 weights stay quantised
+        model = load_v4(path, numerics=numerics, keep=keep)
         model.eval()
         if weights != "fp32" and model.config.numerics != "exact":  # set by the checkpoint's own config
             raise RuntimeModelError(f"this checkpoint's config asks for {model.config.numerics} numerics, which runs "
                                     f"on its own weights: use --precision fp32, not {precision}")
         cls.place(model, device)
-        model.pack_weights(weights)
+        if kept_bytes(model):
+            pack_around_kept(model, weights)
+        else:
+            model.pack_weights(weights)
         where = "" if device is None or device.type == "cpu" else f" on {device}"
+        if kept_bytes(model):
+            where += f", checkpoint {'/'.join(sorted(keep)).upper()} weights kept"
         loaded = LoadedModel(model=model, tokenizer=tokenizer, config=model.config, path=Path(path),
                              precision=f"{weights} weights, {model.config.numerics} numerics{where}", load_seconds=time.perf_counter() - start,
                              checkpoint_info={"format": "safetensors", "dialect": "deepseek_v4"})

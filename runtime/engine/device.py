@@ -35,3 +35,17 @@ def precision_on(device: torch.device, precision: str | None) -> str | None:
         raise RuntimeModelError(f"precision {precision!r} runs on CPU kernels only; on CUDA use one of "
                                 f"{', '.join(CUDA_PRECISIONS)} (or auto)")
     return precision
+
+
+def quantised_weight_formats(device: torch.device | None, precision: str) -> frozenset[str]:
+    """The checkpoint weight formats a DeepSeek-V4 model keeps quantised on `device` at `precision`: on CUDA with
+    the kernels (triton installed, not DSV4_KERNELS=0) and packed weights, FP4 always and FP8 where Triton has
+    e4m3 (compute capability 8.9+); none on the CPU (bitwise the de-quantised path) or in the fp32 exact mode."""
+    from ...kernels import dispatch
+
+    if device is None or device.type != "cuda" or precision == "fp32":
+        return frozenset()
+    if not (dispatch.triton_installed() and dispatch.kernels_on()):
+        return frozenset()  # the references would de-quantise every weight on every call
+    fp8 = hasattr(torch, "float8_e4m3fn") and torch.cuda.get_device_capability(device) >= (8, 9)
+    return frozenset({"fp4", "fp8"} if fp8 else {"fp4"})
