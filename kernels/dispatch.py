@@ -89,3 +89,12 @@ def fp4_linear(x, w, scale, *, out=None):
 
 def quant_decode_attention(q, kv, sink, scale, *, out=None):
     return _pick("quant_attention", q, "quant_decode_attention")(q, kv, sink, scale, out=out)
+
+
+def quantize_kv(x, fmt):
+    """(N, D) rows -> a `kv_quant.QuantizedKV` on x's device; see kernels/kv_quant.py."""
+    return _pick("kv_quant", x, "quantize_kv")(x, fmt)
+
+
+def dequantize_kv(kv, dtype=torch.float32):
+    return _pick("kv_quant", kv.codes, "dequantize_kv")(kv, dtype)

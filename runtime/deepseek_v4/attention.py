@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import CompressorState, V4LayerCache
+from .kv_tiers import selected_rows
 from .config import DeepseekV4Config
 from . import numerics as qn
 from ..layers.norm import RMSNorm
@@ -206,6 +207,7 @@ class SparseAttention(nn.Module):
                 index_keys = lc.append_index_keys(self.indexer.compressor(proj[4], proj[5], start, lc.index_state))
                 idx = self.indexer(qr, proj[6], phases, positions, index_keys)  # (S, k)
                 if dispatch.use_triton(q):
+                    comp, idx = selected_rows(comp, idx)  # warm rows: the selected ones, dequantised
                     return self.wo_b(self.output_groups(self.rotary.apply(
                         self.attend_kernel(q, keys, first, positions, comp, idx), phases, inverse=True)))
                 comp = comp[idx.clamp(min=0)]  # (S, k, D) the entries each query selected

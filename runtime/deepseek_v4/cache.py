@@ -38,20 +38,29 @@ class GrowBuffer:
     """Rows appended at the end; capacity doubles so decode appends are amortised O(1). Copies share the
     rows (copy on write): `filled` (shared by every buffer over the same `data`) is how far it was written."""
 
-    def __init__(self, width: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
-        self.data = torch.empty(0, width, dtype=dtype, device=device)
+    def __init__(self, width: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", *,
+                 pin: bool = False) -> None:
+        """`pin`: host rows in page-locked memory, so copies from a CUDA device can be asynchronous."""
+        self.data = torch.empty(0, width, dtype=dtype, device=device, pin_memory=pin)
         self.n = 0
         self.filled = [0]
+        self.pin = pin
 
-    def append(self, rows: torch.Tensor) -> torch.Tensor:
+    def append(self, rows: torch.Tensor, *, non_blocking: bool = False) -> torch.Tensor:
+        """`non_blocking` (rows on a CUDA device, this buffer pinned): the copy is queued on the current stream;
+        the caller must wait for it before the host reads the rows or appends again."""
         k = rows.shape[0]
         if self.n + k > self.data.shape[0] or self.filled[0] != self.n:
             # full, or another buffer sharing `data` wrote past our rows: continue in a buffer of our own
             cap = self.data.shape[0] if self.n + k <= self.data.shape[0] else max(16, 2 * self.data.shape[0], self.n + k)
-            grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype, device=self.data.device)
+            grown = torch.empty(cap, self.data.shape[1], dtype=self.data.dtype, device=self.data.device,
+                                pin_memory=self.pin)
             grown[: self.n] = self.data[: self.n]
             self.data, self.filled = grown, [self.n]
-        self.data[self.n : self.n + k] = rows.to(self.data.dtype)
+        if non_blocking:
+            self.data[self.n : self.n + k].copy_(rows, non_blocking=True)
+        else:
+            self.data[self.n : self.n + k] = rows.to(self.data.dtype)
         self.n += k
         self.filled[0] = self.n
         return self.data[: self.n]
@@ -62,7 +71,7 @@ class GrowBuffer:
     def copy(self) -> GrowBuffer:
         """A buffer holding the same rows; appends to either no longer reach the other (copy on write)."""
         out = GrowBuffer.__new__(GrowBuffer)
-        out.data, out.n, out.filled = self.data, self.n, self.filled
+        out.data, out.n, out.filled, out.pin = self.data, self.n, self.filled, self.pin
         return out
 
     @classmethod
@@ -86,7 +95,7 @@ class V4LayerCache:
         self.index_keys = GrowBuffer(index_dim, dtype, device) if ratio == 4 else None
         self.comp_state = CompressorState()
         self.index_state = CompressorState()
-        self.warm = None  # kv_tiers.Int8Rows: the oldest compressed rows of a CSA layer, once demoted
+        self.warm = None  # kv_tiers.WarmRows: the oldest compressed rows of a CSA layer, once demoted
 
     def window_kv(self, window: int) -> tuple[torch.Tensor | None, int]:
         return self.win, self.win_start

@@ -3,10 +3,13 @@ values), dequantised only for the top-k rows the indexer selects. The indexer ke
 scores all of them), and so do the window, the states and the HCA layers' few rows.
 
 Nothing here runs unless the engine is given a hot byte budget (`V4Engine(hot_kv_bytes=...)`): without one
-the cache is all hot and every step is bit for bit what it was.
+the cache is all hot and every step is bit for bit what it was. A cache on a CUDA device keeps its warm rows in
+pinned host memory instead (`warm_host.HostInt8Rows`: the kernels' int8 format, asynchronous copies).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 
@@ -56,11 +59,30 @@ class Int8Rows:
         return self.q.nbytes() + self.scale.nbytes()
 
 
+class WarmRows(Protocol):
+    """A warm tier: `Int8Rows` (beside a CPU cache) or `warm_host.HostInt8Rows` (in host memory for a CUDA cache)."""
+
+    @property
+    def n(self) -> int: ...
+
+    def append(self, rows: torch.Tensor) -> None: ...
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor: ...
+
+    def all(self) -> torch.Tensor: ...
+
+    def split(self, hot: torch.Tensor) -> SplitRows: ...
+
+    def copy(self) -> WarmRows: ...
+
+    def nbytes(self) -> int: ...
+
+
 class SplitRows:
     """Rows 0..n_warm-1 warm, the rest hot: what `append_compressed` returns once a layer has warm rows.
     Attention only indexes it with the indexer's selection, so only those rows are dequantised."""
 
-    def __init__(self, warm: Int8Rows, hot: torch.Tensor) -> None:
+    def __init__(self, warm: WarmRows, hot: torch.Tensor) -> None:
         self.warm, self.hot = warm, hot
 
     @property
@@ -77,16 +99,47 @@ class SplitRows:
             out[is_warm] = self.warm.gather(idx[is_warm])
         return out
 
+    def selected(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For the sparse-attention kernel, which reads one tensor of rows: the warm rows `idx` (S, k) selects
+        (each once, dequantised) followed by the hot rows, and `idx` renumbered into them (-1 kept)."""
+        n_warm = self.warm.n
+        is_warm = (idx >= 0) & (idx < n_warm)
+        chosen, where = torch.unique(idx[is_warm], return_inverse=True)
+        rows = torch.cat((self.warm.gather(chosen), self.hot.float()))
+        renumbered = torch.where(idx >= n_warm, idx - n_warm + chosen.numel(), idx)
+        renumbered[is_warm] = where
+        return rows, renumbered
 
-def demote_oldest(lc, max_hot_rows: int) -> None:
-    """Move a CSA layer's oldest compressed rows to its warm tier until at most `max_hot_rows` are hot."""
+
+def selected_rows(comp, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The compressed rows a CSA layer's kernel attention reads and its candidates' indices into them: the
+    store itself when all of it is hot."""
+    return comp.selected(idx) if isinstance(comp, SplitRows) else (comp, idx)
+
+
+def demote_oldest(lc, max_hot_rows: int, *, host: bool | None = None) -> None:
+    """Move a CSA layer's oldest compressed rows to its warm tier until at most `max_hot_rows` are hot.
+    `host`: the warm rows in host memory (`warm_host`, pinned for a CUDA cache); None: when the cache is on CUDA.
+    Rows whose width the kernels' int8 blocks do not divide stay hot there."""
     hot = lc.compressed
     max_hot_rows = max(MIN_HOT_ROWS, max_hot_rows)
     if lc.ratio != 4 or hot.n < max_hot_rows + DEMOTE_STEP:
         return
     k = hot.n - max_hot_rows
     if lc.warm is None:
-        lc.warm = Int8Rows(hot.data.shape[1])
+        lc.warm = new_warm_rows(hot.data, hot.data.is_cuda if host is None else host)
+        if lc.warm is None:
+            return
     rows = hot.view()
     lc.warm.append(rows[:k])
     lc.compressed = GrowBuffer.of(rows[k:].clone())  # a new buffer: restore points keep the old one
+
+
+def new_warm_rows(hot: torch.Tensor, host: bool) -> WarmRows | None:
+    if not host:
+        return Int8Rows(hot.shape[1])
+    from .warm_host import HostInt8Rows  # imports the kernels' files (and triton): only for these caches
+
+    if not HostInt8Rows.fits(hot.shape[1]):
+        return None
+    return HostInt8Rows(hot.shape[1], hot.device, pin=hot.is_cuda)
