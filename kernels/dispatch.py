@@ -61,8 +61,12 @@ def _pick(name: str, t: torch.Tensor, fn: str):
     return getattr(mod, fn if use_triton(t) else f"{fn}_ref")
 
 
-def sparse_attention(q, kv, idx, sink, scale, *, comp=None, out=None):
-    """(S, H, D) queries over their candidate rows of kv (then comp) -> (S, H, D); see kernels/sparse_attention.py."""
+def sparse_attention(q, kv, idx, sink, scale, *, comp=None, warm=None, out=None):
+    """(S, H, D) queries over their candidate rows of kv (then comp) -> (S, H, D); see kernels/sparse_attention.py.
+    `warm` (decode): a `kv_quant.QuantizedKV` whose every row is a candidate too, read quantised."""
+    if warm is not None:
+        return _pick("quant_attention", q, "sparse_quant_decode_attention")(q, kv, idx, sink, scale, comp=comp,
+                                                                            warm=warm, out=out)
     fn = "sparse_attention_decode" if q.shape[0] == 1 else "sparse_attention_prefill"
     return _pick("sparse_attention", q, fn)(q, kv, idx, sink, scale, comp=comp, out=out)
 

@@ -207,9 +207,9 @@ class SparseAttention(nn.Module):
                 index_keys = lc.append_index_keys(self.indexer.compressor(proj[4], proj[5], start, lc.index_state))
                 idx = self.indexer(qr, proj[6], phases, positions, index_keys)  # (S, k)
                 if dispatch.use_triton(q):
-                    comp, idx = selected_rows(comp, idx)  # warm rows: the selected ones, dequantised
+                    comp, idx, warm = selected_rows(comp, idx, decode=S == 1)  # with a warm tier (kv_tiers.py)
                     return self.wo_b(self.output_groups(self.rotary.apply(
-                        self.attend_kernel(q, keys, first, positions, comp, idx), phases, inverse=True)))
+                        self.attend_kernel(q, keys, first, positions, comp, idx, warm), phases, inverse=True)))
                 comp = comp[idx.clamp(min=0)]  # (S, k, D) the entries each query selected
                 comp_mask = idx >= 0 if S > 1 else None
             elif S > 1:  # a single query sees every stored entry: entries are stored once complete
@@ -236,7 +236,7 @@ class SparseAttention(nn.Module):
         return self.wo_b(self.output_groups(o))
 
     def attend_kernel(self, q: torch.Tensor, keys: torch.Tensor, first: int, positions: torch.Tensor,
-                      comp: torch.Tensor | None, comp_idx: torch.Tensor | None) -> torch.Tensor:
+                      comp: torch.Tensor | None, comp_idx: torch.Tensor | None, warm=None) -> torch.Tensor:
         """`attend` through the sparse-attention kernel (CUDA): every query's candidates listed as rows of the
         window keys (position first + i) and then of the compressed store, read in place. Query p sees the
         keys of (p - window, p], the CSA entries its indexer chose (`comp_idx`) or, for HCA, the entries whose
@@ -255,7 +255,7 @@ class SparseAttention(nn.Module):
         idx = torch.cat(parts, dim=1).to(torch.int32).contiguous()
         pool = comp if comp is not None and comp.shape[0] else None
         return dispatch.sparse_attention(q.contiguous(), keys.contiguous(), idx, self.attn_sink.detach().float(),
-                                         self.scale, comp=pool)
+                                         self.scale, comp=pool, warm=warm)
 
     def attend(self, q: torch.Tensor, keys: torch.Tensor, win_mask: torch.Tensor | None, comp: torch.Tensor | None,
                comp_mask: torch.Tensor | None) -> torch.Tensor:

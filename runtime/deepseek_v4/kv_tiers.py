@@ -50,6 +50,10 @@ class Int8Rows:
     def split(self, hot: torch.Tensor) -> SplitRows:
         return SplitRows(self, hot)
 
+    def gather_quantised(self, idx: torch.Tensor) -> None:
+        """Its fp16 scales are not the kernels' format: the kernel attention takes its rows dequantised."""
+        return None
+
     def copy(self) -> Int8Rows:
         out = Int8Rows.__new__(Int8Rows)
         out.width, out.block, out.q, out.scale = self.width, self.block, self.q.copy(), self.scale.copy()
@@ -68,6 +72,9 @@ class WarmRows(Protocol):
     def append(self, rows: torch.Tensor) -> None: ...
 
     def gather(self, idx: torch.Tensor) -> torch.Tensor: ...
+
+    def gather_quantised(self, idx: torch.Tensor):
+        """Rows `idx` (1-d) as a `kernels.kv_quant.QuantizedKV` on the cache's device, or None."""
 
     def all(self) -> torch.Tensor: ...
 
@@ -111,10 +118,24 @@ class SplitRows:
         return rows, renumbered
 
 
-def selected_rows(comp, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The compressed rows a CSA layer's kernel attention reads and its candidates' indices into them: the
-    store itself when all of it is hot."""
-    return comp.selected(idx) if isinstance(comp, SplitRows) else (comp, idx)
+    def selected_quantised(self, idx: torch.Tensor):
+        """Decode (idx (1, k)): the hot rows, `idx` renumbered into them (warm candidates -1), and the selected warm
+        rows still quantised (a `QuantizedKV`, every row a candidate); None when the tier has no such format."""
+        n_warm = self.warm.n
+        warm = self.warm.gather_quantised(idx[(idx >= 0) & (idx < n_warm)])
+        if warm is None:
+            return None
+        return self.hot, torch.where(idx >= n_warm, idx - n_warm, torch.full_like(idx, -1)), warm
+
+
+def selected_rows(comp, idx: torch.Tensor, *, decode: bool):
+    """(rows, idx, quantised rows or None): what a CSA layer's kernel attention reads. All hot: the store itself.
+    With warm rows: in decode the selected warm rows quantised (read by the quantised-KV attention kernel), else
+    the selected warm rows dequantised in front of the hot ones."""
+    if not isinstance(comp, SplitRows):
+        return comp, idx, None
+    quantised = comp.selected_quantised(idx) if decode else None
+    return quantised if quantised is not None else (*comp.selected(idx), None)
 
 
 def demote_oldest(lc, max_hot_rows: int, *, host: bool | None = None) -> None:

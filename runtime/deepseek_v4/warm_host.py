@@ -63,16 +63,21 @@ class HostInt8Rows:
             event.record(self.copy_stream)
         self.in_flight.append((event, q))
 
-    def gather(self, idx: torch.Tensor) -> torch.Tensor:
-        """Dequantised rows `idx` (any shape, on the cache's device) -> idx.shape + (width,) float32 there."""
+    def gather_quantised(self, idx: torch.Tensor) -> QuantizedKV:
+        """Rows `idx` (1-d, on the cache's device) still quantised, on the device: what the decode attention reads.
+        The copies are queued on the current stream, so the kernels that follow on it see them complete."""
         self.wait()
-        host_idx = idx.reshape(-1).to("cpu", torch.long)
+        host_idx = idx.to("cpu", torch.long)
         parts = []
         for buf in (self.codes, self.scale):
             staged = torch.empty(host_idx.shape[0], buf.data.shape[1], dtype=buf.data.dtype, pin_memory=self.pin)
             torch.index_select(buf.view(), 0, host_idx, out=staged)
-            parts.append(staged.to(self.device, non_blocking=self.pin))  # ordered before the kernel below
-        rows = dispatch.dequantize_kv(QuantizedKV(FMT, parts[0], parts[1], None, self.width))
+            parts.append(staged.to(self.device, non_blocking=self.pin))
+        return QuantizedKV(FMT, parts[0], parts[1], None, self.width)
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dequantised rows `idx` (any shape, on the cache's device) -> idx.shape + (width,) float32 there."""
+        rows = dispatch.dequantize_kv(self.gather_quantised(idx.reshape(-1)))
         return rows.view(*idx.shape, self.width)
 
     def all(self) -> torch.Tensor:

@@ -89,6 +89,25 @@ def test_quantised_decode_attention_matches_reference(fmt: str, N: int, splits, 
 
 
 @needs_triton
+@interpreter
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("W", [70, 0])
+def test_decode_over_sparse_candidates_and_quantised_rows(fmt: str, W: int, gen) -> None:
+    """The V4 decode with a warm tier: the window and hot rows by index, the selected warm rows quantised."""
+    H, D, M, M2 = 4, 64, 20, 90
+    kv, comp = torch.randn(M, D, generator=gen), torch.randn(M2, D, generator=gen)
+    idx = torch.randint(-1, M + M2, (1, 150), generator=gen, dtype=torch.int32)
+    warm = kq.quantize_kv_ref(torch.randn(W, D, generator=gen) * 2, fmt)
+    q, sink = torch.randn(1, H, D, generator=gen), torch.randn(H, generator=gen)
+    got = qa.sparse_quant_decode_attention(q, kv, idx, sink, D ** -0.5, comp=comp, warm=warm, out=poisoned((1, H, D)))
+    want = qa.sparse_quant_decode_attention_ref(q, kv, idx, sink, D ** -0.5, comp=comp, warm=warm)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    pool = torch.cat((kv, comp, kq.dequantize_kv_ref(warm)))
+    every = torch.cat((idx, torch.arange(M + M2, M + M2 + W, dtype=torch.int32)[None]), dim=1)
+    assert torch.equal(want, sparse_attention_ref(q, pool, every, sink, D ** -0.5))
+
+
+@needs_triton
 def test_launchers_refuse_bad_inputs(gen) -> None:
     with pytest.raises(ValueError, match="blocks of 32"):
         kq.quantize_kv(torch.randn(2, 48), "int4")

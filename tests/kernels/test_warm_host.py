@@ -9,7 +9,7 @@ import torch
 
 from dsv4.kernels import dispatch
 from dsv4.kernels.kv_quant import dequantize_kv_ref, quantize_kv_ref
-from dsv4.runtime.deepseek_v4.kv_tiers import Int8Rows, SplitRows, demote_oldest
+from dsv4.runtime.deepseek_v4.kv_tiers import Int8Rows, SplitRows, demote_oldest, selected_rows
 from dsv4.runtime.deepseek_v4.warm_host import HostInt8Rows
 from tests.runtime.v4.tiny import random_model, tiny_config
 
@@ -46,6 +46,15 @@ def test_selected_rows_renumber_the_candidates(gen) -> None:
     picked = pool[renumbered.clamp(min=0)]
     assert torch.equal(picked[renumbered >= 0], split[idx.clamp(min=0)][idx >= 0])
     assert torch.equal(renumbered < 0, idx < 0)
+    # decode: the hot rows by index, the selected warm rows still quantised (read by the quantised-KV kernel)
+    hot, hot_idx, quantised = selected_rows(split, idx[:1], decode=True)
+    assert hot is split.hot and torch.equal(hot_idx, torch.tensor([[-1, -1, 5]]))
+    assert quantised.fmt == "int8" and torch.equal(dequantize_kv_ref(quantised), split[torch.tensor([4])])
+    cpu_tier = Int8Rows(64)
+    cpu_tier.append(rows[:20])
+    pool, renumbered, none = selected_rows(SplitRows(cpu_tier, rows[20:]), idx[:1], decode=True)
+    assert none is None and pool.shape == (1 + 10, 64)  # fp16 scales: dequantised in front of the hot rows
+    assert selected_rows(rows, idx, decode=True) == (rows, idx, None)
 
 
 def test_widths_the_int8_blocks_do_not_divide_stay_hot() -> None:
