@@ -1,7 +1,9 @@
 """Triton kernel benchmark (CUDA only): each kernel of kernels/ timed beside its torch reference and its roofline
 (bytes moved over the measured copy bandwidth, FLOPs over the measured bf16 matmul rate), at DeepSeek-V4-Flash
 shapes; then decode tokens/s of a mid-size random V4 config with the kernels on and off at several context
-lengths (the cache is filled with random rows of the right shapes, so no long prefill is needed).
+lengths (the cache is filled with random rows of the right shapes, so no long prefill is needed), and with the
+kernels on two variants: the projections and experts kept in FP8 (as a checkpoint's are on CUDA) and a warm tier
+(all but 1024 compressed rows of each CSA layer int8 in pinned host memory, the selected rows read quantised).
 
     .venv/bin/python evals/kernel_bench.py [--contexts 8192 32768 131072] [--decode-steps 32] [--only kernels|decode]
 
@@ -140,6 +142,13 @@ def kernel_cases() -> list[tuple[str, Callable, Callable, float, float]]:
         cases.append((f"quant_decode_attention {fmt} n=32768", lambda qkv=qkv: qa.quant_decode_attention(qd, qkv, sink_d, 512 ** -0.5),
                       lambda qkv=qkv: qa.quant_decode_attention_ref(qd, qkv, sink_d, 512 ** -0.5), qkv.nbytes(),
                       4 * 64 * 32768 * 512))
+    # the V4 decode with a warm tier: window + hot candidates by index, the 512 selected warm rows quantised
+    hot_pool, warm = rows[:4096], kq.quantize_kv(rows[4096:4608], "int8")
+    idx_d = torch.randint(0, 4096, (1, 128 + 256), device=DEV, dtype=torch.int32)
+    cases.append(("sparse+quant decode int8 384+512", lambda: qa.sparse_quant_decode_attention(
+                      qd, hot_pool, idx_d, sink_d, 512 ** -0.5, warm=warm),
+                  lambda: qa.sparse_quant_decode_attention_ref(qd, hot_pool, idx_d, sink_d, 512 ** -0.5, warm=warm),
+                  idx_d.numel() * 512 * 4 + warm.nbytes(), 4 * 64 * (384 + 512) * 512))
     return cases
 
 
@@ -172,23 +181,66 @@ def synthetic_cache(model, n_tokens: int):
     return cache
 
 
-def bench_decode(contexts: list[int], steps: int) -> list[dict]:
+def fp8_blocks(w: torch.Tensor):
+    """float (N, K) -> a checkpoint-style FP8 weight with 128x128 power-of-two scales (float32)."""
+    from dsv4.runtime.deepseek_v4.quantised import QuantisedTensor
+
+    N, K = w.shape
+    amax = torch.nn.functional.pad(w.abs(), (0, -K % 128, 0, -N % 128)).view(-(-N // 128), 128, -(-K // 128), 128)
+    scale = torch.exp2(torch.ceil(torch.log2(amax.amax(dim=(1, 3)).clamp(min=1e-4) / 448.0)))
+    full = scale.repeat_interleave(128, 0)[:N].repeat_interleave(128, 1)[:, :K]
+    return QuantisedTensor("fp8", (w / full).clamp(-448, 448).to(torch.float8_e4m3fn), scale)
+
+
+def keep_fp8(model) -> None:
+    """The model as if loaded from an FP8 checkpoint on CUDA: every keepable projection and expert kept in FP8."""
+    from dsv4.runtime.deepseek_v4.moe import Experts
+    from dsv4.runtime.deepseek_v4.quantised import KEEPABLE, attach
+
+    linears = {name.removesuffix(".weight"): fp8_blocks(p.detach().float()) for name, p in model.named_parameters()
+               if p.dim() == 2 and KEEPABLE.search(name)}
+    experts = {name: {e: {w: fp8_blocks(getattr(m, w)[e].detach().float()) for w in ("w1", "w2", "w3")}
+                      for e in range(m.n_experts)} for name, m in model.named_modules() if isinstance(m, Experts)}
+    attach(model, linears, experts)
+
+
+def decode_models():
+    """(label, model, kernels on, warm tier): the bf16-packed model with the kernels on and off, the FP8-kept one,
+    and the bf16 one with a warm tier."""
     sys.path.insert(0, str(Path(__file__).parent))
     from v4_bench import bench_config, randomise
 
-    from dsv4.kernels import dispatch
     from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
+    from dsv4.runtime.deepseek_v4.quantised import pack_around_kept
 
-    cfg = bench_config(129280)
-    model = DeepseekV4ForCausalLM(cfg).eval()
-    randomise(model)
-    model.to(DEV).pack_weights("bf16")
+    models = []
+    for fp8 in (False, True):
+        model = DeepseekV4ForCausalLM(bench_config(129280)).eval()
+        randomise(model)
+        if fp8:
+            keep_fp8(model)
+            pack_around_kept(model.to(DEV), "bf16")
+        else:
+            model.to(DEV).pack_weights("bf16")
+        models.append(model)
+    return [("kernels_on", models[0], True, False), ("kernels_off", models[0], False, False),
+            ("kernels_on_fp8_weights", models[1], True, False), ("kernels_on_warm_tier", models[0], True, True)]
+
+
+def bench_decode(contexts: list[int], steps: int) -> list[dict]:
+    from dsv4.kernels import dispatch
+    from dsv4.runtime.deepseek_v4.kv_tiers import demote_oldest
+
+    variants = decode_models()
     out = []
     for n in contexts:
         row = {"context": n}
-        for label, enabled in (("kernels_on", True), ("kernels_off", False)):
+        for label, model, enabled, warm in variants:
             with dispatch.kernels_enabled(enabled):
                 cache = synthetic_cache(model, n)
+                if warm:
+                    for lc in cache.layers:
+                        demote_oldest(lc, 1024)
                 token = torch.tensor([7], device=DEV)
                 for _ in range(2):
                     model.last_logits(token, cache)
@@ -201,7 +253,9 @@ def bench_decode(contexts: list[int], steps: int) -> list[dict]:
         row["speedup"] = row["kernels_on_tok_s"] / row["kernels_off_tok_s"]
         out.append(row)
         print(f"decode at {n:>7} tokens: kernels on {row['kernels_on_tok_s']:7.1f} tok/s, off "
-              f"{row['kernels_off_tok_s']:7.1f} tok/s ({row['speedup']:.2f}x)", flush=True)
+              f"{row['kernels_off_tok_s']:7.1f} tok/s ({row['speedup']:.2f}x); FP8 weights "
+              f"{row['kernels_on_fp8_weights_tok_s']:7.1f}, warm tier {row['kernels_on_warm_tier_tok_s']:7.1f} tok/s",
+              flush=True)
     return out
 
 
