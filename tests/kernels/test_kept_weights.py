@@ -5,6 +5,11 @@ within bf16 rounding."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -100,3 +105,20 @@ def test_the_cpu_and_the_exact_mode_keep_nothing() -> None:
 def test_official_numerics_loads_dequantised(checkpoint) -> None:
     model = load_v4(checkpoint, keep=KEEP, numerics="official")
     assert kept_bytes(model) == 0 and model.layers[1].attn.wq_a.weight.numel() > 0
+
+
+def test_the_cpu_engine_path_never_imports_triton(checkpoint) -> None:
+    """Loading (through the keep/device decisions), decoding and demoting to the CPU warm tier import no kernel file."""
+    code = ("import sys, torch; from dsv4.runtime.deepseek_v4.engine import V4Engine; "
+            "from dsv4.runtime.deepseek_v4.checkpoint import load_v4; "
+            "from dsv4.runtime.deepseek_v4.kv_tiers import demote_oldest; "
+            "from dsv4.runtime.engine.device import quantised_weight_formats; "
+            f"m = load_v4({str(checkpoint)!r}, keep=quantised_weight_formats(torch.device('cpu'), 'bf16')); "
+            "c = m.new_cache(); m(torch.arange(400) % 64, c); [demote_oldest(lc, 16) for lc in c.layers]; "
+            "m(torch.tensor([3]), c); print('triton' in sys.modules, any(k.startswith('dsv4.kernels.') and "
+            "k not in ('dsv4.kernels.dispatch',) for k in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False False"
