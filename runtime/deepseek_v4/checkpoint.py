@@ -138,7 +138,9 @@ def load_native(model: torch.nn.Module, pairs: Iterable[tuple[str, torch.Tensor 
             mtp[name] = dequantise_kept(t) if isinstance(t, QuantisedTensor) else t
             continue
         if isinstance(t, QuantisedTensor):
-            want = tuple(params[target].shape[1:] if m else params.get(target, torch.empty(0)).shape)
+            if target not in params:
+                raise BadModelFile(f"unexpected tensor {name!r} in a DeepSeek-V4 checkpoint")
+            want = tuple(params[target].shape[1:] if m else params[target].shape)
             if want != t.shape:
                 raise BadModelFile(f"tensor {name}: shape {t.shape}, the config wants {want}")
             if m:

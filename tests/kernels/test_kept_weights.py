@@ -122,3 +122,16 @@ def test_the_cpu_engine_path_never_imports_triton(checkpoint) -> None:
                          cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False False"
+
+
+def test_a_kept_weight_that_does_not_fit_is_refused() -> None:
+    from dsv4.runtime.deepseek_v4.checkpoint import load_native
+    from dsv4.runtime.deepseek_v4.quantised import QuantisedTensor
+    from dsv4.runtime.errors import BadModelFile
+
+    model = random_model(tiny_config(vocab=64, layers=(0, 4)))
+    bad = QuantisedTensor("fp8", torch.zeros(5, 7, dtype=torch.uint8), torch.zeros(1, 1, dtype=torch.uint8))
+    with pytest.raises(BadModelFile, match=r"layers.0.attn.wq_a.weight: shape \(5, 7\)"):
+        load_native(model, iter([("layers.0.attn.wq_a.weight", bad)]), strict=False)
+    with pytest.raises(BadModelFile, match="unexpected tensor"):
+        load_native(model, iter([("layers.0.attn.nope.weight", bad)]))
