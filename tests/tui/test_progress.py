@@ -146,7 +146,7 @@ async def test_model_loading_shows_a_bar_with_counts_and_hides_it_when_loaded(ca
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await ready(app, pilot)
         line, bar = screen.query_one(ProgressLine), screen.query_one(ProgressBar)
-        screen.loading = "smollm2-135m"  # what /model NAME sets before it loads NAME
+        screen.loading_name = "smollm2-135m"  # what /model NAME sets before it loads NAME
         screen.post_message(ProgressReported(Progress(stage="model", done=120, total=272, unit="tensors")))
         await pilot.pause()
         assert line.has_class("active") and line.label == "loading smollm2-135m  120/272 tensors"

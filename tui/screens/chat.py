@@ -50,7 +50,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.notice = notice  # said once when the screen opens (e.g. the answer to the trust question)
         self._open_session = open_session  # callable(emit, approver, on_progress) -> AgentSession, run in a worker
         self.model_label = model_label
-        self.loading = model_label or "the model"  # the model the progress line says is loading (/model sets it)
+        self.loading_name = model_label or "the model"  # the model the progress line says is loading (/model sets it)
         self.repo = repo
         self.history = history
         self.mode = mode
@@ -189,7 +189,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         if progress.stage in ("model", "prefill") and finished:
             line.stop()  # the model is loaded (the repository may follow), or the prompt is read: the reply streams
         elif progress.stage != "prefill" or self.busy:  # a late report after the turn ended is not shown
-            line.show(progress, what=self.loading)
+            line.show(progress, what=self.loading_name)
 
     def on_repo_facts(self, message: RepoFacts) -> None:
         self.query_one(PromptEditor).files = message.files
