@@ -230,7 +230,9 @@ def main() -> int:
         print(f"interactive prompt, {args.model} loading  {result['interactive_s']:.3f} s")
         print(f"session ready                          {result['ready_s']:.3f} s")
         print(f"worst UI stall, startup                {result['startup_worst_stall_ms']:.0f} ms")
-        print(f"progress shown                         {' | '.join(result['progress_labels'])}")
+        labels = result["progress_labels"]
+        shown = labels if len(labels) <= 6 else [*labels[:3], f"... {len(labels) - 6} more ...", *labels[-3:]]
+        print(f"progress shown                         {' | '.join(shown)}")
         out = args.out or REPO / "evals" / "results" / "tui_bench_inprocess.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
