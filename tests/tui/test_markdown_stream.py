@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 from textual.app import App, ComposeResult
+from textual.selection import Selection
 
 from dsv4.tui.markdown_blocks import finished_prefix
 from dsv4.tui.markdown_render import blank_line, render_markdown
@@ -88,3 +89,6 @@ async def test_a_streamed_reply_is_one_widget_drawn_as_the_whole_text():
         width = streamed.content_size.width
         assert drawn(streamed.lines(width)) == drawn(whole.lines(width))
         assert streamed.size.height == len(whole.lines(width))
+        selected, _ = streamed.get_selection(Selection(None, None))  # select all, as a mouse drag over it would
+        assert selected.splitlines()[0].startswith("The function parse_config reads the file once")
+        assert "def f():" in selected and "• first" in selected

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from textual.geometry import Size
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -66,4 +67,17 @@ class AssistantMessage(Widget):
         width = self.content_size.width
         drawn = self.lines(width)
         line = drawn[y] if y < len(drawn) else blank_line(width)
-        return line.apply_style(self.rich_style)
+        if (selection := self.text_selection) is not None and (span := selection.get_span(y)) is not None:
+            start, end = span
+            before, chosen, after = line.divide([start, width if end == -1 else end, width])
+            chosen = chosen.apply_style(self.screen.get_component_rich_style("screen--selection"))
+            line = Strip.join([before, chosen, after])
+        return line.apply_style(self.rich_style).apply_offsets(0, y)  # offsets: where a mouse selection starts
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected part of the reply as drawn (mouse selection and copy)."""
+        text = "\n".join(line.text.rstrip() for line in self.lines(self.content_size.width))
+        return selection.extract(text), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
