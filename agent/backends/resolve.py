@@ -20,6 +20,7 @@ import os
 from urllib.parse import urlparse
 
 from ..config import DEEPSEEK_BASE_URL, DEEPSEEK_DEFAULT_MODEL, LOCAL_DEFAULT_MODEL, Settings
+from ..progress import ProgressCallback
 from .base import Backend
 
 
@@ -68,19 +69,20 @@ def check_model(settings: Settings) -> None:
         raise BackendConfigError(str(exc)) from None
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, on_progress: ProgressCallback | None = None) -> Backend:
+    """`on_progress` hears how loading an in-process model goes (the other backends load nothing)."""
     if settings.backend == "scripted" or settings.script:
         return _scripted(settings)
     if settings.base_url or settings.backend == "openai":
         base_url = settings.base_url or _openai_env_url()
         return _openai(settings, base_url, settings.model, _api_key(settings, base_url))
     if settings.model or settings.backend == "inprocess":
-        return _inprocess(settings, settings.model or LOCAL_DEFAULT_MODEL)
+        return _inprocess(settings, settings.model or LOCAL_DEFAULT_MODEL, on_progress)
     if os.environ.get("DEEPSEEK_API_KEY"):
         return _openai(settings, DEEPSEEK_BASE_URL, DEEPSEEK_DEFAULT_MODEL, os.environ["DEEPSEEK_API_KEY"])
     if env_url := _openai_env_url():
         return _openai(settings, env_url, None, _api_key(settings, env_url))
-    return _inprocess(settings, LOCAL_DEFAULT_MODEL)
+    return _inprocess(settings, LOCAL_DEFAULT_MODEL, on_progress)
 
 
 def _scripted(settings: Settings) -> Backend:
@@ -144,7 +146,7 @@ def _served_model(base_url: str, api_key: str | None) -> str:
     return model
 
 
-def _inprocess(settings: Settings, model: str) -> Backend:
+def _inprocess(settings: Settings, model: str, on_progress: ProgressCallback | None = None) -> Backend:
     try:
         from .inprocess import InProcessBackend, ModelNotFound
         from ...runtime.errors import RuntimeModelError
@@ -155,6 +157,7 @@ def _inprocess(settings: Settings, model: str) -> Backend:
     try:
         live_hot = settings.kv_live_hot_mb
         return InProcessBackend.load(model, context_window=settings.context_window,
-                                     hot_kv_bytes=live_hot << 20 if live_hot is not None else None)
+                                     hot_kv_bytes=live_hot << 20 if live_hot is not None else None,
+                                     on_progress=on_progress)
     except (ModelNotFound, RuntimeModelError) as exc:  # a bad file, a missing tokenizer: one line, not a traceback
         raise BackendConfigError(str(exc)) from None

@@ -22,7 +22,7 @@ import torch
 from ..errors import RuntimeModelError
 from ..engine.generation import PREFILL_CHUNK, EngineStats, GenerationLoop, PrefillProgress
 from ..engine.kv_cache import common_prefix
-from ..engine.loader import LoadedModel
+from ..engine.loader import LoadedModel, LoadProgress
 from ..kv.engine_hooks import PrefixCacheHooks
 from ..kv.identity import ModelIdentity
 from ..kv.snapshot import KVSnapshot, SnapshotRefused
@@ -83,7 +83,8 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
     @classmethod
     def load(cls, path, *, precision: str = "fp32", context_window: int | None = None, threads: int | None = None,
              numerics: str | None = None, device: torch.device | None = None,
-             hot_kv_bytes: int | None = None) -> V4Engine:
+             hot_kv_bytes: int | None = None, on_progress: LoadProgress | None = None) -> V4Engine:
+        """on_progress(done, total): the load's steps (tokenizer, weights read, weights placed and packed)."""
         from .checkpoint import load_v4
         from .tokenizer import load_v4_tokenizer
 
@@ -93,10 +94,14 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
         if weights != "fp32" and numerics == "official":
             raise RuntimeModelError(f"official numerics runs on the checkpoint's own weights: use --precision fp32, not {precision}")
         start = time.perf_counter()
+        report = on_progress or (lambda done, total: None)
+        report(0, 3)
         tokenizer = load_v4_tokenizer(path)
+        report(1, 3)
         keep = quantised_weight_formats(device, weights)  # CUDA: the checkpoint's FP8/FP4 weights stay quantised
         model = load_v4(path, numerics=numerics, keep=keep)
         model.eval()
+        report(2, 3)
         if weights != "fp32" and model.config.numerics != "exact":  # set by the checkpoint's own config
             raise RuntimeModelError(f"this checkpoint's config asks for {model.config.numerics} numerics, which runs "
                                     f"on its own weights: use --precision fp32, not {precision}")
@@ -105,6 +110,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
             pack_around_kept(model, weights)
         else:
             model.pack_weights(weights)
+        report(3, 3)
         where = "" if device is None or device.type == "cpu" else f" on {device}"
         if kept_bytes(model):
             where += f", checkpoint {'/'.join(sorted(keep)).upper()} weights kept"

@@ -21,7 +21,7 @@ from ..layers.attention import AttnContext
 from .kv_cache import KVCache
 from .kv_export import export_llama, import_llama, llama_identity
 from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop, PrefillProgress
-from .loader import FAST, LoadedModel, load_model
+from .loader import FAST, LoadedModel, LoadProgress, load_model
 
 DEFAULT_CONTEXT_CAP = 8192  # the KV block grows up to the window; the cap bounds what one sequence may take
 
@@ -42,8 +42,8 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
 
     @classmethod
     def load(cls, path: str | Path, *, precision: str = FAST, context_window: int | None = None, threads: int | None = None,
-             device: torch.device | None = None) -> LlamaEngine:
-        loaded = load_model(path, precision=precision)
+             device: torch.device | None = None, on_progress: LoadProgress | None = None) -> LlamaEngine:
+        loaded = load_model(path, precision=precision, on_progress=on_progress)
         cls.place(loaded, device)
         return cls(loaded, context_window=context_window, threads=threads, device=device)
 

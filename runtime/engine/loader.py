@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
@@ -28,6 +29,16 @@ FAST = "auto"
 # Models this small also keep bf16 copies of their integer weights for prefill (1.5-1.8x faster prompt
 # reading for at most 1 GiB more memory); larger ones read prompts through the integer kernels.
 PREFILL_COPY_MAX_PARAMS = 500_000_000
+
+LoadProgress = Callable[[int, int], None]  # (tensors read, tensors in the checkpoint), from the loading thread
+Item = TypeVar("Item")
+
+
+def counted(items: Iterable[Item], total: int, on_progress: LoadProgress) -> Iterator[Item]:
+    """`items`, reporting after each one how many of `total` have gone by."""
+    for done, item in enumerate(items, 1):
+        yield item
+        on_progress(done, total)
 
 
 @runtime_checkable
@@ -56,12 +67,17 @@ def model_class(dotted: str) -> type[nn.Module]:
     return getattr(importlib.import_module(module), name)
 
 
-def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = True) -> LoadedModel:
+def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = True,
+               on_progress: LoadProgress | None = None) -> LoadedModel:
     """weight_cache: map the packed weights from `$DSV4_HOME/cache/packed/` when a GGUF was loaded before with
-    the same packing, and write them there after a first load."""
+    the same packing, and write them there after a first load. on_progress(done, total): checkpoint tensors read
+    (all of them at once when the packed cache held the weights)."""
     start = time.perf_counter()
     weight_dtype, act_dtype = PRECISIONS[precision]
     ckpt = open_checkpoint(path)  # validates header, config and tokenizer before any weight is read
+    report = on_progress or (lambda done, total: None)
+    total = len(ckpt.tensor_names())
+    report(0, total)
     if precision == "auto":
         weight_dtype = "int4" if ckpt.linear_bits() == 4 else "int8"
     cls = model_class(ckpt.arch.model_class)
@@ -74,9 +90,10 @@ def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = 
     state = packed_cache.load_packed(cached) if cached is not None else None
     restored = state is not None and model.restore_packed_state(state)
     if not restored:
-        model.load_weights(ckpt.tensors(keep_q4=weight_dtype == "int4"))
+        model.load_weights(counted(ckpt.tensors(keep_q4=weight_dtype == "int4"), total, report))
         if cached is not None:
             packed_cache.save_packed(cached, model.packed_state())
+    report(total, total)
     model.eval()
     return LoadedModel(
         model=model,

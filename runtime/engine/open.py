@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 from .device import precision_on, resolve_device
@@ -31,11 +32,12 @@ def checkpoint_kind(path: str | Path) -> CheckpointKind:
 
 def open_engine(path: str | Path, *, precision: str | None = None, context_window: int | None = None,
                 numerics: str | None = None, threads: int | None = None, device: str | None = None,
-                hot_kv_bytes: int | None = None) -> Engine:
+                hot_kv_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> Engine:
     """Load the engine for `path`. `precision` None means each engine's fast default (`auto`); `numerics` applies
     to DeepSeek-V4 only; `device` is cpu (None), cuda or auto (CUDA when available). Raises RuntimeModelError
     subclasses (clear messages) before reading weights where it can. `hot_kv_bytes`: DeepSeek-V4's live warm tier
-    (compressed rows past this budget kept int8, runtime/deepseek_v4/kv_tiers.py); a llama cache is all hot."""
+    (compressed rows past this budget kept int8, runtime/deepseek_v4/kv_tiers.py); a llama cache is all hot.
+    `on_progress(done, total)` from the loading thread: checkpoint tensors read (llama), load steps (DeepSeek-V4)."""
     where = resolve_device(device)
     if checkpoint_kind(path) == "deepseek_v4":
         from ..deepseek_v4.engine import V4Engine
@@ -44,11 +46,11 @@ def open_engine(path: str | Path, *, precision: str | None = None, context_windo
             precision = "fp32"  # the official numerics simulation is defined on the checkpoint's own weights
         precision = precision_on(where, precision)
         return V4Engine.load(path, precision=precision or "auto", context_window=context_window, numerics=numerics,
-                             threads=threads, device=where, hot_kv_bytes=hot_kv_bytes)
+                             threads=threads, device=where, hot_kv_bytes=hot_kv_bytes, on_progress=on_progress)
     from .engine import LlamaEngine
     from .loader import FAST
 
     precision = precision_on(where, precision)
 
     return LlamaEngine.load(path, precision=precision or FAST, context_window=context_window, threads=threads,
-                            device=where)
+                            device=where, on_progress=on_progress)

@@ -45,6 +45,12 @@ def chat(app: DSV4App) -> ChatScreen:
 
 
 async def ready(app: DSV4App, pilot: Any) -> ChatScreen:
+    """The chat screen once its session is open: waits for the loading worker itself rather than polling."""
+    def loading() -> bool:
+        return app.chat is not None and (app.chat.session is not None or any(w.group == "load" for w in app.workers))
+
+    await wait_until(pilot, loading, "the session to start loading")  # the load starts after the first frame
+    await app.workers.wait_for_complete()
     await wait_until(pilot, lambda: app.chat is not None and app.chat.session is not None, "the session to open")
     await settle(app, pilot)
     return chat(app)

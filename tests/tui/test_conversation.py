@@ -27,7 +27,9 @@ async def test_a_turn_streams_markdown_and_shows_cards_diff_and_test_counts(calc
         assert [w.text for w in screen.query(UserMessage)] == ["fix the test"]
         replies = list(screen.query(AssistantMessage))
         assert [w.text for w in replies] == ["Let me **look**.", "Fixed add(): it subtracted instead of adding. All tests pass."]
-        assert "look" in replies[0].source and replies[0].query("MarkdownParagraph")  # rendered as Markdown
+        drawn = replies[0].lines(replies[0].content_size.width)  # rendered as Markdown: the word drawn in bold
+        assert [(seg.text.rstrip(), bool(seg.style and seg.style.bold)) for seg in drawn[0] if seg.text.strip()] == [
+            ("Let me", False), ("look", True), (".", False)]
         reasoning = screen.query_one(ReasoningBlock)
         assert reasoning.collapsed and reasoning.text == "The test says add is wrong."
         cards = [(c.tool_name, c.state) for c in screen.query(ToolCard)]

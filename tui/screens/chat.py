@@ -7,6 +7,7 @@ handlers here, on the UI thread, change widgets. Store, memory, undo and git wor
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -49,6 +50,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.notice = notice  # said once when the screen opens (e.g. the answer to the trust question)
         self._open_session = open_session  # callable(emit, approver, on_progress) -> AgentSession, run in a worker
         self.model_label = model_label
+        self.loading_name = model_label or "the model"  # the model the progress line says is loading (/model sets it)
         self.repo = repo
         self.history = history
         self.mode = mode
@@ -90,6 +92,10 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
             return
         session.watch_files()  # the watcher's first scan and the embedder load stay off the UI thread
         session.warm_up()
+        # What is loaded now (torch, the embedder, the model) lives as long as the screen: out of the collector's
+        # sight, a full collection no longer walks it, which stalled the screen ~0.25 s every second or so of
+        # streaming. Let go when the screen goes (on_unmount), so the little garbage frozen with it is freed then.
+        gc.freeze()
         self.post_message(AgentReady(session, session.history() if session.resumed else None))
 
     @work(thread=True, group="facts", exit_on_error=False)
@@ -177,12 +183,13 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         with self._progress_lock:
             progress, self._progress = self._progress or message.progress, None
         line = self.query_one(ProgressLine)
-        if progress.stage == "model":
+        finished = progress.total is not None and progress.done >= progress.total
+        if progress.stage == "model" and progress.total is None:
             return  # the line already says "loading <the model's name>" from the start
-        if progress.stage == "prefill" and progress.total is not None and progress.done >= progress.total:
-            line.stop()  # the prompt is read: the reply streams now
+        if progress.stage in ("model", "prefill") and finished:
+            line.stop()  # the model is loaded (the repository may follow), or the prompt is read: the reply streams
         elif progress.stage != "prefill" or self.busy:  # a late report after the turn ended is not shown
-            line.show(progress)
+            line.show(progress, what=self.loading_name)
 
     def on_repo_facts(self, message: RepoFacts) -> None:
         self.query_one(PromptEditor).files = message.files
@@ -310,6 +317,7 @@ class ChatScreen(ChatCommands, EventRenderer, Screen):
         self.release()
         if self.session is not None:
             self.session.close()
+        gc.unfreeze()  # what this screen's session froze can be collected once it is garbage
 
     def release(self) -> None:
         """Unblock a worker that waits on the user, so the app can exit."""

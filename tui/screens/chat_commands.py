@@ -104,6 +104,7 @@ class ChatCommands:
             return
         status = self.query_one(StatusBar)
         status.state = f"loading {rest}…"
+        self.loading_name = rest
 
         def switch() -> CommandOutput:
             self.session.use_model(rest)

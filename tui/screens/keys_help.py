@@ -23,10 +23,11 @@ KEYS = [
 ]
 
 
-def two_columns(rows: list[tuple[str, str]]) -> Table:
-    """Names on the left, what they do on the right, wrapped in its own column."""
+def two_columns(rows: list[tuple[str, str]], name_width: int) -> Table:
+    """Names on the left, `name_width` wide (the same in every table, so their columns line up), what they do on
+    the right, wrapped in its own column."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
+    table.add_column(style="bold", no_wrap=True, width=name_width)
     table.add_column()
     for name, what in rows:
         table.add_row(name, what)
@@ -38,11 +39,13 @@ class KeysHelp(ModalScreen[None]):
     BINDINGS = [Binding("escape,f1,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
+        command_rows = [(c.usage, c.help) for c in commands.COMMANDS.values()]
+        width = max(len(name) for name, _ in KEYS + command_rows)
         with VerticalScroll(id="help"):
             yield Static("Keys", classes="heading")
-            yield Static(two_columns(KEYS))
+            yield Static(two_columns(KEYS, width))
             yield Static("Commands", classes="heading")
-            yield Static(two_columns([(c.usage, c.help) for c in commands.COMMANDS.values()]))
+            yield Static(two_columns(command_rows, width))
             yield Static("Esc closes", classes="hint")
 
     def action_close(self) -> None:

@@ -1,29 +1,83 @@
 from __future__ import annotations
 
-from textual.widgets import Markdown
-from textual.widgets.markdown import MarkdownStream
+from textual.geometry import Size
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.widget import Widget
+
+from ..markdown_blocks import finished_prefix
+from ..markdown_render import blank_line, render_markdown
 
 
-class AssistantMessage(Markdown):
-    """An assistant reply rendered as Markdown; streamed deltas go through a MarkdownStream, which coalesces
-    fragments that arrive faster than the widget can re-render."""
+class AssistantMessage(Widget):
+    """An assistant reply rendered as Markdown, streamed into a live tail.
+
+    One widget whatever the reply's length: finished blocks are cut off the tail (tui/markdown_blocks.py) and
+    rendered once into lines; each streamed chunk re-renders only the tail. So a chunk costs the same at the end
+    of a long reply as at its start, and the reply adds one widget to the screen's layout, not one per block.
+    """
 
     DEFAULT_CSS = """
-    AssistantMessage { margin: 1 0 0 0; padding: 0 1; background: transparent; }
+    AssistantMessage { height: auto; margin: 1 0 0 0; padding: 0 1; background: transparent; }
     """
 
     def __init__(self, text: str = "") -> None:
-        super().__init__(text)
+        super().__init__()
         self.text = text
-        self._stream: MarkdownStream | None = None
+        self.parts: list[str] = []  # the finished Markdown parts, in order; the tail follows them
+        self._tail = text
+        self._width = 0
+        self._part_lines: list[list[Strip]] = []  # the parts rendered at self._width
+        self._tail_lines: list[Strip] | None = None
 
-    async def append_delta(self, delta: str) -> None:
+    def append_delta(self, delta: str) -> None:
         self.text += delta
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self)
-        await self._stream.write(delta)
+        self._tail += delta
+        if cut := finished_prefix(self._tail):
+            finished, self._tail = self._tail[:cut], self._tail[cut:]
+            self.parts.append(finished)
+            if self._width:
+                self._part_lines.append(self._render(finished, self._width))
+        self._tail_lines = None
+        self.refresh(layout=True)
 
-    async def finish(self) -> None:
-        stream, self._stream = self._stream, None  # taken first: a second finish while this one waits is a no-op
-        if stream is not None:
-            await stream.stop()
+    def lines(self, width: int) -> list[Strip]:
+        """The reply as drawn at this content width: the parts, then the tail, one blank line between them."""
+        if width != self._width:
+            self._width = width
+            self._part_lines = [self._render(part, width) for part in self.parts]
+            self._tail_lines = None
+        if self._tail_lines is None:
+            self._tail_lines = self._render(self._tail, width)
+        drawn: list[Strip] = []
+        for block in (*self._part_lines, self._tail_lines):
+            if block:
+                if drawn:
+                    drawn.append(blank_line(width))
+                drawn.extend(block)
+        return drawn
+
+    def _render(self, text: str, width: int) -> list[Strip]:
+        return render_markdown(self.app.console, text, width, dark=self.app.current_theme.dark)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        drawn = self.lines(width)
+        line = drawn[y] if y < len(drawn) else blank_line(width)
+        if (selection := self.text_selection) is not None and (span := selection.get_span(y)) is not None:
+            start, end = span
+            before, chosen, after = line.divide([start, width if end == -1 else end, width])
+            chosen = chosen.apply_style(self.screen.get_component_rich_style("screen--selection"))
+            line = Strip.join([before, chosen, after])
+        return line.apply_style(self.rich_style).apply_offsets(0, y)  # offsets: where a mouse selection starts
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected part of the reply as drawn (mouse selection and copy)."""
+        text = "\n".join(line.text.rstrip() for line in self.lines(self.content_size.width))
+        return selection.extract(text), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()

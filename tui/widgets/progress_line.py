@@ -9,9 +9,10 @@ from textual.widgets import Label, ProgressBar
 STAGE_LABELS = {"model": "loading the model", "repository": "reading the repository", "prefill": "reading the prompt"}
 
 
-def progress_label(stage: str, done: int, total: int | None, unit: str) -> str:
-    """`reading the prompt  1,024/4,096 tokens`; the bar beside it shows the share and the ETA."""
-    label = STAGE_LABELS.get(stage, stage)
+def progress_label(stage: str, done: int, total: int | None, unit: str, what: str = "") -> str:
+    """`reading the prompt  1,024/4,096 tokens`; the bar beside it shows the share and the ETA. `what` names the
+    thing loaded (`loading smollm2-135m  120/272 tensors`)."""
+    label = f"loading {what}" if stage == "model" and what else STAGE_LABELS.get(stage, stage)
     if total is None:
         return label
     return f"{label}  {done:,}/{total:,} {unit}".rstrip()
@@ -44,14 +45,14 @@ class ProgressLine(Horizontal):
         self.query_one(ProgressBar).update(total=total, progress=0)
         self.add_class("active")
 
-    def show(self, progress: Any) -> None:
+    def show(self, progress: Any, what: str = "") -> None:
         """A Progress (agent/progress.py): a new stage restarts the bar, so its ETA is that stage's own."""
         bar = self.query_one(ProgressBar)
         if progress.stage != self.stage or not self.has_class("active"):
             self.stage = progress.stage
             bar.update(total=progress.total, progress=0)
             self.add_class("active")
-        self.query_one(Label).update(progress_label(progress.stage, progress.done, progress.total, progress.unit))
+        self.query_one(Label).update(progress_label(progress.stage, progress.done, progress.total, progress.unit, what))
         bar.update(total=progress.total, progress=progress.done)
 
     def stop(self) -> None:

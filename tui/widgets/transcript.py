@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.containers import VerticalScroll
+from textual.widget import AwaitMount
 from textual.widget import Widget
 
 from .assistant_message import AssistantMessage
@@ -29,15 +30,14 @@ class Transcript(VerticalScroll):
         self._reasoning: ReasoningBlock | None = None
         self._tools: dict[str, ToolCard] = {}
 
-    def _add(self, widget: Widget) -> None:
+    def _add(self, widget: Widget) -> AwaitMount:
         follow = self.is_vertical_scroll_end or self.max_scroll_y == 0
-        self.mount(widget)
+        mounted = self.mount(widget)
         if follow:
             self.scroll_end(animate=False)
+        return mounted
 
     async def end_stream(self) -> None:
-        if self._assistant is not None:
-            await self._assistant.finish()
         if self._reasoning is not None:
             self._reasoning.finish()
         self._assistant = self._reasoning = None
@@ -54,8 +54,8 @@ class Transcript(VerticalScroll):
             self._reasoning = None
         if self._assistant is None:
             self._assistant = AssistantMessage()
-            self._add(self._assistant)
-        await self._assistant.append_delta(text)
+            await self._add(self._assistant)  # mounted before its tail takes text
+        self._assistant.append_delta(text)
         if self.is_vertical_scroll_end or self.max_scroll_y == 0:
             self.scroll_end(animate=False)
 
