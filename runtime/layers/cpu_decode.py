@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("cpu_decode.c")
+SOURCES = (Path(__file__).with_name("cpu_decode.c"), Path(__file__).with_name("cpu_prefill.c"))
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -43,6 +43,12 @@ class CpuDecodeKernels:
         self._silu_mul = library.dsv4_silu_mul
         self._silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
         self._silu_mul.restype = None
+        self._prefill_supports = library.dsv4_prefill_supports
+        self._prefill_supports.argtypes, self._prefill_supports.restype = [ctypes.c_int], ctypes.c_int
+        self._prefill = library.dsv4_prefill_attention
+        self._prefill.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+                                  + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
+        self._prefill.restype = ctypes.c_int
 
     def supports(self, group: int, head_dim: int) -> bool:
         return bool(self._supports(group, head_dim))
@@ -60,6 +66,25 @@ class CpuDecodeKernels:
                               head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
+        return out
+
+    def prefill_supports(self, head_dim: int) -> bool:
+        return bool(self._prefill_supports(head_dim))
+
+    def prefill_attend(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int) -> torch.Tensor:
+        """Causal attention of a chunk: q (T, H, D) bf16 with contiguous heads (any token stride; heads grouped by
+        kv head), the chunk's keys already in the cache at [start, start + T). Token t sees positions [0, start + t].
+        Returns (T, H*D) bf16 (cpu_prefill.c)."""
+        T, heads, head_dim = q.shape
+        hkv, capacity, _ = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.stride()[1:] == (head_dim, 1)
+        assert heads % hkv == 0 and 0 <= start and start + T <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
+        status = self._prefill(q.data_ptr(), q.stride(0), k_cache.data_ptr(), v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(),
+                               T, hkv, heads // hkv, head_dim, start, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
         return out
 
     def add_rms_norm(self, x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -107,7 +132,7 @@ def _build_key(compiler: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
     flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
-    parts = [SOURCE.read_bytes(), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    parts = [*(source.read_bytes() for source in SOURCES), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
 
 
@@ -127,7 +152,7 @@ def build_library(cache_dir: Path) -> Path | None:
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".cpu_decode-", suffix=".so")
     os.close(fd)
     tmp = Path(tmp_name)
-    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True)
+    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), *map(str, SOURCES), "-lm"], capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         failed.write_text(proc.stderr[-4000:])
