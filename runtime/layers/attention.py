@@ -73,6 +73,14 @@ class Attention(nn.Module):
         kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
         return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
 
+    def forward_prefill(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, start: int,
+                        kernels: CpuDecodeKernels) -> torch.Tensor:
+        """A chunk's un-rotated qkv (T, (H + 2 Hkv) * D) at positions start.. -> (T, H*D): rotary, cache writes and
+        causal attention over the cache in two kernel calls."""
+        kernels.rope_store(qkv, cos, sin, start, self.k_cache, self.v_cache, self.num_heads, interleaved)
+        q = qkv.view(qkv.shape[0], -1, self.head_dim)[:, : self.num_heads]  # (T, H, D), rotated in place
+        return kernels.prefill_attend(q, self.k_cache, self.v_cache, start)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
         T, end = ctx.length, ctx.start + ctx.length

@@ -49,6 +49,9 @@ class CpuDecodeKernels:
         self._prefill.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
                                   + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
         self._prefill.restype = ctypes.c_int
+        self._rope_rows = library.dsv4_rope_store_rows
+        self._rope_rows.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int]
+        self._rope_rows.restype = ctypes.c_int
 
     def supports(self, group: int, head_dim: int) -> bool:
         return bool(self._supports(group, head_dim))
@@ -108,17 +111,19 @@ class CpuDecodeKernels:
 
     def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
                    v_cache: torch.Tensor, heads: int, interleaved: bool) -> None:
-        """One token's qkv (1, (H + 2 Hkv) * D) bf16: q rotated in place, k rotated into the cache at `position`,
-        v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin (RotaryEmbedding)."""
+        """T tokens' qkv (T, (H + 2 Hkv) * D) bf16 at positions position.. (one token in decode): q rotated in place,
+        k rotated into the cache, v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin
+        (RotaryEmbedding)."""
         hkv, capacity, head_dim = k_cache.shape
-        assert qkv.is_contiguous() and qkv.numel() == (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
+        tokens = qkv.shape[0]
+        assert qkv.is_contiguous() and qkv.numel() == tokens * (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
         assert cos.dtype == sin.dtype == torch.bfloat16 and cos.is_contiguous() and sin.is_contiguous()
-        assert 0 <= position < min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
+        assert 0 <= position and position + tokens <= min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
         assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
         row, size = position * head_dim * 2, 2  # byte offsets of the position's table row and cache row
-        status = self._rope(qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row,
-                            k_cache.data_ptr() + position * k_cache.stride(1) * size, v_cache.data_ptr() + position * v_cache.stride(1) * size,
-                            heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + position * k_cache.stride(1) * size,
+                    v_cache.data_ptr() + position * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        status = self._rope(*pointers) if tokens == 1 else self._rope_rows(*pointers, tokens, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"rotary kernel refused its inputs (status {status})")
 

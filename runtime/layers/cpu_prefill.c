@@ -194,3 +194,20 @@ int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint
     free(vt);
     return 0;
 }
+
+// --- rotary and the cache write of a whole chunk, one call instead of ~12 ATen ops a layer ------------------
+
+int dsv4_rope_store(uint16_t *qkv, const uint16_t *cos, const uint16_t *sin, uint16_t *k_dst, uint16_t *v_dst, int hq,
+                    int hkv, int D, int64_t head_stride, int interleaved);  // cpu_decode.c: one token
+
+// T tokens' qkv rows ((hq + 2*hkv) * D each): token t as dsv4_rope_store at table row t and cache row t (cos, sin,
+// k_dst and v_dst point at the chunk's first position). Returns 0, or -1 for shapes it does not take.
+int dsv4_rope_store_rows(uint16_t *qkv, const uint16_t *cos, const uint16_t *sin, uint16_t *k_dst, uint16_t *v_dst, int hq,
+                         int hkv, int D, int64_t head_stride, int interleaved, int64_t T, int threads) {
+    if (D > 256 || D % 2) return -1;
+    const int64_t row = (int64_t)(hq + 2 * hkv) * D;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && T > 1)
+    for (int64_t t = 0; t < T; t++)
+        dsv4_rope_store(qkv + t * row, cos + t * D, sin + t * D, k_dst + t * D, v_dst + t * D, hq, hkv, D, head_stride, interleaved);
+    return 0;
+}
