@@ -19,7 +19,9 @@
 #endif
 
 #define KEYS 32  // keys per block: two fp32 score vectors per row
-#define ROWS 8   // query rows per work item
+#define ROWS 8   // query rows per register block
+#define GROUPS 8  // register blocks per work item: they share each tile of keys
+#define TILE 16   // key blocks per tile (512 keys: 128 KB of repacked keys and values at D = 64, in L2)
 #define MAX_D 128
 
 static inline __m512 exp_nonpositive_p(__m512 x) {
@@ -57,22 +59,31 @@ static void repack_block(const uint16_t *k, const uint16_t *v, int D, int64_t n,
     }
 }
 
-// ROWS query rows of one kv head over key blocks [0, blocks): rows r have query pointers q[r] and see keys
-// [0, limit[r]]. Writes the normalised outputs to out[r] (bf16, D) for the first `rows` rows.
-static inline __attribute__((always_inline)) void attend_rows(
-    const int D, const uint16_t *const *q, const int64_t *limit, uint16_t *const *out, int rows, const uint32_t *kt,
-    const uint32_t *vt, int64_t blocks, int64_t first_masked, float scale) {
-    const int pairs = D / 2, DV = D / 16;
+// The online-softmax state of ROWS query rows: unnormalised outputs, running max and sum.
+typedef struct {
     float o[ROWS][MAX_D] __attribute__((aligned(64)));
-    uint32_t p16[ROWS][KEYS / 2] __attribute__((aligned(64)));  // the block's probabilities as bf16 pairs
     float m[ROWS], l[ROWS];
+} RowState;
+
+static void start_rows(RowState *st, int D) {
     for (int r = 0; r < ROWS; r++) {
-        memset(o[r], 0, sizeof(float) * D);
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+        memset(st->o[r], 0, sizeof(float) * D);
+        st->m[r] = -INFINITY;
+        st->l[r] = 0.0f;
     }
+}
+
+// ROWS query rows of one kv head over key blocks [b_begin, b_end): rows r have query pointers q[r] and see
+// keys [0, limit[r]]; blocks from first_masked on are checked against the limits.
+static inline __attribute__((always_inline)) void attend_rows(
+    const int D, const uint16_t *const *q, const int64_t *limit, RowState *st, const uint32_t *kt, const uint32_t *vt,
+    int64_t b_begin, int64_t b_end, int64_t first_masked, float scale) {
+    const int pairs = D / 2, DV = D / 16;
+    float (*o)[MAX_D] = st->o;
+    float *m = st->m, *l = st->l;
+    uint32_t p16[ROWS][KEYS / 2] __attribute__((aligned(64)));  // the block's probabilities as bf16 pairs
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    for (int64_t b = 0; b < blocks; b++) {
+    for (int64_t b = b_begin; b < b_end; b++) {
         const uint32_t *kb = kt + b * (int64_t)pairs * KEYS;
         __m512 s[ROWS][2];
         for (int r = 0; r < ROWS; r++) s[r][0] = s[r][1] = _mm512_setzero_ps();
@@ -131,17 +142,20 @@ static inline __attribute__((always_inline)) void attend_rows(
             }
         }
     }
+}
+
+static void finish_rows(const RowState *st, int D, uint16_t *const *out, int rows) {
     for (int r = 0; r < rows; r++) {
-        const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
-        for (int c = 0; c < DV; c++)
-            _mm256_storeu_si256((__m256i *)(out[r] + c * 16), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_load_ps(o[r] + c * 16), inv)));
+        const __m512 inv = _mm512_set1_ps(1.0f / st->l[r]);
+        for (int c = 0; c < D / 16; c++)
+            _mm256_storeu_si256((__m256i *)(out[r] + c * 16), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_load_ps(st->o[r] + c * 16), inv)));
     }
 }
 
-static void attend_rows_any(int D, const uint16_t *const *q, const int64_t *limit, uint16_t *const *out, int rows,
-                            const uint32_t *kt, const uint32_t *vt, int64_t blocks, int64_t first_masked, float scale) {
-    if (D == 64) attend_rows(64, q, limit, out, rows, kt, vt, blocks, first_masked, scale);
-    else attend_rows(128, q, limit, out, rows, kt, vt, blocks, first_masked, scale);
+static void attend_rows_any(int D, const uint16_t *const *q, const int64_t *limit, RowState *st, const uint32_t *kt,
+                            const uint32_t *vt, int64_t b_begin, int64_t b_end, int64_t first_masked, float scale) {
+    if (D == 64) attend_rows(64, q, limit, st, kt, vt, b_begin, b_end, first_masked, scale);
+    else attend_rows(128, q, limit, st, kt, vt, b_begin, b_end, first_masked, scale);
 }
 
 int dsv4_prefill_supports(int D) { return D == 64 || D == 128; }
@@ -155,7 +169,7 @@ int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint
                            int threads) {
     if (!dsv4_prefill_supports(D) || hkv < 1 || G < 1 || T < 1 || start < 0) return -1;
     const int64_t n = start + T, blocks = (n + KEYS - 1) / KEYS, block_elems = (int64_t)KEYS * D / 2;
-    const int64_t row_count = T * G, items_per_head = (row_count + ROWS - 1) / ROWS, H = (int64_t)hkv * G;
+    const int64_t row_count = T * G, items_per_head = (row_count + ROWS * GROUPS - 1) / (ROWS * GROUPS), H = (int64_t)hkv * G;
     uint32_t *kt = aligned_alloc(64, (size_t)(hkv * blocks * block_elems) * sizeof(uint32_t));
     uint32_t *vt = aligned_alloc(64, (size_t)(hkv * blocks * block_elems) * sizeof(uint32_t));
     if (kt == NULL || vt == NULL) {
@@ -172,22 +186,36 @@ int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < hkv * items_per_head; item++) {
-            const int64_t h = item / items_per_head, row0 = (item % items_per_head) * ROWS;
-            const uint16_t *qrow[ROWS];
-            uint16_t *orow[ROWS];
-            int64_t limit[ROWS];
-            int rows = 0;
-            for (int r = 0; r < ROWS; r++) {
-                const int64_t row = row0 + r < row_count ? row0 + r : row_count - 1;  // padding rows repeat the last
-                const int64_t t = row / G, head = h * G + row % G;
-                qrow[r] = q + t * q_token_stride + head * D;
-                orow[r] = out + t * H * D + head * D;
-                limit[r] = start + t;
-                rows += row0 + r < row_count;
+            const int64_t h = item / items_per_head, group0 = (item % items_per_head) * ROWS * GROUPS;
+            const uint32_t *head_kt = kt + h * blocks * block_elems, *head_vt = vt + h * blocks * block_elems;
+            RowState state[GROUPS];
+            const uint16_t *qrow[GROUPS][ROWS];
+            uint16_t *orow[GROUPS][ROWS];
+            int64_t limit[GROUPS][ROWS], needed[GROUPS];
+            int rows[GROUPS], groups = 0;
+            for (int gi = 0; gi < GROUPS && group0 + gi * ROWS < row_count; gi++, groups++) {
+                const int64_t row0 = group0 + gi * ROWS;
+                rows[gi] = 0;
+                for (int r = 0; r < ROWS; r++) {
+                    const int64_t row = row0 + r < row_count ? row0 + r : row_count - 1;  // padding rows repeat the last
+                    const int64_t t = row / G, head = h * G + row % G;
+                    qrow[gi][r] = q + t * q_token_stride + head * D;
+                    orow[gi][r] = out + t * H * D + head * D;
+                    limit[gi][r] = start + t;
+                    rows[gi] += row0 + r < row_count;
+                }
+                needed[gi] = limit[gi][ROWS - 1] / KEYS + 1;  // rows ascend in t: the last row sees the most keys
+                start_rows(&state[gi], D);
             }
-            const int64_t last_key = limit[ROWS - 1];  // rows ascend in t: the padded last row sees the most
-            attend_rows_any(D, qrow, limit, orow, rows, kt + h * blocks * block_elems, vt + h * blocks * block_elems,
-                            last_key / KEYS + 1, limit[0] / KEYS, scale);
+            const int64_t most = needed[groups - 1];
+            for (int64_t tile = 0; tile < most; tile += TILE) {  // each tile of keys is read from L2 by every group
+                for (int gi = 0; gi < groups; gi++) {
+                    const int64_t b_end = tile + TILE < needed[gi] ? tile + TILE : needed[gi];
+                    if (tile < b_end)
+                        attend_rows_any(D, qrow[gi], limit[gi], &state[gi], head_kt, head_vt, tile, b_end, limit[gi][0] / KEYS, scale);
+                }
+            }
+            for (int gi = 0; gi < groups; gi++) finish_rows(&state[gi], D, orow[gi], rows[gi]);
         }
     }
     free(kt);
