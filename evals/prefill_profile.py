@@ -4,9 +4,10 @@ GEMMs and the rest, with the CPU prefill kernel (runtime/layers/cpu_prefill.c) a
     OMP_NUM_THREADS=1 .venv/bin/python evals/prefill_profile.py --model smollm2-135m --threads 1 [--rounds 3] [--tokens 8000]
 
 One engine prefills a --tokens prompt from an empty cache in chunks of --chunk tokens, --rounds times for
-each attention path (kernel, ATen), alternating, so both see the same machine load. Every layer's Attention
-and Linear forward is timed by forward hooks (a CPU op has finished when it returns); the rest of a chunk
-(norms, rotary, activation, embedding, Python) is the chunk's wall time minus those. Prints per-chunk-position
+each attention path (kernel, ATen), alternating, so both see the same machine load. Each layer's self-attention
+module and its Linears are timed by forward hooks (a CPU op has finished when it returns): "attention" is the
+attention module without its projections (so rotary and the cache writes, on either path), "linear" every
+projection GEMM, "other" the rest of a chunk (norms, activation, embedding, Python). Prints per-chunk-position
 medians and the whole prefill's tokens/s, and writes evals/results/prefill_profile.json.
 """
 
@@ -47,7 +48,26 @@ class ModuleTimer:
         return total
 
 
-def prefill_chunks(engine, ids: list[int], chunk: int, attention: ModuleTimer, linear: ModuleTimer) -> list[dict]:
+class Timers:
+    """attention_block: each layer's self-attention module (its projections, rotary, cache writes, attention);
+    projections: its qkv/o Linears; mlp: the MLP Linears. Attention proper (with rotary and the cache writes, on
+    either path) is attention_block - projections."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        from dsv4.runtime.layers.linear import Linear
+        from dsv4.runtime.models.llama import LlamaAttention, LlamaMLP
+
+        blocks = [m for m in model.modules() if isinstance(m, LlamaAttention)]
+        self.attention_block = ModuleTimer(blocks)
+        self.projections = ModuleTimer([m for b in blocks for m in b.modules() if isinstance(m, Linear)])
+        self.mlp = ModuleTimer([m for b in model.modules() if isinstance(b, LlamaMLP) for m in b.modules() if isinstance(m, Linear)])
+
+    def take(self) -> tuple[float, float, float]:
+        block, projections, mlp = self.attention_block.take(), self.projections.take(), self.mlp.take()
+        return block - projections, projections + mlp, block + mlp  # attention, GEMMs, both
+
+
+def prefill_chunks(engine, ids: list[int], chunk: int, timers: Timers) -> list[dict]:
     """One prefill from an empty cache, chunk by chunk as the engine runs it; ms per part per chunk."""
     from dsv4.runtime.layers.attention import AttnContext
 
@@ -57,14 +77,14 @@ def prefill_chunks(engine, ids: list[int], chunk: int, attention: ModuleTimer, l
     with torch.inference_mode():
         for start in range(0, len(ids), chunk):
             piece = ids[start : start + chunk]
-            attention.take(), linear.take()
+            timers.take()
             t0 = time.perf_counter()
             hidden = engine.model(torch.tensor(piece), AttnContext.make(start, len(piece)))
             engine.kv.tokens.extend(piece)
             wall = time.perf_counter() - t0
-            att, lin = attention.take(), linear.take()
+            att, lin, timed = timers.take()
             rows.append({"start": start, "tokens": len(piece), "wall_ms": wall * 1e3, "attention_ms": att * 1e3,
-                         "linear_ms": lin * 1e3, "other_ms": (wall - att - lin) * 1e3})
+                         "linear_ms": lin * 1e3, "other_ms": (wall - timed) * 1e3})
         engine.model.compute_logits(hidden[-1:])
     return rows
 
@@ -80,8 +100,6 @@ def main() -> None:
 
     from dsv4.runtime.engine.engine import LlamaEngine
     from dsv4.runtime.layers import cpu_decode
-    from dsv4.runtime.layers.attention import Attention
-    from dsv4.runtime.layers.linear import Linear
     from dsv4.runtime.resolve import resolve_model
 
     path = resolve_model(args.model).path
@@ -91,9 +109,8 @@ def main() -> None:
     while len(ids) < args.tokens:
         ids = ids + ids
     ids = ids[: args.tokens]
-    attention = ModuleTimer([m for m in engine.model.modules() if isinstance(m, Attention)])
-    linear = ModuleTimer([m for m in engine.model.modules() if isinstance(m, Linear)])
-    prefill_chunks(engine, ids[: args.chunk], args.chunk, attention, linear)  # warm-up: first-call allocations, kernel build
+    timers = Timers(engine.model)
+    prefill_chunks(engine, ids[: args.chunk], args.chunk, timers)  # warm-up: first-call allocations, kernel build
 
     runs: dict[str, list[list[dict]]] = defaultdict(list)
     load = []
@@ -102,7 +119,7 @@ def main() -> None:
             os.environ["DSV4_CPU_ATTENTION"] = enabled
             cpu_decode.cpu_decode_kernels.cache_clear()
             load.append(os.getloadavg()[0])
-            runs[path_name].append(prefill_chunks(engine, ids, args.chunk, attention, linear))
+            runs[path_name].append(prefill_chunks(engine, ids, args.chunk, timers))
     os.environ.pop("DSV4_CPU_ATTENTION")
     cpu_decode.cpu_decode_kernels.cache_clear()
 
