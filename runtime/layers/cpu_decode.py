@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 SOURCES = (Path(__file__).with_name("cpu_decode.c"), Path(__file__).with_name("cpu_prefill.c"))
+HEADERS = (Path(__file__).with_name("cpu_simd.h"),)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -137,7 +138,7 @@ def _build_key(compiler: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
     flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
-    parts = [*(source.read_bytes() for source in SOURCES), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    parts = [*(source.read_bytes() for source in (*SOURCES, *HEADERS)), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
 
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_simd.h"
+
 #if !defined(__AVX512F__) || !defined(__AVX512BF16__)
 #error "needs AVX-512F and AVX-512 BF16"
 #endif
@@ -23,23 +25,6 @@
 #define GROUPS 8  // register blocks per work item: they share each tile of keys
 #define TILE 16   // key blocks per tile (512 keys: 128 KB of repacked keys and values at D = 64, in L2)
 #define MAX_D 128
-
-static inline __m512 exp_nonpositive_p(__m512 x) {
-    // exp(x) for x <= 0, the same Cephes expf as cpu_decode.c: |rel err| < 2e-7; below -87 gives ~0
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
 
 // Keys [0, n) of one kv head, repacked: block b holds, for each pair p of dims, the pair of keys b*32..b*32+31
 // as 32 uint32 (kt), and for each pair of keys jp and dim d the two keys' values side by side (vt, as uint32
@@ -115,8 +100,8 @@ static inline __attribute__((always_inline)) void attend_rows(
                 m[r] = block_max;
             }
             const __m512 top = _mm512_set1_ps(m[r]);
-            const __m512 e0 = _mm512_maskz_mov_ps(valid0, exp_nonpositive_p(_mm512_sub_ps(s0, top)));
-            const __m512 e1 = _mm512_maskz_mov_ps(valid1, exp_nonpositive_p(_mm512_sub_ps(s1, top)));
+            const __m512 e0 = _mm512_maskz_mov_ps(valid0, exp_nonpositive(_mm512_sub_ps(s0, top)));
+            const __m512 e1 = _mm512_maskz_mov_ps(valid1, exp_nonpositive(_mm512_sub_ps(s1, top)));
             l[r] += _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
             _mm512_store_si512(p16[r], (__m512i)_mm512_cvtne2ps_pbh(e1, e0));  // keys 0..15 low, 16..31 high
         }
