@@ -1,4 +1,5 @@
-"""The CPU decode kernels (`cpu_decode.c`): built once per machine with the system C compiler, cached under
+"""The CPU decode kernels (`cpu_decode.c`) and prefill kernels (`cpu_prefill.c`: causal chunk attention, a
+chunk's rotary and cache writes), one library built once per machine with the system C compiler, cached under
 `$DSV4_HOME/cache/kernels/`, called through ctypes.
 
 A bf16 decode step is one token: its attention reads the whole cache once, which ATen's CPU flash kernel
