@@ -91,8 +91,12 @@ def load_model(path: str | Path, *, precision: str = FAST, weight_cache: bool = 
     restored = state is not None and model.restore_packed_state(state)
     if not restored:
         model.load_weights(counted(ckpt.tensors(keep_q4=weight_dtype == "int4"), total, report))
-        if cached is not None:
-            packed_cache.save_packed(cached, model.packed_state())
+        if cached is not None and packed_cache.save_packed(cached, model.packed_state()):
+            # adopt the file just written, as a later load would: the packed weights become clean file pages and
+            # the bf16 prefill copies leave the resident set after each chunk, instead of staying anonymous memory
+            remapped = packed_cache.load_packed(cached)
+            if remapped is not None:
+                model.restore_packed_state(remapped)
     report(total, total)
     model.eval()
     return LoadedModel(

@@ -17,15 +17,19 @@ class AttnContext:
 
     start: int  # position of the first new token == tokens already in the cache
     length: int  # new tokens
-    mask: torch.Tensor | None = None  # (T, start+T) bool, for chunks after the first
+    device: torch.device | str = "cpu"
+    _mask: torch.Tensor | None = None  # built on first use (only ATen's path for a chunk after the first needs it)
 
     @classmethod
     def make(cls, start: int, length: int, device: torch.device | str = "cpu") -> AttnContext:
-        mask = None
-        if start > 0 and length > 1:
-            q_pos = torch.arange(start, start + length, device=device).unsqueeze(1)  # (T, 1)
-            mask = torch.arange(start + length, device=device).unsqueeze(0) <= q_pos  # (T, S)
-        return cls(start, length, mask)
+        return cls(start, length, device)
+
+    def causal_mask(self) -> torch.Tensor | None:
+        """(T, start+T) bool for a chunk after the first (None otherwise: SDPA's is_causal covers it), built once per forward."""
+        if self._mask is None and self.start > 0 and self.length > 1:
+            q_pos = torch.arange(self.start, self.start + self.length, device=self.device).unsqueeze(1)  # (T, 1)
+            self._mask = torch.arange(self.start + self.length, device=self.device).unsqueeze(0) <= q_pos  # (T, S)
+        return self._mask
 
 
 # The CPU flash kernel parallelises over (batch, head) only: with 3 kv heads on 2 threads one thread does
@@ -55,12 +59,27 @@ class Attention(nn.Module):
         kernels = cpu_decode_kernels()
         return kernels if kernels is not None and kernels.supports(self.group, self.head_dim) else None
 
+    def prefill_kernels(self) -> CpuDecodeKernels | None:
+        """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c)."""
+        if self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
+            return None
+        kernels = cpu_decode_kernels()
+        return kernels if kernels is not None and kernels.prefill_supports(self.head_dim) else None
+
     def forward_decode(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, position: int,
                        kernels: CpuDecodeKernels) -> torch.Tensor:
         """One token's un-rotated qkv (1, (H + 2 Hkv) * D) -> (1, H*D): rotary, cache write and attention in two
         kernel calls (cos/sin: the rotary tables)."""
         kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
         return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+
+    def forward_prefill(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, start: int,
+                        kernels: CpuDecodeKernels) -> torch.Tensor:
+        """A chunk's un-rotated qkv (T, (H + 2 Hkv) * D) at positions start.. -> (T, H*D): rotary, cache writes and
+        causal attention over the cache in two kernel calls."""
+        kernels.rope_store(qkv, cos, sin, start, self.k_cache, self.v_cache, self.num_heads, interleaved)
+        q = qkv.view(qkv.shape[0], -1, self.head_dim)[:, : self.num_heads]  # (T, H, D), rotated in place
+        return kernels.prefill_attend(q, self.k_cache, self.v_cache, start)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
@@ -80,12 +99,16 @@ class Attention(nn.Module):
                 return self._split_kv(qg, end)
             out = F.scaled_dot_product_attention(qg, keys.unsqueeze(0), values.unsqueeze(0))  # (1, Hkv, G, D)
             return out.reshape(1, self.num_heads * self.head_dim)
+        kernels = self.prefill_kernels()
+        if kernels is not None:  # one C call: no (T, S) mask, no kv repeat, the chunk's own keys causal
+            return kernels.prefill_attend(q, self.k_cache, self.v_cache, ctx.start)  # (T, H*D)
         qh = q.transpose(0, 1).unsqueeze(0)  # (1, H, T, D)
         keys, values = keys.unsqueeze(0), values.unsqueeze(0)  # (1, Hkv, S, D)
-        if ctx.mask is None:
+        mask = ctx.causal_mask()
+        if mask is None:
             out = F.scaled_dot_product_attention(qh, keys, values, is_causal=True, enable_gqa=True)  # (1, H, T, D)
         else:
-            out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=ctx.mask, enable_gqa=True)
+            out = F.scaled_dot_product_attention(qh, keys, values, attn_mask=mask, enable_gqa=True)
         return out[0].transpose(0, 1).reshape(T, self.num_heads * self.head_dim)
 
     def _split_kv(self, qg: torch.Tensor, end: int) -> torch.Tensor:

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cpu_simd.h"
+
 #if !defined(__AVX512F__) || !defined(__AVX512BF16__)
 #error "needs AVX-512F and AVX-512 BF16"
 #endif
@@ -22,23 +24,6 @@
 #define MAX_G 8   // queries (heads) per kv head
 #define MAX_D 128
 #define MAX_CHUNKS 4096  // chunks of a kv head (a chunk is 256+ keys: a million positions and more)
-
-static inline __m512 exp_nonpositive(__m512 x) {
-    // exp(x) for x <= 0 (a score minus the running max), Cephes expf: |rel err| < 2e-7; below -87 gives ~0
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
 
 static inline __m512 widen_bf16(const uint16_t *src) {  // 16 bf16 -> 16 fp32 (exact)
     __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src));

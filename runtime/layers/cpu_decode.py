@@ -1,4 +1,5 @@
-"""The CPU decode kernels (`cpu_decode.c`): built once per machine with the system C compiler, cached under
+"""The CPU decode kernels (`cpu_decode.c`) and prefill kernels (`cpu_prefill.c`: causal chunk attention, a
+chunk's rotary and cache writes), one library built once per machine with the system C compiler, cached under
 `$DSV4_HOME/cache/kernels/`, called through ctypes.
 
 A bf16 decode step is one token: its attention reads the whole cache once, which ATen's CPU flash kernel
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("cpu_decode.c")
+SOURCES = (Path(__file__).with_name("cpu_decode.c"), Path(__file__).with_name("cpu_prefill.c"))
+HEADERS = (Path(__file__).with_name("cpu_simd.h"),)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -43,6 +45,15 @@ class CpuDecodeKernels:
         self._silu_mul = library.dsv4_silu_mul
         self._silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
         self._silu_mul.restype = None
+        self._prefill_supports = library.dsv4_prefill_supports
+        self._prefill_supports.argtypes, self._prefill_supports.restype = [ctypes.c_int], ctypes.c_int
+        self._prefill = library.dsv4_prefill_attention
+        self._prefill.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+                                  + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
+        self._prefill.restype = ctypes.c_int
+        self._rope_rows = library.dsv4_rope_store_rows
+        self._rope_rows.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int]
+        self._rope_rows.restype = ctypes.c_int
 
     def supports(self, group: int, head_dim: int) -> bool:
         return bool(self._supports(group, head_dim))
@@ -60,6 +71,25 @@ class CpuDecodeKernels:
                               head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
+        return out
+
+    def prefill_supports(self, head_dim: int) -> bool:
+        return bool(self._prefill_supports(head_dim))
+
+    def prefill_attend(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int) -> torch.Tensor:
+        """Causal attention of a chunk: q (T, H, D) bf16 with contiguous heads (any token stride; heads grouped by
+        kv head), the chunk's keys already in the cache at [start, start + T). Token t sees positions [0, start + t].
+        Returns (T, H*D) bf16 (cpu_prefill.c)."""
+        T, heads, head_dim = q.shape
+        hkv, capacity, _ = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.stride()[1:] == (head_dim, 1)
+        assert heads % hkv == 0 and 0 <= start and start + T <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
+        status = self._prefill(q.data_ptr(), q.stride(0), k_cache.data_ptr(), v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(),
+                               T, hkv, heads // hkv, head_dim, start, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
         return out
 
     def add_rms_norm(self, x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -83,17 +113,19 @@ class CpuDecodeKernels:
 
     def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
                    v_cache: torch.Tensor, heads: int, interleaved: bool) -> None:
-        """One token's qkv (1, (H + 2 Hkv) * D) bf16: q rotated in place, k rotated into the cache at `position`,
-        v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin (RotaryEmbedding)."""
+        """T tokens' qkv (T, (H + 2 Hkv) * D) bf16 at positions position.. (one token in decode): q rotated in place,
+        k rotated into the cache, v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin
+        (RotaryEmbedding)."""
         hkv, capacity, head_dim = k_cache.shape
-        assert qkv.is_contiguous() and qkv.numel() == (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
+        tokens = qkv.shape[0]
+        assert qkv.is_contiguous() and qkv.numel() == tokens * (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
         assert cos.dtype == sin.dtype == torch.bfloat16 and cos.is_contiguous() and sin.is_contiguous()
-        assert 0 <= position < min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
+        assert 0 <= position and position + tokens <= min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
         assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
         row, size = position * head_dim * 2, 2  # byte offsets of the position's table row and cache row
-        status = self._rope(qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row,
-                            k_cache.data_ptr() + position * k_cache.stride(1) * size, v_cache.data_ptr() + position * v_cache.stride(1) * size,
-                            heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + position * k_cache.stride(1) * size,
+                    v_cache.data_ptr() + position * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        status = self._rope(*pointers) if tokens == 1 else self._rope_rows(*pointers, tokens, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"rotary kernel refused its inputs (status {status})")
 
@@ -107,7 +139,7 @@ def _build_key(compiler: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
     flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
-    parts = [SOURCE.read_bytes(), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    parts = [*(source.read_bytes() for source in (*SOURCES, *HEADERS)), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
 
 
@@ -127,7 +159,7 @@ def build_library(cache_dir: Path) -> Path | None:
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".cpu_decode-", suffix=".so")
     os.close(fd)
     tmp = Path(tmp_name)
-    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True)
+    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), *map(str, SOURCES), "-lm"], capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         failed.write_text(proc.stderr[-4000:])

@@ -40,6 +40,10 @@ class LlamaAttention(nn.Module):
         if kernels is not None:  # one token on the CPU in bf16: rotary, cache write and attention as two C calls
             rotary = self.rotary
             return self.o_proj(self.attn.forward_decode(qkv, rotary.cos, rotary.sin, rotary.interleaved, ctx.start, kernels))
+        kernels = self.attn.prefill_kernels() if T > 1 else None
+        if kernels is not None:  # a chunk on the CPU in bf16: rotary + cache writes, then causal attention, as two C calls
+            rotary = self.rotary
+            return self.o_proj(self.attn.forward_prefill(qkv, rotary.cos, rotary.sin, rotary.interleaved, ctx.start, kernels))
         qkv = qkv.view(T, self.num_heads + 2 * self.num_kv_heads, self.head_dim)  # (T, H+2Hkv, D)
         qk = self.rotary(qkv[:, : self.num_heads + self.num_kv_heads], ctx.start)  # (T, H+Hkv, D)
         q, k = qk[:, : self.num_heads], qk[:, self.num_heads :]

@@ -50,3 +50,20 @@ def test_engine_prefill_copies_from_the_cache_are_released_and_give_the_same_log
     engine.kv.tokens.clear()
     kept = engine.prefill(ids)
     assert torch.equal(first, second) and torch.equal(first, kept)
+
+
+def test_first_load_adopts_the_cache_file_it_writes(smollm_path, perplexity_text, dsv4_home):
+    """A first load (no cache file yet) maps the file it has just written, so its prefill copies are released too."""
+    from dsv4.runtime.engine.engine import LlamaEngine
+    from dsv4.runtime.layers.linear import Linear
+
+    first = LlamaEngine.load(smollm_path, precision="auto", context_window=1024, threads=2)
+    assert first.loaded.weights_from_cache is None  # packed from the checkpoint in this load
+    linears = [m for m in first.model.modules() if isinstance(m, Linear) and m.prefill_weight is not None]
+    assert linears and all(m.release_prefill_pages for m in linears)
+    ranges = mapped_pages.private_file_ranges()
+    assert all(mapped_pages.within(m.weight, ranges) for m in linears)  # the decode weights are file pages as well
+    ids = first.tokenizer.encode(perplexity_text)[:600]
+    later = LlamaEngine.load(smollm_path, precision="auto", context_window=1024, threads=2)
+    assert later.loaded.weights_from_cache is not None
+    assert torch.equal(first.prefill(ids), later.prefill(ids))
