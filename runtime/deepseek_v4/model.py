@@ -24,6 +24,8 @@ from ..layers.norm import RMSNorm
 from .common import PackableLinear, stable_topk
 from .mhc import HyperConnection, collapse_streams
 from .moe import Experts, MoE, SharedExpert
+from .one_token import OneTokenLayer
+from .v4_kernels import v4_kernels
 from .weights import PACKED_FORMATS, PackedWeight, head_logits
 from .config import DeepseekV4Config
 
@@ -40,8 +42,11 @@ class Block(nn.Module):
         self.ffn = MoE(cfg, layer)
         self.hc_attn = HyperConnection(cfg, "attn")
         self.hc_ffn = HyperConnection(cfg, "ffn")
+        self.one_token: OneTokenLayer | None = None  # the int8 decode step through C kernels, once packed
 
     def forward(self, h: torch.Tensor, ids: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
+        if self.one_token is not None and h.shape[0] == 1 and OneTokenLayer.applies(self, lc):
+            return self.one_token(self, h, ids, start, lc)
         y, post, comb = self.hc_attn.pre(h)
         h = self.hc_attn.post(self.attn(self.attn_norm(y), start, lc), h, post, comb)
         y, post, comb = self.hc_ffn.pre(h)
@@ -118,6 +123,15 @@ class DeepseekV4ForCausalLM(nn.Module):
             self.head_rows = PackedWeight(self.head.weight, "int8")
         self.head.weight = nn.Parameter(torch.empty(0), requires_grad=False)
         self.weight_format = fmt
+        self.use_decode_kernels(True)
+
+    def use_decode_kernels(self, on: bool) -> bool:
+        """Run one-token steps of an int8 model on the CPU through the C kernels of `one_token` (on after
+        `pack_weights("int8")` where they build) or through the torch ops; returns whether they are on."""
+        kernels = v4_kernels() if on and self.weight_format == "int8" and self.embed.weight.device.type == "cpu" else None
+        for block in list(self.layers) + list(self.mtp):
+            block.one_token = None if kernels is None else OneTokenLayer(block, kernels)
+        return kernels is not None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(T, d) -> (T, V) float32 through the LM head."""
