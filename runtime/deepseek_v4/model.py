@@ -24,7 +24,7 @@ from ..layers.norm import RMSNorm
 from .common import PackableLinear, stable_topk
 from .mhc import HyperConnection, collapse_streams
 from .moe import Experts, MoE, SharedExpert
-from .one_token import OneTokenLayer
+from .one_token import KernelHead, OneTokenLayer
 from .v4_kernels import v4_kernels
 from .weights import PACKED_FORMATS, PackedWeight, head_logits
 from .config import DeepseekV4Config
@@ -98,6 +98,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         self.hc_head_scale = nn.Parameter(torch.zeros(1))
         self.head_packed: PackedWeight | None = None
         self.head_rows: PackedWeight | None = None
+        self.kernel_head: KernelHead | None = None  # the int8 head of one-token steps through the kernels
         self.weight_format = "fp32"
         self.set_numerics(cfg.numerics)
 
@@ -131,12 +132,14 @@ class DeepseekV4ForCausalLM(nn.Module):
         kernels = v4_kernels() if on and self.weight_format == "int8" and self.embed.weight.device.type == "cpu" else None
         for block in list(self.layers) + list(self.mtp):
             block.one_token = None if kernels is None else OneTokenLayer(block, kernels)
+        self.kernel_head = None if kernels is None else KernelHead(self.head_packed, kernels)
         return kernels is not None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(T, d) -> (T, V) float32 through the LM head."""
         if self.head_packed is not None:
-            return head_logits(self.head_packed, x, self.head_rows.rows if self.head_rows else None)
+            head = self.kernel_head if x.shape[0] == 1 and self.kernel_head is not None else self.head_packed
+            return head_logits(head, x, self.head_rows.rows if self.head_rows else None)
         return F.linear(x, self.head.weight)
 
     def set_numerics(self, mode: str) -> None:

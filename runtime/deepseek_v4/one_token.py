@@ -16,6 +16,7 @@ import torch
 
 from .cache import V4LayerCache
 from .v4_kernels import V4Kernels, WeightTable
+from .weights import PackedWeight
 
 if TYPE_CHECKING:
     from .attention import SparseAttention
@@ -93,3 +94,16 @@ class OneTokenLayer:
         return self.kernels.moe_experts(x, idx, w, self.w13, self.w2, inter,
                                         0 if shared is None else shared.w2.packed.q.shape[1], shared is not None,
                                         experts.limit)
+
+
+class KernelHead:
+    """The packed LM head with its coarse int8 product through the kernel (for `head_logits`: same rows)."""
+
+    def __init__(self, packed: PackedWeight, kernels: V4Kernels) -> None:
+        self.packed, self.kernels = packed, kernels
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return self.kernels.gemv(self.packed, h.contiguous())
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor | None:
+        return self.packed.rows(idx)

@@ -8,6 +8,7 @@ written twice). int8 weights are `PackedWeight`s of format int8: (N, K) int8 row
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import functools
 import os
@@ -37,18 +38,23 @@ SIGNATURES = {
 
 class WeightTable:
     """Raw pointers of int8 weights and their scales, for the kernels that take several matrices in one call.
-    Holds the tensors, so the pointers stay valid as long as the table."""
+    Holds the tensors, so the pointers stay valid as long as the table; a deep copy (of the model) points at
+    the copied tensors."""
 
     def __init__(self, weights: list[PackedWeight]) -> None:
         if any(w.fmt != "int8" for w in weights):
             raise ValueError("the V4 one-token kernels take int8 weights only")
-        self.tensors = [(w.q, w.scale) for w in weights]
-        self.q = (P * len(weights))(*(w.q.data_ptr() for w in weights))
-        self.scale = (P * len(weights))(*(w.scale.data_ptr() for w in weights))
+        self.set([(w.q, w.scale) for w in weights])
 
-    def current(self, weights: list[PackedWeight]) -> bool:
-        """Still the tensors of `weights` (a deep copy of the model has tensors of its own)."""
-        return len(weights) == len(self.tensors) and all(w.q is q for w, (q, _) in zip(weights, self.tensors))
+    def set(self, tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.tensors = tensors
+        self.q = (P * len(tensors))(*(q.data_ptr() for q, _ in tensors))
+        self.scale = (P * len(tensors))(*(s.data_ptr() for _, s in tensors))
+
+    def __deepcopy__(self, memo: dict) -> WeightTable:
+        out = WeightTable.__new__(WeightTable)
+        out.set(copy.deepcopy(self.tensors, memo))
+        return out
 
 
 def ptr(t: torch.Tensor | None) -> int | None:
@@ -61,6 +67,9 @@ class V4Kernels:
             fn = getattr(library, name)
             fn.argtypes, fn.restype = args, result
             setattr(self, "_" + name.removeprefix("v4_"), fn)
+
+    def __deepcopy__(self, memo: dict) -> V4Kernels:
+        return self  # the loaded library: stateless and shared by every model of the process
 
     def gemv(self, w: PackedWeight, x: torch.Tensor) -> torch.Tensor:
         """x (1, K) float32 -> x W^T (1, N) float32, as `PackedWeight.__call__` computes it for int8."""
