@@ -34,24 +34,24 @@ static inline float bf16_to_float(uint16_t b) {
     return v;
 }
 
-// ---- int8 products: y[n] = bf16(bf16(x) . w[n] * scale[n]), what `_weight_int8pack_mm` computes ----
+// ---- int8 products: y[n] = bf16(sum_k bf16(x)[k] * (w[n, k] * scale[n])), what `_weight_int8pack_mm` computes ----
+// Same order as ATen's AVX-512 kernel (the weight scaled before the FMA, one 16-lane accumulator per row,
+// one horizontal sum), so the results are bitwise ATen's where K is a multiple of 16.
 
-static float dot_int8(const float *xb, const int8_t *w, int64_t K) {
-#ifdef __AVX512F__
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+static float dot_int8(const float *xb, const int8_t *w, float scale, int64_t K) {
     int64_t k = 0;
-    for (; k + 32 <= K; k += 32) {
-        __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k))));
-        __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k + 16))));
-        acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb + k), acc0);
-        acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + k + 16), acc1);
+#ifdef __AVX512F__
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 acc = _mm512_setzero_ps();
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k)))), vs);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k), wv, acc);
     }
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    float sum = _mm512_reduce_add_ps(acc);
 #else
     float sum = 0.0f;
-    int64_t k = 0;
 #endif
-    for (; k < K; k++) sum += xb[k] * (float)w[k];
+    for (; k < K; k++) sum += xb[k] * ((float)w[k] * scale);
     return sum;
 }
 
@@ -60,7 +60,7 @@ static void gemv_int8(const float *x, const int8_t *w, const uint16_t *scale, fl
     float *xb = K <= 8192 ? stack : malloc(K * sizeof(float));
     for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(x[k]);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && N * K >= (1 << 20))
-    for (int64_t n = 0; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, K) * bf16_to_float(scale[n]));
+    for (int64_t n = 0; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
     if (xb != stack) free(xb);
 }
 

@@ -82,13 +82,14 @@ def test_int8_product_matches_the_packed_weight():
     for n, kk in ((64, 48), (33, 100), (512, 1024)):  # K = 100: the kernel's scalar tail
         w = PackedWeight(torch.randn(n, kk, generator=g), "int8")
         x = torch.randn(1, kk, generator=g)
-        exact = (x.bfloat16().float() @ w.q.float().T) * w.scale.float()  # float64-free reference of the product
+        exact = x.bfloat16().float() @ (w.q.float() * w.scale.float()[:, None]).T
         # ATen's kernel as the reference where it handles K (it returns NaN for K = 100 on this CPU)
         ref = w(x) if kk % 16 == 0 else exact.bfloat16().float()
         ours = k.gemv(w, x)
-        ulp = ref.abs() * 2.0 ** -7  # one bf16 step: the output is rounded to bf16 like ATen's
-        assert ((ours - ref).abs() <= ulp).all()
-        assert (ours == ref).float().mean() > 0.9
+        if kk % 16 == 0:  # ATen's order of operations: the same bits
+            assert torch.equal(ours, ref)
+        else:  # the tail in another order: within one bf16 step
+            assert ((ours - ref).abs() <= ref.abs() * 2.0 ** -7).all()
 
 
 def test_indexer_top_k_keeps_the_tie_rule():
