@@ -55,12 +55,42 @@ static float dot_int8(const float *xb, const int8_t *w, float scale, int64_t K) 
     return sum;
 }
 
+#ifdef __AVX512F__
+// Four rows at once (four independent FMA chains, as ATen's 4-column blocks): each row's arithmetic is dot_int8's.
+static void dot_int8_x4(const float *xb, const int8_t *w, const uint16_t *scale, float *y, int64_t K) {
+    __m512 acc[4], vs[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_setzero_ps();
+        vs[r] = _mm512_set1_ps(bf16_to_float(scale[r]));
+    }
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 xv = _mm512_loadu_ps(xb + k);
+        for (int r = 0; r < 4; r++) {
+            _mm_prefetch((const char *)(w + r * K + k + 4 * K), _MM_HINT_T0);  // the next block's rows
+            __m128i b8 = _mm_loadu_si128((const __m128i *)(w + r * K + k));
+            acc[r] = _mm512_fmadd_ps(xv, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b8)), vs[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = _mm512_reduce_add_ps(acc[r]), sc = bf16_to_float(scale[r]);
+        for (int64_t t = k; t < K; t++) sum += xb[t] * ((float)w[r * K + t] * sc);
+        y[r] = bf16_round(sum);
+    }
+}
+#endif
+
 static void gemv_int8(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
     float stack[8192];
     float *xb = K <= 8192 ? stack : malloc(K * sizeof(float));
     for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(x[k]);
+    int64_t blocks = 0;
+#ifdef __AVX512F__
+    blocks = N / 4;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && N * K >= (1 << 20))
-    for (int64_t n = 0; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
+    for (int64_t b = 0; b < blocks; b++) dot_int8_x4(xb, w + 4 * b * K, scale + 4 * b, y + 4 * b, K);
+#endif
+    for (int64_t n = 4 * blocks; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
     if (xb != stack) free(xb);
 }
 
