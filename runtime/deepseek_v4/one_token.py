@@ -56,24 +56,26 @@ class OneTokenLayer:
         k, cfg = self.kernels, attn.cfg
         H, D, eps = attn.n_heads, attn.head_dim, cfg.rms_norm_eps
         rope, inv_freq = attn.rotary.dim, attn.rotary.inv_freq
+        # proj's compressor parts may be kept by the compressor states; its first two are read only here
         proj = k.gemv(attn.x_proj, x).split(attn.x_split, dim=-1)
-        qr = k.norm_rope(proj[0], 1, attn.q_norm.weight, eps)
-        q = k.norm_rope(k.gemv(attn.wq_b.packed, qr), H, None, eps, rope=rope, inv_freq=inv_freq, pos=start)
-        kv = k.norm_rope(proj[1], 1, attn.kv_norm.weight, eps, rope=rope, inv_freq=inv_freq, pos=start)
+        qr = k.norm_rope(proj[0], 1, attn.q_norm.weight, eps, in_place=True)
+        q = k.norm_rope(k.gemv(attn.wq_b.packed, qr), H, None, eps, rope=rope, inv_freq=inv_freq, pos=start, in_place=True)
+        kv = k.norm_rope(proj[1], 1, attn.kv_norm.weight, eps, rope=rope, inv_freq=inv_freq, pos=start, in_place=True)
         tail = lc.win
         if tail is not None:  # the single query sees exactly the last window-1 cached keys
             tail = tail[max(0, tail.shape[0] - attn.window + 1):]
         lc.push_window(kv, start, attn.window)
         comp = idx = None
         if attn.ratio:
-            comp = lc.append_compressed(attn.compressor(proj[2], proj[3], start, lc.comp_state))
+            # most steps complete no window: nothing to append (the stores are as they were)
+            rows = attn.compressor(proj[2], proj[3], start, lc.comp_state)
+            comp = lc.append_compressed(rows) if rows.shape[0] else lc.compressed.view()
             if attn.ratio == 4:
-                keys = lc.append_index_keys(attn.indexer.compressor(proj[4], proj[5], start, lc.index_state))
+                rows = attn.indexer.compressor(proj[4], proj[5], start, lc.index_state)
+                keys = lc.append_index_keys(rows) if rows.shape[0] else lc.index_keys.view()
                 idx = self.indexer(attn, qr, proj[6], start, keys)
         o = k.attend_one(q, H, tail, kv, comp, idx, attn.attn_sink, attn.scale, rope, inv_freq, start)
-        G = cfg.o_groups
-        grouped = k.gemv_groups(self.wo_a, o, cfg.o_lora_rank, H * D // G)
-        return k.gemv(attn.wo_b.packed, grouped)
+        return k.output_proj(o, self.wo_a, attn.wo_b.packed)
 
     def indexer(self, attn: SparseAttention, qr: torch.Tensor, head_w: torch.Tensor, start: int,
                 keys: torch.Tensor) -> torch.Tensor:
@@ -81,19 +83,15 @@ class OneTokenLayer:
         ix, k = attn.indexer, self.kernels
         top = min(ix.topk, keys.shape[0])
         q = k.norm_rope(k.gemv(ix.wq_b.packed, qr), ix.n_heads, None, 0.0, norm=False, rope=ix.rotary.dim,
-                        inv_freq=ix.rotary.inv_freq, pos=start)
+                        inv_freq=ix.rotary.inv_freq, pos=start, in_place=True)
         return k.indexer_topk(q, head_w.contiguous(), ix.head_dim ** -0.5 * ix.n_heads ** -0.5, ix.n_heads, keys, top)
 
     def moe(self, moe: MoE, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        gate, experts = moe.gate, moe.experts
-        hash_row = gate.tid2eid[int(ids[0])] if gate.hashed else None
-        idx, w = self.kernels.moe_gate(x, gate.weight, gate.func, None if gate.hashed else gate.bias, hash_row,
-                                       gate.topk, gate.norm_topk, gate.scale)
-        shared = moe.shared_experts
-        inter = experts.packed[0][1].q.shape[1]
-        return self.kernels.moe_experts(x, idx, w, self.w13, self.w2, inter,
-                                        0 if shared is None else shared.w2.packed.q.shape[1], shared is not None,
-                                        experts.limit)
+        gate, experts, shared = moe.gate, moe.experts, moe.shared_experts
+        return self.kernels.moe(x, gate.weight, gate.func, None if gate.hashed else gate.bias,
+                                gate.tid2eid[int(ids[0])].long() if gate.hashed else None, gate.topk, gate.norm_topk,
+                                gate.scale, self.w13, self.w2, experts.packed[0][1].q.shape[1],
+                                0 if shared is None else shared.w2.packed.q.shape[1], shared is not None, experts.limit)
 
 
 class KernelHead:

@@ -98,12 +98,6 @@ void v4_int8_gemv(const float *x, const int8_t *w, const uint16_t *scale, float 
     gemv_int8(x, w, scale, y, N, K, threads);
 }
 
-// `count` independent products of the same shape: input i at x + i * x_stride, output at y + i * N.
-void v4_int8_gemv_groups(int count, const float *x, int64_t x_stride, const int8_t *const *w, const uint16_t *const *scale,
-                         float *y, int64_t N, int64_t K, int threads) {
-    for (int i = 0; i < count; i++) gemv_int8(x + i * x_stride, w[i], scale[i], y + i * N, N, K, threads);
-}
-
 static float dot_f32(const float *a, const float *b, int64_t n) {
 #ifdef __AVX512F__
     __m512 acc = _mm512_setzero_ps();
@@ -288,8 +282,8 @@ static void topk_stable(const float *score, int64_t n, int64_t k, int64_t *out) 
 // The lightning indexer for one query: score_j = sum_h (head_w_h * w_scale) relu(q_h . key_j) over n keys (hd wide), then the
 // best k (k <= n) into idx, ties to the lower index.
 void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int heads, int64_t hd, const float *keys, int64_t n,
-                     int64_t k, float *score, int64_t *idx) {
-    float w[heads];
+                     int64_t k, int64_t *idx) {
+    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads];
     for (int h = 0; h < heads; h++) w[h] = head_w[h] * w_scale;
     for (int64_t j = 0; j < n; j++) {
         const float *key = keys + j * hd;
@@ -301,15 +295,17 @@ void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int hea
         score[j] = s;
     }
     topk_stable(score, n, k, idx);
+    free(score);
 }
 
 // One query (H, D) over window keys (two runs: `tail` rows then `fresh` rows) and compressed entries (rows
 // `comp_idx` of comp when given, else its first n_comp rows), plus a per-head sink logit; K = V. Then the
-// inverse RoPE on the output (rope > 0). scratch: n_tail + n_fresh + n_comp floats.
+// inverse RoPE on the output (rope > 0).
 int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n_tail, const float *fresh, int64_t n_fresh,
-                  const float *comp, const int64_t *comp_idx, int64_t n_comp, const float *sink, float scale, float *scratch,
-                  float *out, int rope, const float *inv_freq, int64_t pos) {
+                  const float *comp, const int64_t *comp_idx, int64_t n_comp, const float *sink, float scale, float *out,
+                  int rope, const float *inv_freq, int64_t pos) {
     const int64_t n = n_tail + n_fresh + n_comp;
+    float *scratch = malloc((n ? n : 1) * sizeof(float));
     for (int h = 0; h < H; h++) {
         const float *qh = q + h * D;
         float *o = out + h * D;
@@ -332,8 +328,19 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
             for (int64_t i = 0; i < D; i++) o[i] += p * key[i];
         }
     }
+    free(scratch);
     if (rope) rope_rows(out, H, D, rope, inv_freq, pos, 1);
     return 0;
+}
+
+// The grouped output projection of one token: o (G * in) cut into G inputs, input g through wo_a[g] (R, in),
+// the concatenation (G * R) through wo_b (N, G * R) -> out (N).
+void v4_output_proj(const float *o, int G, int64_t in, int64_t R, const int8_t *const *wo_a, const uint16_t *const *wo_a_scale,
+                    const int8_t *wo_b, const uint16_t *wo_b_scale, int64_t N, float *out, int threads) {
+    float *grouped = malloc(G * R * sizeof(float));
+    for (int g = 0; g < G; g++) gemv_int8(o + g * in, wo_a[g], wo_a_scale[g], grouped + g * R, R, in, threads);
+    gemv_int8(grouped, wo_b, wo_b_scale, out, N, G * R, threads);
+    free(grouped);
 }
 
 // ---- mixture of experts, one token ----
@@ -372,19 +379,25 @@ void v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int 
 
 static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 
-// The routed experts `idx` (k of them, weights `weights`) and the shared expert (weight 1, unscaled) on one
-// token x (d): sum over experts of w2_e(clamped_swiglu(w13_e x) * weight), in float32. w13 (2I, d) and w2 (d, I)
-// int8 with bf16 row scales, per expert from the pointer tables; the shared expert is entry E of the tables.
-// scratch: 2I + I floats (2 I_shared + I_shared when larger).
-int v4_moe_experts(const float *x, int64_t d, int64_t I, int64_t I_shared, int64_t k, const int64_t *idx, const float *weights,
-                   const int8_t *const *w13, const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2,
-                   int64_t E, int shared, float limit, float *scratch, float *out, int threads) {
-    float part[d];
+// One token's MoE: the gate (as v4_moe_gate) chooses k experts and their weights, then the routed experts and
+// the shared one (weight 1, unscaled): sum over them of w2_e(clamped_swiglu(w13_e x) * weight), in float32.
+// w13 (2I, d) and w2 (d, I) int8 with bf16 row scales, per expert from the pointer tables; the shared expert is
+// entry E of the tables. Returns 1 when a hashed expert id is out of range.
+int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_row,
+           int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared, const int8_t *const *w13,
+           const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared, float limit,
+           float *out, int threads) {
+    if (E > MAX_EXPERTS || k > E) return 2;
+    int64_t idx[MAX_EXPERTS];
+    float weights[MAX_EXPERTS];
+    v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights);
+    for (int64_t r = 0; r < k; r++)
+        if (idx[r] < 0 || idx[r] >= E) return 1;
+    const int64_t widest = I > I_shared ? I : I_shared;
+    float *scratch = malloc((3 * widest + d) * sizeof(float)), *part = scratch + 3 * widest;
     for (int64_t i = 0; i < d; i++) out[i] = 0.0f;
     for (int64_t r = 0; r < k + (shared ? 1 : 0); r++) {
-        const int64_t e = r < k ? idx[r] : E;
-        const int64_t width = r < k ? I : I_shared;
-        if (e < 0 || e > E || (e == E && r < k)) return 1;
+        const int64_t e = r < k ? idx[r] : E, width = r < k ? I : I_shared;
         float *gu = scratch, *hid = scratch + 2 * width;
         gemv_int8(x, w13[e], s13[e], gu, 2 * width, d, threads);
         for (int64_t i = 0; i < width; i++) {
@@ -398,5 +411,6 @@ int v4_moe_experts(const float *x, int64_t d, int64_t I, int64_t I_shared, int64
         gemv_int8(hid, w2[e], s2[e], part, d, width, threads);
         for (int64_t i = 0; i < d; i++) out[i] += part[i];
     }
+    free(scratch);
     return 0;
 }

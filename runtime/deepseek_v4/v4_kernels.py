@@ -25,14 +25,14 @@ P, I64, F32, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 GATE_FUNCS = {"sqrtsoftplus": 0, "sigmoid": 1, "softmax": 2}
 SIGNATURES = {
     "v4_int8_gemv": ([P, P, P, P, I64, I64, INT], None),
-    "v4_int8_gemv_groups": ([INT, P, I64, P, P, P, I64, I64, INT], None),
+    "v4_output_proj": ([P, INT, I64, I64, P, P, P, P, I64, P, INT], None),
     "v4_norm_rope": ([P, P, I64, I64, P, F32, INT, INT, P, I64, INT], INT),
     "v4_mhc_pre": ([P, INT, I64, P, P, P, F32, ctypes.c_double, INT, P, P, P], INT),
     "v4_mhc_post": ([P, P, P, INT, I64, P], None),
-    "v4_indexer_topk": ([P, P, F32, INT, I64, P, I64, I64, P, P], None),
-    "v4_attend_one": ([P, INT, I64, P, I64, P, I64, P, P, I64, P, F32, P, P, INT, P, I64], INT),
+    "v4_indexer_topk": ([P, P, F32, INT, I64, P, I64, I64, P], None),
+    "v4_attend_one": ([P, INT, I64, P, I64, P, I64, P, P, I64, P, F32, P, INT, P, I64], INT),
     "v4_moe_gate": ([P, P, I64, I64, INT, P, P, I64, INT, F32, P, P], None),
-    "v4_moe_experts": ([P, I64, I64, I64, I64, P, P, P, P, P, P, I64, INT, F32, P, P, INT], INT),
+    "v4_moe": ([P, I64, P, I64, INT, P, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
 }
 
 
@@ -78,18 +78,22 @@ class V4Kernels:
         self._int8_gemv(x.data_ptr(), w.q.data_ptr(), w.scale.data_ptr(), out.data_ptr(), N, K, torch.get_num_threads())
         return out
 
-    def gemv_groups(self, table: WeightTable, x: torch.Tensor, n: int, k: int) -> torch.Tensor:
-        """x (count * k,) float32 cut into `count` inputs, input i through matrix i of `table` (each (n, k))
-        -> (1, count * n)."""
-        count = len(table.tensors)
-        out = torch.empty(1, count * n)
-        self._int8_gemv_groups(count, x.data_ptr(), k, table.q, table.scale, out.data_ptr(), n, k, torch.get_num_threads())
+    def output_proj(self, o: torch.Tensor, groups: WeightTable, wo_b: PackedWeight) -> torch.Tensor:
+        """o (1, G * in): group g of it through matrix g of `groups` (R, in), the (G * R) result through wo_b."""
+        G = len(groups.tensors)
+        R, width = groups.tensors[0][0].shape
+        N = wo_b.q.shape[0]
+        out = torch.empty(1, N)
+        self._output_proj(o.data_ptr(), G, width, R, groups.q, groups.scale, wo_b.q.data_ptr(), wo_b.scale.data_ptr(), N,
+                          out.data_ptr(), torch.get_num_threads())
         return out
 
     def norm_rope(self, x: torch.Tensor, rows: int, weight: torch.Tensor | None, eps: float, *, norm: bool = True,
-                  rope: int = 0, inv_freq: torch.Tensor | None = None, pos: int = 0, inverse: bool = False) -> torch.Tensor:
-        """x (.., rows * dim) -> RoPE(rms_norm(x) * weight) per row of `dim`, as a new (1, rows * dim) tensor."""
-        out = torch.empty(1, x.numel())
+                  rope: int = 0, inv_freq: torch.Tensor | None = None, pos: int = 0, inverse: bool = False,
+                  in_place: bool = False) -> torch.Tensor:
+        """x (.., rows * dim) -> RoPE(rms_norm(x) * weight) per row of `dim`: into x itself (`in_place`, for a
+        tensor nothing else reads) or a new (1, rows * dim) tensor."""
+        out = x if in_place else torch.empty(1, x.numel())
         status = self._norm_rope(x.data_ptr(), out.data_ptr(), rows, x.numel() // rows, ptr(weight), eps, int(norm), rope,
                                  ptr(inv_freq), pos, int(inverse))
         if status:
@@ -116,9 +120,8 @@ class V4Kernels:
                      k: int) -> torch.Tensor:
         """One query's heads (heads * hd,) and head weights (heads,) * w_scale over keys (n, hd) -> the best k (k,)."""
         n, hd = keys.shape
-        score, idx = torch.empty(n), torch.empty(k, dtype=torch.long)
-        self._indexer_topk(q.data_ptr(), head_w.data_ptr(), w_scale, heads, hd, keys.data_ptr(), n, k, score.data_ptr(),
-                           idx.data_ptr())
+        idx = torch.empty(k, dtype=torch.long)
+        self._indexer_topk(q.data_ptr(), head_w.data_ptr(), w_scale, heads, hd, keys.data_ptr(), n, k, idx.data_ptr())
         return idx
 
     def attend_one(self, q: torch.Tensor, heads: int, tail: torch.Tensor | None, fresh: torch.Tensor,
@@ -127,10 +130,9 @@ class V4Kernels:
         D = fresh.shape[-1]
         n_tail = 0 if tail is None else tail.shape[0]
         n_comp = 0 if comp is None else comp_idx.shape[0] if comp_idx is not None else comp.shape[0]
-        scratch, out = torch.empty(n_tail + fresh.shape[0] + n_comp), torch.empty(1, heads * D)
+        out = torch.empty(1, heads * D)
         self._attend_one(q.data_ptr(), heads, D, ptr(tail), n_tail, fresh.data_ptr(), fresh.shape[0], ptr(comp),
-                         ptr(comp_idx), n_comp, sink.data_ptr(), scale, scratch.data_ptr(), out.data_ptr(), rope,
-                         inv_freq.data_ptr(), pos)
+                         ptr(comp_idx), n_comp, sink.data_ptr(), scale, out.data_ptr(), rope, inv_freq.data_ptr(), pos)
         return out
 
     def moe_gate(self, x: torch.Tensor, weight: torch.Tensor, func: str, bias: torch.Tensor | None,
@@ -141,16 +143,20 @@ class V4Kernels:
                        route_scale, idx.data_ptr(), w.data_ptr())
         return idx, w
 
-    def moe_experts(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor, w13: WeightTable, w2: WeightTable,
-                    inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
-        d = x.shape[-1]
-        E = len(w2.tensors) - int(shared)
-        scratch, out = torch.empty(3 * max(inter, inter_shared)), torch.empty(1, d)
-        status = self._moe_experts(x.data_ptr(), d, inter, inter_shared, idx.shape[0], idx.data_ptr(), weights.data_ptr(),
-                                   w13.q, w13.scale, w2.q, w2.scale, E, int(shared), limit, scratch.data_ptr(),
-                                   out.data_ptr(), torch.get_num_threads())
+    def moe(self, x: torch.Tensor, gate_weight: torch.Tensor, func: str, bias: torch.Tensor | None,
+            hash_row: torch.Tensor | None, k: int, norm_topk: bool, route_scale: float, w13: WeightTable, w2: WeightTable,
+            inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
+        """One token's MoE (gate, the k chosen experts, the shared expert) -> (1, d). The tables hold the routed
+        experts and then the shared one."""
+        E, d = gate_weight.shape
+        out = torch.empty(1, d)
+        status = self._moe(x.data_ptr(), d, gate_weight.data_ptr(), E, GATE_FUNCS[func], ptr(bias), ptr(hash_row), k,
+                           int(norm_topk), route_scale, inter, inter_shared, w13.q, w13.scale, w2.q, w2.scale, int(shared),
+                           limit, out.data_ptr(), torch.get_num_threads())
+        if status == 1:
+            raise ValueError(f"the hashed expert ids {hash_row.tolist()} are out of range for {E} experts")
         if status:
-            raise ValueError(f"expert ids {idx.tolist()} out of range for {E} experts")
+            raise ValueError(f"{k} of {E} experts: more than the V4 kernels take")
         return out
 
 
