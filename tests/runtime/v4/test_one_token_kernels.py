@@ -156,3 +156,11 @@ def test_an_out_of_range_hashed_expert_is_refused_with_a_clear_error():
     model.layers[0].ffn.gate.tid2eid[9] = 99  # a corrupt hash table: 4 experts
     with pytest.raises(ValueError, match="expert ids"):
         model.last_logits(torch.tensor([9]), cache)
+
+
+def test_only_int8_weights_take_the_kernels():
+    """The fp32 (exact) model and the other packed formats keep the torch ops, so their numerics are unchanged."""
+    model = random_model(tiny_config(vocab=300), seed=7)
+    assert model.use_decode_kernels(True) is False and all(b.one_token is None for b in model.layers)
+    model.pack_weights("bf16")
+    assert model.use_decode_kernels(True) is False and model.kernel_head is None
