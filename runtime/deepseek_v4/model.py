@@ -45,7 +45,7 @@ class Block(nn.Module):
         self.one_token: OneTokenLayer | None = None  # the int8 decode step through C kernels, once packed
 
     def forward(self, h: torch.Tensor, ids: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
-        if self.one_token is not None and h.shape[0] == 1 and OneTokenLayer.applies(self, lc):
+        if self.one_token is not None and h.shape[0] == 1 and OneTokenLayer.applies(lc):
             return self.one_token(self, h, ids, start, lc)
         y, post, comb = self.hc_attn.pre(h)
         h = self.hc_attn.post(self.attn(self.attn_norm(y), start, lc), h, post, comb)

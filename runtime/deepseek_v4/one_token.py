@@ -38,7 +38,7 @@ class OneTokenLayer:
         self.w2 = WeightTable([w2 for _, w2 in experts + shared])
 
     @staticmethod
-    def applies(block: Block, lc: V4LayerCache) -> bool:
+    def applies(lc: V4LayerCache) -> bool:
         """The kernels read the compressed store as one float32 tensor: not once the warm tier holds part of it."""
         return lc.warm is None
 

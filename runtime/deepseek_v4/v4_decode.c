@@ -304,6 +304,7 @@ void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int hea
 int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n_tail, const float *fresh, int64_t n_fresh,
                   const float *comp, const int64_t *comp_idx, int64_t n_comp, const float *sink, float scale, float *out,
                   int rope, const float *inv_freq, int64_t pos) {
+    if (rope > 2 * 512 || rope > D || rope % 2) return 1;
     const int64_t n = n_tail + n_fresh + n_comp;
     float *scratch = malloc((n ? n : 1) * sizeof(float));
     for (int h = 0; h < H; h++) {
@@ -348,8 +349,9 @@ void v4_output_proj(const float *o, int G, int64_t in, int64_t R, const int8_t *
 // The gate for one token: scores s = f(W x) (0 sqrt-softplus, 1 sigmoid, 2 softmax), experts by the best
 // s + bias (ties to the lower index) or the token's hash row, weights s[idx] (normalised when norm_topk)
 // times route_scale.
-void v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int func, const float *bias, const int64_t *hash_row,
-                 int64_t k, int norm_topk, float route_scale, int64_t *idx, float *weights) {
+int v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int func, const float *bias, const int64_t *hash_row,
+                int64_t k, int norm_topk, float route_scale, int64_t *idx, float *weights) {
+    if (E > MAX_EXPERTS || k > E) return 2;
     float s[MAX_EXPERTS], biased[MAX_EXPERTS];
     float top = -INFINITY;
     for (int64_t e = 0; e < E; e++) {
@@ -375,6 +377,7 @@ void v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int 
     float total = 0.0f;
     for (int64_t i = 0; i < k; i++) total += (weights[i] = s[idx[i]]);
     for (int64_t i = 0; i < k; i++) weights[i] = (norm_topk ? weights[i] / (total + 1e-20f) : weights[i]) * route_scale;
+    return 0;
 }
 
 static inline float silu(float g) { return g / (1.0f + expf(-g)); }
@@ -387,10 +390,9 @@ int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, 
            int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared, const int8_t *const *w13,
            const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared, float limit,
            float *out, int threads) {
-    if (E > MAX_EXPERTS || k > E) return 2;
     int64_t idx[MAX_EXPERTS];
     float weights[MAX_EXPERTS];
-    v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights);
+    if (v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights)) return 2;
     for (int64_t r = 0; r < k; r++)
         if (idx[r] < 0 || idx[r] >= E) return 1;
     const int64_t widest = I > I_shared ? I : I_shared;

@@ -31,7 +31,7 @@ SIGNATURES = {
     "v4_mhc_post": ([P, P, P, INT, I64, P], None),
     "v4_indexer_topk": ([P, P, F32, INT, I64, P, I64, I64, P], None),
     "v4_attend_one": ([P, INT, I64, P, I64, P, I64, P, P, I64, P, F32, P, INT, P, I64], INT),
-    "v4_moe_gate": ([P, P, I64, I64, INT, P, P, I64, INT, F32, P, P], None),
+    "v4_moe_gate": ([P, P, I64, I64, INT, P, P, I64, INT, F32, P, P], INT),
     "v4_moe": ([P, I64, P, I64, INT, P, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
 }
 
@@ -120,6 +120,7 @@ class V4Kernels:
                      k: int) -> torch.Tensor:
         """One query's heads (heads * hd,) and head weights (heads,) * w_scale over keys (n, hd) -> the best k (k,)."""
         n, hd = keys.shape
+        k = min(k, n)
         idx = torch.empty(k, dtype=torch.long)
         self._indexer_topk(q.data_ptr(), head_w.data_ptr(), w_scale, heads, hd, keys.data_ptr(), n, k, idx.data_ptr())
         return idx
@@ -131,16 +132,19 @@ class V4Kernels:
         n_tail = 0 if tail is None else tail.shape[0]
         n_comp = 0 if comp is None else comp_idx.shape[0] if comp_idx is not None else comp.shape[0]
         out = torch.empty(1, heads * D)
-        self._attend_one(q.data_ptr(), heads, D, ptr(tail), n_tail, fresh.data_ptr(), fresh.shape[0], ptr(comp),
+        status = self._attend_one(q.data_ptr(), heads, D, ptr(tail), n_tail, fresh.data_ptr(), fresh.shape[0], ptr(comp),
                          ptr(comp_idx), n_comp, sink.data_ptr(), scale, out.data_ptr(), rope, inv_freq.data_ptr(), pos)
+        if status:
+            raise ValueError(f"rotary width {rope} is not supported by the V4 kernels")
         return out
 
     def moe_gate(self, x: torch.Tensor, weight: torch.Tensor, func: str, bias: torch.Tensor | None,
                  hash_row: torch.Tensor | None, k: int, norm_topk: bool, route_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         E, d = weight.shape
         idx, w = torch.empty(k, dtype=torch.long), torch.empty(k)
-        self._moe_gate(x.data_ptr(), weight.data_ptr(), E, d, GATE_FUNCS[func], ptr(bias), ptr(hash_row), k, int(norm_topk),
-                       route_scale, idx.data_ptr(), w.data_ptr())
+        if self._moe_gate(x.data_ptr(), weight.data_ptr(), E, d, GATE_FUNCS[func], ptr(bias), ptr(hash_row), k,
+                          int(norm_topk), route_scale, idx.data_ptr(), w.data_ptr()):
+            raise ValueError(f"{k} of {E} experts: more than the V4 kernels take")
         return idx, w
 
     def moe(self, x: torch.Tensor, gate_weight: torch.Tensor, func: str, bias: torch.Tensor | None,
