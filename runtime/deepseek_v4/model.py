@@ -25,7 +25,7 @@ from .common import PackableLinear, stable_topk
 from .mhc import HyperConnection, collapse_streams
 from .moe import Experts, MoE, SharedExpert
 from .one_token import KernelHead, OneTokenLayer
-from .v4_kernels import v4_kernels
+from .v4_kernels import int8_rows, v4_kernels
 from .weights import PACKED_FORMATS, PackedWeight, head_logits
 from .config import DeepseekV4Config
 
@@ -129,8 +129,10 @@ class DeepseekV4ForCausalLM(nn.Module):
     def use_decode_kernels(self, on: bool) -> bool:
         """Run one-token steps of an int8 model on the CPU through the C kernels of `one_token` (on after
         `pack_weights("int8")` where they build) or through the torch ops; returns whether they are on."""
-        kernels = v4_kernels() if on and self.weight_format == "int8" and self.embed.weight.device.type == "cpu" else None
-        for block in list(self.layers) + list(self.mtp):
+        blocks = list(self.layers) + list(self.mtp)
+        wanted = on and self.weight_format == "int8" and all(map(OneTokenLayer.supports, blocks)) and int8_rows(self.head_packed)
+        kernels = v4_kernels() if wanted else None
+        for block in blocks:
             block.one_token = None if kernels is None else OneTokenLayer(block, kernels)
         self.kernel_head = None if kernels is None else KernelHead(self.head_packed, kernels)
         return kernels is not None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .cache import V4LayerCache
-from .v4_kernels import V4Kernels, WeightTable
+from .v4_kernels import V4Kernels, WeightTable, int8_rows
 from .weights import PackedWeight
 
 if TYPE_CHECKING:
@@ -36,6 +36,21 @@ class OneTokenLayer:
         shared = [] if ffn.shared_experts is None else [(ffn.shared_experts.w13, ffn.shared_experts.w2.packed)]
         self.w13 = WeightTable([w13 for w13, _ in experts + shared])
         self.w2 = WeightTable([w2 for _, w2 in experts + shared])
+
+    @staticmethod
+    def weights(block: Block) -> list[PackedWeight]:
+        """Every packed weight the kernels read for this block."""
+        attn, ffn = block.attn, block.ffn
+        out = [attn.x_proj, attn.wq_b.packed, attn.wo_b.packed, *attn.wo_a_groups]
+        out += [attn.indexer.wq_b.packed] if attn.ratio == 4 else []
+        out += [w for pair in ffn.experts.packed for w in pair]
+        if ffn.shared_experts is not None:
+            out += [ffn.shared_experts.w13, ffn.shared_experts.w2.packed]
+        return out
+
+    @staticmethod
+    def supports(block: Block) -> bool:
+        return all(w is not None and int8_rows(w) for w in OneTokenLayer.weights(block))
 
     @staticmethod
     def applies(lc: V4LayerCache) -> bool:

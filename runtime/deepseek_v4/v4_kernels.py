@@ -36,14 +36,20 @@ SIGNATURES = {
 }
 
 
+def int8_rows(w: PackedWeight) -> bool:
+    """The layout the kernels read: (N, K) int8 rows, contiguous, with (N,) bf16 scales."""
+    return (w.fmt == "int8" and w.q.dtype == torch.int8 and w.q.dim() == 2 and w.q.is_contiguous() and not w.q.is_cuda
+            and w.scale.dtype == torch.bfloat16 and w.scale.shape == w.q.shape[:1] and w.scale.is_contiguous())
+
+
 class WeightTable:
     """Raw pointers of int8 weights and their scales, for the kernels that take several matrices in one call.
     Holds the tensors, so the pointers stay valid as long as the table; a deep copy (of the model) points at
     the copied tensors."""
 
     def __init__(self, weights: list[PackedWeight]) -> None:
-        if any(w.fmt != "int8" for w in weights):
-            raise ValueError("the V4 one-token kernels take int8 weights only")
+        if not all(map(int8_rows, weights)):
+            raise ValueError("the V4 one-token kernels take contiguous int8 rows with bf16 scales only")
         self.set([(w.q, w.scale) for w in weights])
 
     def set(self, tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
