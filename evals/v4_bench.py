@@ -5,7 +5,12 @@ cache of the same width, and the same workload through transformers' DeepseekV4F
 fp32 and bf16) as ratios.
 
     .venv/bin/python evals/v4_bench.py [--lengths 2048 8192 32768] [--hf-lengths 2048 8192] [--decode-steps 16]
-        [--weights fp32 int8] [--hf-dtypes fp32 bf16]
+        [--weights fp32 int8] [--hf-dtypes fp32 bf16] [--rounds 3]
+
+With int8 weights it also measures the decode floor (issue 19): after one prefill per context, `--rounds`
+rounds decode the same cache snapshot with the one-token C kernels off (torch ops) and on, each round next to
+the floor its weight reads set (bytes per token over the LM head's streaming rate, measured in that round
+with the faster of the two int8 kernels), and counts ATen calls per token with torch.profiler.
 
 Writes evals/results/v4_bench.json. Not a test: numbers depend on the machine and its load.
 """
@@ -19,12 +24,16 @@ import os
 import platform
 import time
 from pathlib import Path
+from statistics import median
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from dsv4.runtime.deepseek_v4.checkpoint import hf_to_native
 from dsv4.runtime.deepseek_v4.model import DeepseekV4ForCausalLM
 from dsv4.runtime.deepseek_v4.config import DeepseekV4Config, V4Yarn
+from dsv4.runtime.deepseek_v4.one_token import KernelHead
+from dsv4.runtime.deepseek_v4.v4_kernels import v4_kernels
 
 OUT = Path(__file__).parent / "results" / "v4_bench.json"
 CHUNK = 512
@@ -111,15 +120,68 @@ def decode_weight_bytes(model: DeepseekV4ForCausalLM) -> dict:
     return {"layers": layers, "lm_head": model.head_packed.nbytes(), "total": layers + model.head_packed.nbytes()}
 
 
-def head_stream_gb_s(model: DeepseekV4ForCausalLM, reps: int = 20) -> float:
-    """How fast the packed kernel streams a table far bigger than the caches: the LM head alone."""
+def head_stream_gb_s(model: DeepseekV4ForCausalLM, reps: int = 20, kernel: bool = False) -> float:
+    """How fast the packed kernel (ATen's, or the V4 C kernel with `kernel`) streams a table far bigger than
+    the caches: the LM head alone."""
     h = torch.randn(1, model.config.hidden_size)
+    head = KernelHead(model.head_packed, v4_kernels()) if kernel else model.head_packed
     for _ in range(3):
-        model.head_packed(h)
+        head(h)
     t0 = time.perf_counter()
     for _ in range(reps):
-        model.head_packed(h)
+        head(h)
     return model.head_packed.nbytes() * reps / (time.perf_counter() - t0) / 1e9
+
+
+def decode_steps_ms(model, cache, tok: int, steps: int) -> tuple[list[float], int]:
+    """Per-step wall times (ms) of `steps` greedy decode steps after WARMUP_STEPS untimed ones."""
+    for _ in range(WARMUP_STEPS):
+        tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
+        times.append(1000 * (time.perf_counter() - t0))
+    return times, tok
+
+
+def aten_calls_per_token(model, cache, tok: int, steps: int = 4) -> dict:
+    """ATen calls of a decode step: every op the profiler records, and the top-level ones (those not called
+    by another ATen op: what Python dispatches)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            tok = int(model.last_logits(torch.tensor([tok]), cache).argmax())
+    aten = [e for e in prof.events() if e.name.startswith("aten::")]
+    top = [e for e in aten if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    return {"all": len(aten) / steps, "top_level": len(top) / steps}
+
+
+def floor_rounds(model: DeepseekV4ForCausalLM, ids: torch.Tensor, rounds: int, steps: int) -> dict:
+    """int8 decode with the one-token kernels off and on, from the same prefilled cache, against the floor."""
+    cache = model.new_cache()
+    tok = int(model.last_logits(ids, cache, chunk=CHUNK).argmax())
+    weight_bytes = decode_weight_bytes(model)["total"]
+    variants = {"torch_ops": False, "kernels": True}
+    out: dict = {v: {"rounds": []} for v in variants}
+    for r in range(rounds):
+        load = os.getloadavg()[0]
+        stream = max(head_stream_gb_s(model), head_stream_gb_s(model, kernel=True))
+        floor_ms = weight_bytes / stream / 1e6
+        for name, on in variants.items():
+            model.use_decode_kernels(on)
+            times, _ = decode_steps_ms(model, cache.snapshot(), tok, steps)
+            out[name]["rounds"].append({"ms_per_token_median": median(times), "ms_per_token_mean": sum(times) / steps,
+                                        "floor_ms": floor_ms, "stream_gb_s": stream, "load_average_1m": load})
+    for name, on in variants.items():
+        model.use_decode_kernels(on)
+        rs = out[name]["rounds"]
+        out[name] |= {"ms_per_token": median(x["ms_per_token_median"] for x in rs),
+                      "floor_ms": median(x["floor_ms"] for x in rs),
+                      "vs_floor": median(x["ms_per_token_median"] / x["floor_ms"] for x in rs),
+                      "aten_calls_per_token": aten_calls_per_token(model, cache.snapshot(), tok)}
+    model.use_decode_kernels(True)
+    out["speedup"] = out["torch_ops"]["ms_per_token"] / out["kernels"]["ms_per_token"]
+    return out
 
 
 def run_ours(model, ids: torch.Tensor, steps: int) -> dict:
@@ -171,6 +233,7 @@ def main() -> None:
     ap.add_argument("--hf-dtypes", nargs="*", default=["fp32", "bf16"])
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1 by default: torch's flush-denormal flag reaches only the calling thread)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the int8 decode-floor comparison (0: skip)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -207,6 +270,8 @@ def main() -> None:
                                      for fmt, r in row["ours"].items() for dt, h in row["transformers"].items()}
             row["prefill_speedup"] = {f"{fmt}_vs_hf_{dt}": h["prefill_s"] / r["prefill_s"]
                                       for fmt, r in row["ours"].items() for dt, h in row["transformers"].items()}
+        if "int8" in ours and args.rounds and v4_kernels() is not None:  # without a C compiler: nothing to compare
+            row["int8_decode_floor"] = floor_rounds(ours["int8"], ids, args.rounds, args.decode_steps)
         rows.append(row)
         print(json.dumps(row), flush=True)
     lo, hi = rows[0], rows[-1]
@@ -232,6 +297,10 @@ def main() -> None:
             wb, bw = decode_weight_bytes(m), head_stream_gb_s(m)
             result.setdefault("decode_weight_reads", {})[fmt] = {
                 "bytes_per_token": wb, "stream_gb_s": bw, "floor_ms_per_token": wb["total"] / bw / 1e6}
+            if fmt == "int8" and v4_kernels() is not None:
+                kbw = head_stream_gb_s(m, kernel=True)
+                result["decode_weight_reads"][fmt] |= {"stream_gb_s_v4_kernel": kbw,
+                                                       "floor_ms_per_token_v4_kernel": wb["total"] / kbw / 1e6}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))

@@ -24,6 +24,8 @@ from ..layers.norm import RMSNorm
 from .common import PackableLinear, stable_topk
 from .mhc import HyperConnection, collapse_streams
 from .moe import Experts, MoE, SharedExpert
+from .one_token import KernelHead, OneTokenLayer
+from .v4_kernels import int8_rows, v4_kernels
 from .weights import PACKED_FORMATS, PackedWeight, head_logits
 from .config import DeepseekV4Config
 
@@ -40,8 +42,11 @@ class Block(nn.Module):
         self.ffn = MoE(cfg, layer)
         self.hc_attn = HyperConnection(cfg, "attn")
         self.hc_ffn = HyperConnection(cfg, "ffn")
+        self.one_token: OneTokenLayer | None = None  # the int8 decode step through C kernels, once packed
 
     def forward(self, h: torch.Tensor, ids: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
+        if self.one_token is not None and h.shape[0] == 1 and OneTokenLayer.applies(lc):
+            return self.one_token(self, h, ids, start, lc)
         y, post, comb = self.hc_attn.pre(h)
         h = self.hc_attn.post(self.attn(self.attn_norm(y), start, lc), h, post, comb)
         y, post, comb = self.hc_ffn.pre(h)
@@ -93,6 +98,7 @@ class DeepseekV4ForCausalLM(nn.Module):
         self.hc_head_scale = nn.Parameter(torch.zeros(1))
         self.head_packed: PackedWeight | None = None
         self.head_rows: PackedWeight | None = None
+        self.kernel_head: KernelHead | None = None  # the int8 head of one-token steps through the kernels
         self.weight_format = "fp32"
         self.set_numerics(cfg.numerics)
 
@@ -118,11 +124,24 @@ class DeepseekV4ForCausalLM(nn.Module):
             self.head_rows = PackedWeight(self.head.weight, "int8")
         self.head.weight = nn.Parameter(torch.empty(0), requires_grad=False)
         self.weight_format = fmt
+        self.use_decode_kernels(True)
+
+    def use_decode_kernels(self, on: bool) -> bool:
+        """Run one-token steps of an int8 model on the CPU through the C kernels of `one_token` (on after
+        `pack_weights("int8")` where they build) or through the torch ops; returns whether they are on."""
+        blocks = list(self.layers) + list(self.mtp)
+        wanted = on and self.weight_format == "int8" and all(map(OneTokenLayer.supports, blocks)) and int8_rows(self.head_packed)
+        kernels = v4_kernels() if wanted else None
+        for block in blocks:
+            block.one_token = None if kernels is None else OneTokenLayer(block, kernels)
+        self.kernel_head = None if kernels is None else KernelHead(self.head_packed, kernels)
+        return kernels is not None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(T, d) -> (T, V) float32 through the LM head."""
         if self.head_packed is not None:
-            return head_logits(self.head_packed, x, self.head_rows.rows if self.head_rows else None)
+            head = self.kernel_head if x.shape[0] == 1 and self.kernel_head is not None else self.head_packed
+            return head_logits(head, x, self.head_rows.rows if self.head_rows else None)
         return F.linear(x, self.head.weight)
 
     def set_numerics(self, mode: str) -> None:

@@ -134,32 +134,33 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
 
 
-def _build_key(compiler: str) -> str:
+def _build_key(compiler: str, files: tuple[Path, ...]) -> str:
     """The built library depends on the source, the compiler and the CPU (-march=native)."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
     flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
-    parts = [*(source.read_bytes() for source in (*SOURCES, *HEADERS)), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    parts = [*(file.read_bytes() for file in files), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
 
 
-def build_library(cache_dir: Path) -> Path | None:
+def build_library(cache_dir: Path, sources: tuple[Path, ...] = SOURCES, headers: tuple[Path, ...] = HEADERS) -> Path | None:
     """The built kernel (compiled now if this machine has not built it yet), or None where it cannot be built;
     a failed build is remembered (a `.failed` file with the compiler's output), so it is tried once per machine."""
     compiler = _compiler()
     if compiler is None:
         return None
-    key = _build_key(compiler)
-    library, failed = cache_dir / f"cpu_decode-{key}.so", cache_dir / f"cpu_decode-{key}.failed"
+    # `sources`: the C files of one library (another package's kernels are built the same way), named after the first
+    key, name = _build_key(compiler, (*sources, *headers)), sources[0].stem
+    library, failed = cache_dir / f"{name}-{key}.so", cache_dir / f"{name}-{key}.failed"
     if library.is_file():
         return library
     if failed.is_file():
         return None
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".cpu_decode-", suffix=".so")
+    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{name}-", suffix=".so")
     os.close(fd)
     tmp = Path(tmp_name)
-    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), *map(str, SOURCES), "-lm"], capture_output=True, text=True)
+    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), *map(str, sources), "-lm"], capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         failed.write_text(proc.stderr[-4000:])

@@ -1,0 +1,418 @@
+// The one-token (decode) layer body of DeepSeek-V4 on the CPU with int8 weights, as a few C calls per layer.
+//
+// An int8 decode step of the mid-size bench config read its weights in ~11 ms but spent ~9 ms more on about
+// 1,900 small ATen calls (issue 19): a norm is 8 dispatches, a rotary 10, an int8 projection 9 (the bf16
+// casts around `_weight_int8pack_mm`), an mHC site ~30. Each function here is one of those groups as one
+// call, with the arithmetic of the torch path it replaces (float32, the same bf16 roundings around the int8
+// products), so greedy decoding is unchanged. Built by runtime/deepseek_v4/v4_kernels.py with the system C
+// compiler; AVX-512 where the CPU has it, plain loops elsewhere.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define MAX_HC 16
+#define MAX_EXPERTS 1024
+
+static inline float bf16_round(float v) {  // round to nearest even bf16, as torch's float -> bfloat16 cast
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return v;  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+static inline float bf16_to_float(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+// ---- int8 products: y[n] = bf16(sum_k bf16(x)[k] * (w[n, k] * scale[n])), what `_weight_int8pack_mm` computes ----
+// Same order as ATen's AVX-512 kernel (the weight scaled before the FMA, one 16-lane accumulator per row,
+// one horizontal sum), so the results are bitwise ATen's where K is a multiple of 16.
+
+static float dot_int8(const float *xb, const int8_t *w, float scale, int64_t K) {
+    int64_t k = 0;
+#ifdef __AVX512F__
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 acc = _mm512_setzero_ps();
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k)))), vs);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k), wv, acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+#else
+    float sum = 0.0f;
+#endif
+    for (; k < K; k++) sum += xb[k] * ((float)w[k] * scale);
+    return sum;
+}
+
+#ifdef __AVX512F__
+// Four rows at once (four independent FMA chains, as ATen's 4-column blocks): each row's arithmetic is dot_int8's.
+static void dot_int8_x4(const float *xb, const int8_t *w, const uint16_t *scale, float *y, int64_t K) {
+    __m512 acc[4], vs[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_setzero_ps();
+        vs[r] = _mm512_set1_ps(bf16_to_float(scale[r]));
+    }
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 xv = _mm512_loadu_ps(xb + k);
+        for (int r = 0; r < 4; r++) {
+            _mm_prefetch((const char *)(w + r * K + k + 4 * K), _MM_HINT_T0);  // the next block's rows
+            __m128i b8 = _mm_loadu_si128((const __m128i *)(w + r * K + k));
+            acc[r] = _mm512_fmadd_ps(xv, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b8)), vs[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = _mm512_reduce_add_ps(acc[r]), sc = bf16_to_float(scale[r]);
+        for (int64_t t = k; t < K; t++) sum += xb[t] * ((float)w[r * K + t] * sc);
+        y[r] = bf16_round(sum);
+    }
+}
+#endif
+
+static void gemv_int8(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
+    float stack[8192];
+    float *xb = K <= 8192 ? stack : malloc(K * sizeof(float));
+    for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(x[k]);
+    int64_t blocks = 0;
+#ifdef __AVX512F__
+    blocks = N / 4;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && N * K >= (1 << 20))
+    for (int64_t b = 0; b < blocks; b++) dot_int8_x4(xb, w + 4 * b * K, scale + 4 * b, y + 4 * b, K);
+#endif
+    for (int64_t n = 4 * blocks; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
+    if (xb != stack) free(xb);
+}
+
+void v4_int8_gemv(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
+    gemv_int8(x, w, scale, y, N, K, threads);
+}
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+#ifdef __AVX512F__
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    float s = _mm512_reduce_add_ps(acc);
+#else
+    float s = 0.0f;
+    int64_t i = 0;
+#endif
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// ---- norms and rotary ----
+
+// rows x dim: out = x * rsqrt(mean(x^2) + eps) (* weight), as F.rms_norm on float32.
+static void rms_rows(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *o = out + r * dim;
+        float ss = 0.0f;
+        for (int64_t i = 0; i < dim; i++) ss += xr[i] * xr[i];
+        float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+        if (weight)
+            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+        else
+            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv;
+    }
+}
+
+// Interleaved RoPE on the trailing `rope` channels of each row: pairs (2i, 2i+1) rotate by pos * inv_freq[i]
+// (backwards when inverse), as Rotary.apply's complex product.
+static void rope_rows(float *x, int64_t rows, int64_t dim, int rope, const float *inv_freq, int64_t pos, int inverse) {
+    float c[512], s[512];
+    int half = rope / 2;
+    for (int i = 0; i < half; i++) {
+        float ang = (float)pos * inv_freq[i];
+        c[i] = cosf(ang);
+        s[i] = inverse ? -sinf(ang) : sinf(ang);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        float *t = x + r * dim + dim - rope;
+        for (int i = 0; i < half; i++) {
+            float a = t[2 * i], b = t[2 * i + 1];
+            t[2 * i] = a * c[i] - b * s[i];
+            t[2 * i + 1] = a * s[i] + b * c[i];
+        }
+    }
+}
+
+// out = rope(rms_norm(x) (* weight)); norm and rotary each optional (rope == 0: none).
+int v4_norm_rope(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps, int norm, int rope,
+                 const float *inv_freq, int64_t pos, int inverse) {
+    if (rope > 2 * 512 || rope > dim || rope % 2) return 1;
+    if (norm)
+        rms_rows(x, out, rows, dim, weight, eps);
+    else if (out != x)
+        memcpy(out, x, rows * dim * sizeof(float));
+    if (rope) rope_rows(out, rows, dim, rope, inv_freq, pos, inverse);
+    return 0;
+}
+
+// ---- mHC, one token ----
+
+// HyperConnection.pre for one token followed by the sub-layer's RMSNorm: h (hc, d) -> x_out (d) =
+// norm(sum_k pre_k h_k) * norm_w, mix_out = post gates (hc) then the Sinkhorn-normalised comb (hc, hc).
+// The gates and Sinkhorn run in double like mhc.one_token_mixes.
+int v4_mhc_pre(const float *h, int hc, int64_t d, const float *fn, const float *base, const float *scale, float norm_eps,
+               double eps, int iters, const float *norm_w, float *x_out, float *mix_out) {
+    if (hc < 1 || hc > MAX_HC) return 1;
+    const int64_t width = (int64_t)hc * d;
+    const int nmix = (2 + hc) * hc;
+    float ss = 0.0f;
+    for (int64_t i = 0; i < width; i++) ss += h[i] * h[i];
+    float inv = 1.0f / sqrtf(ss / (float)width + norm_eps);
+    float *hn = malloc(width * sizeof(float));  // the normed streams, as rms_unweighted(h.flatten(1))
+    for (int64_t i = 0; i < width; i++) hn[i] = h[i] * inv;
+    double z[(2 + MAX_HC) * MAX_HC];
+    for (int j = 0; j < nmix; j++) {
+        float s = scale[j < hc ? 0 : j < 2 * hc ? 1 : 2];
+        z[j] = (double)(base[j] + dot_f32(fn + j * width, hn, width) * s);
+    }
+    free(hn);
+    double pre[MAX_HC], m[MAX_HC * MAX_HC];
+    for (int k = 0; k < hc; k++) {
+        pre[k] = 0.5 + 0.5 * tanh(0.5 * z[k]) + eps;  // sigmoid without exp overflow
+        mix_out[k] = (float)(1.0 + tanh(0.5 * z[hc + k]));
+    }
+    for (int r = 0; r < hc; r++) {  // softmax of each row, + eps
+        const double *row = z + 2 * hc + r * hc;
+        double top = row[0], total = 0.0;
+        for (int c = 1; c < hc; c++) top = row[c] > top ? row[c] : top;
+        for (int c = 0; c < hc; c++) total += (m[r * hc + c] = exp(row[c] - top));
+        for (int c = 0; c < hc; c++) m[r * hc + c] = m[r * hc + c] / total + eps;
+    }
+    for (int it = 0; it < iters; it++) {  // column pass, then row/column pairs
+        if (it)
+            for (int r = 0; r < hc; r++) {
+                double s = eps;
+                for (int c = 0; c < hc; c++) s += m[r * hc + c];
+                for (int c = 0; c < hc; c++) m[r * hc + c] /= s;
+            }
+        for (int c = 0; c < hc; c++) {
+            double s = eps;
+            for (int r = 0; r < hc; r++) s += m[r * hc + c];
+            for (int r = 0; r < hc; r++) m[r * hc + c] /= s;
+        }
+    }
+    for (int j = 0; j < hc * hc; j++) mix_out[hc + j] = (float)m[j];
+    float y[d];
+    float pf[MAX_HC];
+    for (int k = 0; k < hc; k++) pf[k] = (float)pre[k];
+    for (int64_t i = 0; i < d; i++) {
+        float acc = 0.0f;
+        for (int k = 0; k < hc; k++) acc += pf[k] * h[k * d + i];
+        y[i] = acc;
+    }
+    rms_rows(y, x_out, 1, d, norm_w, norm_eps);
+    return 0;
+}
+
+// HyperConnection.post for one token: out_k = post_k * o + sum_j comb[j, k] * h_j, mix = post (hc), comb (hc, hc).
+void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64_t d, float *out) {
+    const float *comb = mix + hc;
+    for (int k = 0; k < hc; k++) {
+        float *ok = out + k * d;
+        for (int64_t i = 0; i < d; i++) {
+            float acc = 0.0f;
+            for (int j = 0; j < hc; j++) acc += comb[j * hc + k] * h[j * d + i];
+            ok[i] = acc + mix[k] * o[i];
+        }
+    }
+}
+
+// ---- attention, one query ----
+
+// Top-k of n float scores, best first, ties to the lower index (stable_topk's rule); k <= n.
+static void topk_stable(const float *score, int64_t n, int64_t k, int64_t *out) {
+    // a min-heap of the k best (worst at the root): "better" = larger score, or equal score and lower index
+    int64_t size = 0;
+#define BETTER(a, b) (score[a] > score[b] || (score[a] == score[b] && (a) < (b)))
+    for (int64_t i = 0; i < n; i++) {
+        if (size < k) {
+            int64_t c = size++;
+            out[c] = i;
+            while (c > 0) {
+                int64_t p = (c - 1) / 2;
+                if (!BETTER(out[p], out[c])) break;
+                int64_t t = out[p]; out[p] = out[c]; out[c] = t;
+                c = p;
+            }
+        } else if (BETTER(i, out[0])) {
+            out[0] = i;
+            int64_t c = 0;
+            for (;;) {
+                int64_t l = 2 * c + 1, r = l + 1, w = c;
+                if (l < size && BETTER(out[w], out[l])) w = l;
+                if (r < size && BETTER(out[w], out[r])) w = r;
+                if (w == c) break;
+                int64_t t = out[w]; out[w] = out[c]; out[c] = t;
+                c = w;
+            }
+        }
+    }
+    for (int64_t end = size - 1; end > 0; end--) {  // heap sort: the worst goes last
+        int64_t t = out[0]; out[0] = out[end]; out[end] = t;
+        int64_t c = 0;
+        for (;;) {
+            int64_t l = 2 * c + 1, r = l + 1, w = c;
+            if (l < end && BETTER(out[w], out[l])) w = l;
+            if (r < end && BETTER(out[w], out[r])) w = r;
+            if (w == c) break;
+            int64_t t2 = out[w]; out[w] = out[c]; out[c] = t2;
+            c = w;
+        }
+    }
+#undef BETTER
+}
+
+
+// The lightning indexer for one query: score_j = sum_h (head_w_h * w_scale) relu(q_h . key_j) over n keys (hd wide), then the
+// best k (k <= n) into idx, ties to the lower index.
+void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int heads, int64_t hd, const float *keys, int64_t n,
+                     int64_t k, int64_t *idx) {
+    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads];
+    for (int h = 0; h < heads; h++) w[h] = head_w[h] * w_scale;
+    for (int64_t j = 0; j < n; j++) {
+        const float *key = keys + j * hd;
+        float s = 0.0f;
+        for (int h = 0; h < heads; h++) {
+            float v = dot_f32(q + h * hd, key, hd);
+            s += w[h] * (v > 0.0f ? v : 0.0f);
+        }
+        score[j] = s;
+    }
+    topk_stable(score, n, k, idx);
+    free(score);
+}
+
+// One query (H, D) over window keys (two runs: `tail` rows then `fresh` rows) and compressed entries (rows
+// `comp_idx` of comp when given, else its first n_comp rows), plus a per-head sink logit; K = V. Then the
+// inverse RoPE on the output (rope > 0).
+int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n_tail, const float *fresh, int64_t n_fresh,
+                  const float *comp, const int64_t *comp_idx, int64_t n_comp, const float *sink, float scale, float *out,
+                  int rope, const float *inv_freq, int64_t pos) {
+    if (rope > 2 * 512 || rope > D || rope % 2) return 1;
+    const int64_t n = n_tail + n_fresh + n_comp;
+    float *scratch = malloc((n ? n : 1) * sizeof(float));
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + h * D;
+        float *o = out + h * D;
+        float top = sink[h];
+        for (int64_t j = 0; j < n; j++) {
+            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
+                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
+            float s = dot_f32(qh, key, D) * scale;
+            scratch[j] = s;
+            top = s > top ? s : top;
+        }
+        float total = expf(sink[h] - top);
+        for (int64_t j = 0; j < n; j++) total += (scratch[j] = expf(scratch[j] - top));
+        float inv = 1.0f / total;
+        for (int64_t i = 0; i < D; i++) o[i] = 0.0f;
+        for (int64_t j = 0; j < n; j++) {
+            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
+                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
+            float p = scratch[j] * inv;
+            for (int64_t i = 0; i < D; i++) o[i] += p * key[i];
+        }
+    }
+    free(scratch);
+    if (rope) rope_rows(out, H, D, rope, inv_freq, pos, 1);
+    return 0;
+}
+
+// The grouped output projection of one token: o (G * in) cut into G inputs, input g through wo_a[g] (R, in),
+// the concatenation (G * R) through wo_b (N, G * R) -> out (N).
+void v4_output_proj(const float *o, int G, int64_t in, int64_t R, const int8_t *const *wo_a, const uint16_t *const *wo_a_scale,
+                    const int8_t *wo_b, const uint16_t *wo_b_scale, int64_t N, float *out, int threads) {
+    float *grouped = malloc(G * R * sizeof(float));
+    for (int g = 0; g < G; g++) gemv_int8(o + g * in, wo_a[g], wo_a_scale[g], grouped + g * R, R, in, threads);
+    gemv_int8(grouped, wo_b, wo_b_scale, out, N, G * R, threads);
+    free(grouped);
+}
+
+// ---- mixture of experts, one token ----
+
+// The gate for one token: scores s = f(W x) (0 sqrt-softplus, 1 sigmoid, 2 softmax), experts by the best
+// s + bias (ties to the lower index) or the token's hash row, weights s[idx] (normalised when norm_topk)
+// times route_scale.
+int v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int func, const float *bias, const int64_t *hash_row,
+                int64_t k, int norm_topk, float route_scale, int64_t *idx, float *weights) {
+    if (E > MAX_EXPERTS || k > E) return 2;
+    float s[MAX_EXPERTS], biased[MAX_EXPERTS];
+    float top = -INFINITY;
+    for (int64_t e = 0; e < E; e++) {
+        float v = dot_f32(gate_w + e * d, x, d);
+        if (func == 0)
+            v = sqrtf(v > 20.0f ? v : log1pf(expf(v)));  // F.softplus (threshold 20), then sqrt
+        else if (func == 1)
+            v = 1.0f / (1.0f + expf(-v));
+        s[e] = v;
+        top = v > top ? v : top;
+    }
+    if (func == 2) {
+        float total = 0.0f;
+        for (int64_t e = 0; e < E; e++) total += (s[e] = expf(s[e] - top));
+        for (int64_t e = 0; e < E; e++) s[e] /= total;
+    }
+    if (hash_row)
+        for (int64_t i = 0; i < k; i++) idx[i] = hash_row[i];
+    else {
+        for (int64_t e = 0; e < E; e++) biased[e] = (s[e] + bias[e]) + 0.0f;
+        topk_stable(biased, E, k, idx);
+    }
+    float total = 0.0f;
+    for (int64_t i = 0; i < k; i++) total += (weights[i] = s[idx[i]]);
+    for (int64_t i = 0; i < k; i++) weights[i] = (norm_topk ? weights[i] / (total + 1e-20f) : weights[i]) * route_scale;
+    return 0;
+}
+
+static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+
+// One token's MoE: the gate (as v4_moe_gate) chooses k experts and their weights, then the routed experts and
+// the shared one (weight 1, unscaled): sum over them of w2_e(clamped_swiglu(w13_e x) * weight), in float32.
+// w13 (2I, d) and w2 (d, I) int8 with bf16 row scales, per expert from the pointer tables; the shared expert is
+// entry E of the tables. Returns 1 when a hashed expert id is out of range.
+int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_row,
+           int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared, const int8_t *const *w13,
+           const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared, float limit,
+           float *out, int threads) {
+    int64_t idx[MAX_EXPERTS];
+    float weights[MAX_EXPERTS];
+    if (v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights)) return 2;
+    for (int64_t r = 0; r < k; r++)
+        if (idx[r] < 0 || idx[r] >= E) return 1;
+    const int64_t widest = I > I_shared ? I : I_shared;
+    float *scratch = malloc((3 * widest + d) * sizeof(float)), *part = scratch + 3 * widest;
+    for (int64_t i = 0; i < d; i++) out[i] = 0.0f;
+    for (int64_t r = 0; r < k + (shared ? 1 : 0); r++) {
+        const int64_t e = r < k ? idx[r] : E, width = r < k ? I : I_shared;
+        float *gu = scratch, *hid = scratch + 2 * width;
+        gemv_int8(x, w13[e], s13[e], gu, 2 * width, d, threads);
+        for (int64_t i = 0; i < width; i++) {
+            float g = gu[i], u = gu[width + i];
+            if (limit > 0) {
+                g = g < limit ? g : limit;
+                u = u < -limit ? -limit : u > limit ? limit : u;
+            }
+            hid[i] = r < k ? silu(g) * u * weights[r] : silu(g) * u;
+        }
+        gemv_int8(hid, w2[e], s2[e], part, d, width, threads);
+        for (int64_t i = 0; i < d; i++) out[i] += part[i];
+    }
+    free(scratch);
+    return 0;
+}
