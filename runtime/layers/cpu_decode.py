@@ -102,32 +102,32 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
 
 
-def _build_key(compiler: str) -> str:
+def _build_key(compiler: str, source: Path) -> str:
     """The built library depends on the source, the compiler and the CPU (-march=native)."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
     flags = next((line for line in cpu.splitlines() if line.startswith("flags")), cpu[:2000])
-    parts = [SOURCE.read_bytes(), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
+    parts = [source.read_bytes(), version.encode(), flags.encode(), platform.machine().encode(), " ".join(COMPILE_FLAGS).encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
 
 
-def build_library(cache_dir: Path) -> Path | None:
-    """The built kernel (compiled now if this machine has not built it yet), or None where it cannot be built;
+def build_library(cache_dir: Path, source: Path = SOURCE) -> Path | None:
+    """The built kernel of `source` (compiled now if this machine has not built it yet), or None where it cannot be built;
     a failed build is remembered (a `.failed` file with the compiler's output), so it is tried once per machine."""
     compiler = _compiler()
     if compiler is None:
         return None
-    key = _build_key(compiler)
-    library, failed = cache_dir / f"cpu_decode-{key}.so", cache_dir / f"cpu_decode-{key}.failed"
+    key = _build_key(compiler, source)
+    library, failed = cache_dir / f"{source.stem}-{key}.so", cache_dir / f"{source.stem}-{key}.failed"
     if library.is_file():
         return library
     if failed.is_file():
         return None
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".cpu_decode-", suffix=".so")
+    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{source.stem}-", suffix=".so")
     os.close(fd)
     tmp = Path(tmp_name)
-    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True)
+    proc = subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(tmp), str(source), "-lm"], capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         failed.write_text(proc.stderr[-4000:])
