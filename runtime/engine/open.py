@@ -34,8 +34,9 @@ def open_engine(path: str | Path, *, precision: str | None = None, context_windo
                 hot_kv_bytes: int | None = None) -> Engine:
     """Load the engine for `path`. `precision` None means each engine's fast default (`auto`); `numerics` applies
     to DeepSeek-V4 only; `device` is cpu (None), cuda or auto (CUDA when available). Raises RuntimeModelError
-    subclasses (clear messages) before reading weights where it can. `hot_kv_bytes`: DeepSeek-V4's live warm tier
-    (compressed rows past this budget kept int8, runtime/deepseek_v4/kv_tiers.py); a llama cache is all hot."""
+    subclasses (clear messages) before reading weights where it can. `hot_kv_bytes`: the live warm tier's budget
+    (V4: compressed rows past it kept int8, runtime/deepseek_v4/kv_tiers.py; llama: the oldest K/V positions,
+    runtime/engine/kv_tiers.py)."""
     where = resolve_device(device)
     if checkpoint_kind(path) == "deepseek_v4":
         from ..deepseek_v4.engine import V4Engine
@@ -51,4 +52,4 @@ def open_engine(path: str | Path, *, precision: str | None = None, context_windo
     precision = precision_on(where, precision)
 
     return LlamaEngine.load(path, precision=precision or FAST, context_window=context_window, threads=threads,
-                            device=where)
+                            device=where, hot_kv_bytes=hot_kv_bytes)
