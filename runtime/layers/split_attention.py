@@ -3,6 +3,10 @@ positions are dequantised `WARM_CHUNK` at a time into a scratch, each part is at
 kernel (which returns its log-sum-exp), and the parts are merged by their log-sum-exp:
 softmax over all keys = sum_i exp(lse_i - lse) * out_i.
 
+This is ATen's flash kernel, not the bf16 C decode kernel (`cpu_decode.c`, ~10x faster per layer, which
+has no log-sum-exp output and reads bf16 only): a decode step with warm rows is slower than an all-hot one.
+A plain-C int8 kernel (scalar dot products) measured no faster than these chunks; an AVX-512 one is not done.
+
 Runs only when the llama live warm tier holds positions (`Attention.warm`, runtime/engine/kv_tiers.py);
 the block (`k_cache`/`v_cache`) then holds positions [warm.n, ...). Every warm position is before every
 query (the warm tier only takes computed positions), so only the hot part needs the causal mask.
