@@ -90,8 +90,15 @@ class KVCache:
         hot = len(self.tokens) - self.offset
         self.warm.append(self.block[:, :, :, :k])
         kept = self.block[:, :, :, k:hot].clone()
+        capacity = MIN_CAPACITY
+        while capacity < hot - k + 1:
+            capacity *= 2
+        if self.capacity > 2 * capacity:  # a block grown for an import or a long prompt: give the memory back
+            self.block.zero_()
+            self.block = self._allocate(capacity)
+        else:
+            self.block[:, :, :, hot - k : hot].zero_()
         self.block[:, :, :, : hot - k] = kept
-        self.block[:, :, :, hot - k : hot].zero_()
         self._point_layers()
 
     def block_for_import(self, n: int) -> torch.Tensor:

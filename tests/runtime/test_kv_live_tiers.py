@@ -169,6 +169,7 @@ def test_snapshot_export_and_import_with_warm_rows(tiered, perplexity_text):
     engine.reset()  # a tiered one restores it and demotes to its budget at once
     assert engine.import_prefix(snap) == 780
     assert kv.warm.n > 0 and len(kv.tokens) - kv.offset <= 128 + 1
+    assert kv.capacity == 256  # the block the import grew is given back (the hot budget bounds the memory)
     tiered_again = engine.prefill(ids).float()
     for got in (all_hot, tiered_again):
         assert float((got - want).abs().max()) <= LOGIT_TOLERANCE["auto"]
