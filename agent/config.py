@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     kv_warm_ram_mb: int = Field(default=512, ge=0, description="Older snapshots kept in RAM as int8 blocks")
     kv_disk_mb: int = Field(default=8192, ge=0, description="Snapshot files on disk, least recently used evicted")
     kv_disk_tier: Literal["hot", "cold"] = Field(default="hot", description="Files lossless (hot) or int4 compressed (cold)")
-    kv_live_hot_mb: int | None = Field(default=None, ge=0, description="DeepSeek-V4 in-process: compressed KV kept hot "
-                                       "in a live session; older rows go int8 (None: all hot)")
+    kv_live_hot_mb: int | None = Field(default=None, ge=0, description="In-process: KV kept hot in a live session "
+                                       "(V4: compressed rows; llama: K/V positions); older ones go int8 (None: all hot)")
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
                                           description="[prices.MODEL] input/cached_input/output, $ per 1M tokens")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, description="[mcp_servers.NAME]: MCP servers, as in .mcp.json")

@@ -11,7 +11,11 @@ Each row is the time from the call to the next-token logits of that prompt, thro
 with the snapshot store attached (lookup, read and verify, decode, import, then prefill of the 8 new tokens):
 - reread: an empty engine and no snapshots (today's cost of a new session);
 - ram_hot / ram_warm: the snapshot in this process's RAM tier, lossless / int8 blocks;
-- disk_hot / disk_cold: a new store (nothing in RAM) reading the file, lossless / int4 blocks compressed.
+- disk_hot / disk_cold: a new store (nothing in RAM) reading the file, lossless / int4 blocks (one pass of
+  `runtime/kv/dequant.c` into the block);
+- disk_cold_ctx: disk_cold into a block already allocated for the context, as llama.cpp's is: its KV buffer is
+  made (and touched) when the context is created, so its `load_state` pays no page faults; a fresh bf16 block
+  of 8k positions costs ~0.15-0.2 s of first-touch faults here, which `disk_cold` includes.
   The file was just written, so it is read from the page cache (no root here to drop it): a first read from a
   cold disk adds the file size over the disk's bandwidth.
 llama.cpp (llama-cpp-python: `--llamacpp-python`, else $DSV4_LLAMACPP_PYTHON, else evals/.venv-llamacpp, see
@@ -56,8 +60,10 @@ def greedy(engine, logits, steps: int) -> list[int]:
     return out
 
 
-def timed_prefill(engine, ids: list[int]):
+def timed_prefill(engine, ids: list[int], reserve: int = 0):
     engine.reset()
+    if reserve:
+        engine.kv.reserve(reserve)  # allocated and zeroed (touched) before the clock starts
     start = time.perf_counter()
     logits = engine.prefill(ids)
     return time.perf_counter() - start, logits
@@ -90,7 +96,8 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
     ref_tokens = greedy(engine, ref_logits, GREEDY_STEPS)
     bytes_per_token = {"hot": snap.nbytes() / prefix, "warm": EncodedSnapshot(snap, "warm").nbytes() / prefix}
     # name -> (file encoding, what this process's RAM tier holds)
-    cases = {"ram_hot": ("hot", "hot"), "ram_warm": ("hot", "warm"), "disk_hot": ("hot", None), "disk_cold": ("cold", None)}
+    cases = {"ram_hot": ("hot", "hot"), "ram_warm": ("hot", "warm"), "disk_hot": ("hot", None), "disk_cold": ("cold", None),
+             "disk_cold_ctx": ("cold", None)}
     for name, (disk_tier, ram) in cases.items():
         store = store_cls(memory, disk_tier=disk_tier, caps=TierCaps(hot_ram=0) if ram == "warm" else None)
         store.clear()
@@ -105,7 +112,7 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
             store.ram.clear()
             if ram is not None:
                 store.ram.update(ram_copy)  # a disk case reads the file as a new process would
-            t, logits = timed_prefill(engine, prompt)
+            t, logits = timed_prefill(engine, prompt, reserve=len(prompt) if name == "disk_cold_ctx" else 0)
             elapsed.append(t)
             restore.append(engine.kv_report.restore_s)
         report = engine.kv_report
@@ -129,6 +136,7 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
     if rounds > 1:
         row["warm_speedup_best"] = reread_s / row["ram_warm_s_min"]
         row["cold_speedup_best"] = reread_s / row["disk_cold_s_min"]
+    row["cold_ctx_restore_speedup"] = reread_s / row["disk_cold_ctx_restore_s"]
     row["cold_bytes_vs_hot"] = bytes_per_token["disk_cold"] / bytes_per_token["hot"]
     return row
 
@@ -179,7 +187,7 @@ def worker_llamacpp(model_path: str, ids_file: str, threads: int, rounds: int, r
         out[str(n)] = {"reread_s": med(rereads), "save_state_s": save, "load_state_s": med(loads),
                        "load_and_eval_new_s": med(resumes), "resume_speedup": med(rereads) / med(resumes),
                        "state_bytes_per_token": state.llama_state_size / len(prefix),
-                       "rounds": {"reread_s": rereads, "load_and_eval_new_s": resumes}}
+                       "rounds": {"reread_s": rereads, "load_state_s": loads, "load_and_eval_new_s": resumes}}
     print(json.dumps(out))
 
 
@@ -229,7 +237,8 @@ def main() -> int:
         out.write_text(json.dumps(doc, indent=2) + "\n")  # each length as it is done
         r = rows[str(n)]
         print(f"{n:>6}: reread {r['reread_s']:.2f}s  ram_hot {r['ram_hot_s']:.3f}s  ram_warm {r['ram_warm_s']:.3f}s  "
-              f"disk_hot {r['disk_hot_s']:.3f}s  disk_cold {r['disk_cold_s']:.3f}s  "
+              f"disk_hot {r['disk_hot_s']:.3f}s  disk_cold {r['disk_cold_s']:.3f}s (restore {r['disk_cold_restore_s']:.3f}s, "
+              f"ctx {r['disk_cold_ctx_restore_s']:.3f}s)  "
               f"(warm x{r['warm_speedup']:.0f}, cold x{r['cold_speedup']:.0f}, cold bytes {r['cold_bytes_vs_hot']:.2f} of hot)",
               flush=True)
     peer = {"status": "skipped (--skip-llamacpp)"} if args.skip_llamacpp else llamacpp_peer(
@@ -243,12 +252,17 @@ def main() -> int:
             r["llamacpp_reread_s"] = their["reread_s"]
             r["llamacpp_resume_speedup"] = their["resume_speedup"]
             # below 1: ours is faster than llama.cpp's own state load (+ the same 8 new tokens)
-            for case in ("ram_warm", "disk_hot", "disk_cold"):
+            for case in ("ram_warm", "disk_hot", "disk_cold", "disk_cold_ctx"):
                 r[f"{case}_vs_llamacpp_load"] = r[f"{case}_s"] / their["load_and_eval_new_s"]
+                # the restore alone against load_state alone (the "cold restore faster than its state load")
+                r[f"{case}_restore_vs_llamacpp_load_state"] = r[f"{case}_restore_s"] / their["load_state_s"]
+            r["llamacpp_load_state_only_s"] = their["load_state_s"]
             r["reread_vs_llamacpp_reread"] = r["reread_s"] / their["reread_s"]
             print(f"{n:>6}: llama.cpp reread {their['reread_s']:.2f}s  load_state+8 {their['load_and_eval_new_s']:.3f}s "
                   f"(x{their['resume_speedup']:.0f});  ours/llama.cpp: warm {r['ram_warm_vs_llamacpp_load']:.2f}  "
-                  f"cold {r['disk_cold_vs_llamacpp_load']:.2f}  reread {r['reread_vs_llamacpp_reread']:.2f}", flush=True)
+                  f"cold {r['disk_cold_vs_llamacpp_load']:.2f}  reread {r['reread_vs_llamacpp_reread']:.2f};  restore alone / "
+                  f"load_state {their['load_state_s']:.3f}s: cold {r['disk_cold_restore_vs_llamacpp_load_state']:.2f}  "
+                  f"cold_ctx {r['disk_cold_ctx_restore_vs_llamacpp_load_state']:.2f}", flush=True)
     doc["llamacpp"] = peer
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

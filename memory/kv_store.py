@@ -69,7 +69,7 @@ class SnapshotStore:
         provenance = provenance or Provenance()
         snap_id = "kv-" + secrets.token_hex(8)
         rel = Path("kv") / meta.identity[:16] / f"{snap_id}{SUFFIX}"
-        digest = write_snapshot(self.home / rel, EncodedSnapshot(snapshot, self.disk_tier, compress=True))
+        digest = write_snapshot(self.home / rel, EncodedSnapshot(snapshot, self.disk_tier))
         blocks = kv_chain.block_hashes(meta.identity, meta.tokens)
         record = Snapshot(id=snap_id, path=rel.as_posix(), tier=self.disk_tier, model_key=meta.identity,
                           prefix_hash=kv_chain.prefix_hash(meta.identity, meta.tokens, meta.length, blocks),

@@ -30,22 +30,25 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
     """Llama-family models (SmolLM2, Llama, Qwen2-style) with one K/V block for all layers, grown on demand."""
 
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, hot_kv_bytes: int | None = None) -> None:
+        """`hot_kv_bytes`: the live warm tier's budget (runtime/engine/kv_tiers.py); None keeps every position hot."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self.device = device or torch.device("cpu")
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
         self.context_window = min(context_window or min(self.config.max_position, DEFAULT_CONTEXT_CAP), self.config.max_position)
-        self.kv = KVCache(self.model.attention_layers(), self.context_window, self.model.act_dtype, self.device)
+        self.kv = KVCache(self.model.attention_layers(), self.context_window, self.model.act_dtype, self.device,
+                          hot_bytes=hot_kv_bytes)
         self.stats = EngineStats()
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state
 
     @classmethod
     def load(cls, path: str | Path, *, precision: str = FAST, context_window: int | None = None, threads: int | None = None,
-             device: torch.device | None = None, on_progress: LoadProgress | None = None) -> LlamaEngine:
+             device: torch.device | None = None, hot_kv_bytes: int | None = None,
+             on_progress: LoadProgress | None = None) -> LlamaEngine:
         loaded = load_model(path, precision=precision, on_progress=on_progress)
         cls.place(loaded, device)
-        return cls(loaded, context_window=context_window, threads=threads, device=device)
+        return cls(loaded, context_window=context_window, threads=threads, device=device, hot_kv_bytes=hot_kv_bytes)
 
     @staticmethod
     def place(loaded: LoadedModel, device: torch.device | None) -> None:
@@ -83,8 +86,8 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
             self.kv_report.prefill_tokens = len(ids) - start
         self.stats.reused_tokens += start
         self.stats.prefill_calls += 1
-        del self.kv.tokens[start:]
-        self.kv.reserve(len(ids))
+        self.kv.truncate(start)
+        self.kv.reserve(len(ids) if self.kv.warm is None else start)  # a warm tier demotes chunk by chunk
         outputs = []
         if on_progress is not None:
             on_progress(0, len(ids) - start)
@@ -92,6 +95,7 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
             if cancel is not None and cancel.is_set():
                 return None
             chunk = ids[chunk_start : chunk_start + PREFILL_CHUNK]
+            self.kv.reserve(chunk_start + len(chunk))  # reserved above without a warm tier: a no-op then
             hidden = self.model(torch.tensor(chunk, device=self.device), AttnContext.make(chunk_start, len(chunk), self.device))  # (T, hidden)
             self.kv.tokens.extend(chunk)
             self.stats.prefilled_tokens += len(chunk)
@@ -130,5 +134,5 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
 
     def score(self, ids: list[int]) -> torch.Tensor:
         """Logits at every position of `ids` (T, V), computed from an empty cache."""
-        self.kv.tokens.clear()
+        self.kv.truncate(0)
         return self.prefill(ids, all_logits=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..kv.codec import dtype_name
 from ..kv.identity import ModelIdentity, config_dict, tokenizer_digest, weights_digest
-from ..kv.snapshot import KVMeta, KVSnapshot, SnapshotRefused, contiguous_clone
+from ..kv.snapshot import KVMeta, KVSnapshot, SnapshotRefused
 
 if TYPE_CHECKING:
     from .engine import LlamaEngine
@@ -38,7 +38,7 @@ def export_llama(engine: LlamaEngine, n: int) -> KVSnapshot:
     meta = KVMeta(architecture="llama", identity=engine.identity_digest(), dtype=dtype_name(block.dtype), length=n,
                   tokens=list(engine.kv.tokens[:n]), layout={"layers": block.shape[0], "kv_heads": block.shape[2],
                                                                "head_dim": block.shape[4]}, lossy=["kv"])
-    return KVSnapshot(meta=meta, tensors={"kv": contiguous_clone(block[:, :, :, :n])})  # (L, 2, Hkv, n, D)
+    return KVSnapshot(meta=meta, tensors={"kv": engine.kv.prefix(n)})  # (L, 2, Hkv, n, D), warm rows dequantised
 
 
 def import_llama(engine: LlamaEngine, snap: KVSnapshot, limit: int | None) -> int:
@@ -62,4 +62,5 @@ def import_llama(engine: LlamaEngine, snap: KVSnapshot, limit: int | None) -> in
     block = engine.kv.block_for_import(n)
     write(block[:, :, :, :n], (slice(None), slice(None), slice(None), slice(0, n)))  # a warm tier dequantises here
     engine.kv.tokens[:] = snap.tokens[:n]
+    engine.kv.reserve(n)  # with a live hot budget, the oldest positions go warm now
     return n

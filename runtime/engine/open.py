@@ -35,9 +35,10 @@ def open_engine(path: str | Path, *, precision: str | None = None, context_windo
                 hot_kv_bytes: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> Engine:
     """Load the engine for `path`. `precision` None means each engine's fast default (`auto`); `numerics` applies
     to DeepSeek-V4 only; `device` is cpu (None), cuda or auto (CUDA when available). Raises RuntimeModelError
-    subclasses (clear messages) before reading weights where it can. `hot_kv_bytes`: DeepSeek-V4's live warm tier
-    (compressed rows past this budget kept int8, runtime/deepseek_v4/kv_tiers.py); a llama cache is all hot.
-    `on_progress(done, total)` from the loading thread: checkpoint tensors read (llama), load steps (DeepSeek-V4)."""
+    subclasses (clear messages) before reading weights where it can. `hot_kv_bytes`: the live warm tier's budget
+    (V4: compressed rows past it kept int8, runtime/deepseek_v4/kv_tiers.py; llama: the oldest K/V positions,
+    runtime/engine/kv_tiers.py). `on_progress(done, total)` from the loading thread: checkpoint tensors read
+    (llama), load steps (DeepSeek-V4)."""
     where = resolve_device(device)
     if checkpoint_kind(path) == "deepseek_v4":
         from ..deepseek_v4.engine import V4Engine
@@ -53,4 +54,4 @@ def open_engine(path: str | Path, *, precision: str | None = None, context_windo
     precision = precision_on(where, precision)
 
     return LlamaEngine.load(path, precision=precision or FAST, context_window=context_window, threads=threads,
-                            device=where, on_progress=on_progress)
+                            device=where, hot_kv_bytes=hot_kv_bytes, on_progress=on_progress)

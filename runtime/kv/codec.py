@@ -6,7 +6,9 @@ step per block in fp16, two codes a byte), because K has a few large channels th
 grid would spend most of its levels on. Everything not listed as lossy is kept exact.
 
 Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`
-(uint8 codes, zlib-compressed for the disk tier) + `name.scale` + `name.min`.
+(uint8 codes) + `name.scale` + `name.min`. The cold tier is not zlib-compressed any more: int4 with its
+scales is 0.28x of bf16 already, and inflating it was most of a cold restore's time (`compress=True` files
+still decode). A bf16 destination is written by `dequant.c` in one pass (see `_direct_writer`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import zlib
 
 import torch
 
+from .dequant import RowLayout, dequant_kernels
 from .snapshot import KVSnapshot, LazyTensors, SnapshotRefused, TensorInfo, Tier, Writer
 
 INT8_BLOCK = 64
@@ -40,13 +43,9 @@ def quantise_int8(t: torch.Tensor, block: int) -> dict[str, torch.Tensor]:
 
 
 def dequantise_int8(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.Tensor:
-    """In the tensor's own dtype where it is a 16-bit float: the codes are exact there and one pass at half the
-    bytes is what makes a warm restore fast (the scale's rounding to bf16 is far inside the int8 step)."""
-    dtype = getattr(torch, info.dtype)
-    if dtype in (torch.bfloat16, torch.float16):
-        return torch.mul(parts[""].to(dtype), parts[".scale"].to(dtype)).reshape(info.shape)
+    """code * scale in fp32, rounded once to the tensor's dtype: the reference `dequant.c` equals."""
     x = parts[""].float() * parts[".scale"].float()
-    return x.reshape(info.shape).to(dtype)
+    return x.reshape(info.shape).to(getattr(torch, info.dtype))
 
 
 def quantise_int4(t: torch.Tensor, block: int, *, compress: bool) -> dict[str, torch.Tensor]:
@@ -62,17 +61,17 @@ def quantise_int4(t: torch.Tensor, block: int, *, compress: bool) -> dict[str, t
 
 
 def dequantise_int4(parts: dict[str, torch.Tensor], info: TensorInfo) -> torch.Tensor:
+    """min + code * step in fp32 (two roundings, no fused multiply-add), rounded once to the tensor's dtype:
+    the reference `dequant.c` equals."""
     packed = parts[""]
-    if info.compressed:
+    if info.compressed:  # files written before the cold tier dropped zlib
         packed = torch.frombuffer(bytearray(zlib.decompress(packed.numpy().tobytes())), dtype=torch.uint8)
     packed = packed.reshape(-1, info.block // 2)
     q = torch.empty(packed.shape[0], info.block, dtype=torch.uint8)
     torch.bitwise_and(packed, 15, out=q[:, 0::2])
     torch.bitwise_right_shift(packed, 4, out=q[:, 1::2])
-    dtype = getattr(torch, info.dtype)
-    work = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32  # as in dequantise_int8
-    x = torch.addcmul(parts[".min"].to(work), q.to(work), parts[".scale"].to(work))  # one pass: min + code * step
-    return x.reshape(info.shape).to(dtype)
+    x = (q.float() * parts[".scale"].float()).add_(parts[".min"].float())
+    return x.reshape(info.shape).to(getattr(torch, info.dtype))
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -158,23 +157,37 @@ class EncodedSnapshot:
         return t
 
     def _direct_writer(self, name: str) -> Writer | None:
-        """int8 blocks of a 16-bit tensor dequantised straight into the destination: one pass, no decoded copy
-        (the values equal `dequantise_int8`'s)."""
+        """int8 / int4 blocks of a bf16 tensor dequantised straight into the destination by `dequant.c` (one
+        pass, no decoded copy; the values equal `decode_tensor`'s). None where the kernel is absent, the
+        tensor is another dtype or compressed, or the index is not a prefix of positions."""
         info = self.meta.tensors[name]
-        dtype = getattr(torch, info.dtype)
-        if info.encoding != "int8" or dtype not in (torch.bfloat16, torch.float16) or not info.shape:
+        if info.encoding == "exact" or info.dtype != "bfloat16" or len(info.shape) < 2 or info.compressed:
+            return None
+        kernels = dequant_kernels()
+        if kernels is None:
             return None
         parts = self._parts(name)
-        lead, width = info.shape[:-1], info.shape[-1]
-        q = parts[""].view(*lead, width // info.block, info.block)
-        scale = parts[".scale"].to(dtype).view(*lead, width // info.block, 1)
+        positions, width = info.shape[-2], info.shape[-1]
+        src_row_blocks = positions * width // info.block
 
         def write(out: torch.Tensor, index: tuple) -> None:
-            blocks = out.unflatten(-1, (width // info.block, info.block))
-            blocks.copy_(q[index])  # the cast copy and an in-place multiply: 5x faster than one mixed-dtype mul
-            blocks.mul_(scale[index])
+            layout = RowLayout.of(out) if prefix_of_positions(index, len(info.shape)) else None
+            if layout is None or list(out.shape[:-2]) != info.shape[:-2] or out.shape[-1] != width:
+                out.copy_(self._decode_one(name)[index])  # not a layout the kernel writes: decode, then copy
+            elif info.encoding == "int8":
+                kernels.int8_into(out, layout, parts[""], parts[".scale"], info.block, src_row_blocks)
+            else:
+                kernels.int4_into(out, layout, parts[""], parts[".scale"], parts[".min"], info.block, src_row_blocks)
 
         return write
+
+
+def prefix_of_positions(index: tuple, ndim: int) -> bool:
+    """Whether `index` selects every leading dim and a prefix [0, n) of the positions dim (the second to last)."""
+    if len(index) != ndim - 1 or any(i != slice(None) for i in index[:-1]):
+        return False
+    last = index[-1]
+    return isinstance(last, slice) and last.start in (None, 0) and last.step in (None, 1)
 
 
 def parts_fit(info: TensorInfo, parts: dict[str, torch.Tensor]) -> bool:

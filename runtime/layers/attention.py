@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cpu_decode import CpuDecodeKernels, cpu_decode_kernels
+from .split_attention import WarmRows, split_attention
 
 
 @dataclass(slots=True)
@@ -51,17 +52,19 @@ class Attention(nn.Module):
         self.group = num_heads // num_kv_heads
         # set by the engine's KVCache: (Hkv, capacity, D) views into its block (re-set when the block grows)
         self.k_cache = self.v_cache = torch.empty(0)
+        self.warm: WarmRows | None = None  # set by KVCache while its live warm tier holds positions (kv_tiers.py)
 
     def decode_kernels(self, length: int) -> CpuDecodeKernels | None:
         """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU."""
-        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
+        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda or self.warm is not None:
             return None
         kernels = cpu_decode_kernels()
         return kernels if kernels is not None and kernels.supports(self.group, self.head_dim) else None
 
     def prefill_kernels(self) -> CpuDecodeKernels | None:
-        """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c)."""
-        if self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
+        """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c), all
+        of it hot (the kernel reads the block; warm positions are int8 elsewhere, so `forward` takes those chunks)."""
+        if self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda or self.warm is not None:
             return None
         kernels = cpu_decode_kernels()
         return kernels if kernels is not None and kernels.prefill_supports(self.head_dim) else None
@@ -83,6 +86,8 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
+        if self.warm is not None:  # the oldest positions are int8 in the live warm tier
+            return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
         T, end = ctx.length, ctx.start + ctx.length
         self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)
         self.v_cache[:, ctx.start : end] = v.transpose(0, 1)

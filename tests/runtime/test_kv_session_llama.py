@@ -59,3 +59,15 @@ def test_second_session_restores_and_an_edit_stops_reuse_at_the_file(backend, tm
     assert changed_at < edited["system_end"]  # the file is in the repository block
     restored = edited["kv"].restored_tokens
     assert 0 < restored <= changed_at and changed_at - restored < BLOCK_TOKENS  # up to the file's block, not past
+
+
+def test_the_live_llama_hot_budget_comes_from_config(tmp_path):
+    """`kv_live_hot_mb` reaches a llama engine through the backend resolver (as it reaches V4's)."""
+    from dsv4.agent.backends.resolve import make_backend
+
+    git(tmp_path, "init", "-q", "-b", "main")
+    tiered = make_backend(load_settings(tmp_path, model="smollm2-135m", kv_live_hot_mb=4))
+    kv = tiered.engine.kv
+    per_position = kv.block[:, :, :, 0].numel() * kv.block.element_size()  # 30 layers x K/V x 3 heads x 64, bf16
+    assert kv.warm is not None and kv.warm.hot_positions == (4 << 20) // per_position == 182
+    assert make_backend(load_settings(tmp_path, model="smollm2-135m")).engine.kv.warm is None
