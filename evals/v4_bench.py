@@ -287,7 +287,8 @@ def main() -> None:
         "decode_steps": args.decode_steps,
         "rows": rows,
         "decode_slope_ms_per_1k_context": {
-            fmt: (hi["ours"][fmt]["decode_ms_per_token"] - lo["ours"][fmt]["decode_ms_per_token"]) / span for fmt in ours},
+            fmt: (hi["ours"][fmt]["decode_ms_per_token"] - lo["ours"][fmt]["decode_ms_per_token"]) / span
+            for fmt in ours} if span else None,  # one --lengths value: no slope
         "decode_time_ratio_longest_vs_shortest": {
             fmt: hi["ours"][fmt]["decode_ms_per_token"] / lo["ours"][fmt]["decode_ms_per_token"] for fmt in ours},
         "context_ratio_longest_vs_shortest": hi["context"] / lo["context"],
