@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,17 @@ torch = pytest.importorskip("torch")
 from dsv4.runtime.resolve import NAMED_MODELS  # noqa: E402
 
 DATA = Path(__file__).parent.parent / "data"
+
+
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory: pytest.TempPathFactory):
+    """The CPU decode + prefill kernels (runtime/layers/cpu_*.c) built once per test run into a fresh folder."""
+    from dsv4.runtime.layers import cpu_decode
+
+    library = cpu_decode.build_library(tmp_path_factory.mktemp("kernels"))
+    if library is None:
+        pytest.skip("the CPU kernels cannot be built here (no C compiler or no AVX-512 BF16)")
+    return cpu_decode.CpuDecodeKernels(ctypes.CDLL(str(library)))
 
 
 @pytest.fixture(scope="session")

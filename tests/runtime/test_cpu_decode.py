@@ -3,7 +3,6 @@ their build cache, and the engine's decode with and without them."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -15,14 +14,6 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from dsv4.runtime.layers import cpu_decode  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> cpu_decode.CpuDecodeKernels:
-    library = cpu_decode.build_library(tmp_path_factory.mktemp("kernels"))
-    if library is None:
-        pytest.skip("the decode kernel cannot be built here (no C compiler or no AVX-512 BF16)")
-    return cpu_decode.CpuDecodeKernels(ctypes.CDLL(str(library)))
 
 
 @pytest.mark.parametrize(("hkv", "group", "head_dim"), [(3, 3, 64), (2, 7, 64), (4, 2, 128), (1, 8, 128)])

@@ -3,7 +3,6 @@ and the engine's prefill with and without it."""
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from dsv4.runtime.layers import cpu_decode  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> cpu_decode.CpuDecodeKernels:
-    library = cpu_decode.build_library(tmp_path_factory.mktemp("kernels"))
-    if library is None:
-        pytest.skip("the CPU kernels cannot be built here (no C compiler or no AVX-512 BF16)")
-    return cpu_decode.CpuDecodeKernels(ctypes.CDLL(str(library)))
 
 
 def reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int, dtype: torch.dtype) -> torch.Tensor:
