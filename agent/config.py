@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     kv_warm_ram_mb: int = Field(default=512, ge=0, description="Older snapshots kept in RAM as int8 blocks")
     kv_disk_mb: int = Field(default=8192, ge=0, description="Snapshot files on disk, least recently used evicted")
     kv_disk_tier: Literal["hot", "cold"] = Field(default="hot", description="Files lossless (hot) or int4 compressed (cold)")
+    threads: int | None = Field(default=None, ge=1, description="In-process: CPU threads the model computes with "
+                                "(default: OMP_NUM_THREADS, else the CPUs this process may use)")
     kv_live_hot_mb: int | None = Field(default=None, ge=0, description="In-process: KV kept hot in a live session "
                                        "(V4: compressed rows; llama: K/V positions); older ones go int8 (None: all hot)")
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES),

@@ -85,6 +85,7 @@ class InProcessBackend:
         precision: str | None = None,
         constrain_tool_calls: bool = True,
         hot_kv_bytes: int | None = None,
+        threads: int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> InProcessBackend:
         """`model`: a GGUF file, an HF checkpoint folder, or a named model. Raises ModelNotFound (with the options) or
@@ -103,7 +104,7 @@ class InProcessBackend:
 
         # device: cpu (None), cuda (a clear RuntimeModelError without one) or auto (CUDA when available)
         engine = open_engine(resolved.path, precision=precision, context_window=context_window, device=device,
-                             hot_kv_bytes=hot_kv_bytes, on_progress=loading)
+                             threads=threads, hot_kv_bytes=hot_kv_bytes, on_progress=loading)
         return cls(engine, name=resolved.name, constrain_tool_calls=constrain_tool_calls)
 
     @property

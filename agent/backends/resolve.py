@@ -156,7 +156,7 @@ def _inprocess(settings: Settings, model: str, on_progress: ProgressCallback | N
             f"or use --base-url URL --model NAME, or --backend scripted --script FILE ({exc})") from None
     try:
         live_hot = settings.kv_live_hot_mb
-        return InProcessBackend.load(model, context_window=settings.context_window,
+        return InProcessBackend.load(model, context_window=settings.context_window, threads=settings.threads,
                                      hot_kv_bytes=live_hot << 20 if live_hot is not None else None,
                                      on_progress=on_progress)
     except (ModelNotFound, RuntimeModelError) as exc:  # a bad file, a missing tokenizer: one line, not a traceback

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # Nothing is logged to the terminal (Textual draws there, CI parses stdout); --debug adds a file handler.
 logging.getLogger("dsv4").addHandler(logging.NullHandler())
 
-MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window", "compact_at")
+MODEL_FLAGS = ("model", "base_url", "api_key_env", "backend", "script", "permission_mode", "context_window", "compact_at", "threads")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--permission-mode", default=argparse.SUPPRESS, choices=["ask", "auto-edit", "full-auto"])
     group.add_argument("--context-window", default=argparse.SUPPRESS, type=int, metavar="N",
                        help="tokens of context the model has; overrides the backend's figure (the meter and compaction use it)")
+    group.add_argument("--threads", default=argparse.SUPPRESS, type=int, metavar="N",
+                       help="in-process: CPU threads the model computes with (default: OMP_NUM_THREADS, else every CPU "
+                            "this process may use; on a busy machine fewer is faster)")
 
 
 def _add_common_flags(parser: argparse.ArgumentParser) -> None:

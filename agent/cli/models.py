@@ -48,6 +48,8 @@ def add_models_parser(subparsers: Any) -> None:
                      help="DeepSeek-V4 only: exact (no rounding simulation) or official (FP8/FP4 simulations)")
     gen.add_argument("--thinking", action="store_true", help="DeepSeek-V4 only: thinking mode (<think>)")
     gen.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="auto: CUDA when available")
+    gen.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="CPU threads (default: OMP_NUM_THREADS, else every CPU this process may use)")
 
     score = sub.add_parser("score", help="per-position logits of a token sequence (the parity tool)")
     score.add_argument("model_spec", metavar="MODEL")
@@ -58,6 +60,8 @@ def add_models_parser(subparsers: Any) -> None:
     score.add_argument("--numerics", choices=["exact", "official"], default="exact",
                        help="DeepSeek-V4 only: exact (default, the parity mode) or official (FP8/FP4 simulations)")
     score.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="auto: CUDA when available")
+    score.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="CPU threads (default: OMP_NUM_THREADS, else every CPU this process may use)")
     score.add_argument("--json", action="store_true")
 
     add_install_parser(sub)
@@ -192,6 +196,8 @@ def _info_v4(args: argparse.Namespace, resolved: Any) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import torch
+
     from dsv4.runtime.engine.open import open_engine
     from dsv4.runtime.engine.sampling import SamplingParams
     from dsv4.runtime.resolve import resolve_model
@@ -199,7 +205,7 @@ def _generate(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     resolved = resolve_model(args.model_spec)
     engine = open_engine(resolved.path, precision=args.precision, context_window=args.context_window, numerics=args.numerics,
-                         device=args.device)
+                         device=args.device, threads=args.threads)
     chat = engine.chat_format(thinking=args.thinking)
     if args.raw:
         ids = engine.tokenizer.encode(prompt, add_bos=engine.tokenizer.add_bos)
@@ -221,7 +227,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "model": resolved.name, "text": "".join(parts), "prompt_tokens": len(ids), "completion_tokens": n,
-            "finish_reason": finish, "precision": engine.loaded.precision, "load_seconds": round(engine.loaded.load_seconds, 3),
+            "finish_reason": finish, "precision": engine.loaded.precision, "threads": torch.get_num_threads(), "load_seconds": round(engine.loaded.load_seconds, 3),
             "time_to_first_token_s": round(first or 0.0, 4), "seconds": round(elapsed, 3),
         }))
     else:
@@ -241,7 +247,7 @@ def _score(args: argparse.Namespace) -> int:
         return fail(f"{args.tokens_file}: expected a non-empty JSON list of token ids (or {{\"tokens\": [...]}})", EXIT_USAGE)
     resolved = resolve_model(args.model_spec)
     engine = open_engine(resolved.path, precision=args.precision, context_window=len(ids) + 1, numerics=args.numerics,
-                         device=args.device)
+                         device=args.device, threads=args.threads)
     bad = [i for i in ids if not 0 <= i < engine.config.vocab_size]
     if bad:
         return fail(f"token ids out of range for a vocabulary of {engine.config.vocab_size}: {bad[:5]}", EXIT_USAGE)

@@ -10,7 +10,6 @@ when neither applies does the cache start again.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from .encoding import V4ChatFormat
 from .kv_export import export_v4, import_v4, v4_identity
 from .kv_tiers import demote_oldest
 from .quantised import kept_bytes, pack_around_kept
-from ..engine.device import quantised_weight_formats
+from ..engine.device import cpu_threads, quantised_weight_formats
 
 DEFAULT_V4_CONTEXT = 65536
 V4_PRECISIONS = ("fp32", "bf16", "int8", "int4")
@@ -65,7 +64,7 @@ class V4Engine(GenerationLoop, PrefixCacheHooks):
                  device: torch.device | None = None, hot_kv_bytes: int | None = None) -> None:
         """`hot_kv_bytes`: the budget of CSA compressed rows kept hot; past it the oldest go to the int8 warm
         tier (runtime/deepseek_v4/kv_tiers.py). None keeps everything hot (bit for bit the plain cache)."""
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads(threads))
         self.device = device or torch.device("cpu")
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config

@@ -4,6 +4,8 @@ formats are CPU kernels."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import RuntimeModelError
@@ -22,6 +24,20 @@ def resolve_device(device: str | None) -> torch.device:
         raise RuntimeModelError(f"device {name!r} was asked for, but this torch sees no CUDA device "
                                 f"(torch {torch.__version__}; install a CUDA build of torch, or use --device cpu)")
     return torch.device(name)
+
+
+def cpu_threads(threads: int | None) -> int:
+    """The CPU threads an engine computes with: `threads` when given, else `OMP_NUM_THREADS` when set, else the
+    CPUs this process may run on (its affinity mask, which honours `taskset` and container cpusets, not every
+    CPU of the host). More threads than free cores is far slower, not a little: a busy machine wants fewer."""
+    if threads is not None:
+        if threads < 1:
+            raise RuntimeModelError(f"threads must be at least 1, not {threads}")
+        return threads
+    from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def precision_on(device: torch.device, precision: str | None) -> str | None:

@@ -6,7 +6,6 @@ holds, and a new prompt that extends them prefills only the new tokens.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from ..kv.engine_hooks import PrefixCacheHooks
 from ..kv.identity import ModelIdentity
 from ..kv.snapshot import KVSnapshot
 from ..layers.attention import AttnContext
+from .device import cpu_threads
 from .kv_cache import KVCache
 from .kv_export import export_llama, import_llama, llama_identity
 from .generation import PREFILL_CHUNK, EngineStats, GenerationLoop, PrefillProgress
@@ -32,7 +32,7 @@ class LlamaEngine(GenerationLoop, PrefixCacheHooks):
     def __init__(self, loaded: LoadedModel, *, context_window: int | None = None, threads: int | None = None,
                  device: torch.device | None = None, hot_kv_bytes: int | None = None) -> None:
         """`hot_kv_bytes`: the live warm tier's budget (runtime/engine/kv_tiers.py); None keeps every position hot."""
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(cpu_threads(threads))
         self.device = device or torch.device("cpu")
         self.loaded = loaded
         self.model, self.tokenizer, self.config = loaded.model, loaded.tokenizer, loaded.config
