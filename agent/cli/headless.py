@@ -7,8 +7,12 @@ never waits for an approval, and always ends with a report and an exit code:
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -48,10 +52,11 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
         print(f"dsv4-code: warning: {warning}", file=sys.stderr)
     emit(InitEvent(version=__version__, session_id=session.session_id, model=session.model_id,
                    tools=session.tool_names, permission_mode=session.permission_mode, base_commit=base_commit))
-    result = session.run_turn(task)
+    with stop_on_signals(session) as stopped_by:
+        result = session.run_turn(task)
 
     tests = TestsReport(command=session.test_command)
-    if session.test_command and result.status != "backend_error":
+    if session.test_command and result.status != "backend_error" and not stopped_by:
         outcome = run_test_command(session.test_command, repo.root, secret_names=session.secret_names)
         tests = TestsReport(command=outcome.command, ran=True, ok=outcome.ok, passed=outcome.passed,
                             failed=outcome.failed, exit_code=outcome.exit_code, outcome=outcome.outcome,
@@ -83,7 +88,8 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
                           estimated=usage.estimated),
         session_id=session.session_id, denied_actions=[DeniedAction(**d) for d in result.denied],
         budget_exhausted=result.status if status == "budget_exhausted" else None, steps=result.steps,
-        malformed_tool_calls=result.malformed_calls, model=session.model_id, error=result.error,
+        malformed_tool_calls=result.malformed_calls, model=session.model_id,
+        error=result.error or (f"stopped by {stopped_by[0]}: the turn was cancelled and the tests not run" if stopped_by else None),
         context=ContextReport(window=reading.window, used=reading.used, compactions=result.compactions),
         duration_s=round(time.monotonic() - started, 3), turns=session.turn, error_kind=error_kind,
         kv=kv[0] if kv is not None else None, timing=kv[1] if kv is not None else None,
@@ -92,6 +98,28 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
     session.close(status="done" if code == EXIT_DONE else "stopped")
     print_report(report, output_format, out)
     return code
+
+
+@contextmanager
+def stop_on_signals(session: AgentSession) -> Iterator[list[str]]:
+    """SIGTERM (a CI job's time limit, `timeout`, `kill`) and Ctrl+C cancel the turn as Esc does, so the run still
+    ends with its report, its patch and a resumable session instead of vanishing mid-step; a second signal
+    interrupts at once. Yields the names of the signals received."""
+    received: list[str] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        # from another thread: the handler may have interrupted the main thread inside a lock cancel() takes
+        threading.Thread(target=session.cancel, name="dsv4-stop", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def print_report(report: HeadlessReport, output_format: str, out: TextIO = sys.stdout) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -208,3 +209,27 @@ def test_bad_local_model_file_is_a_one_line_error(calc_repo, tmp_path):
     bad.write_bytes(b"not a gguf at all")
     proc = run_cli(["run", "--headless", "x", "--model", str(bad)], calc_repo)
     assert proc.returncode == 2 and "not a GGUF file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_mid_command_still_ends_with_the_report(calc_repo, write_script):
+    """A CI job's time limit sends SIGTERM: the running command is stopped, and the run prints its report (exit 1,
+    the tests not run) instead of vanishing."""
+    script = [{"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "sleep 60"}}]},
+              {"content": "never reached"}]
+    proc = subprocess.Popen([sys.executable, "-m", "dsv4.agent.cli", "run", "--headless", "wait", "--allow-shell",
+                             "--backend", "scripted", "--script", str(write_script(script)),
+                             "--output-format", "stream-json"],
+                            cwd=calc_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if json.loads(line)["type"] == "tool_decision":
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=30)
+    events = [json.loads(line) for line in lines + rest.splitlines()]
+    assert proc.returncode == 1, err
+    report = events[-1]["report"]
+    assert events[-1]["type"] == "result" and report["error_kind"] == "cancelled"
+    assert "stopped by SIGTERM" in report["error"] and not report["tests"]["ran"]
+    assert "Traceback" not in err
