@@ -29,6 +29,7 @@ from ..repo import Repo
 from ..report import ContextReport, DeniedAction, HeadlessReport, InitEvent, ResultEvent, TestsReport, UsageReport
 from ..session import AgentSession, agent_config, session_policy, session_test_command
 from .errors import EXIT_BACKEND, EXIT_DONE, EXIT_NOT_DONE
+from .progress import HeadlessProgress
 
 
 def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: str, patch_out: Path | None,
@@ -38,11 +39,15 @@ def run_headless(repo: Repo, settings: Settings, task: str, *, output_format: st
     base_commit = head_commit(repo.root)
     base_tree = working_tree_snapshot(repo.root)  # the report holds only what this run changes
 
+    progress = HeadlessProgress() if output_format == "text" else None
+
     def emit(event: AgentEvent | InitEvent) -> None:
         if output_format == "stream-json":
             # ensure_ascii: a lone surrogate from a model becomes a \u escape instead of failing the write
             out.write(json.dumps(redact_data(event.model_dump(mode="json"))) + "\n")
             out.flush()
+        elif progress is not None:
+            progress.show(redact_data(event.model_dump(mode="json")))
 
     policy = session_policy(settings, headless=True, allow_shell=allow_shell,
                             test_command=session_test_command(repo, settings))

@@ -233,3 +233,20 @@ def test_sigterm_mid_command_still_ends_with_the_report(calc_repo, write_script)
     assert events[-1]["type"] == "result" and report["error_kind"] == "cancelled"
     assert "stopped by SIGTERM" in report["error"] and not report["tests"]["ran"]
     assert "Traceback" not in err
+
+
+def test_text_mode_tells_each_step_on_stderr_without_secrets(calc_repo, write_script):
+    script = [{"content": "", "tool_calls": [{"name": "read_file", "arguments": {"path": "calc/__init__.py"}}]},
+              {"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "curl -H 'x: hunter2-secret' x"}}]},
+              {"content": "", "tool_calls": [{"name": "edit_file", "arguments": {
+                  "path": "calc/__init__.py", "old_string": "a - b", "new_string": "a + b"}}]},
+              {"content": "done"}]
+    proc = run_cli(["run", "--headless", "fix", "--backend", "scripted", "--script", str(write_script(script))],
+                   calc_repo, env={"DEPLOY_TOKEN": "hunter2-secret"})
+    assert proc.returncode == 1, proc.stderr  # the bash call was denied
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("dsv4-code: ")]
+    assert lines[0] == "dsv4-code: step 1" and "dsv4-code:   ok     read_file calc/__init__.py -> " in lines[1]
+    assert any(line.startswith("dsv4-code:   denied bash curl") and "[redacted]" in line for line in lines)
+    assert any("edit_file calc/__init__.py -> edited" in line for line in lines)
+    assert "hunter2" not in proc.stderr + proc.stdout
+    assert proc.stdout.startswith("status: not_done (exit 1)")  # the report alone on stdout
