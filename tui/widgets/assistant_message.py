@@ -3,10 +3,12 @@ from __future__ import annotations
 from textual.geometry import Size
 from textual.selection import Selection
 from textual.strip import Strip
+from textual.theme import Theme
 from textual.widget import Widget
 
 from ..markdown_blocks import finished_prefix
 from ..markdown_render import blank_line, render_markdown
+from ..reply_style import ReplyStyle, reply_style
 
 
 class AssistantMessage(Widget):
@@ -15,6 +17,7 @@ class AssistantMessage(Widget):
     One widget whatever the reply's length: finished blocks are cut off the tail (tui/markdown_blocks.py) and
     rendered once into lines; each streamed chunk re-renders only the tail. So a chunk costs the same at the end
     of a long reply as at its start, and the reply adds one widget to the screen's layout, not one per block.
+    The lines carry the colours of the theme they were drawn in, so a theme switch draws them again.
     """
 
     DEFAULT_CSS = """
@@ -29,6 +32,15 @@ class AssistantMessage(Widget):
         self._width = 0
         self._part_lines: list[list[Strip]] = []  # the parts rendered at self._width
         self._tail_lines: list[Strip] | None = None
+        self._style: ReplyStyle | None = None  # the colours of the app's theme, taken when first drawn
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        # The signal comes after the new theme's CSS is applied, so the colours taken on the next draw are its own.
+        self._style, self._width = None, 0  # every part is rendered again, at the next draw
+        self.refresh(layout=True)
 
     def append_delta(self, delta: str) -> None:
         self.text += delta
@@ -58,7 +70,10 @@ class AssistantMessage(Widget):
         return drawn
 
     def _render(self, text: str, width: int) -> list[Strip]:
-        return render_markdown(self.app.console, text, width, dark=self.app.current_theme.dark)
+        if self._style is None:
+            app = self.app
+            self._style = reply_style(app.theme_variables, app.current_theme.dark, self.background_colors[1])
+        return render_markdown(self.app.console, text, width, self._style)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self.lines(width))
