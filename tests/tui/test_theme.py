@@ -57,6 +57,8 @@ async def test_a_theme_switch_redraws_the_replies_in_the_new_colours(calc_repo):
         light = colours(reply)
         light_surface = Color.parse(app.theme_variables["surface"]).hex.lower()
         assert background_of(light, "def") == light_surface != surface  # the code block drawn again, on the light surface
+        painted = app.export_screenshot()  # what the terminal shows: the old theme's surface is gone from the screen
+        assert f'fill="{light_surface}"' in painted and f'fill="{surface}"' not in painted
         inline_code = {(colour, bg) for text, colour, bg in dark if text == "add()"}
         assert inline_code and inline_code.isdisjoint((colour, bg) for text, colour, bg in light if text == "add()")
         assert {(t, c) for t, c, _ in dark if t == "Fixed"} != {(t, c) for t, c, _ in light if t == "Fixed"}  # heading

@@ -31,6 +31,7 @@ class AssistantMessage(Widget):
         self._tail = text
         self._width = 0
         self._part_lines: list[list[Strip]] = []  # the parts rendered at self._width
+        self._part_styles: list[ReplyStyle] = []  # the colours each part was rendered in
         self._tail_lines: list[Strip] | None = None
         self._style: ReplyStyle | None = None  # the colours of the app's theme, taken when first drawn
 
@@ -39,8 +40,17 @@ class AssistantMessage(Widget):
 
     def _theme_changed(self, theme: Theme) -> None:
         # The signal comes after the new theme's CSS is applied, so the colours taken on the next draw are its own.
-        self._style, self._width = None, 0  # every part is rendered again, at the next draw
-        self.refresh(layout=True)
+        # Colours do not move a line break: the height stays, and a part is rendered again only when a line of it
+        # is drawn (render_line), so a switch costs what is on screen, not the whole transcript.
+        self._style, self._tail_lines = None, None
+        self.refresh()
+
+    @property
+    def colours(self) -> ReplyStyle:
+        if self._style is None:
+            app = self.app
+            self._style = reply_style(app.theme_variables, app.current_theme.dark, self.background_colors[1])
+        return self._style
 
     def append_delta(self, delta: str) -> None:
         self.text += delta
@@ -50,14 +60,17 @@ class AssistantMessage(Widget):
             self.parts.append(finished)
             if self._width:
                 self._part_lines.append(self._render(finished, self._width))
+                self._part_styles.append(self.colours)
         self._tail_lines = None
         self.refresh(layout=True)
 
     def lines(self, width: int) -> list[Strip]:
-        """The reply as drawn at this content width: the parts, then the tail, one blank line between them."""
+        """The reply as drawn at this content width: the parts, then the tail, one blank line between them. After a
+        theme switch, parts not drawn since keep their old colours here (render_line recolours what it draws)."""
         if width != self._width:
             self._width = width
             self._part_lines = [self._render(part, width) for part in self.parts]
+            self._part_styles = [self.colours] * len(self.parts)
             self._tail_lines = None
         if self._tail_lines is None:
             self._tail_lines = self._render(self._tail, width)
@@ -69,19 +82,34 @@ class AssistantMessage(Widget):
                 drawn.extend(block)
         return drawn
 
+    def _line(self, y: int, width: int) -> Strip:
+        """Line `y` as lines(width) has it, its part rendered again first if it has the colours of another theme."""
+        self.lines(width)
+        row = 0
+        for index, block in enumerate((*self._part_lines, self._tail_lines or [])):
+            if not block:
+                continue
+            if row:
+                if y == row:
+                    return blank_line(width)
+                row += 1  # the blank line between two blocks
+            if y < row + len(block):
+                if index < len(self.parts) and self._part_styles[index] is not self.colours:
+                    block = self._part_lines[index] = self._render(self.parts[index], width)
+                    self._part_styles[index] = self.colours
+                return block[y - row]
+            row += len(block)
+        return blank_line(width)
+
     def _render(self, text: str, width: int) -> list[Strip]:
-        if self._style is None:
-            app = self.app
-            self._style = reply_style(app.theme_variables, app.current_theme.dark, self.background_colors[1])
-        return render_markdown(self.app.console, text, width, self._style)
+        return render_markdown(self.app.console, text, width, self.colours)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self.lines(width))
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
-        drawn = self.lines(width)
-        line = drawn[y] if y < len(drawn) else blank_line(width)
+        line = self._line(y, width)
         if (selection := self.text_selection) is not None and (span := selection.get_span(y)) is not None:
             start, end = span
             before, chosen, after = line.divide([start, width if end == -1 else end, width])
