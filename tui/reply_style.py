@@ -36,7 +36,7 @@ MARKDOWN_STYLES = {
 }
 LIGHT_STYLES = {"markdown.code": "$text-error 95% on $error 5%"}  # Textual's inline code on a light theme
 HEADING_LEVELS = range(1, 7)
-CODE_BACKGROUND = "$surface"  # code blocks stand off the transcript's $background a little, in every theme
+CODE_BACKGROUND = "surface"  # the variable code blocks sit on: a little off the transcript's $background in every theme
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _reply_style(variable_items: tuple[tuple[str, str], ...], dark: bool, backgr
         text_style = variables.get(f"markdown-h{level}-text-style", "bold")
         styles[f"markdown.h{level}"] = f"{'' if text_style == 'none' else text_style} $markdown-h{level}-color"
     markdown = {name: resolve(text, variables, background) for name, text in styles.items()}
-    code_background = background + Color.parse(variables[CODE_BACKGROUND.removeprefix("$")])
+    code_background = background + Color.parse(variables[CODE_BACKGROUND])
     # Plain text (a token without a style) takes the reply's own colour, drawn under it (AssistantMessage.render_line).
     tokens = {token: resolve(text, variables, code_background) for token, text in HighlightTheme.STYLES.items() if text}
     syntax = ThemeSyntax(tokens, RichStyle(bgcolor=code_background.rich_color))
