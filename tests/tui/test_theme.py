@@ -8,6 +8,7 @@ from textual.command import CommandPalette
 from textual.widgets import OptionList
 
 from dsv4.tui.widgets.assistant_message import AssistantMessage
+from dsv4.tui.widgets.transcript import Transcript
 
 from .helpers import make_app, ready, settle, turn, wait_until
 
@@ -63,7 +64,7 @@ async def test_a_theme_switch_redraws_the_replies_in_the_new_colours(calc_repo):
         assert inline_code and inline_code.isdisjoint((colour, bg) for text, colour, bg in light if text == "add()")
         assert {(t, c) for t, c, _ in dark if t == "Fixed"} != {(t, c) for t, c, _ in light if t == "Fixed"}  # heading
         # Drawn again exactly as a reply rendered for the first time in this theme.
-        await screen.query_one("Transcript").add_assistant(REPLY)
+        await screen.query_one(Transcript).add_assistant(REPLY)
         await settle(app, pilot)
         first, fresh = screen.query(AssistantMessage)
         assert colours(first) == colours(fresh) == light
@@ -72,3 +73,31 @@ async def test_a_theme_switch_redraws_the_replies_in_the_new_colours(calc_repo):
         await settle(app, pilot)
         assert colours(first) != light and background_of(colours(first), "def") == Color.parse(
             app.theme_variables["surface"]).hex.lower()
+
+
+async def test_a_reply_off_screen_is_drawn_again_only_when_scrolled_into_view(calc_repo):
+    app = make_app(calc_repo, [])
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(app, pilot)
+        transcript = screen.query_one(Transcript)
+        await transcript.add_assistant(REPLY)
+        for n in range(40):  # a streamed reply of many parts, long enough to push the first reply off screen
+            await transcript.add_assistant_delta(f"Paragraph {n} says `x = {n}`.\n\n")
+        await transcript.end_stream()
+        await settle(app, pilot)
+        transcript.scroll_end(animate=False)
+        await settle(app, pilot)
+        first, long = screen.query(AssistantMessage)
+        assert not first.region.overlaps(transcript.region) and long.parts  # out of view; the long one has parts
+        old = first.colours
+
+        app.theme = "textual-light"
+        await settle(app, pilot)
+        new = long.colours
+        assert new is not old and first._tail_style is old  # not drawn, so not rendered again
+        assert sum(style is new for style in long._part_styles) < len(long.parts)  # only the parts on screen were
+        transcript.scroll_home(animate=False)
+        await settle(app, pilot)
+        assert first.region.overlaps(transcript.region) and first._tail_style is new
+        surface = Color.parse(app.theme_variables["surface"]).hex.lower()
+        assert background_of(colours(first), "def") == surface

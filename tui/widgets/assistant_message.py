@@ -33,6 +33,7 @@ class AssistantMessage(Widget):
         self._part_lines: list[list[Strip]] = []  # the parts rendered at self._width
         self._part_styles: list[ReplyStyle] = []  # the colours each part was rendered in
         self._tail_lines: list[Strip] | None = None
+        self._tail_style: ReplyStyle | None = None
         self._style: ReplyStyle | None = None  # the colours of the app's theme, taken when first drawn
 
     def on_mount(self) -> None:
@@ -40,9 +41,9 @@ class AssistantMessage(Widget):
 
     def _theme_changed(self, theme: Theme) -> None:
         # The signal comes after the new theme's CSS is applied, so the colours taken on the next draw are its own.
-        # Colours do not move a line break: the height stays, and a part is rendered again only when a line of it
-        # is drawn (render_line), so a switch costs what is on screen, not the whole transcript.
-        self._style, self._tail_lines = None, None
+        # Colours do not move a line break: the height stays, and a part (or the tail) is rendered again only when
+        # a line of it is drawn (render_line), so a switch costs what is on screen, not the whole transcript.
+        self._style = None
         self.refresh()
 
     @property
@@ -66,14 +67,14 @@ class AssistantMessage(Widget):
 
     def lines(self, width: int) -> list[Strip]:
         """The reply as drawn at this content width: the parts, then the tail, one blank line between them. After a
-        theme switch, parts not drawn since keep their old colours here (render_line recolours what it draws)."""
+        theme switch, blocks not drawn since keep their old colours here (render_line recolours what it draws)."""
         if width != self._width:
             self._width = width
             self._part_lines = [self._render(part, width) for part in self.parts]
             self._part_styles = [self.colours] * len(self.parts)
             self._tail_lines = None
         if self._tail_lines is None:
-            self._tail_lines = self._render(self._tail, width)
+            self._tail_lines, self._tail_style = self._render(self._tail, width), self.colours
         drawn: list[Strip] = []
         for block in (*self._part_lines, self._tail_lines):
             if block:
@@ -94,12 +95,19 @@ class AssistantMessage(Widget):
                     return blank_line(width)
                 row += 1  # the blank line between two blocks
             if y < row + len(block):
-                if index < len(self.parts) and self._part_styles[index] is not self.colours:
-                    block = self._part_lines[index] = self._render(self.parts[index], width)
-                    self._part_styles[index] = self.colours
-                return block[y - row]
+                return self._in_colours(index, width)[y - row]
             row += len(block)
         return blank_line(width)
+
+    def _in_colours(self, index: int, width: int) -> list[Strip]:
+        """Block `index` (a part; len(parts): the tail) in the current theme's colours, rendered again if need be."""
+        if index == len(self.parts):
+            if self._tail_style is not self.colours:
+                self._tail_lines, self._tail_style = self._render(self._tail, width), self.colours
+            return self._tail_lines or []
+        if self._part_styles[index] is not self.colours:
+            self._part_lines[index], self._part_styles[index] = self._render(self.parts[index], width), self.colours
+        return self._part_lines[index]
 
     def _render(self, text: str, width: int) -> list[Strip]:
         return render_markdown(self.app.console, text, width, self.colours)
