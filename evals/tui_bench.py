@@ -13,8 +13,8 @@ model. Measured:
   cost grows with the reply is slowest);
 - loop stall: the longest gap of a 10 ms ticker on the UI's event loop during startup and during the stream
   (how long the UI thread was blocked at worst);
-- theme switch: with both replies on screen, from setting another theme until every reply is drawn again in its
-  colours (their lines are rendered once per theme), and the worst stall meanwhile.
+- theme switch: with both replies in the transcript, from setting another theme until the replies on screen are
+  drawn again in its colours (a reply off screen waits until it is scrolled into view), and the worst stall.
 
 - with `--model NAME` (e.g. smollm2-135m): startup only, with that in-process model loading in the background
   (interactive_s, ready_s, the startup stall and what the progress line said while loading).
@@ -187,18 +187,22 @@ async def bench(files: int, chunks: int, rate: float, paced_chars: int) -> dict:
 
 async def switch_theme(app, pilot, ticker: Ticker) -> dict:
     from dsv4.tui.widgets.assistant_message import AssistantMessage
+    from dsv4.tui.widgets.transcript import Transcript
 
+    transcript = app.chat.query_one(Transcript)
     replies = list(app.chat.query(AssistantMessage))
-    before = [reply._style for reply in replies]
+    shown = [reply for reply in replies if reply.region.overlaps(transcript.region)]
+    before = [reply._style for reply in shown]
     ticker.reset()
     started = time.perf_counter()
     app.theme = "textual-light"
-    # A reply takes the new theme's colours when it draws its lines again (AssistantMessage._render).
-    while any(reply._style is None or reply._style is old for reply, old in zip(replies, before)):
+    # A reply on screen takes the new theme's colours when it draws its lines again (AssistantMessage._in_colours);
+    # one off screen waits until it is scrolled into view.
+    while any(reply._style is None or reply._style is old for reply, old in zip(shown, before)):
         await pilot.pause(0.001)
     await pilot.pause()  # the frame with the lines drawn again
     return {"theme_switch_ms": (time.perf_counter() - started) * 1000, "theme_switch_worst_stall_ms": ticker.worst * 1000,
-            "theme_switch_chars": sum(len(reply.text) for reply in replies)}
+            "theme_switch_chars": sum(len(reply.text) for reply in replies), "theme_switch_replies_shown": len(shown)}
 
 
 async def startup_with_model(files: int, model: str) -> dict:
@@ -272,7 +276,7 @@ def main() -> int:
              f"worst {result['key_latency_ms_worst']:.0f} ms ({result['keys_pressed_while_streaming']} keys)"),
             ("worst key latency, last quarter", f"{result['key_latency_ms_worst_last_quarter']:.0f} ms"),
             ("worst UI stall, paced stream", f"{result['paced_worst_stall_ms']:.0f} ms"),
-            (f"theme switch, {result['theme_switch_chars']:,} chars of replies redrawn",
+            (f"theme switch, {result['theme_switch_chars']:,} chars of replies ({result['theme_switch_replies_shown']} on screen)",
              f"{result['theme_switch_ms']:.0f} ms (worst stall {result['theme_switch_worst_stall_ms']:.0f} ms)")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
