@@ -3,6 +3,8 @@ cut off the live tail (so a chunk's cost does not grow with the reply) and the r
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from rich.console import Console
 from textual.app import App, ComposeResult
@@ -29,6 +31,7 @@ REPLIES = {
 }
 
 
+@functools.cache
 def dark_style():
     """The reply colours of Textual's default theme (code blocks with a background, inline code coloured)."""
     variables = App().theme_variables
