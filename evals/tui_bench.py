@@ -12,7 +12,9 @@ model. Measured:
   it), median, 95th percentile and worst, over the whole reply and over its last quarter (where a renderer whose
   cost grows with the reply is slowest);
 - loop stall: the longest gap of a 10 ms ticker on the UI's event loop during startup and during the stream
-  (how long the UI thread was blocked at worst).
+  (how long the UI thread was blocked at worst);
+- theme switch: with both replies in the transcript, from setting another theme until the replies on screen are
+  drawn again in its colours (a reply off screen waits until it is scrolled into view), and the worst stall.
 
 - with `--model NAME` (e.g. smollm2-135m): startup only, with that in-process model loading in the background
   (interactive_s, ready_s, the startup stall and what the progress line said while loading).
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +181,28 @@ async def bench(files: int, chunks: int, rate: float, paced_chars: int) -> dict:
         result["key_latency_ms_worst_last_quarter"] = max(last_quarter) * 1000
         result["keys_pressed_while_streaming"] = len(latencies)
         result["paced_worst_stall_ms"] = ticker.worst * 1000
+        result.update(await switch_theme(app, pilot, ticker))
     return result
+
+
+async def switch_theme(app, pilot, ticker: Ticker) -> dict:
+    from dsv4.tui.widgets.assistant_message import AssistantMessage
+    from dsv4.tui.widgets.transcript import Transcript
+
+    transcript = app.chat.query_one(Transcript)
+    replies = list(app.chat.query(AssistantMessage))
+    shown = [reply for reply in replies if reply.region.overlaps(transcript.region)]
+    before = [reply._style for reply in shown]
+    ticker.reset()
+    started = time.perf_counter()
+    app.theme = "textual-light"
+    # A reply on screen takes the new theme's colours when it draws its lines again (AssistantMessage._in_colours);
+    # one off screen waits until it is scrolled into view.
+    while any(reply._style is None or reply._style is old for reply, old in zip(shown, before)):
+        await pilot.pause(0.001)
+    await pilot.pause()  # the frame with the lines drawn again
+    return {"theme_switch_ms": (time.perf_counter() - started) * 1000, "theme_switch_worst_stall_ms": ticker.worst * 1000,
+            "theme_switch_chars": sum(len(reply.text) for reply in replies), "theme_switch_replies_shown": len(shown)}
 
 
 async def startup_with_model(files: int, model: str) -> dict:
@@ -240,7 +264,9 @@ def main() -> int:
         return 0
     args.out = args.out or REPO / "evals" / "results" / "tui_bench.json"
     result = asyncio.run(bench(args.files, args.chunks, args.rate, args.paced_chars))
-    result["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    result["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
+                         "load_average": os.getloadavg()}
+    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = [("interactive prompt", f"{result['interactive_s']:.3f} s"), ("session ready", f"{result['ready_s']:.3f} s"),
             ("worst UI stall, startup", f"{result['startup_worst_stall_ms']:.0f} ms"),
             ("flood", f"{result['chunks']} chunks in {result['flood_s']:.2f} s = {result['chunks_per_s']:.0f} chunks/s"),
@@ -249,7 +275,9 @@ def main() -> int:
              f"median {result['key_latency_ms_median']:.0f} ms, p95 {result['key_latency_ms_p95']:.0f} ms, "
              f"worst {result['key_latency_ms_worst']:.0f} ms ({result['keys_pressed_while_streaming']} keys)"),
             ("worst key latency, last quarter", f"{result['key_latency_ms_worst_last_quarter']:.0f} ms"),
-            ("worst UI stall, paced stream", f"{result['paced_worst_stall_ms']:.0f} ms")]
+            ("worst UI stall, paced stream", f"{result['paced_worst_stall_ms']:.0f} ms"),
+            (f"theme switch, {result['theme_switch_chars']:,} chars of replies ({result['theme_switch_replies_shown']} on screen)",
+             f"{result['theme_switch_ms']:.0f} ms (worst stall {result['theme_switch_worst_stall_ms']:.0f} ms)")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markdown import Heading, Markdown
 from rich.segment import Segment
-from rich.console import JustifyMethod
 from textual.strip import Strip
+
+from .reply_style import ReplyStyle
 
 
 class LeftHeading(Heading):
@@ -26,14 +27,16 @@ class ReplyMarkdown(Markdown):
     elements: ClassVar = {**Markdown.elements, "heading_open": LeftHeading}
 
 
-def render_markdown(console: Console, text: str, width: int, dark: bool = True) -> list[Strip]:
-    """`text` as lines `width` cells wide. Rich puts one blank line before every top-level block but the first, so
-    parts rendered alone and joined with one blank line are drawn exactly as the whole text would be."""
+def render_markdown(console: Console, text: str, width: int, style: ReplyStyle) -> list[Strip]:
+    """`text` as lines `width` cells wide, in `style`'s colours. Rich puts one blank line before every top-level
+    block but the first, so parts rendered alone and joined with one blank line are drawn exactly as the whole text
+    would be."""
     if not text.strip() or width <= 0:
         return []
-    markdown = ReplyMarkdown(text, code_theme="monokai" if dark else "default")
-    lines = console.render_lines(markdown, console.options.update(width=width, height=None, highlight=False),
-                                 pad=True)
+    markdown = ReplyMarkdown(text, code_theme=style.code)  # type: ignore[arg-type]  # Syntax takes a SyntaxTheme too
+    with console.use_theme(style.markdown):
+        lines = console.render_lines(markdown, console.options.update(width=width, height=None, highlight=False),
+                                     pad=True)
     return [Strip(line, width) for line in lines]
 
 

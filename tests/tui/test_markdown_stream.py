@@ -3,13 +3,17 @@ cut off the live tail (so a chunk's cost does not grow with the reply) and the r
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from rich.console import Console
 from textual.app import App, ComposeResult
+from textual.color import Color
 from textual.selection import Selection
 
 from dsv4.tui.markdown_blocks import finished_prefix
 from dsv4.tui.markdown_render import blank_line, render_markdown
+from dsv4.tui.reply_style import reply_style
 from dsv4.tui.widgets.assistant_message import AssistantMessage
 from dsv4.tui.widgets.transcript import Transcript
 
@@ -27,6 +31,13 @@ REPLIES = {
 }
 
 
+@functools.cache
+def dark_style():
+    """The reply colours of Textual's default theme (code blocks with a background, inline code coloured)."""
+    variables = App().theme_variables
+    return reply_style(variables, True, Color.parse(variables["background"]))
+
+
 def drawn(lines):
     return [[(segment.text, segment.style) for segment in line] for line in lines]
 
@@ -40,7 +51,8 @@ def streamed_lines(console: Console, text: str, width: int, step: int) -> tuple[
             parts.append(tail[:cut])
             tail = tail[cut:]
     lines: list = []
-    for block in [render_markdown(console, part, width) for part in [*parts, tail]]:
+    style = dark_style()
+    for block in [render_markdown(console, part, width, style) for part in [*parts, tail]]:
         if block:
             if lines:
                 lines.append(blank_line(width))
@@ -53,7 +65,7 @@ def streamed_lines(console: Console, text: str, width: int, step: int) -> tuple[
 def test_cut_parts_draw_exactly_the_whole_reply(name, step):
     console = Console(width=70, color_system="truecolor", force_terminal=True)
     text = REPLIES[name]
-    whole = drawn(render_markdown(console, text, 70))
+    whole = drawn(render_markdown(console, text, 70, dark_style()))
     lines, parts = streamed_lines(console, text, 70, step)
     assert lines == whole
     assert parts >= 1  # a cut was made, so the test compared cut parts with the whole

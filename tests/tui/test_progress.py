@@ -106,8 +106,11 @@ def test_loading_an_in_process_model_reports_its_steps(tiny_v4_folder):
     assert [(r.stage, r.done, r.total, r.unit) for r in reports] == [("model", n, 3, "steps") for n in range(4)]
 
 
-def test_a_session_that_loads_its_model_reports_the_load(calc_repo, tiny_v4_folder):
+def test_a_session_that_loads_its_model_reports_the_load(calc_repo, tiny_v4_folder, monkeypatch):
     """AgentSession.open hands its progress callback to the backend it builds (what the TUI's bar shows)."""
+    # The load's steps are the same either way; building the one-token C kernels (tested in tests/runtime) would
+    # compile them here, a few seconds when tests/tui runs on its own.
+    monkeypatch.setenv("DSV4_V4_KERNELS", "0")
     from dsv4.agent.config import load_settings
     from dsv4.agent.repo import find_repo
     from dsv4.agent.session import AgentSession, agent_config, session_policy
