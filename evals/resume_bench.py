@@ -60,11 +60,32 @@ def prompt_ids(tokenizer, n: int) -> list[int]:
     return ids[:n]
 
 
-def greedy(engine, logits, steps: int) -> list[int]:
+def greedy(engine, logits, steps: int) -> tuple[list[int], list]:
+    """`steps` greedy tokens from `logits` on, and the logits each was chosen from."""
+    seen = [logits]
     out = [int(logits.argmax())]
     for _ in range(steps - 1):
-        out.append(int(engine.decode(out[-1]).argmax()))
-    return out
+        seen.append(engine.decode(out[-1]))
+        out.append(int(seen[-1].argmax()))
+    return out, seen
+
+
+def forced(engine, logits, ref_tokens: list[int], ref_logits: list) -> tuple[float, float]:
+    """Feed the reference's greedy tokens (teacher forcing): the share of steps whose argmax is the reference's,
+    and the largest logit difference over the steps. Unlike free-running greedy agreement, one flipped choice
+    does not make every later step differ."""
+    agree, err = 0, 0.0
+    for i, want in enumerate(ref_tokens):
+        if i:
+            logits = engine.decode(ref_tokens[i - 1])
+        agree += int(logits.argmax()) == want
+        err = max(err, float((logits.float() - ref_logits[i].float()).abs().max()))
+    return agree / len(ref_tokens), err
+
+
+def top2_margin(logits) -> float:
+    top = logits.float().topk(2).values
+    return float(top[0] - top[1])
 
 
 def timed_prefill(engine, ids: list[int], reserve: int = 0, restore_points: tuple[int, ...] | list[int] = ()):
@@ -88,7 +109,7 @@ def load_1m() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def restore_cases(engine, store_cls, memory, row: dict, snap, prompt: list[int], ref_logits, ref_tokens: list[int],
+def restore_cases(engine, store_cls, memory, row: dict, snap, prompt: list[int], ref_tokens: list[int], ref_steps: list,
                   cases: dict, rounds: int, peer_round=None) -> dict:
     """Save `snap` in each tier, then time `rounds` restores of `prompt` through prefill; `peer_round(case)` runs
     after each round of a case it wants (llama.cpp's load_state next to our disk_cold). Returns bytes per token."""
@@ -118,14 +139,16 @@ def restore_cases(engine, store_cls, memory, row: dict, snap, prompt: list[int],
             if peer_round is not None:
                 peer_round(name)
         report = engine.kv_report
-        tokens = greedy(engine, logits, GREEDY_STEPS)
+        tokens, _ = greedy(engine, logits, GREEDY_STEPS)
+        _, logits = timed_prefill(engine, prompt)  # restored again, for the teacher-forced steps
+        row[f"{name}_forced_agreement"], row[f"{name}_forced_max_logit_err"] = forced(engine, logits, ref_tokens, ref_steps)
         median_rounds(row, f"{name}_s", elapsed)
         median_rounds(row, f"{name}_restore_s", restore)
         row[f"{name}_load_1m_rounds"] = loads
         row[f"{name}_tier"] = report.tier
         row[f"{name}_restored_tokens"] = report.restored_tokens
         row[f"{name}_greedy_agreement"] = sum(a == b for a, b in zip(tokens, ref_tokens)) / GREEDY_STEPS
-        row[f"{name}_max_logit_err"] = float((logits.float() - ref_logits.float()).abs().max())  # vs never evicted
+        row[f"{name}_max_logit_err"] = float((logits.float() - ref_steps[0].float()).abs().max())  # vs never evicted
         engine.attach_prefix_cache(None)
         store.clear()
     return bytes_per_token
@@ -170,8 +193,8 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
     engine.prefill(ids[:prefix])
     snap = engine.export_prefix(prefix)
     # the reference for exactness: the engine that kept its cache (the same chunks a restore computes)
-    ref_logits = engine.prefill(prompt)
-    ref_tokens = greedy(engine, ref_logits, GREEDY_STEPS)
+    ref_tokens, ref_steps = greedy(engine, engine.prefill(prompt), GREEDY_STEPS)
+    row["ref_top2_margin_median"] = statistics.median(map(top2_margin, ref_steps))
     peer_rounds: dict[str, list[dict]] = {"disk_cold": [], "disk_cold_ctx": []}
     if peer is not None:
         row["llamacpp_save"] = peer.ask({"op": "save", "n": n})
@@ -180,7 +203,7 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
         if case in peer_rounds:
             peer_rounds[case].append(peer.ask({"op": "load", "n": n}))
 
-    bytes_per_token = restore_cases(engine, store_cls, memory, row, snap, prompt, ref_logits, ref_tokens, LLAMA_CASES,
+    bytes_per_token = restore_cases(engine, store_cls, memory, row, snap, prompt, ref_tokens, ref_steps, LLAMA_CASES,
                                     rounds, peer_round if peer is not None else None)
     speedups(row, bytes_per_token, rounds)
     row["cold_ctx_restore_speedup"] = row["reread_s"] / row["disk_cold_ctx_restore_s"]
@@ -219,8 +242,9 @@ def bench_v4_length(engine, store_cls, memory, n: int, rounds: int, reread_round
     row: dict = {"prefix_tokens": prefix, "new_tokens": NEW_TOKENS, "rounds": rounds, "reread_load_1m": load_1m()}
     rereads, snap, ref_logits = v4_reference(engine, ids, prefix, prompt, reread_rounds, timed_prefill)
     median_rounds(row, "reread_s", rereads)
-    ref_tokens = greedy(engine, ref_logits, GREEDY_STEPS)
-    bytes_per_token = restore_cases(engine, store_cls, memory, row, snap, prompt, ref_logits, ref_tokens, V4_CASES,
+    ref_tokens, ref_steps = greedy(engine, ref_logits, GREEDY_STEPS)
+    row["ref_top2_margin_median"] = statistics.median(map(top2_margin, ref_steps))  # random weights: flat logits
+    bytes_per_token = restore_cases(engine, store_cls, memory, row, snap, prompt, ref_tokens, ref_steps, V4_CASES,
                                     rounds)
     speedups(row, bytes_per_token, rounds)
     return row

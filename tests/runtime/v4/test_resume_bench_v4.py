@@ -41,7 +41,8 @@ def test_every_tier_restores_the_prefix_and_lossless_ones_are_exact(bench, tmp_p
         assert row[f"{case}_restored_tokens"] == 448
     for case in ("ram_hot", "disk_hot"):
         assert row[f"{case}_max_logit_err"] == 0.0
-        assert row[f"{case}_greedy_agreement"] == 1.0
+        assert row[f"{case}_greedy_agreement"] == row[f"{case}_forced_agreement"] == 1.0
+        assert row[f"{case}_forced_max_logit_err"] == 0.0  # every decode step after the restore, bit for bit
     assert 0 < row["disk_cold_max_logit_err"]  # int4 compressed rows change the logits, a little
     per_token = row["bytes_per_token"]
     assert per_token["warm"] < per_token["hot"] and per_token["disk_cold"] < per_token["disk_hot"]
