@@ -2,8 +2,8 @@
 
 The parent starts this file under a python with llama-cpp-python (`LlamaCppPeer`); the worker loads the same
 GGUF once, with the same thread count, and answers one JSON line per request on stdin:
-- {"op": "reread", "n": L}: reset, eval the prefix + the new tokens (what re-reading costs it);
-- {"op": "save", "n": L}: reset, eval the prefix, `save_state()` (kept in the worker for the loads);
+- {"op": "reread", "n": L}: reset, eval the prefix, `save_state()` (kept in the worker for the loads, and
+  not counted in the re-read), eval the new tokens: what re-reading costs it;
 - {"op": "load", "n": L}: reset, `load_state()` of that state, eval the new tokens.
 So each of our rounds can be followed at once by the same round of llama.cpp: the two share the machine's
 load of that moment instead of running minutes apart. This file imports neither torch nor dsv4.
@@ -65,13 +65,12 @@ def worker(model_path: str, ids_file: str, threads: int, new_tokens: int, greedy
             llm.reset()
             t0 = time.perf_counter()
             if op == "reread":
-                llm.eval(prefix + new)
-                answer = {"reread_s": time.perf_counter() - t0}
-            elif op == "save":
                 llm.eval(prefix)
-                t0 = time.perf_counter()
+                t1 = time.perf_counter()
                 states[n] = llm.save_state()
-                answer = {"save_state_s": time.perf_counter() - t0,
+                t2 = time.perf_counter()
+                llm.eval(new)
+                answer = {"reread_s": t1 - t0 + time.perf_counter() - t2, "save_state_s": t2 - t1,
                           "state_bytes_per_token": states[n].llama_state_size / len(prefix)}
             else:
                 llm.load_state(states[n])
