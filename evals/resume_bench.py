@@ -43,7 +43,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from resume_llamacpp import LlamaCppPeer
+from resume_llamacpp import LlamaCppPeer, compare_with_llamacpp
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 8
@@ -207,29 +207,6 @@ def bench_length(engine, store_cls, memory, n: int, rounds: int = 1, reread_roun
     if peer is not None:
         compare_with_llamacpp(row, theirs, peer_rounds)
     return row
-
-
-def compare_with_llamacpp(row: dict, rereads: list[dict], peer_rounds: dict[str, list[dict]]) -> None:
-    """Ratios to llama.cpp from rounds run next to ours: per round (ours / theirs in the same round) and of the
-    medians. Below 1: ours is faster."""
-    med = statistics.median
-    times = [r["reread_s"] for r in rereads]
-    lc: dict = {"reread_s": med(times), "reread_s_rounds": times, "save_state_s": rereads[-1]["save_state_s"],
-                "state_bytes_per_token": rereads[-1]["state_bytes_per_token"]}
-    for case, answers in peer_rounds.items():
-        loads = [a["load_state_s"] for a in answers]
-        resumes = [a["load_and_eval_new_s"] for a in answers]
-        ours_restore, ours_total = row[f"{case}_restore_s_rounds"], row[f"{case}_s_rounds"]
-        lc[f"next_to_{case}"] = {"load_state_s": med(loads), "load_and_eval_new_s": med(resumes),
-                                 "load_state_s_rounds": loads, "load_and_eval_new_s_rounds": resumes}
-        # the issue's "cold restore faster than llama.cpp's state load": our restore alone / its load_state alone
-        row[f"{case}_restore_vs_llamacpp_load_state"] = row[f"{case}_restore_s"] / med(loads)
-        row[f"{case}_restore_vs_llamacpp_load_state_per_round"] = [round(a / b, 3) for a, b in zip(ours_restore, loads)]
-        row[f"{case}_vs_llamacpp_load_and_eval"] = row[f"{case}_s"] / med(resumes)
-        row[f"{case}_vs_llamacpp_load_and_eval_per_round"] = [round(a / b, 3) for a, b in zip(ours_total, resumes)]
-    row["reread_vs_llamacpp_reread"] = row["reread_s"] / lc["reread_s"]
-    row["llamacpp_resume_speedup"] = lc["reread_s"] / lc["next_to_disk_cold"]["load_and_eval_new_s"]
-    row["llamacpp"] = lc
 
 
 def bench_v4_length(engine, store_cls, memory, n: int, rounds: int, reread_rounds: int) -> dict:

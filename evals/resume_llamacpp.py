@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -45,6 +46,29 @@ class LlamaCppPeer:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
+
+
+def compare_with_llamacpp(row: dict, rereads: list[dict], peer_rounds: dict[str, list[dict]]) -> None:
+    """Ratios to llama.cpp from rounds run next to ours: per round (ours / theirs in the same round) and of the
+    medians. Below 1: ours is faster."""
+    med = statistics.median
+    times = [r["reread_s"] for r in rereads]
+    lc: dict = {"reread_s": med(times), "reread_s_rounds": times, "save_state_s": rereads[-1]["save_state_s"],
+                "state_bytes_per_token": rereads[-1]["state_bytes_per_token"]}
+    for case, answers in peer_rounds.items():
+        loads = [a["load_state_s"] for a in answers]
+        resumes = [a["load_and_eval_new_s"] for a in answers]
+        ours_restore, ours_total = row[f"{case}_restore_s_rounds"], row[f"{case}_s_rounds"]
+        lc[f"next_to_{case}"] = {"load_state_s": med(loads), "load_and_eval_new_s": med(resumes),
+                                 "load_state_s_rounds": loads, "load_and_eval_new_s_rounds": resumes}
+        # the issue's "cold restore faster than llama.cpp's state load": our restore alone / its load_state alone
+        row[f"{case}_restore_vs_llamacpp_load_state"] = row[f"{case}_restore_s"] / med(loads)
+        row[f"{case}_restore_vs_llamacpp_load_state_per_round"] = [round(a / b, 3) for a, b in zip(ours_restore, loads)]
+        row[f"{case}_vs_llamacpp_load_and_eval"] = row[f"{case}_s"] / med(resumes)
+        row[f"{case}_vs_llamacpp_load_and_eval_per_round"] = [round(a / b, 3) for a, b in zip(ours_total, resumes)]
+    row["reread_vs_llamacpp_reread"] = row["reread_s"] / lc["reread_s"]
+    row["llamacpp_resume_speedup"] = lc["reread_s"] / lc["next_to_disk_cold"]["load_and_eval_new_s"]
+    row["llamacpp"] = lc
 
 
 def worker(model_path: str, ids_file: str, threads: int, new_tokens: int, greedy_steps: int) -> None:
