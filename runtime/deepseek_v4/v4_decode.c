@@ -6,148 +6,16 @@
 // call, with the arithmetic of the torch path it replaces (float32, the same bf16 roundings around the int8
 // products), so greedy decoding is unchanged. Built by runtime/deepseek_v4/v4_kernels.py with the system C
 // compiler; AVX-512 where the CPU has it, plain loops elsewhere.
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "v4_common.h"
 
 #define MAX_HC 16
 #define MAX_EXPERTS 1024
-
-static inline float bf16_round(float v) {  // round to nearest even bf16, as torch's float -> bfloat16 cast
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return v;  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-static inline float bf16_to_float(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-// ---- int8 products: y[n] = bf16(sum_k bf16(x)[k] * (w[n, k] * scale[n])), what `_weight_int8pack_mm` computes ----
-// Same order as ATen's AVX-512 kernel (the weight scaled before the FMA, one 16-lane accumulator per row,
-// one horizontal sum), so the results are bitwise ATen's where K is a multiple of 16.
-
-static float dot_int8(const float *xb, const int8_t *w, float scale, int64_t K) {
-    int64_t k = 0;
-#ifdef __AVX512F__
-    const __m512 vs = _mm512_set1_ps(scale);
-    __m512 acc = _mm512_setzero_ps();
-    for (; k + 16 <= K; k += 16) {
-        __m512 wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k)))), vs);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k), wv, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-#else
-    float sum = 0.0f;
-#endif
-    for (; k < K; k++) sum += xb[k] * ((float)w[k] * scale);
-    return sum;
-}
-
-#ifdef __AVX512F__
-// Four rows at once (four independent FMA chains, as ATen's 4-column blocks): each row's arithmetic is dot_int8's.
-static void dot_int8_x4(const float *xb, const int8_t *w, const uint16_t *scale, float *y, int64_t K) {
-    __m512 acc[4], vs[4];
-    for (int r = 0; r < 4; r++) {
-        acc[r] = _mm512_setzero_ps();
-        vs[r] = _mm512_set1_ps(bf16_to_float(scale[r]));
-    }
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-        __m512 xv = _mm512_loadu_ps(xb + k);
-        for (int r = 0; r < 4; r++) {
-            _mm_prefetch((const char *)(w + r * K + k + 4 * K), _MM_HINT_T0);  // the next block's rows
-            __m128i b8 = _mm_loadu_si128((const __m128i *)(w + r * K + k));
-            acc[r] = _mm512_fmadd_ps(xv, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b8)), vs[r]), acc[r]);
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        float sum = _mm512_reduce_add_ps(acc[r]), sc = bf16_to_float(scale[r]);
-        for (int64_t t = k; t < K; t++) sum += xb[t] * ((float)w[r * K + t] * sc);
-        y[r] = bf16_round(sum);
-    }
-}
-#endif
-
-static void gemv_int8(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
-    float stack[8192];
-    float *xb = K <= 8192 ? stack : malloc(K * sizeof(float));
-    for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(x[k]);
-    int64_t blocks = 0;
-#ifdef __AVX512F__
-    blocks = N / 4;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && N * K >= (1 << 20))
-    for (int64_t b = 0; b < blocks; b++) dot_int8_x4(xb, w + 4 * b * K, scale + 4 * b, y + 4 * b, K);
-#endif
-    for (int64_t n = 4 * blocks; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
-    if (xb != stack) free(xb);
-}
 
 void v4_int8_gemv(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
     gemv_int8(x, w, scale, y, N, K, threads);
 }
 
-static float dot_f32(const float *a, const float *b, int64_t n) {
-#ifdef __AVX512F__
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-    float s = _mm512_reduce_add_ps(acc);
-#else
-    float s = 0.0f;
-    int64_t i = 0;
-#endif
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 // ---- norms and rotary ----
-
-// rows x dim: out = x * rsqrt(mean(x^2) + eps) (* weight), as F.rms_norm on float32.
-static void rms_rows(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        float *o = out + r * dim;
-        float ss = 0.0f;
-        for (int64_t i = 0; i < dim; i++) ss += xr[i] * xr[i];
-        float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-        if (weight)
-            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
-        else
-            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv;
-    }
-}
-
-// Interleaved RoPE on the trailing `rope` channels of each row: pairs (2i, 2i+1) rotate by pos * inv_freq[i]
-// (backwards when inverse), as Rotary.apply's complex product.
-static void rope_rows(float *x, int64_t rows, int64_t dim, int rope, const float *inv_freq, int64_t pos, int inverse) {
-    float c[512], s[512];
-    int half = rope / 2;
-    for (int i = 0; i < half; i++) {
-        float ang = (float)pos * inv_freq[i];
-        c[i] = cosf(ang);
-        s[i] = inverse ? -sinf(ang) : sinf(ang);
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        float *t = x + r * dim + dim - rope;
-        for (int i = 0; i < half; i++) {
-            float a = t[2 * i], b = t[2 * i + 1];
-            t[2 * i] = a * c[i] - b * s[i];
-            t[2 * i + 1] = a * s[i] + b * c[i];
-        }
-    }
-}
 
 // out = rope(rms_norm(x) (* weight)); norm and rotary each optional (rope == 0: none).
 int v4_norm_rope(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps, int norm, int rope,
@@ -234,50 +102,6 @@ void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64
 }
 
 // ---- attention, one query ----
-
-// Top-k of n float scores, best first, ties to the lower index (stable_topk's rule); k <= n.
-static void topk_stable(const float *score, int64_t n, int64_t k, int64_t *out) {
-    // a min-heap of the k best (worst at the root): "better" = larger score, or equal score and lower index
-    int64_t size = 0;
-#define BETTER(a, b) (score[a] > score[b] || (score[a] == score[b] && (a) < (b)))
-    for (int64_t i = 0; i < n; i++) {
-        if (size < k) {
-            int64_t c = size++;
-            out[c] = i;
-            while (c > 0) {
-                int64_t p = (c - 1) / 2;
-                if (!BETTER(out[p], out[c])) break;
-                int64_t t = out[p]; out[p] = out[c]; out[c] = t;
-                c = p;
-            }
-        } else if (BETTER(i, out[0])) {
-            out[0] = i;
-            int64_t c = 0;
-            for (;;) {
-                int64_t l = 2 * c + 1, r = l + 1, w = c;
-                if (l < size && BETTER(out[w], out[l])) w = l;
-                if (r < size && BETTER(out[w], out[r])) w = r;
-                if (w == c) break;
-                int64_t t = out[w]; out[w] = out[c]; out[c] = t;
-                c = w;
-            }
-        }
-    }
-    for (int64_t end = size - 1; end > 0; end--) {  // heap sort: the worst goes last
-        int64_t t = out[0]; out[0] = out[end]; out[end] = t;
-        int64_t c = 0;
-        for (;;) {
-            int64_t l = 2 * c + 1, r = l + 1, w = c;
-            if (l < end && BETTER(out[w], out[l])) w = l;
-            if (r < end && BETTER(out[w], out[r])) w = r;
-            if (w == c) break;
-            int64_t t2 = out[w]; out[w] = out[c]; out[c] = t2;
-            c = w;
-        }
-    }
-#undef BETTER
-}
-
 
 // The lightning indexer for one query: score_j = sum_h (head_w_h * w_scale) relu(q_h . key_j) over n keys (hd wide), then the
 // best k (k <= n) into idx, ties to the lower index.
@@ -385,13 +209,16 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 // One token's MoE: the gate (as v4_moe_gate) chooses k experts and their weights, then the routed experts and
 // the shared one (weight 1, unscaled): sum over them of w2_e(clamped_swiglu(w13_e x) * weight), in float32.
 // w13 (2I, d) and w2 (d, I) int8 with bf16 row scales, per expert from the pointer tables; the shared expert is
-// entry E of the tables. Returns 1 when a hashed expert id is out of range.
-int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_row,
-           int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared, const int8_t *const *w13,
-           const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared, float limit,
-           float *out, int threads) {
+// entry E of the tables. Hash routing reads row `*token` of hash_table (table_rows, k) (the token id read here, so
+// the caller needs no host read of it). Returns 1 when a hashed expert id is out of range, 3 for the token id.
+int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_table,
+           int64_t table_rows, const int64_t *token, int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared,
+           const int8_t *const *w13, const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared,
+           float limit, float *out, int threads) {
     int64_t idx[MAX_EXPERTS];
     float weights[MAX_EXPERTS];
+    if (hash_table && (*token < 0 || *token >= table_rows)) return 3;
+    const int64_t *hash_row = hash_table ? hash_table + *token * k : NULL;
     if (v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights)) return 2;
     for (int64_t r = 0; r < k; r++)
         if (idx[r] < 0 || idx[r] >= E) return 1;

@@ -20,7 +20,8 @@ import torch
 from ..layers.cpu_decode import build_library
 from .weights import PackedWeight
 
-SOURCE = Path(__file__).with_name("v4_decode.c")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("v4_decode.c", "v4_head.c", "v4_compressor.c"))
+HEADERS = (Path(__file__).with_name("v4_common.h"),)
 P, I64, F32, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 GATE_FUNCS = {"sqrtsoftplus": 0, "sigmoid": 1, "softmax": 2}
 SIGNATURES = {
@@ -32,7 +33,10 @@ SIGNATURES = {
     "v4_indexer_topk": ([P, P, F32, INT, I64, P, I64, I64, P], None),
     "v4_attend_one": ([P, INT, I64, P, I64, P, I64, P, P, I64, P, F32, P, INT, P, I64], INT),
     "v4_moe_gate": ([P, P, I64, I64, INT, P, P, I64, INT, F32, P, P], INT),
-    "v4_moe": ([P, I64, P, I64, INT, P, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
+    "v4_moe": ([P, I64, P, I64, INT, P, P, I64, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
+    "v4_head_logits": ([P, P, P, I64, I64, I64, P, INT], INT),
+    "v4_collapse": ([P, INT, I64, P, P, P, F32, F32, P, P], INT),
+    "v4_compress_step": ([P, P, P, INT, I64, INT, I64, P, P, INT, P, P, INT, P, F32, INT, P, P], INT),
 }
 
 
@@ -73,6 +77,7 @@ class V4Kernels:
             fn = getattr(library, name)
             fn.argtypes, fn.restype = args, result
             setattr(self, "_" + name.removeprefix("v4_"), fn)
+        self.c = library  # the C functions with their signatures: `one_token` passes addresses of its own buffers
 
     def __deepcopy__(self, memo: dict) -> V4Kernels:
         return self  # the loaded library: stateless and shared by every model of the process
@@ -154,20 +159,45 @@ class V4Kernels:
         return idx, w
 
     def moe(self, x: torch.Tensor, gate_weight: torch.Tensor, func: str, bias: torch.Tensor | None,
-            hash_row: torch.Tensor | None, k: int, norm_topk: bool, route_scale: float, w13: WeightTable, w2: WeightTable,
-            inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
+            hash_table: torch.Tensor | None, ids: torch.Tensor, k: int, norm_topk: bool, route_scale: float,
+            w13: WeightTable, w2: WeightTable, inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
         """One token's MoE (gate, the k chosen experts, the shared expert) -> (1, d). The tables hold the routed
-        experts and then the shared one."""
+        experts and then the shared one; hash routing reads row ids[0] of `hash_table` (vocab, k) int64."""
         E, d = gate_weight.shape
         out = torch.empty(1, d)
-        status = self._moe(x.data_ptr(), d, gate_weight.data_ptr(), E, GATE_FUNCS[func], ptr(bias), ptr(hash_row), k,
-                           int(norm_topk), route_scale, inter, inter_shared, w13.q, w13.scale, w2.q, w2.scale, int(shared),
-                           limit, out.data_ptr(), torch.get_num_threads())
-        if status == 1:
-            raise ValueError(f"the hashed expert ids {hash_row.tolist()} are out of range for {E} experts")
-        if status:
-            raise ValueError(f"{k} of {E} experts: more than the V4 kernels take")
+        rows = 0 if hash_table is None else hash_table.shape[0]
+        moe_status(self._moe(x.data_ptr(), d, gate_weight.data_ptr(), E, GATE_FUNCS[func], ptr(bias), ptr(hash_table), rows,
+                             ids.data_ptr(), k, int(norm_topk), route_scale, inter, inter_shared, w13.q, w13.scale, w2.q,
+                             w2.scale, int(shared), limit, out.data_ptr(), torch.get_num_threads()), E, k)
         return out
+
+    def head_logits(self, w: PackedWeight, h: torch.Tensor, top: int) -> torch.Tensor:
+        """h (1, K) -> (1, N) logits: the int8 product, its best `top` recomputed in float32 (`head_logits`)."""
+        N, K = w.q.shape
+        out = torch.empty(1, N)
+        if self._head_logits(h.data_ptr(), w.q.data_ptr(), w.scale.data_ptr(), N, K, top, out.data_ptr(),
+                             torch.get_num_threads()):
+            raise ValueError(f"refining {top} of {N} logits is more than the V4 kernels take")
+        return out
+
+    def collapse(self, h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,
+                 hc_eps: float, norm_weight: torch.Tensor) -> torch.Tensor:
+        """h (1, hc, d) -> the normed hidden state (1, d), as `collapse_streams` and the final norm."""
+        _, hc, d = h.shape
+        out = torch.empty(1, d)
+        if self._collapse(h.data_ptr(), hc, d, fn.data_ptr(), base.data_ptr(), scale.data_ptr(), norm_eps, hc_eps,
+                          norm_weight.data_ptr(), out.data_ptr()):
+            raise ValueError(f"mHC with {hc} streams is not supported by the V4 kernels")
+        return out
+
+
+def moe_status(status: int, experts: int, k: int) -> None:
+    if status == 1:
+        raise ValueError(f"the hashed expert ids are out of range for {experts} experts")
+    if status == 3:
+        raise ValueError("the token id is out of range of the hash-routing table")
+    if status:
+        raise ValueError(f"{k} of {experts} experts: more than the V4 kernels take")
 
 
 @functools.cache
@@ -176,5 +206,5 @@ def v4_kernels() -> V4Kernels | None:
         return None
     from dsv4.home import dsv4_home  # the one home rule, importable from every layer
 
-    library = build_library(dsv4_home() / "cache" / "kernels", (SOURCE,), ())
+    library = build_library(dsv4_home() / "cache" / "kernels", SOURCES, HEADERS)
     return V4Kernels(ctypes.CDLL(str(library))) if library is not None else None
