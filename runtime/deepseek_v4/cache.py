@@ -30,6 +30,7 @@ class CompressorState:
     rows: torch.Tensor | None = None
     prev: torch.Tensor | None = None
     row_views: dict | None = None  # r -> (rows[0, :r], rows[1, :r]), made once per r
+    prev_views: tuple | None = None  # (prev[0], prev[1])
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.kv, self.score, self.prev_kv, self.prev_score) if t is not None)
@@ -136,26 +137,38 @@ class V4LayerCache:
         return self.win, self.win_start
 
     def push_window(self, kv: torch.Tensor, start: int, window: int) -> None:
-        """Append kv (k, head_dim), keeping the last `window` rows. The rows live in a ring of 2 * window rows
-        that `win` is a view of: a decode step writes one row past the view instead of copying the window, and
-        the ring is rebuilt once every ~window steps. Rows of the view never change, so a snapshot's `win` (the
-        same view) stays valid; a copy that is no longer the last writer of the ring gets one of its own."""
+        """Append kv (k, head_dim) at position start, keeping the last `window` rows. The rows live in a ring of
+        2 * window rows that `win` is a view of: a decode step writes one row past the view instead of copying
+        the window, and the ring is rebuilt once every ~window steps. Rows of a view never change, so a
+        snapshot's `win` (the same view) stays valid; a copy that is no longer the last writer of the ring
+        continues in one of its own (copy on write, as GrowBuffer)."""
         k = kv.shape[0]
-        first = self.win_start if self.win is not None else start
+        self.reserve_window(k, window, kv)
         hi = self.ring_lo + (0 if self.win is None else self.win.shape[0])
-        if self.win is not None and self.win is self.ring_view and hi + k <= self.ring.shape[0] and self.ring_filled[0] == hi:
-            self.ring[hi:hi + k] = kv
-            hi += k
-            lo = max(self.ring_lo, hi - window)
-            first += lo - self.ring_lo
-        else:
-            win = torch.cat((self.win, kv)) if self.win is not None else kv
-            if win.shape[0] > window:
-                first += win.shape[0] - window
-                win = win[-window:]
-            self.ring = torch.empty(max(2 * window, win.shape[0]), win.shape[1], dtype=win.dtype, device=win.device)
-            self.ring[:win.shape[0]] = win
-            lo, hi, self.ring_filled = 0, win.shape[0], [0]
+        self.ring[hi:hi + k] = kv
+        self.commit_window(k, start, window)
+
+    def reserve_window(self, k: int, window: int, like: torch.Tensor) -> int:
+        """Room for k rows past the window in a ring this cache may write (`like`: a row of the cache's kind);
+        returns the address of the first (CPU), where a kernel may write them before `commit_window`."""
+        n = 0 if self.win is None else self.win.shape[0]
+        hi = self.ring_lo + n
+        if self.win is None or self.win is not self.ring_view or hi + k > self.ring.shape[0] or self.ring_filled[0] != hi:
+            ring = torch.empty(max(2 * window, n + k), like.shape[-1], dtype=like.dtype, device=like.device)
+            if n:
+                ring[:n] = self.win
+            self.ring, self.ring_lo, self.ring_filled, hi = ring, 0, [n], n
+            self.ring_view = ring[:n]
+            if n:
+                self.win = self.ring_view
+        return self.ring.data_ptr() + hi * self.ring.shape[1] * self.ring.element_size()
+
+    def commit_window(self, k: int, start: int, window: int) -> None:
+        """The k rows written past the window (after `reserve_window`) join it; the oldest leave past `window`."""
+        first = self.win_start if self.win is not None else start
+        hi = self.ring_lo + (0 if self.win is None else self.win.shape[0]) + k
+        lo = max(self.ring_lo, hi - window)
+        first += lo - self.ring_lo
         self.ring_view = self.ring[lo:hi]
         self.win, self.win_start, self.ring_lo, self.ring_filled[0] = self.ring_view, first, lo, hi
 

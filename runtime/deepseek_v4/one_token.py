@@ -50,6 +50,7 @@ class OneTokenLayer:
         self.indexer = attn.indexer if self.ratio == 4 else None
         # every intermediate result of a step, in buffers of this layer (see the module docstring)
         self.x, self.mix = torch.empty(1, self.d), torch.empty(self.hc + self.hc * self.hc)
+        self.mid = torch.empty(1, self.hc, self.d)  # the streams between the attention and the MoE
         self.proj = torch.empty(1, sum(attn.x_split))
         self.parts = self.proj.split(attn.x_split, dim=-1)  # views made once: q-lora, kv, the compressors', head weights
         self.q, self.o, self.attn_out = torch.empty(1, self.H * self.D), torch.empty(1, self.H * self.D), torch.empty(1, self.d)
@@ -92,10 +93,12 @@ class OneTokenLayer:
         h = h.contiguous()  # (1, hc, d)
         self.mhc_pre(0, h)
         self.attention(start, lc)
-        h = self.mhc_post(self.attn_out, h)
-        self.mhc_pre(1, h)
+        self.mhc_post(self.attn_out, h, self.mid)
+        self.mhc_pre(1, self.mid)
         self.moe(ids)
-        return self.mhc_post(self.moe_out, h)
+        out = torch.empty_like(h)  # the next streams: a new tensor (the caller may keep the last layer's)
+        self.mhc_post(self.moe_out, self.mid, out)
+        return out
 
     def mhc_pre(self, site: int, h: torch.Tensor) -> None:
         """The site's mixes into self.mix, the sub-layer's normed input into self.x."""
@@ -104,10 +107,8 @@ class OneTokenLayer:
                              iters, norm_weight.data_ptr(), self.x.data_ptr(), self.mix.data_ptr()):
             raise ValueError(f"mHC with {self.hc} streams is not supported by the V4 kernels")
 
-    def mhc_post(self, o: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(h)  # the next streams: a new tensor (the caller may keep the last layer's)
+    def mhc_post(self, o: torch.Tensor, h: torch.Tensor, out: torch.Tensor) -> None:
         self.kernels.c.v4_mhc_post(o.data_ptr(), h.data_ptr(), self.mix.data_ptr(), self.hc, self.d, out.data_ptr())
-        return out
 
     def gemv(self, w: PackedWeight, x: int, out: int) -> None:
         N, K = w.q.shape
@@ -128,14 +129,18 @@ class OneTokenLayer:
         self.norm_rope(qr.data_ptr(), 1, qr.shape[1], self.q_norm, self.eps, True, 0, self.inv_freq, 0)
         self.gemv(self.wq_b, qr.data_ptr(), self.q.data_ptr())
         self.norm_rope(self.q.data_ptr(), H, D, None, self.eps, True, rope, self.inv_freq, start)
-        self.norm_rope(kv.data_ptr(), 1, D, self.kv_norm, self.eps, True, rope, self.inv_freq, start)
         # the single query sees exactly the last window-1 cached keys, then its own; the view stays valid after
-        # the push (rows of a window view never change)
+        # the push (rows of a window view never change). The new key is normed and rotated straight into the
+        # window's ring.
         win = lc.win
         n_win = 0 if win is None else win.shape[0]
         n_tail = min(n_win, self.window - 1)
         tail = None if n_tail == 0 else win.data_ptr() + (n_win - n_tail) * D * F32
-        lc.push_window(kv, start, self.window)
+        fresh = lc.reserve_window(1, self.window, kv)
+        if self.kernels.c.v4_norm_rope(kv.data_ptr(), fresh, 1, D, self.kv_norm.data_ptr(), self.eps, 1, rope,
+                                       self.inv_freq.data_ptr(), start, 0):
+            raise ValueError(f"rotary width {rope} is not supported by the V4 kernels")
+        lc.commit_window(1, start, self.window)
         comp = idx = None
         n_comp = 0
         if self.ratio:
@@ -146,7 +151,7 @@ class OneTokenLayer:
                 self.index_compressor(self.kernels.c, self.parts[4], self.parts[5], start, lc.index_state, lc.index_keys)
                 n_comp = self.select(qr, start, lc.index_keys)
                 idx = self.index_idx.data_ptr()
-        if self.kernels.c.v4_attend_one(self.q.data_ptr(), H, D, tail, n_tail, kv.data_ptr(), 1, comp, idx, n_comp,
+        if self.kernels.c.v4_attend_one(self.q.data_ptr(), H, D, tail, n_tail, fresh, 1, comp, idx, n_comp,
                                 self.sink.data_ptr(), self.scale, self.o.data_ptr(), rope, self.inv_freq.data_ptr(), start):
             raise ValueError(f"rotary width {rope} is not supported by the V4 kernels")
         R, width = self.wo_a.tensors[0][0].shape
@@ -205,6 +210,7 @@ class CompressorStep:
                 st.prev = torch.empty(2, m, half)
                 if st.prev_kv is not None:
                     st.prev[0], st.prev[1] = st.prev_kv, st.prev_score
+                st.prev_views = tuple(st.prev)
             prev, prev_score = st.prev.data_ptr(), st.prev.data_ptr() + m * half * F32
         rows = st.rows.data_ptr()
         status = c.v4_compress_step(kv.data_ptr(), score.data_ptr(), self.ape.data_ptr(), m, half, int(self.overlap), start,
@@ -217,7 +223,7 @@ class CompressorStep:
             store.commit(1)
             st.kv = st.score = None
             if self.overlap:
-                st.prev_kv, st.prev_score = st.prev[0], st.prev[1]
+                st.prev_kv, st.prev_score = st.prev_views
             return
         views = st.row_views.get(r + 1)
         if views is None:
