@@ -3,7 +3,7 @@ decode kernels (`runtime/layers/cpu_decode.py`, same cache directory and rules),
 builds them or `DSV4_V4_KERNELS=0` (then decode stays on the torch ops).
 
 Every wrapper takes float32 contiguous CPU tensors and returns new tensors (nothing the cache might keep is
-written twice). int8 weights are `PackedWeight`s of format int8: (N, K) int8 rows with bf16 scales.
+written twice); the decode step itself (`one_token.py`) calls the C functions (`V4Kernels.c`) with addresses. int8 weights are `PackedWeight`s of format int8: (N, K) int8 rows with bf16 scales.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from ..layers.cpu_decode import build_library
 from .weights import PackedWeight
 
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("v4_decode.c", "v4_head.c", "v4_compressor.c"))
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("v4_decode.c", "v4_head.c", "v4_compressor.c", "v4_layer.c"))
 HEADERS = (Path(__file__).with_name("v4_common.h"),)
 P, I64, F32, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 GATE_FUNCS = {"sqrtsoftplus": 0, "sigmoid": 1, "softmax": 2}
@@ -37,6 +37,8 @@ SIGNATURES = {
     "v4_head_logits": ([P, P, P, I64, I64, I64, P, INT], INT),
     "v4_collapse": ([P, INT, I64, P, P, P, F32, F32, P, P], INT),
     "v4_compress_step": ([P, P, P, INT, I64, INT, I64, P, P, INT, P, P, INT, P, F32, INT, P, P], INT),
+    "v4_layer_plan_slots": ([], INT),
+    "v4_layer_step": ([P, P, P, P, I64, P, P, I64, P, *[P, INT, P, INT, P, I64, P] * 2, INT], INT),
 }
 
 
@@ -87,28 +89,6 @@ class V4Kernels:
         N, K = w.q.shape
         out = torch.empty(1, N)
         self._int8_gemv(x.data_ptr(), w.q.data_ptr(), w.scale.data_ptr(), out.data_ptr(), N, K, torch.get_num_threads())
-        return out
-
-    def output_proj(self, o: torch.Tensor, groups: WeightTable, wo_b: PackedWeight) -> torch.Tensor:
-        """o (1, G * in): group g of it through matrix g of `groups` (R, in), the (G * R) result through wo_b."""
-        G = len(groups.tensors)
-        R, width = groups.tensors[0][0].shape
-        N = wo_b.q.shape[0]
-        out = torch.empty(1, N)
-        self._output_proj(o.data_ptr(), G, width, R, groups.q, groups.scale, wo_b.q.data_ptr(), wo_b.scale.data_ptr(), N,
-                          out.data_ptr(), torch.get_num_threads())
-        return out
-
-    def norm_rope(self, x: torch.Tensor, rows: int, weight: torch.Tensor | None, eps: float, *, norm: bool = True,
-                  rope: int = 0, inv_freq: torch.Tensor | None = None, pos: int = 0, inverse: bool = False,
-                  in_place: bool = False) -> torch.Tensor:
-        """x (.., rows * dim) -> RoPE(rms_norm(x) * weight) per row of `dim`: into x itself (`in_place`, for a
-        tensor nothing else reads) or a new (1, rows * dim) tensor."""
-        out = x if in_place else torch.empty(1, x.numel())
-        status = self._norm_rope(x.data_ptr(), out.data_ptr(), rows, x.numel() // rows, ptr(weight), eps, int(norm), rope,
-                                 ptr(inv_freq), pos, int(inverse))
-        if status:
-            raise ValueError(f"rotary width {rope} is not supported by the V4 kernels")
         return out
 
     def mhc_pre(self, h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,

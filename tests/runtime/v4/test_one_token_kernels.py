@@ -5,12 +5,14 @@ fewer ATen calls, and bad expert ids refused with a clear error."""
 from __future__ import annotations
 
 import copy
+import ctypes
 
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from dsv4.runtime.deepseek_v4.common import stable_topk
+from dsv4.runtime.deepseek_v4.one_token import PLAN_SLOTS
 from dsv4.runtime.deepseek_v4.v4_kernels import v4_kernels
 from dsv4.runtime.deepseek_v4.weights import PackedWeight, head_logits
 from dsv4.runtime.layers.embedding import REFINE_TOP
@@ -58,6 +60,12 @@ def test_a_deep_copy_runs_on_its_own_weights(packed):
     table = clone.layers[1].one_token.w13
     assert table.q[0] == clone.layers[1].ffn.experts.packed[0][0].q.data_ptr()
     assert greedy(clone, PROMPTS[0], 6)[0] == greedy(packed, PROMPTS[0], 6)[0]
+    # the copy's layer plans point at the copy's tensors and pointer tables, not the original's
+    for block in clone.layers:
+        plan = dict(zip(PLAN_SLOTS, block.one_token.plan.tolist()))
+        assert plan["xp_q"] == block.attn.x_proj.q.data_ptr() and plan["sink"] == block.attn.attn_sink.data_ptr()
+        assert plan["w13_q"] == ctypes.addressof(block.one_token.w13.q)
+        assert plan["buf_proj"] == block.one_token.proj.data_ptr()
 
 
 def aten_calls(model, prompt: list[int], steps: int = 3) -> int:
