@@ -39,15 +39,15 @@ int v4_mhc_pre(const float *h, int hc, int64_t d, const float *fn, const float *
     if (hc < 1 || hc > MAX_HC) return 1;
     const int64_t width = (int64_t)hc * d;
     const int nmix = (2 + hc) * hc;
-    float ss = 0.0f;
-    for (int64_t i = 0; i < width; i++) ss += h[i] * h[i];
-    float inv = 1.0f / sqrtf(ss / (float)width + norm_eps);
+    float inv = 1.0f / sqrtf(sum_squares(h, width) / (float)width + norm_eps);
     float *hn = malloc(width * sizeof(float));  // the normed streams, as rms_unweighted(h.flatten(1))
     for (int64_t i = 0; i < width; i++) hn[i] = h[i] * inv;
     double z[(2 + MAX_HC) * MAX_HC];
+    float dots[(2 + MAX_HC) * MAX_HC];
+    dot_rows(fn, width, hn, width, nmix, dots);
     for (int j = 0; j < nmix; j++) {
         float s = scale[j < hc ? 0 : j < 2 * hc ? 1 : 2];
-        z[j] = (double)(base[j] + dot_f32(fn + j * width, hn, width) * s);
+        z[j] = (double)(base[j] + dots[j] * s);
     }
     free(hn);
     double pre[MAX_HC], m[MAX_HC * MAX_HC];
@@ -79,9 +79,17 @@ int v4_mhc_pre(const float *h, int hc, int64_t d, const float *fn, const float *
     float y[d];
     float pf[MAX_HC];
     for (int k = 0; k < hc; k++) pf[k] = (float)pre[k];
-    for (int64_t i = 0; i < d; i++) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= d; i += 16) {  // the collapse in 16 lanes, each in the scalar tail's order
+        __m512 acc = _mm512_setzero_ps();
+        for (int k = 0; k < hc; k++) acc = _mm512_fmadd_ps(_mm512_set1_ps(pf[k]), _mm512_loadu_ps(h + k * d + i), acc);
+        _mm512_storeu_ps(y + i, acc);
+    }
+#endif
+    for (; i < d; i++) {
         float acc = 0.0f;
-        for (int k = 0; k < hc; k++) acc += pf[k] * h[k * d + i];
+        for (int k = 0; k < hc; k++) acc = fmaf(pf[k], h[k * d + i], acc);
         y[i] = acc;
     }
     rms_rows(y, x_out, 1, d, norm_w, norm_eps);
@@ -93,29 +101,60 @@ void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64
     const float *comb = mix + hc;
     for (int k = 0; k < hc; k++) {
         float *ok = out + k * d;
-        for (int64_t i = 0; i < d; i++) {
+        int64_t i = 0;
+#ifdef __AVX512F__
+        for (; i + 16 <= d; i += 16) {  // 16 lanes, each in the scalar tail's order
+            __m512 acc = _mm512_setzero_ps();
+            for (int j = 0; j < hc; j++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(comb[j * hc + k]), _mm512_loadu_ps(h + j * d + i), acc);
+            _mm512_storeu_ps(ok + i, _mm512_fmadd_ps(_mm512_set1_ps(mix[k]), _mm512_loadu_ps(o + i), acc));
+        }
+#endif
+        for (; i < d; i++) {
             float acc = 0.0f;
-            for (int j = 0; j < hc; j++) acc += comb[j * hc + k] * h[j * d + i];
-            ok[i] = acc + mix[k] * o[i];
+            for (int j = 0; j < hc; j++) acc = fmaf(comb[j * hc + k], h[j * d + i], acc);
+            ok[i] = fmaf(mix[k], o[i], acc);
         }
     }
 }
 
 // ---- attention, one query ----
 
+// v[h] = q_h . key for the indexer's heads (hd wide): 8 heads a pass, their 8 lane-sums added as one tree (a
+// 64-wide dot is 4 FMAs, so reducing each head's lanes alone would cost more than the products).
+static void dot_heads(const float *q, const float *key, int64_t hd, int heads, float *v) {
+    int h = 0;
+#ifdef __AVX512F__
+    if (hd % 16 == 0)
+        for (; h + 8 <= heads; h += 8) {
+            __m512 acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < hd; i += 16) {
+                const __m512 kv = _mm512_loadu_ps(key + i);
+                for (int t = 0; t < 8; t++) acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (h + t) * hd + i), kv, acc[t]);
+            }
+            __m256 half[8];
+            for (int t = 0; t < 8; t++)
+                half[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), _mm512_extractf32x8_ps(acc[t], 1));
+            const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(half[0], half[1]), _mm256_hadd_ps(half[2], half[3]));
+            const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(half[4], half[5]), _mm256_hadd_ps(half[6], half[7]));
+            // a, b: per 128-bit lane the partial sums of heads 0-3 / 4-7; the two lanes added give the 8 results
+            _mm256_storeu_ps(v + h, _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31)));
+        }
+#endif
+    for (; h < heads; h++) v[h] = dot_f32(q + h * hd, key, hd);
+}
+
 // The lightning indexer for one query: score_j = sum_h (head_w_h * w_scale) relu(q_h . key_j) over n keys (hd wide), then the
 // best k (k <= n) into idx, ties to the lower index.
 void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int heads, int64_t hd, const float *keys, int64_t n,
                      int64_t k, int64_t *idx) {
-    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads];
+    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads], v[heads];
     for (int h = 0; h < heads; h++) w[h] = head_w[h] * w_scale;
     for (int64_t j = 0; j < n; j++) {
-        const float *key = keys + j * hd;
+        dot_heads(q, keys + j * hd, hd, heads, v);  // every head against key j
         float s = 0.0f;
-        for (int h = 0; h < heads; h++) {
-            float v = dot_f32(q + h * hd, key, hd);
-            s += w[h] * (v > 0.0f ? v : 0.0f);
-        }
+        for (int h = 0; h < heads; h++) s = fmaf(w[h], v[h] > 0.0f ? v[h] : 0.0f, s);
         score[j] = s;
     }
     topk_stable(score, n, k, idx);
@@ -130,30 +169,47 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
                   int rope, const float *inv_freq, int64_t pos) {
     if (rope > 2 * 512 || rope > D || rope % 2) return 1;
     const int64_t n = n_tail + n_fresh + n_comp;
-    float *scratch = malloc((n ? n : 1) * sizeof(float));
-    for (int h = 0; h < H; h++) {
-        const float *qh = q + h * D;
-        float *o = out + h * D;
-        float top = sink[h];
-        for (int64_t j = 0; j < n; j++) {
-            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
-                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
-            float s = dot_f32(qh, key, D) * scale;
-            scratch[j] = s;
-            top = s > top ? s : top;
-        }
-        float total = expf(sink[h] - top);
-        for (int64_t j = 0; j < n; j++) total += (scratch[j] = expf(scratch[j] - top));
-        float inv = 1.0f / total;
-        for (int64_t i = 0; i < D; i++) o[i] = 0.0f;
-        for (int64_t j = 0; j < n; j++) {
-            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
-                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
-            float p = scratch[j] * inv;
-            for (int64_t i = 0; i < D; i++) o[i] += p * key[i];
-        }
+    float *p = malloc((n ? n : 1) * H * sizeof(float)), v[H];  // p[h * n + j]: head h's weight of key j
+    const float **key = malloc((n ? n : 1) * sizeof(float *));
+    for (int64_t j = 0; j < n; j++)
+        key[j] = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
+               : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
+    for (int64_t j = 0; j < n; j++) {  // each key against every head: one read of the key
+        dot_rows(q, D, key[j], D, H, v);
+        for (int h = 0; h < H; h++) p[h * n + j] = v[h] * scale;
     }
-    free(scratch);
+    for (int h = 0; h < H; h++) {
+        float *ph = p + h * n, top = sink[h];
+        for (int64_t j = 0; j < n; j++) top = ph[j] > top ? ph[j] : top;
+        float total = expf(sink[h] - top);
+        for (int64_t j = 0; j < n; j++) total += (ph[j] = expf(ph[j] - top));
+        const float inv = 1.0f / total;
+        for (int64_t j = 0; j < n; j++) ph[j] *= inv;
+    }
+    // out_h = sum_j p_hj key_j in key order, 8 heads a pass sharing each load of a key
+    for (int h0 = 0; h0 < H; h0 += 8) {
+        const int nh = H - h0 < 8 ? H - h0 : 8;
+        int64_t i = 0;
+#ifdef __AVX512F__
+        for (; i + 16 <= D; i += 16) {
+            __m512 acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+            for (int64_t j = 0; j < n; j++) {
+                const __m512 kv = _mm512_loadu_ps(key[j] + i);
+                for (int t = 0; t < nh; t++) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(p[(h0 + t) * n + j]), kv, acc[t]);
+            }
+            for (int t = 0; t < nh; t++) _mm512_storeu_ps(out + (h0 + t) * D + i, acc[t]);
+        }
+#endif
+        for (; i < D; i++)
+            for (int t = 0; t < nh; t++) {
+                float acc = 0.0f;
+                for (int64_t j = 0; j < n; j++) acc = fmaf(p[(h0 + t) * n + j], key[j][i], acc);
+                out[(h0 + t) * D + i] = acc;
+            }
+    }
+    free(p);
+    free(key);
     if (rope) rope_rows(out, H, D, rope, inv_freq, pos, 1);
     return 0;
 }

@@ -29,9 +29,7 @@ int v4_collapse(const float *h, int hc, int64_t d, const float *fn, const float 
                 float hc_eps, const float *norm_w, float *out) {
     if (hc < 1 || hc > 64) return 1;
     const int64_t width = (int64_t)hc * d;
-    float ss = 0.0f;
-    for (int64_t i = 0; i < width; i++) ss += h[i] * h[i];
-    const float inv = 1.0f / sqrtf(ss / (float)width + norm_eps);
+    const float inv = 1.0f / sqrtf(sum_squares(h, width) / (float)width + norm_eps);
     float *hn = malloc(width * sizeof(float)), pre[64];
     for (int64_t i = 0; i < width; i++) hn[i] = h[i] * inv;
     for (int k = 0; k < hc; k++) pre[k] = 1.0f / (1.0f + expf(-(dot_f32(fn + k * width, hn, width) * scale[0] + base[k]))) + hc_eps;
