@@ -118,6 +118,12 @@ void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64
     }
 }
 
+// e^x of n values (exp_scalar / exp16), for the tests against torch.exp
+void v4_exp(const float *x, float *out, int64_t n) {
+    memcpy(out, x, n * sizeof(float));
+    exp_shifted(out, n, 0.0f);
+}
+
 // ---- attention, one query ----
 
 // v[h] = q_h . key for the indexer's heads (hd wide): 8 heads a pass, their 8 lane-sums added as one tree (a
@@ -169,7 +175,8 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
                   int rope, const float *inv_freq, int64_t pos) {
     if (rope > 2 * 512 || rope > D || rope % 2) return 1;
     const int64_t n = n_tail + n_fresh + n_comp;
-    float *p = malloc((n ? n : 1) * H * sizeof(float)), v[H];  // p[h * n + j]: head h's weight of key j
+    const int H8 = (H + 7) / 8 * 8;  // heads padded to whole passes of 8 (zero weights): fixed-width inner loops
+    float *p = calloc((n ? n : 1) * H8, sizeof(float)), v[H];  // p[h * n + j]: head h's weight of key j
     const float **key = malloc((n ? n : 1) * sizeof(float *));
     for (int64_t j = 0; j < n; j++)
         key[j] = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
@@ -181,8 +188,7 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
     for (int h = 0; h < H; h++) {
         float *ph = p + h * n, top = sink[h];
         for (int64_t j = 0; j < n; j++) top = ph[j] > top ? ph[j] : top;
-        float total = expf(sink[h] - top);
-        for (int64_t j = 0; j < n; j++) total += (ph[j] = expf(ph[j] - top));
+        const float total = exp_scalar(sink[h] - top) + exp_shifted(ph, n, top);
         const float inv = 1.0f / total;
         for (int64_t j = 0; j < n; j++) ph[j] *= inv;
     }
@@ -196,7 +202,7 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
             for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
             for (int64_t j = 0; j < n; j++) {
                 const __m512 kv = _mm512_loadu_ps(key[j] + i);
-                for (int t = 0; t < nh; t++) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(p[(h0 + t) * n + j]), kv, acc[t]);
+                for (int t = 0; t < 8; t++) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(p[(h0 + t) * n + j]), kv, acc[t]);
             }
             for (int t = 0; t < nh; t++) _mm512_storeu_ps(out + (h0 + t) * D + i, acc[t]);
         }
@@ -260,7 +266,32 @@ int v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int f
     return 0;
 }
 
-static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+static inline float silu(float g) { return g / (1.0f + exp_scalar(-g)); }
+
+// hid = silu(g) * u (* weight) of the clamped halves g = gu[:width], u = gu[width:], as clamped_swiglu
+static void swiglu(const float *gu, int64_t width, float limit, int weighted, float weight, float *hid) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    const __m512 hi = _mm512_set1_ps(limit), lo = _mm512_set1_ps(-limit), one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= width; i += 16) {
+        __m512 g = _mm512_loadu_ps(gu + i), u = _mm512_loadu_ps(gu + width + i);
+        if (limit > 0) {
+            g = _mm512_min_ps(g, hi);
+            u = _mm512_max_ps(_mm512_min_ps(u, hi), lo);
+        }
+        __m512 y = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g)))), u);
+        _mm512_storeu_ps(hid + i, weighted ? _mm512_mul_ps(y, _mm512_set1_ps(weight)) : y);
+    }
+#endif
+    for (; i < width; i++) {
+        float g = gu[i], u = gu[width + i];
+        if (limit > 0) {
+            g = g < limit ? g : limit;
+            u = u < -limit ? -limit : u > limit ? limit : u;
+        }
+        hid[i] = weighted ? silu(g) * u * weight : silu(g) * u;
+    }
+}
 
 // One token's MoE: the gate (as v4_moe_gate) chooses k experts and their weights, then the routed experts and
 // the shared one (weight 1, unscaled): sum over them of w2_e(clamped_swiglu(w13_e x) * weight), in float32.
@@ -285,14 +316,7 @@ int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, 
         const int64_t e = r < k ? idx[r] : E, width = r < k ? I : I_shared;
         float *gu = scratch, *hid = scratch + 2 * width;
         gemv_int8(x, w13[e], s13[e], gu, 2 * width, d, threads);
-        for (int64_t i = 0; i < width; i++) {
-            float g = gu[i], u = gu[width + i];
-            if (limit > 0) {
-                g = g < limit ? g : limit;
-                u = u < -limit ? -limit : u > limit ? limit : u;
-            }
-            hid[i] = r < k ? silu(g) * u * weights[r] : silu(g) * u;
-        }
+        swiglu(gu, width, limit, r < k, r < k ? weights[r] : 1.0f, hid);
         gemv_int8(hid, w2[e], s2[e], part, d, width, threads);
         for (int64_t i = 0; i < d; i++) out[i] += part[i];
     }
