@@ -8,6 +8,8 @@
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
+
+#include "../layers/cpu_simd.h"
 #endif
 
 static inline float bf16_round(float v) {  // round to nearest even bf16, as torch's float -> bfloat16 cast
@@ -144,10 +146,10 @@ static inline float sum_squares(const float *x, int64_t n) {
 // ---- exp ----
 
 // e^x for the softmaxes and SiLUs of a step (~25k a token: a quarter of a millisecond as scalar expf): Cephes'
-// expf (x = k ln2 + r, a degree-6 polynomial in r, times 2^k), ~1 ulp; inputs clamped to +-88.72 (e^x then
-// overflows or is denormal).
+// expf (x = k ln2 + r, a degree-6 polynomial in r, times 2^k), ~2 ulp; inputs clamped to [-87, 88.72] (e^x then
+// overflows or is denormal). In 16 lanes it is the llama kernels' exp_nonpositive (cpu_simd.h, x <= 0).
 static inline float exp_scalar(float x) {
-    x = x > 88.72283935546875f ? 88.72283935546875f : x < -88.72283935546875f ? -88.72283935546875f : x;
+    x = x > 88.72283935546875f ? 88.72283935546875f : x < -87.0f ? -87.0f : x;  // below: as exp_nonpositive
     const float k = nearbyintf(x * 1.44269504088896341f);
     float r = fmaf(-k, 0.693359375f, x);
     r = fmaf(-k, -2.12194440e-4f, r);
@@ -161,34 +163,16 @@ static inline float exp_scalar(float x) {
     return ldexpf(y, (int)k);
 }
 
-#ifdef __AVX512F__
-static inline __m512 exp16(__m512 x) {  // exp_scalar in 16 lanes (the same operations: the same bits)
-    const __m512 lim = _mm512_set1_ps(88.72283935546875f);
-    x = _mm512_max_ps(_mm512_min_ps(x, lim), _mm512_sub_ps(_mm512_setzero_ps(), lim));
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(y, k);
-}
-#endif
-
-// x[i] = e^(x[i] - shift), returns their sum (in 16 lanes, then across them and the tail)
+// x[i] = e^(x[i] - shift) for shift >= every x[i] (a softmax), returns their sum (in 16 lanes, then across them
+// and the tail)
 static inline float exp_shifted(float *x, int64_t n, float shift) {
     int64_t i = 0;
     float total = 0.0f;
 #ifdef __AVX512F__
     __m512 acc = _mm512_setzero_ps();
     const __m512 sv = _mm512_set1_ps(shift);
-    for (; i + 16 <= n; i += 16) {
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), sv));
+    for (; i + 16 <= n; i += 16) {  // x - shift <= 0 where shift is their maximum
+        const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(x + i), sv));
         _mm512_storeu_ps(x + i, e);
         acc = _mm512_add_ps(acc, e);
     }

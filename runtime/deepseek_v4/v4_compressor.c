@@ -33,12 +33,12 @@ int v4_compress_step(const float *kv, const float *score, const float *ape, int 
         int n = 0;
         if (overlap)  // the previous window's first halves come first, as in the torch cat
             for (int j = 0; j < m; j++, n++) {
-                __m512 v = has_prev ? exp16(_mm512_sub_ps(_mm512_loadu_ps(prev_score + j * c + i), top)) : _mm512_setzero_ps();
+                __m512 v = has_prev ? exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(prev_score + j * c + i), top)) : _mm512_setzero_ps();
                 _mm512_storeu_ps(e[n], v);
                 total = _mm512_add_ps(total, v);
             }
         for (int j = 0; j < m; j++, n++) {
-            __m512 v = exp16(_mm512_sub_ps(_mm512_loadu_ps(state_score + j * width + half + i), top));
+            __m512 v = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(state_score + j * width + half + i), top));
             _mm512_storeu_ps(e[n], v);
             total = _mm512_add_ps(total, v);
         }

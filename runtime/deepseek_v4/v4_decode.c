@@ -118,7 +118,7 @@ void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64
     }
 }
 
-// e^x of n values (exp_scalar / exp16), for the tests against torch.exp
+// e^x of n values x <= 0 (as a softmax takes them), for the tests against torch.exp
 void v4_exp(const float *x, float *out, int64_t n) {
     memcpy(out, x, n * sizeof(float));
     exp_shifted(out, n, 0.0f);
@@ -279,7 +279,11 @@ static void swiglu(const float *gu, int64_t width, float limit, int weighted, fl
             g = _mm512_min_ps(g, hi);
             u = _mm512_max_ps(_mm512_min_ps(u, hi), lo);
         }
-        __m512 y = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g)))), u);
+        // silu(g) = g / (1 + e^-g) = g e^g / (1 + e^g): the exponent is -|g| <= 0 either way
+        const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+        const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 num = _mm512_mask_mul_ps(g, negative, g, e);
+        __m512 y = _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(one, e)), u);
         _mm512_storeu_ps(hid + i, weighted ? _mm512_mul_ps(y, _mm512_set1_ps(weight)) : y);
     }
 #endif

@@ -21,7 +21,7 @@ from ..layers.cpu_decode import build_library
 from .weights import PackedWeight
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("v4_decode.c", "v4_head.c", "v4_compressor.c", "v4_layer.c"))
-HEADERS = (Path(__file__).with_name("v4_common.h"),)
+HEADERS = (Path(__file__).with_name("v4_common.h"), Path(__file__).parents[1] / "layers" / "cpu_simd.h")
 P, I64, F32, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 GATE_FUNCS = {"sqrtsoftplus": 0, "sigmoid": 1, "softmax": 2}
 SIGNATURES = {
@@ -38,6 +38,7 @@ SIGNATURES = {
     "v4_collapse": ([P, INT, I64, P, P, P, F32, F32, P, P], INT),
     "v4_compress_step": ([P, P, P, INT, I64, INT, I64, P, P, INT, P, P, INT, P, F32, INT, P, P], INT),
     "v4_layer_plan_slots": ([], INT),
+    "v4_exp": ([P, P, I64], None),
     "v4_layer_step": ([P, P, P, P, I64, P, P, I64, P, *[P, INT, P, INT, P, I64, P] * 2, INT], INT),
 }
 
