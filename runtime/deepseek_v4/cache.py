@@ -25,6 +25,12 @@ class CompressorState:
     score: torch.Tensor | None = None
     prev_kv: torch.Tensor | None = None  # overlap (ratio 4): first half of the last complete window (ratio, c)
     prev_score: torch.Tensor | None = None
+    # the one-token kernels' own buffers, which kv/score ((2, ratio, coff*c): rows 0..r-1) and prev_kv/prev_score
+    # ((2, ratio, c)) are views of while they write them in place; never shared (a copy clones the views only)
+    rows: torch.Tensor | None = None
+    prev: torch.Tensor | None = None
+    row_views: dict | None = None  # r -> (rows[0, :r], rows[1, :r]), made once per r
+    prev_views: tuple | None = None  # (prev[0], prev[1])
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.kv, self.score, self.prev_kv, self.prev_score) if t is not None)
@@ -32,6 +38,20 @@ class CompressorState:
     def detached(self) -> CompressorState:
         """The same state in tensors of its own (the live ones may be views of a chunk's projection output)."""
         return CompressorState(*(None if t is None else t.clone() for t in (self.kv, self.score, self.prev_kv, self.prev_score)))
+
+    def owns_rows(self) -> bool:
+        """kv and score are still views of `rows` (the torch path assigns tensors of its own)."""
+        return self.rows is not None and (self.kv is None or (
+            self.kv.data_ptr() == self.rows.data_ptr() and self.score.data_ptr() == second_ptr(self.rows)))
+
+    def owns_prev(self) -> bool:
+        return self.prev is not None and (self.prev_kv is None or (
+            self.prev_kv.data_ptr() == self.prev.data_ptr() and self.prev_score.data_ptr() == second_ptr(self.prev)))
+
+
+def second_ptr(pair: torch.Tensor) -> int:
+    """The address of pair[1] (without the ATen call of indexing it)."""
+    return pair.data_ptr() + pair.stride(0) * pair.element_size()
 
 
 class GrowBuffer:
@@ -46,10 +66,8 @@ class GrowBuffer:
         self.filled = [0]
         self.pin = pin
 
-    def append(self, rows: torch.Tensor, *, non_blocking: bool = False) -> torch.Tensor:
-        """`non_blocking` (rows on a CUDA device, this buffer pinned): the copy is queued on the current stream;
-        the caller must wait for it before the host reads the rows or appends again."""
-        k = rows.shape[0]
+    def reserve(self, k: int) -> None:
+        """Room for k more rows in a buffer whose rows from n on no other copy has written."""
         if self.n + k > self.data.shape[0] or self.filled[0] != self.n:
             # full, or another buffer sharing `data` wrote past our rows: continue in a buffer of our own
             cap = self.data.shape[0] if self.n + k <= self.data.shape[0] else max(16, 2 * self.data.shape[0], self.n + k)
@@ -57,12 +75,26 @@ class GrowBuffer:
                                 pin_memory=self.pin)
             grown[: self.n] = self.data[: self.n]
             self.data, self.filled = grown, [self.n]
+
+    def next_row_ptr(self) -> int:
+        """The address row n will have: a kernel may write it, then `commit(1)` stores it (CPU, contiguous)."""
+        self.reserve(1)
+        return self.data.data_ptr() + self.n * self.data.shape[1] * self.data.element_size()
+
+    def commit(self, k: int) -> None:
+        self.n += k
+        self.filled[0] = self.n
+
+    def append(self, rows: torch.Tensor, *, non_blocking: bool = False) -> torch.Tensor:
+        """`non_blocking` (rows on a CUDA device, this buffer pinned): the copy is queued on the current stream;
+        the caller must wait for it before the host reads the rows or appends again."""
+        k = rows.shape[0]
+        self.reserve(k)
         if non_blocking:
             self.data[self.n : self.n + k].copy_(rows, non_blocking=True)
         else:
             self.data[self.n : self.n + k] = rows.to(self.data.dtype)
-        self.n += k
-        self.filled[0] = self.n
+        self.commit(k)
         return self.data[: self.n]
 
     def view(self) -> torch.Tensor:
@@ -91,6 +123,10 @@ class V4LayerCache:
         self.ratio = ratio
         self.win: torch.Tensor | None = None  # (<= window, head_dim) raw KV of the latest positions
         self.win_start = 0  # position of win[0]
+        # win is ring[ring_lo : filled] while `win is ring_view`: a push writes past it, copies share the ring
+        self.ring: torch.Tensor | None = None
+        self.ring_view: torch.Tensor | None = None
+        self.ring_lo, self.ring_filled = 0, [0]
         self.compressed = GrowBuffer(head_dim, dtype, device) if ratio else None
         self.index_keys = GrowBuffer(index_dim, dtype, device) if ratio == 4 else None
         self.comp_state = CompressorState()
@@ -101,12 +137,40 @@ class V4LayerCache:
         return self.win, self.win_start
 
     def push_window(self, kv: torch.Tensor, start: int, window: int) -> None:
-        win = torch.cat((self.win, kv)) if self.win is not None else kv
+        """Append kv (k, head_dim) at position start, keeping the last `window` rows. The rows live in a ring of
+        2 * window rows that `win` is a view of: a decode step writes one row past the view instead of copying
+        the window, and the ring is rebuilt once every ~window steps. Rows of a view never change, so a
+        snapshot's `win` (the same view) stays valid; a copy that is no longer the last writer of the ring
+        continues in one of its own (copy on write, as GrowBuffer)."""
+        k = kv.shape[0]
+        self.reserve_window(k, window, kv)
+        hi = self.ring_lo + (0 if self.win is None else self.win.shape[0])
+        self.ring[hi:hi + k] = kv
+        self.commit_window(k, start, window)
+
+    def reserve_window(self, k: int, window: int, like: torch.Tensor) -> int:
+        """Room for k rows past the window in a ring this cache may write (`like`: a row of the cache's kind);
+        returns the address of the first (CPU), where a kernel may write them before `commit_window`."""
+        n = 0 if self.win is None else self.win.shape[0]
+        hi = self.ring_lo + n
+        if self.win is None or self.win is not self.ring_view or hi + k > self.ring.shape[0] or self.ring_filled[0] != hi:
+            ring = torch.empty(max(2 * window, n + k), like.shape[-1], dtype=like.dtype, device=like.device)
+            if n:
+                ring[:n] = self.win
+            self.ring, self.ring_lo, self.ring_filled, hi = ring, 0, [n], n
+            self.ring_view = ring[:n]
+            if n:
+                self.win = self.ring_view
+        return self.ring.data_ptr() + hi * self.ring.shape[1] * self.ring.element_size()
+
+    def commit_window(self, k: int, start: int, window: int) -> None:
+        """The k rows written past the window (after `reserve_window`) join it; the oldest leave past `window`."""
         first = self.win_start if self.win is not None else start
-        if win.shape[0] > window:
-            first += win.shape[0] - window
-            win = win[-window:]
-        self.win, self.win_start = win.clone(), first
+        hi = self.ring_lo + (0 if self.win is None else self.win.shape[0]) + k
+        lo = max(self.ring_lo, hi - window)
+        first += lo - self.ring_lo
+        self.ring_view = self.ring[lo:hi]
+        self.win, self.win_start, self.ring_lo, self.ring_filled[0] = self.ring_view, first, lo, hi
 
     def append_compressed(self, rows: torch.Tensor):
         """Every compressed row so far: a tensor, or (with warm rows) a `kv_tiers.SplitRows` to index."""
@@ -124,6 +188,7 @@ class V4LayerCache:
     def copy(self) -> V4LayerCache:
         out = V4LayerCache.__new__(V4LayerCache)
         out.ratio, out.win, out.win_start = self.ratio, self.win, self.win_start
+        out.ring, out.ring_view, out.ring_lo, out.ring_filled = self.ring, self.ring_view, self.ring_lo, self.ring_filled
         out.compressed = self.compressed.copy() if self.compressed else None
         out.index_keys = self.index_keys.copy() if self.index_keys else None
         out.comp_state, out.index_state = self.comp_state.detached(), self.index_state.detached()

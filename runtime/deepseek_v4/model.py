@@ -46,7 +46,7 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor, ids: torch.Tensor, start: int, lc: V4LayerCache) -> torch.Tensor:
         if self.one_token is not None and h.shape[0] == 1 and OneTokenLayer.applies(lc):
-            return self.one_token(self, h, ids, start, lc)
+            return self.one_token(h, ids, start, lc)
         y, post, comb = self.hc_attn.pre(h)
         h = self.hc_attn.post(self.attn(self.attn_norm(y), start, lc), h, post, comb)
         y, post, comb = self.hc_ffn.pre(h)
@@ -134,14 +134,15 @@ class DeepseekV4ForCausalLM(nn.Module):
         kernels = v4_kernels() if wanted else None
         for block in blocks:
             block.one_token = None if kernels is None else OneTokenLayer(block, kernels)
-        self.kernel_head = None if kernels is None else KernelHead(self.head_packed, kernels)
+        self.kernel_head = None if kernels is None else KernelHead(self, kernels)
         return kernels is not None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(T, d) -> (T, V) float32 through the LM head."""
+        if x.shape[0] == 1 and self.kernel_head is not None:
+            return self.kernel_head.logits(x)
         if self.head_packed is not None:
-            head = self.kernel_head if x.shape[0] == 1 and self.kernel_head is not None else self.head_packed
-            return head_logits(head, x, self.head_rows.rows if self.head_rows else None)
+            return head_logits(self.head_packed, x, self.head_rows.rows if self.head_rows else None)
         return F.linear(x, self.head.weight)
 
     def set_numerics(self, mode: str) -> None:
@@ -208,4 +209,6 @@ class DeepseekV4ForCausalLM(nn.Module):
         h = None
         for i in range(0, ids.shape[0], step):
             h = self.hidden_streams(ids[i:i + step], cache)
+        if self.kernel_head is not None:  # the final mHC head and norm of one row through the kernels too
+            return self.kernel_head.logits(self.kernel_head.collapse(h[-1:]))[0]
         return self.logits(self.collapse(h[-1:]))[0]

@@ -6,148 +6,16 @@
 // call, with the arithmetic of the torch path it replaces (float32, the same bf16 roundings around the int8
 // products), so greedy decoding is unchanged. Built by runtime/deepseek_v4/v4_kernels.py with the system C
 // compiler; AVX-512 where the CPU has it, plain loops elsewhere.
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "v4_common.h"
 
 #define MAX_HC 16
 #define MAX_EXPERTS 1024
-
-static inline float bf16_round(float v) {  // round to nearest even bf16, as torch's float -> bfloat16 cast
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return v;  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-static inline float bf16_to_float(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-// ---- int8 products: y[n] = bf16(sum_k bf16(x)[k] * (w[n, k] * scale[n])), what `_weight_int8pack_mm` computes ----
-// Same order as ATen's AVX-512 kernel (the weight scaled before the FMA, one 16-lane accumulator per row,
-// one horizontal sum), so the results are bitwise ATen's where K is a multiple of 16.
-
-static float dot_int8(const float *xb, const int8_t *w, float scale, int64_t K) {
-    int64_t k = 0;
-#ifdef __AVX512F__
-    const __m512 vs = _mm512_set1_ps(scale);
-    __m512 acc = _mm512_setzero_ps();
-    for (; k + 16 <= K; k += 16) {
-        __m512 wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k)))), vs);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k), wv, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-#else
-    float sum = 0.0f;
-#endif
-    for (; k < K; k++) sum += xb[k] * ((float)w[k] * scale);
-    return sum;
-}
-
-#ifdef __AVX512F__
-// Four rows at once (four independent FMA chains, as ATen's 4-column blocks): each row's arithmetic is dot_int8's.
-static void dot_int8_x4(const float *xb, const int8_t *w, const uint16_t *scale, float *y, int64_t K) {
-    __m512 acc[4], vs[4];
-    for (int r = 0; r < 4; r++) {
-        acc[r] = _mm512_setzero_ps();
-        vs[r] = _mm512_set1_ps(bf16_to_float(scale[r]));
-    }
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-        __m512 xv = _mm512_loadu_ps(xb + k);
-        for (int r = 0; r < 4; r++) {
-            _mm_prefetch((const char *)(w + r * K + k + 4 * K), _MM_HINT_T0);  // the next block's rows
-            __m128i b8 = _mm_loadu_si128((const __m128i *)(w + r * K + k));
-            acc[r] = _mm512_fmadd_ps(xv, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b8)), vs[r]), acc[r]);
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        float sum = _mm512_reduce_add_ps(acc[r]), sc = bf16_to_float(scale[r]);
-        for (int64_t t = k; t < K; t++) sum += xb[t] * ((float)w[r * K + t] * sc);
-        y[r] = bf16_round(sum);
-    }
-}
-#endif
-
-static void gemv_int8(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
-    float stack[8192];
-    float *xb = K <= 8192 ? stack : malloc(K * sizeof(float));
-    for (int64_t k = 0; k < K; k++) xb[k] = bf16_round(x[k]);
-    int64_t blocks = 0;
-#ifdef __AVX512F__
-    blocks = N / 4;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && N * K >= (1 << 20))
-    for (int64_t b = 0; b < blocks; b++) dot_int8_x4(xb, w + 4 * b * K, scale + 4 * b, y + 4 * b, K);
-#endif
-    for (int64_t n = 4 * blocks; n < N; n++) y[n] = bf16_round(dot_int8(xb, w + n * K, bf16_to_float(scale[n]), K));
-    if (xb != stack) free(xb);
-}
 
 void v4_int8_gemv(const float *x, const int8_t *w, const uint16_t *scale, float *y, int64_t N, int64_t K, int threads) {
     gemv_int8(x, w, scale, y, N, K, threads);
 }
 
-static float dot_f32(const float *a, const float *b, int64_t n) {
-#ifdef __AVX512F__
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-    float s = _mm512_reduce_add_ps(acc);
-#else
-    float s = 0.0f;
-    int64_t i = 0;
-#endif
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 // ---- norms and rotary ----
-
-// rows x dim: out = x * rsqrt(mean(x^2) + eps) (* weight), as F.rms_norm on float32.
-static void rms_rows(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        float *o = out + r * dim;
-        float ss = 0.0f;
-        for (int64_t i = 0; i < dim; i++) ss += xr[i] * xr[i];
-        float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-        if (weight)
-            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
-        else
-            for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv;
-    }
-}
-
-// Interleaved RoPE on the trailing `rope` channels of each row: pairs (2i, 2i+1) rotate by pos * inv_freq[i]
-// (backwards when inverse), as Rotary.apply's complex product.
-static void rope_rows(float *x, int64_t rows, int64_t dim, int rope, const float *inv_freq, int64_t pos, int inverse) {
-    float c[512], s[512];
-    int half = rope / 2;
-    for (int i = 0; i < half; i++) {
-        float ang = (float)pos * inv_freq[i];
-        c[i] = cosf(ang);
-        s[i] = inverse ? -sinf(ang) : sinf(ang);
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        float *t = x + r * dim + dim - rope;
-        for (int i = 0; i < half; i++) {
-            float a = t[2 * i], b = t[2 * i + 1];
-            t[2 * i] = a * c[i] - b * s[i];
-            t[2 * i + 1] = a * s[i] + b * c[i];
-        }
-    }
-}
 
 // out = rope(rms_norm(x) (* weight)); norm and rotary each optional (rope == 0: none).
 int v4_norm_rope(const float *x, float *out, int64_t rows, int64_t dim, const float *weight, float eps, int norm, int rope,
@@ -171,15 +39,15 @@ int v4_mhc_pre(const float *h, int hc, int64_t d, const float *fn, const float *
     if (hc < 1 || hc > MAX_HC) return 1;
     const int64_t width = (int64_t)hc * d;
     const int nmix = (2 + hc) * hc;
-    float ss = 0.0f;
-    for (int64_t i = 0; i < width; i++) ss += h[i] * h[i];
-    float inv = 1.0f / sqrtf(ss / (float)width + norm_eps);
+    float inv = 1.0f / sqrtf(sum_squares(h, width) / (float)width + norm_eps);
     float *hn = malloc(width * sizeof(float));  // the normed streams, as rms_unweighted(h.flatten(1))
     for (int64_t i = 0; i < width; i++) hn[i] = h[i] * inv;
     double z[(2 + MAX_HC) * MAX_HC];
+    float dots[(2 + MAX_HC) * MAX_HC];
+    dot_rows(fn, width, hn, width, nmix, dots);
     for (int j = 0; j < nmix; j++) {
         float s = scale[j < hc ? 0 : j < 2 * hc ? 1 : 2];
-        z[j] = (double)(base[j] + dot_f32(fn + j * width, hn, width) * s);
+        z[j] = (double)(base[j] + dots[j] * s);
     }
     free(hn);
     double pre[MAX_HC], m[MAX_HC * MAX_HC];
@@ -211,9 +79,17 @@ int v4_mhc_pre(const float *h, int hc, int64_t d, const float *fn, const float *
     float y[d];
     float pf[MAX_HC];
     for (int k = 0; k < hc; k++) pf[k] = (float)pre[k];
-    for (int64_t i = 0; i < d; i++) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= d; i += 16) {  // the collapse in 16 lanes, each in the scalar tail's order
+        __m512 acc = _mm512_setzero_ps();
+        for (int k = 0; k < hc; k++) acc = _mm512_fmadd_ps(_mm512_set1_ps(pf[k]), _mm512_loadu_ps(h + k * d + i), acc);
+        _mm512_storeu_ps(y + i, acc);
+    }
+#endif
+    for (; i < d; i++) {
         float acc = 0.0f;
-        for (int k = 0; k < hc; k++) acc += pf[k] * h[k * d + i];
+        for (int k = 0; k < hc; k++) acc = fmaf(pf[k], h[k * d + i], acc);
         y[i] = acc;
     }
     rms_rows(y, x_out, 1, d, norm_w, norm_eps);
@@ -225,73 +101,66 @@ void v4_mhc_post(const float *o, const float *h, const float *mix, int hc, int64
     const float *comb = mix + hc;
     for (int k = 0; k < hc; k++) {
         float *ok = out + k * d;
-        for (int64_t i = 0; i < d; i++) {
+        int64_t i = 0;
+#ifdef __AVX512F__
+        for (; i + 16 <= d; i += 16) {  // 16 lanes, each in the scalar tail's order
+            __m512 acc = _mm512_setzero_ps();
+            for (int j = 0; j < hc; j++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(comb[j * hc + k]), _mm512_loadu_ps(h + j * d + i), acc);
+            _mm512_storeu_ps(ok + i, _mm512_fmadd_ps(_mm512_set1_ps(mix[k]), _mm512_loadu_ps(o + i), acc));
+        }
+#endif
+        for (; i < d; i++) {
             float acc = 0.0f;
-            for (int j = 0; j < hc; j++) acc += comb[j * hc + k] * h[j * d + i];
-            ok[i] = acc + mix[k] * o[i];
+            for (int j = 0; j < hc; j++) acc = fmaf(comb[j * hc + k], h[j * d + i], acc);
+            ok[i] = fmaf(mix[k], o[i], acc);
         }
     }
+}
+
+// e^x of n values x <= 0 (as a softmax takes them), for the tests against torch.exp
+void v4_exp(const float *x, float *out, int64_t n) {
+    memcpy(out, x, n * sizeof(float));
+    exp_shifted(out, n, 0.0f);
 }
 
 // ---- attention, one query ----
 
-// Top-k of n float scores, best first, ties to the lower index (stable_topk's rule); k <= n.
-static void topk_stable(const float *score, int64_t n, int64_t k, int64_t *out) {
-    // a min-heap of the k best (worst at the root): "better" = larger score, or equal score and lower index
-    int64_t size = 0;
-#define BETTER(a, b) (score[a] > score[b] || (score[a] == score[b] && (a) < (b)))
-    for (int64_t i = 0; i < n; i++) {
-        if (size < k) {
-            int64_t c = size++;
-            out[c] = i;
-            while (c > 0) {
-                int64_t p = (c - 1) / 2;
-                if (!BETTER(out[p], out[c])) break;
-                int64_t t = out[p]; out[p] = out[c]; out[c] = t;
-                c = p;
+// v[h] = q_h . key for the indexer's heads (hd wide): 8 heads a pass, their 8 lane-sums added as one tree (a
+// 64-wide dot is 4 FMAs, so reducing each head's lanes alone would cost more than the products).
+static void dot_heads(const float *q, const float *key, int64_t hd, int heads, float *v) {
+    int h = 0;
+#ifdef __AVX512F__
+    if (hd % 16 == 0)
+        for (; h + 8 <= heads; h += 8) {
+            __m512 acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < hd; i += 16) {
+                const __m512 kv = _mm512_loadu_ps(key + i);
+                for (int t = 0; t < 8; t++) acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (h + t) * hd + i), kv, acc[t]);
             }
-        } else if (BETTER(i, out[0])) {
-            out[0] = i;
-            int64_t c = 0;
-            for (;;) {
-                int64_t l = 2 * c + 1, r = l + 1, w = c;
-                if (l < size && BETTER(out[w], out[l])) w = l;
-                if (r < size && BETTER(out[w], out[r])) w = r;
-                if (w == c) break;
-                int64_t t = out[w]; out[w] = out[c]; out[c] = t;
-                c = w;
-            }
+            __m256 half[8];
+            for (int t = 0; t < 8; t++)
+                half[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), _mm512_extractf32x8_ps(acc[t], 1));
+            const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(half[0], half[1]), _mm256_hadd_ps(half[2], half[3]));
+            const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(half[4], half[5]), _mm256_hadd_ps(half[6], half[7]));
+            // a, b: per 128-bit lane the partial sums of heads 0-3 / 4-7; the two lanes added give the 8 results
+            _mm256_storeu_ps(v + h, _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31)));
         }
-    }
-    for (int64_t end = size - 1; end > 0; end--) {  // heap sort: the worst goes last
-        int64_t t = out[0]; out[0] = out[end]; out[end] = t;
-        int64_t c = 0;
-        for (;;) {
-            int64_t l = 2 * c + 1, r = l + 1, w = c;
-            if (l < end && BETTER(out[w], out[l])) w = l;
-            if (r < end && BETTER(out[w], out[r])) w = r;
-            if (w == c) break;
-            int64_t t2 = out[w]; out[w] = out[c]; out[c] = t2;
-            c = w;
-        }
-    }
-#undef BETTER
+#endif
+    for (; h < heads; h++) v[h] = dot_f32(q + h * hd, key, hd);
 }
-
 
 // The lightning indexer for one query: score_j = sum_h (head_w_h * w_scale) relu(q_h . key_j) over n keys (hd wide), then the
 // best k (k <= n) into idx, ties to the lower index.
 void v4_indexer_topk(const float *q, const float *head_w, float w_scale, int heads, int64_t hd, const float *keys, int64_t n,
                      int64_t k, int64_t *idx) {
-    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads];
+    float *score = malloc((n ? n : 1) * sizeof(float)), w[heads], v[heads];
     for (int h = 0; h < heads; h++) w[h] = head_w[h] * w_scale;
     for (int64_t j = 0; j < n; j++) {
-        const float *key = keys + j * hd;
+        dot_heads(q, keys + j * hd, hd, heads, v);  // every head against key j
         float s = 0.0f;
-        for (int h = 0; h < heads; h++) {
-            float v = dot_f32(q + h * hd, key, hd);
-            s += w[h] * (v > 0.0f ? v : 0.0f);
-        }
+        for (int h = 0; h < heads; h++) s = fmaf(w[h], v[h] > 0.0f ? v[h] : 0.0f, s);
         score[j] = s;
     }
     topk_stable(score, n, k, idx);
@@ -306,30 +175,47 @@ int v4_attend_one(const float *q, int H, int64_t D, const float *tail, int64_t n
                   int rope, const float *inv_freq, int64_t pos) {
     if (rope > 2 * 512 || rope > D || rope % 2) return 1;
     const int64_t n = n_tail + n_fresh + n_comp;
-    float *scratch = malloc((n ? n : 1) * sizeof(float));
-    for (int h = 0; h < H; h++) {
-        const float *qh = q + h * D;
-        float *o = out + h * D;
-        float top = sink[h];
-        for (int64_t j = 0; j < n; j++) {
-            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
-                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
-            float s = dot_f32(qh, key, D) * scale;
-            scratch[j] = s;
-            top = s > top ? s : top;
-        }
-        float total = expf(sink[h] - top);
-        for (int64_t j = 0; j < n; j++) total += (scratch[j] = expf(scratch[j] - top));
-        float inv = 1.0f / total;
-        for (int64_t i = 0; i < D; i++) o[i] = 0.0f;
-        for (int64_t j = 0; j < n; j++) {
-            const float *key = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
-                             : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
-            float p = scratch[j] * inv;
-            for (int64_t i = 0; i < D; i++) o[i] += p * key[i];
-        }
+    const int H8 = (H + 7) / 8 * 8;  // heads padded to whole passes of 8 (zero weights): fixed-width inner loops
+    float *p = calloc((n ? n : 1) * H8, sizeof(float)), v[H];  // p[h * n + j]: head h's weight of key j
+    const float **key = malloc((n ? n : 1) * sizeof(float *));
+    for (int64_t j = 0; j < n; j++)
+        key[j] = j < n_tail ? tail + j * D : j < n_tail + n_fresh ? fresh + (j - n_tail) * D
+               : comp + (comp_idx ? comp_idx[j - n_tail - n_fresh] : j - n_tail - n_fresh) * D;
+    for (int64_t j = 0; j < n; j++) {  // each key against every head: one read of the key
+        dot_rows(q, D, key[j], D, H, v);
+        for (int h = 0; h < H; h++) p[h * n + j] = v[h] * scale;
     }
-    free(scratch);
+    for (int h = 0; h < H; h++) {
+        float *ph = p + h * n, top = sink[h];
+        for (int64_t j = 0; j < n; j++) top = ph[j] > top ? ph[j] : top;
+        const float total = exp_scalar(sink[h] - top) + exp_shifted(ph, n, top);
+        const float inv = 1.0f / total;
+        for (int64_t j = 0; j < n; j++) ph[j] *= inv;
+    }
+    // out_h = sum_j p_hj key_j in key order, 8 heads a pass sharing each load of a key
+    for (int h0 = 0; h0 < H; h0 += 8) {
+        const int nh = H - h0 < 8 ? H - h0 : 8;
+        int64_t i = 0;
+#ifdef __AVX512F__
+        for (; i + 16 <= D; i += 16) {
+            __m512 acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+            for (int64_t j = 0; j < n; j++) {
+                const __m512 kv = _mm512_loadu_ps(key[j] + i);
+                for (int t = 0; t < 8; t++) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(p[(h0 + t) * n + j]), kv, acc[t]);
+            }
+            for (int t = 0; t < nh; t++) _mm512_storeu_ps(out + (h0 + t) * D + i, acc[t]);
+        }
+#endif
+        for (; i < D; i++)
+            for (int t = 0; t < nh; t++) {
+                float acc = 0.0f;
+                for (int64_t j = 0; j < n; j++) acc = fmaf(p[(h0 + t) * n + j], key[j][i], acc);
+                out[(h0 + t) * D + i] = acc;
+            }
+    }
+    free(p);
+    free(key);
     if (rope) rope_rows(out, H, D, rope, inv_freq, pos, 1);
     return 0;
 }
@@ -380,18 +266,50 @@ int v4_moe_gate(const float *x, const float *gate_w, int64_t E, int64_t d, int f
     return 0;
 }
 
-static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+static inline float silu(float g) { return g / (1.0f + exp_scalar(-g)); }
+
+// hid = silu(g) * u (* weight) of the clamped halves g = gu[:width], u = gu[width:], as clamped_swiglu
+static void swiglu(const float *gu, int64_t width, float limit, int weighted, float weight, float *hid) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    const __m512 hi = _mm512_set1_ps(limit), lo = _mm512_set1_ps(-limit), one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= width; i += 16) {
+        __m512 g = _mm512_loadu_ps(gu + i), u = _mm512_loadu_ps(gu + width + i);
+        if (limit > 0) {
+            g = _mm512_min_ps(g, hi);
+            u = _mm512_max_ps(_mm512_min_ps(u, hi), lo);
+        }
+        // silu(g) = g / (1 + e^-g) = g e^g / (1 + e^g): the exponent is -|g| <= 0 either way
+        const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+        const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 num = _mm512_mask_mul_ps(g, negative, g, e);
+        __m512 y = _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(one, e)), u);
+        _mm512_storeu_ps(hid + i, weighted ? _mm512_mul_ps(y, _mm512_set1_ps(weight)) : y);
+    }
+#endif
+    for (; i < width; i++) {
+        float g = gu[i], u = gu[width + i];
+        if (limit > 0) {
+            g = g < limit ? g : limit;
+            u = u < -limit ? -limit : u > limit ? limit : u;
+        }
+        hid[i] = weighted ? silu(g) * u * weight : silu(g) * u;
+    }
+}
 
 // One token's MoE: the gate (as v4_moe_gate) chooses k experts and their weights, then the routed experts and
 // the shared one (weight 1, unscaled): sum over them of w2_e(clamped_swiglu(w13_e x) * weight), in float32.
 // w13 (2I, d) and w2 (d, I) int8 with bf16 row scales, per expert from the pointer tables; the shared expert is
-// entry E of the tables. Returns 1 when a hashed expert id is out of range.
-int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_row,
-           int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared, const int8_t *const *w13,
-           const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared, float limit,
-           float *out, int threads) {
+// entry E of the tables. Hash routing reads row `*token` of hash_table (table_rows, k) (the token id read here, so
+// the caller needs no host read of it). Returns 1 when a hashed expert id is out of range, 3 for the token id.
+int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, const float *bias, const int64_t *hash_table,
+           int64_t table_rows, const int64_t *token, int64_t k, int norm_topk, float route_scale, int64_t I, int64_t I_shared,
+           const int8_t *const *w13, const uint16_t *const *s13, const int8_t *const *w2, const uint16_t *const *s2, int shared,
+           float limit, float *out, int threads) {
     int64_t idx[MAX_EXPERTS];
     float weights[MAX_EXPERTS];
+    if (hash_table && (*token < 0 || *token >= table_rows)) return 3;
+    const int64_t *hash_row = hash_table ? hash_table + *token * k : NULL;
     if (v4_moe_gate(x, gate_w, E, d, func, bias, hash_row, k, norm_topk, route_scale, idx, weights)) return 2;
     for (int64_t r = 0; r < k; r++)
         if (idx[r] < 0 || idx[r] >= E) return 1;
@@ -402,14 +320,7 @@ int v4_moe(const float *x, int64_t d, const float *gate_w, int64_t E, int func, 
         const int64_t e = r < k ? idx[r] : E, width = r < k ? I : I_shared;
         float *gu = scratch, *hid = scratch + 2 * width;
         gemv_int8(x, w13[e], s13[e], gu, 2 * width, d, threads);
-        for (int64_t i = 0; i < width; i++) {
-            float g = gu[i], u = gu[width + i];
-            if (limit > 0) {
-                g = g < limit ? g : limit;
-                u = u < -limit ? -limit : u > limit ? limit : u;
-            }
-            hid[i] = r < k ? silu(g) * u * weights[r] : silu(g) * u;
-        }
+        swiglu(gu, width, limit, r < k, r < k ? weights[r] : 1.0f, hid);
         gemv_int8(hid, w2[e], s2[e], part, d, width, threads);
         for (int64_t i = 0; i < d; i++) out[i] += part[i];
     }

@@ -3,7 +3,7 @@ decode kernels (`runtime/layers/cpu_decode.py`, same cache directory and rules),
 builds them or `DSV4_V4_KERNELS=0` (then decode stays on the torch ops).
 
 Every wrapper takes float32 contiguous CPU tensors and returns new tensors (nothing the cache might keep is
-written twice). int8 weights are `PackedWeight`s of format int8: (N, K) int8 rows with bf16 scales.
+written twice); the decode step itself (`one_token.py`) calls the C functions (`V4Kernels.c`) with addresses. int8 weights are `PackedWeight`s of format int8: (N, K) int8 rows with bf16 scales.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 from ..layers.cpu_decode import build_library
 from .weights import PackedWeight
 
-SOURCE = Path(__file__).with_name("v4_decode.c")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("v4_decode.c", "v4_head.c", "v4_compressor.c", "v4_layer.c"))
+HEADERS = (Path(__file__).with_name("v4_common.h"), Path(__file__).parents[1] / "layers" / "cpu_simd.h")
 P, I64, F32, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 GATE_FUNCS = {"sqrtsoftplus": 0, "sigmoid": 1, "softmax": 2}
 SIGNATURES = {
@@ -32,7 +33,13 @@ SIGNATURES = {
     "v4_indexer_topk": ([P, P, F32, INT, I64, P, I64, I64, P], None),
     "v4_attend_one": ([P, INT, I64, P, I64, P, I64, P, P, I64, P, F32, P, INT, P, I64], INT),
     "v4_moe_gate": ([P, P, I64, I64, INT, P, P, I64, INT, F32, P, P], INT),
-    "v4_moe": ([P, I64, P, I64, INT, P, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
+    "v4_moe": ([P, I64, P, I64, INT, P, P, I64, P, I64, INT, F32, I64, I64, P, P, P, P, INT, F32, P, INT], INT),
+    "v4_head_logits": ([P, P, P, I64, I64, I64, P, INT], INT),
+    "v4_collapse": ([P, INT, I64, P, P, P, F32, F32, P, P], INT),
+    "v4_compress_step": ([P, P, P, INT, I64, INT, I64, P, P, INT, P, P, INT, P, F32, INT, P, P], INT),
+    "v4_layer_plan_slots": ([], INT),
+    "v4_exp": ([P, P, I64], None),
+    "v4_layer_step": ([P, P, P, P, I64, P, P, I64, P, *[P, INT, P, INT, P, I64, P] * 2, INT], INT),
 }
 
 
@@ -73,6 +80,7 @@ class V4Kernels:
             fn = getattr(library, name)
             fn.argtypes, fn.restype = args, result
             setattr(self, "_" + name.removeprefix("v4_"), fn)
+        self.c = library  # the C functions with their signatures: `one_token` passes addresses of its own buffers
 
     def __deepcopy__(self, memo: dict) -> V4Kernels:
         return self  # the loaded library: stateless and shared by every model of the process
@@ -82,28 +90,6 @@ class V4Kernels:
         N, K = w.q.shape
         out = torch.empty(1, N)
         self._int8_gemv(x.data_ptr(), w.q.data_ptr(), w.scale.data_ptr(), out.data_ptr(), N, K, torch.get_num_threads())
-        return out
-
-    def output_proj(self, o: torch.Tensor, groups: WeightTable, wo_b: PackedWeight) -> torch.Tensor:
-        """o (1, G * in): group g of it through matrix g of `groups` (R, in), the (G * R) result through wo_b."""
-        G = len(groups.tensors)
-        R, width = groups.tensors[0][0].shape
-        N = wo_b.q.shape[0]
-        out = torch.empty(1, N)
-        self._output_proj(o.data_ptr(), G, width, R, groups.q, groups.scale, wo_b.q.data_ptr(), wo_b.scale.data_ptr(), N,
-                          out.data_ptr(), torch.get_num_threads())
-        return out
-
-    def norm_rope(self, x: torch.Tensor, rows: int, weight: torch.Tensor | None, eps: float, *, norm: bool = True,
-                  rope: int = 0, inv_freq: torch.Tensor | None = None, pos: int = 0, inverse: bool = False,
-                  in_place: bool = False) -> torch.Tensor:
-        """x (.., rows * dim) -> RoPE(rms_norm(x) * weight) per row of `dim`: into x itself (`in_place`, for a
-        tensor nothing else reads) or a new (1, rows * dim) tensor."""
-        out = x if in_place else torch.empty(1, x.numel())
-        status = self._norm_rope(x.data_ptr(), out.data_ptr(), rows, x.numel() // rows, ptr(weight), eps, int(norm), rope,
-                                 ptr(inv_freq), pos, int(inverse))
-        if status:
-            raise ValueError(f"rotary width {rope} is not supported by the V4 kernels")
         return out
 
     def mhc_pre(self, h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,
@@ -154,20 +140,45 @@ class V4Kernels:
         return idx, w
 
     def moe(self, x: torch.Tensor, gate_weight: torch.Tensor, func: str, bias: torch.Tensor | None,
-            hash_row: torch.Tensor | None, k: int, norm_topk: bool, route_scale: float, w13: WeightTable, w2: WeightTable,
-            inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
+            hash_table: torch.Tensor | None, ids: torch.Tensor, k: int, norm_topk: bool, route_scale: float,
+            w13: WeightTable, w2: WeightTable, inter: int, inter_shared: int, shared: bool, limit: float) -> torch.Tensor:
         """One token's MoE (gate, the k chosen experts, the shared expert) -> (1, d). The tables hold the routed
-        experts and then the shared one."""
+        experts and then the shared one; hash routing reads row ids[0] of `hash_table` (vocab, k) int64."""
         E, d = gate_weight.shape
         out = torch.empty(1, d)
-        status = self._moe(x.data_ptr(), d, gate_weight.data_ptr(), E, GATE_FUNCS[func], ptr(bias), ptr(hash_row), k,
-                           int(norm_topk), route_scale, inter, inter_shared, w13.q, w13.scale, w2.q, w2.scale, int(shared),
-                           limit, out.data_ptr(), torch.get_num_threads())
-        if status == 1:
-            raise ValueError(f"the hashed expert ids {hash_row.tolist()} are out of range for {E} experts")
-        if status:
-            raise ValueError(f"{k} of {E} experts: more than the V4 kernels take")
+        rows = 0 if hash_table is None else hash_table.shape[0]
+        moe_status(self._moe(x.data_ptr(), d, gate_weight.data_ptr(), E, GATE_FUNCS[func], ptr(bias), ptr(hash_table), rows,
+                             ids.data_ptr(), k, int(norm_topk), route_scale, inter, inter_shared, w13.q, w13.scale, w2.q,
+                             w2.scale, int(shared), limit, out.data_ptr(), torch.get_num_threads()), E, k)
         return out
+
+    def head_logits(self, w: PackedWeight, h: torch.Tensor, top: int) -> torch.Tensor:
+        """h (1, K) -> (1, N) logits: the int8 product, its best `top` recomputed in float32 (`head_logits`)."""
+        N, K = w.q.shape
+        out = torch.empty(1, N)
+        if self._head_logits(h.data_ptr(), w.q.data_ptr(), w.scale.data_ptr(), N, K, top, out.data_ptr(),
+                             torch.get_num_threads()):
+            raise ValueError(f"refining {top} of {N} logits is more than the V4 kernels take")
+        return out
+
+    def collapse(self, h: torch.Tensor, fn: torch.Tensor, base: torch.Tensor, scale: torch.Tensor, norm_eps: float,
+                 hc_eps: float, norm_weight: torch.Tensor) -> torch.Tensor:
+        """h (1, hc, d) -> the normed hidden state (1, d), as `collapse_streams` and the final norm."""
+        _, hc, d = h.shape
+        out = torch.empty(1, d)
+        if self._collapse(h.data_ptr(), hc, d, fn.data_ptr(), base.data_ptr(), scale.data_ptr(), norm_eps, hc_eps,
+                          norm_weight.data_ptr(), out.data_ptr()):
+            raise ValueError(f"mHC with {hc} streams is not supported by the V4 kernels")
+        return out
+
+
+def moe_status(status: int, experts: int, k: int) -> None:
+    if status == 1:
+        raise ValueError(f"the hashed expert ids are out of range for {experts} experts")
+    if status == 3:
+        raise ValueError("the token id is out of range of the hash-routing table")
+    if status:
+        raise ValueError(f"{k} of {experts} experts: more than the V4 kernels take")
 
 
 @functools.cache
@@ -176,5 +187,5 @@ def v4_kernels() -> V4Kernels | None:
         return None
     from dsv4.home import dsv4_home  # the one home rule, importable from every layer
 
-    library = build_library(dsv4_home() / "cache" / "kernels", (SOURCE,), ())
+    library = build_library(dsv4_home() / "cache" / "kernels", SOURCES, HEADERS)
     return V4Kernels(ctypes.CDLL(str(library))) if library is not None else None

@@ -66,8 +66,12 @@ def head_logits(packed: PackedWeight, h: torch.Tensor, exact_rows=None) -> torch
     """LM head through packed weights: (T, d) -> (T, V) float32. The kernels round logits to bf16, so close
     candidates tie and greedy decoding flips: the best REFINE_TOP are recomputed in float32 from the
     dequantised rows (int8/bf16) or from `exact_rows(idx)` when given."""
+    from .common import stable_topk  # common imports this module
+
     coarse = packed(h)  # (T, V)
-    top = coarse.topk(REFINE_TOP, dim=-1).indices  # (T, k)
+    # ties to the lower row, as the C head of one-token steps (topk's order of ties is unspecified, and a tie at
+    # the cut would leave a different row coarse in the two paths)
+    top = stable_topk(coarse, REFINE_TOP)  # (T, k)
     rows = packed.rows(top) if exact_rows is None else exact_rows(top)  # (T, k, d)
     if rows is None:
         return coarse

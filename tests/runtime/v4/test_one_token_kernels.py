@@ -5,14 +5,17 @@ fewer ATen calls, and bad expert ids refused with a clear error."""
 from __future__ import annotations
 
 import copy
+import ctypes
 
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from dsv4.runtime.deepseek_v4.common import stable_topk
+from dsv4.runtime.deepseek_v4.one_token import PLAN_SLOTS
 from dsv4.runtime.deepseek_v4.v4_kernels import v4_kernels
-from dsv4.runtime.deepseek_v4.weights import PackedWeight
+from dsv4.runtime.deepseek_v4.weights import PackedWeight, head_logits
+from dsv4.runtime.layers.embedding import REFINE_TOP
 
 from .tiny import random_model, tiny_config
 
@@ -57,6 +60,12 @@ def test_a_deep_copy_runs_on_its_own_weights(packed):
     table = clone.layers[1].one_token.w13
     assert table.q[0] == clone.layers[1].ffn.experts.packed[0][0].q.data_ptr()
     assert greedy(clone, PROMPTS[0], 6)[0] == greedy(packed, PROMPTS[0], 6)[0]
+    # the copy's layer plans point at the copy's tensors and pointer tables, not the original's
+    for block in clone.layers:
+        plan = dict(zip(PLAN_SLOTS, block.one_token.plan.tolist()))
+        assert plan["xp_q"] == block.attn.x_proj.q.data_ptr() and plan["sink"] == block.attn.attn_sink.data_ptr()
+        assert plan["w13_q"] == ctypes.addressof(block.one_token.w13.q)
+        assert plan["buf_proj"] == block.one_token.proj.data_ptr()
 
 
 def aten_calls(model, prompt: list[int], steps: int = 3) -> int:
@@ -164,3 +173,72 @@ def test_only_int8_weights_take_the_kernels():
     assert model.use_decode_kernels(True) is False and all(b.one_token is None for b in model.layers)
     model.pack_weights("bf16")
     assert model.use_decode_kernels(True) is False and model.kernel_head is None
+
+
+def test_head_logits_refine_the_best_candidates_like_the_torch_head():
+    k = v4_kernels()
+    g = torch.Generator().manual_seed(8)
+    base = torch.randn(700, 64, generator=g)
+    w = PackedWeight(torch.cat((base, base[:300])), "int8")  # 300 rows twice: exact ties in the coarse logits
+    for seed in range(4):
+        h = torch.randn(1, 64, generator=torch.Generator().manual_seed(seed))
+        coarse = w(h)  # ATen's int8 product
+        top = stable_topk(coarse, REFINE_TOP)[0]  # the kernel's rule: ties to the lower row
+        got = k.head_logits(w, h, REFINE_TOP)
+        rest = torch.ones(coarse.shape[1], dtype=torch.bool)
+        rest[top] = False
+        assert torch.equal(got[0, rest], coarse[0, rest])  # the coarse logits: the same bits
+        # the refined ones: float32 products of the dequantised rows, summed in another order than bmm's
+        assert (got[0, top] - (w.rows(top) @ h[0])).abs().max() < 1e-5
+    # torch's head (whose topk may keep another of tied rows) where no tie crosses the cut: the same candidates
+    distinct, compared = PackedWeight(base, "int8"), 0
+    for seed in range(4):
+        h = torch.randn(1, 64, generator=torch.Generator().manual_seed(seed))
+        ranked = distinct(h)[0].sort(descending=True).values
+        if ranked[REFINE_TOP - 1] != ranked[REFINE_TOP]:
+            assert (head_logits(distinct, h) - k.head_logits(distinct, h, REFINE_TOP)).abs().max() < 1e-5
+            compared += 1
+    assert compared
+
+
+def test_collapse_matches_the_model_head():
+    model = random_model(tiny_config(vocab=300), seed=9)
+    k = v4_kernels()
+    h = torch.randn(1, model.config.hc_mult, model.config.hidden_size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        cfg = model.config
+        got = k.collapse(h, model.hc_head_fn, model.hc_head_base, model.hc_head_scale, cfg.rms_norm_eps, cfg.hc_eps,
+                         model.norm.weight)
+        assert (got - model.collapse(h)).abs().max() < 1e-5
+
+
+def test_moe_matches_the_packed_module_for_learned_and_hashed_routing():
+    model = random_model(tiny_config(vocab=300, experts=8, top=3), seed=10)
+    model.pack_weights("int8")
+    k = v4_kernels()
+    x = torch.randn(1, model.config.hidden_size, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        for layer in (0, 2):  # hashed, learned
+            moe = model.layers[layer].ffn
+            gate, shared = moe.gate, moe.shared_experts
+            ids = torch.tensor([17])
+            got = k.moe(x, gate.weight, gate.func, None if gate.hashed else gate.bias, gate.tid2eid if gate.hashed else None,
+                        ids, gate.topk, gate.norm_topk, gate.scale, model.layers[layer].one_token.w13,
+                        model.layers[layer].one_token.w2, moe.experts.packed[0][1].q.shape[1], shared.w2.packed.q.shape[1],
+                        True, moe.experts.limit)
+            # the module's bf16-rounded products summed in another order (experts batched, then stacked)
+            assert (got - moe(x, ids)).abs().max() < 1e-4
+        with pytest.raises(ValueError, match="token id"):
+            gate = model.layers[0].ffn.gate
+            k.moe(x, gate.weight, gate.func, None, gate.tid2eid, torch.tensor([300]), gate.topk, gate.norm_topk, gate.scale,
+                  model.layers[0].one_token.w13, model.layers[0].one_token.w2, moe.experts.packed[0][1].q.shape[1],
+                  shared.w2.packed.q.shape[1], True, moe.experts.limit)
+
+
+def test_the_kernels_exp_is_within_two_ulp_of_torch():
+    """The softmaxes' and SiLUs' e^x (Cephes' polynomial, 16 lanes and the scalar tail)."""
+    x = torch.cat((torch.linspace(-87.0, 0.0, 100_003), -torch.rand(1001, generator=torch.Generator().manual_seed(0)) * 3))
+    out = torch.empty_like(x)
+    v4_kernels().c.v4_exp(x.data_ptr(), out.data_ptr(), x.numel())
+    ref = torch.exp(x.double())
+    assert ((out.double() - ref).abs() / ref).max() < 2.5e-7
