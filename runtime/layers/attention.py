@@ -55,11 +55,14 @@ class Attention(nn.Module):
         self.warm: WarmRows | None = None  # set by KVCache while its live warm tier holds positions (kv_tiers.py)
 
     def decode_kernels(self, length: int) -> CpuDecodeKernels | None:
-        """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU."""
-        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda or self.warm is not None:
+        """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU
+        (and warm rows, if any, read by the kernel: `reads_warm_rows`)."""
+        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
             return None
         kernels = cpu_decode_kernels()
-        return kernels if kernels is not None and kernels.supports(self.group, self.head_dim) else None
+        if kernels is None or not kernels.supports(self.group, self.head_dim):
+            return None
+        return kernels if self.warm is None or kernels.reads_warm_rows else None
 
     def prefill_kernels(self) -> CpuDecodeKernels | None:
         """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c), all
@@ -73,8 +76,18 @@ class Attention(nn.Module):
                        kernels: CpuDecodeKernels) -> torch.Tensor:
         """One token's un-rotated qkv (1, (H + 2 Hkv) * D) -> (1, H*D): rotary, cache write and attention in two
         kernel calls (cos/sin: the rotary tables)."""
-        kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
-        return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+        if self.warm is None:
+            kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
+            return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+        # the hot block's slot 0 is position warm.n
+        kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved, slot=position - self.warm.n)
+        return self._attend_warm(kernels, qkv, position)
+
+    def _attend_warm(self, kernels: CpuDecodeKernels, q: torch.Tensor, position: int) -> torch.Tensor:
+        """One query (its K/V already in the hot block) over the warm int8 rows and the hot ones, as stored: (1, H*D)."""
+        warm = self.warm
+        return kernels.attend_warm(q, self.num_heads, warm.int8_rows(0), warm.int8_rows(1), warm.n, self.k_cache, self.v_cache,
+                                   position + 1 - warm.n)
 
     def forward_prefill(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, start: int,
                         kernels: CpuDecodeKernels) -> torch.Tensor:
@@ -87,7 +100,13 @@ class Attention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
         if self.warm is not None:  # the oldest positions are int8 in the live warm tier
-            return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
+            kernels = self.decode_kernels(ctx.length)
+            if kernels is None:
+                return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
+            slot = ctx.start - self.warm.n
+            self.k_cache[:, slot] = k[0]  # (Hkv, D)
+            self.v_cache[:, slot] = v[0]
+            return self._attend_warm(kernels, q[0].contiguous(), ctx.start)
         T, end = ctx.length, ctx.start + ctx.length
         self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)
         self.v_cache[:, ctx.start : end] = v.transpose(0, 1)

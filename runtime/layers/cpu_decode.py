@@ -8,6 +8,10 @@ rotary, cache writes) cost ~10 ATen dispatches each where one C call does. The k
 can be built and run: a C compiler, a CPU with AVX-512 BF16, bf16 activations and cache, head_dim 64 or 128
 and at most 8 query heads per kv head. Anywhere else `cpu_decode_kernel()` is None and decode stays on
 ATen. `DSV4_CPU_ATTENTION=0` turns them off (for comparisons).
+
+The decode attention also reads the llama live warm tier's int8 rows (one fp16 scale a row) as stored, beside
+the hot bf16 rows, in the same pass (`attend_warm`); without it a step with warm rows runs the torch split
+attention (runtime/layers/split_attention.py). `DSV4_CPU_WARM_ATTENTION=0` turns off only that (for comparisons).
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ class CpuDecodeKernels:
         self._attend = library.dsv4_decode_attention
         self._attend.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int]
         self._attend.restype = ctypes.c_int
+        self._attend_tiered = library.dsv4_decode_attention_tiered
+        self._attend_tiered.argtypes = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
+                                        + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int])
+        self._attend_tiered.restype = ctypes.c_int
+        self.reads_warm_rows = os.environ.get("DSV4_CPU_WARM_ATTENTION", "1") != "0"
         self._norm = library.dsv4_add_rms_norm
         self._norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
         self._norm.restype = None
@@ -69,6 +78,28 @@ class CpuDecodeKernels:
         out = torch.empty(1, heads * head_dim, dtype=torch.bfloat16)
         status = self._attend(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), hkv, heads // hkv,
                               head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
+        return out
+
+    def attend_warm(self, q: torch.Tensor, heads: int, warm_k: tuple[torch.Tensor, torch.Tensor], warm_v: tuple[torch.Tensor, torch.Tensor],
+                    n_warm: int, k_cache: torch.Tensor, v_cache: torch.Tensor, length: int) -> torch.Tensor:
+        """`attend` over positions [0, n_warm + length): the first n_warm int8 rows of the warm tier, then the hot
+        cache's slots [0, length). warm_k/warm_v: (codes (Hkv, capacity, D) int8, scales (Hkv, capacity, 1) fp16),
+        contiguous. Returns (1, H*D) bf16."""
+        hkv, capacity, head_dim = k_cache.shape
+        (k_codes, k_scales), (v_codes, v_scales) = warm_k, warm_v
+        warm_capacity = k_codes.shape[1]
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.is_contiguous() and q.numel() >= heads * head_dim
+        assert 1 <= length <= capacity and 0 <= n_warm <= warm_capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        for codes, scales in warm_k, warm_v:
+            assert codes.dtype == torch.int8 and codes.shape == (hkv, warm_capacity, head_dim) and codes.is_contiguous()
+            assert scales.dtype == torch.float16 and scales.shape == (hkv, warm_capacity, 1) and scales.is_contiguous()
+        out = torch.empty(1, heads * head_dim, dtype=torch.bfloat16)
+        status = self._attend_tiered(q.data_ptr(), k_codes.data_ptr(), k_scales.data_ptr(), v_codes.data_ptr(), v_scales.data_ptr(),
+                                     warm_capacity, n_warm, k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), hkv,
+                                     heads // hkv, head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
         return out
@@ -112,19 +143,19 @@ class CpuDecodeKernels:
         return out
 
     def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
-                   v_cache: torch.Tensor, heads: int, interleaved: bool) -> None:
+                   v_cache: torch.Tensor, heads: int, interleaved: bool, slot: int | None = None) -> None:
         """T tokens' qkv (T, (H + 2 Hkv) * D) bf16 at positions position.. (one token in decode): q rotated in place,
-        k rotated into the cache, v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin
-        (RotaryEmbedding)."""
+        k rotated into the cache, v copied there, at cache rows slot.. (default: the position; with warm rows the hot
+        block starts past them). cos/sin: the rotary tables (positions, D), sign folded into sin (RotaryEmbedding)."""
         hkv, capacity, head_dim = k_cache.shape
-        tokens = qkv.shape[0]
+        tokens, slot = qkv.shape[0], position if slot is None else slot
         assert qkv.is_contiguous() and qkv.numel() == tokens * (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
         assert cos.dtype == sin.dtype == torch.bfloat16 and cos.is_contiguous() and sin.is_contiguous()
-        assert 0 <= position and position + tokens <= min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
+        assert 0 <= slot and slot + tokens <= capacity and 0 <= position and position + tokens <= cos.shape[0] and cos.shape[1] == head_dim
         assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
-        row, size = position * head_dim * 2, 2  # byte offsets of the position's table row and cache row
-        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + position * k_cache.stride(1) * size,
-                    v_cache.data_ptr() + position * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        row, size = position * head_dim * 2, 2  # byte offset of the position's table row; bytes per cache element
+        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + slot * k_cache.stride(1) * size,
+                    v_cache.data_ptr() + slot * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
         status = self._rope(*pointers) if tokens == 1 else self._rope_rows(*pointers, tokens, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"rotary kernel refused its inputs (status {status})")

@@ -1,0 +1,92 @@
+"""SmolLM2 decode ms/token after 8,000 tokens of context: all hot (bf16 C kernel) against the llama live warm
+tier holding all but HOT_POSITIONS rows in int8, attended by the warm C kernel (runtime/layers/cpu_decode.c)
+and by the torch split attention (`DSV4_CPU_WARM_ATTENTION=0`, what decode with warm rows ran before the kernel).
+
+Run by `evals/decode_attention_bench.py --warm`. The all-hot engine prefills the prompt once; the tiered engine
+imports that prefix (and demotes to its budget at once), so both decode after the same K/V. Every mode decodes
+the same STEPS forced tokens from the same 8,000 positions, round-robin over --rounds rounds; each step is timed
+and a round's number is its median step. Writes evals/results/decode_attention_warm.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTEXT, WINDOW = 8000, 8192
+HOT_POSITIONS = 512  # the hot budget: ~7,500 of the 8,000 positions are warm
+STEPS = 32
+MODES = ("all hot", "warm, C kernel", "warm, torch split")
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def _decode_round(engine, forced: list[int]) -> tuple[float, list[int]]:
+    """Median ms of the steps, and the argmax of each; the cache is cut back to CONTEXT afterwards."""
+    times, tokens = [], []
+    for token in forced:
+        t0 = time.perf_counter()
+        logits = engine.decode(token)
+        times.append(time.perf_counter() - t0)
+        tokens.append(int(logits.argmax()))
+    engine.kv.truncate(CONTEXT)
+    return sorted(times)[len(times) // 2] * 1e3, tokens
+
+
+def run_warm(threads: int, rounds: int, out: Path) -> int:
+    from dsv4.runtime.engine.engine import LlamaEngine
+    from dsv4.runtime.layers import cpu_decode
+    from dsv4.runtime.resolve import NAMED_MODELS
+
+    path = NAMED_MODELS["smollm2-135m"].path()
+    hot = LlamaEngine.load(path, precision="auto", context_window=WINDOW, threads=threads)
+    text = (ROOT / "tests" / "data" / "perplexity.txt").read_text()
+    ids = hot.tokenizer.encode(text)
+    while len(ids) < CONTEXT + STEPS:
+        ids = ids + ids
+    prompt, forced = ids[:CONTEXT], ids[CONTEXT : CONTEXT + STEPS]
+    t0 = time.perf_counter()
+    hot.prefill(prompt)
+    prefill_s = time.perf_counter() - t0
+    block = hot.kv.block
+    per_position = block[:, :, :, 0].numel() * block.element_size()
+    tiered = LlamaEngine.load(path, precision="auto", context_window=WINDOW, threads=threads, hot_kv_bytes=HOT_POSITIONS * per_position)
+    tiered.import_prefix(hot.export_prefix(CONTEXT))
+    warm_rows = tiered.kv.warm.n
+    load_before = os.getloadavg()
+    per_mode: dict[str, list[float]] = {mode: [] for mode in MODES}
+    argmax: dict[str, list[int]] = {}
+    for _ in range(rounds):
+        for mode in MODES:
+            os.environ["DSV4_CPU_WARM_ATTENTION"] = "0" if mode == "warm, torch split" else "1"
+            cpu_decode.cpu_decode_kernels.cache_clear()
+            ms, argmax[mode] = _decode_round(hot if mode == "all hot" else tiered, forced)
+            per_mode[mode].append(ms)
+            print(f"{mode:<18} {ms:7.2f} ms/token (load {os.getloadavg()[0]:.2f})", flush=True)
+    os.environ.pop("DSV4_CPU_WARM_ATTENTION")
+    cpu_decode.cpu_decode_kernels.cache_clear()
+    best = {mode: min(times) for mode, times in per_mode.items()}
+    rows = [{"mode": mode, "ms_per_token_rounds": per_mode[mode], "best_ms_per_token": best[mode],
+             "vs_all_hot": best[mode] / best["all hot"],
+             "argmax_agrees_with_all_hot": sum(a == b for a, b in zip(argmax[mode], argmax["all hot"])) / STEPS} for mode in MODES]
+    print(f"\nSmolLM2-135M, {CONTEXT} tokens of context, {warm_rows} warm rows, {threads} thread(s), best of {rounds} rounds:")
+    for row in rows:
+        print(f"  {row['mode']:<18} {row['best_ms_per_token']:7.2f} ms/token  {row['vs_all_hot']:5.2f}x all hot  "
+              f"argmax agrees {row['argmax_agrees_with_all_hot']:.0%}")
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "threads": threads,
+              "context": CONTEXT, "warm_rows": warm_rows, "hot_positions_budget": HOT_POSITIONS, "steps": STEPS, "rounds": rounds,
+              "prefill_8000_s": prefill_s, "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
