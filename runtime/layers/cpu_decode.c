@@ -205,19 +205,6 @@ int dsv4_decode_attention(const uint16_t *q, const uint16_t *k, const uint16_t *
 // Each rounds to bf16 where the ATen ops it replaces do, so the results match them to the last bit but for
 // the order of a float sum.
 
-static inline float from_bf16(uint16_t h) {
-    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
-    return v.f;
-}
-
-static inline uint16_t to_bf16(float f) {  // round to nearest even, as c10::BFloat16
-    union { float f; uint32_t u; } v = {f};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);  // NaN stays NaN
-    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
-}
-
-static inline float round_bf16(float f) { return from_bf16(to_bf16(f)); }
-
 // x (rows, dim) += residual (when not NULL), in place (the residual stream, rounded to bf16 as `x + residual`);
 // out = rms_norm(x) * weight as F.rms_norm computes it on bf16: x * rsqrt(mean(x^2) + eps) * weight in fp32, rounded once.
 void dsv4_add_rms_norm(uint16_t *x, const uint16_t *residual, const uint16_t *weight, uint16_t *out, int64_t rows,

@@ -31,6 +31,7 @@ import torch
 SOURCES = (Path(__file__).with_name("cpu_decode.c"), Path(__file__).with_name("cpu_prefill.c"))
 HEADERS = (Path(__file__).with_name("cpu_simd.h"),)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+WarmInt8 = tuple[torch.Tensor, torch.Tensor]  # one layer's warm K or V as stored: codes (Hkv, capacity, D) int8, scales (Hkv, capacity, 1) fp16
 
 
 class CpuDecodeKernels:
@@ -60,6 +61,11 @@ class CpuDecodeKernels:
         self._prefill.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
                                   + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
         self._prefill.restype = ctypes.c_int
+        self._prefill_tiered = library.dsv4_prefill_attention_tiered
+        self._prefill_tiered.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2
+                                         + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_int] * 3
+                                         + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
+        self._prefill_tiered.restype = ctypes.c_int
         self._rope_rows = library.dsv4_rope_store_rows
         self._rope_rows.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int]
         self._rope_rows.restype = ctypes.c_int
@@ -82,24 +88,17 @@ class CpuDecodeKernels:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
         return out
 
-    def attend_warm(self, q: torch.Tensor, heads: int, warm_k: tuple[torch.Tensor, torch.Tensor], warm_v: tuple[torch.Tensor, torch.Tensor],
-                    n_warm: int, k_cache: torch.Tensor, v_cache: torch.Tensor, length: int) -> torch.Tensor:
+    def attend_warm(self, q: torch.Tensor, heads: int, warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor,
+                    v_cache: torch.Tensor, length: int) -> torch.Tensor:
         """`attend` over positions [0, n_warm + length): the first n_warm int8 rows of the warm tier, then the hot
-        cache's slots [0, length). warm_k/warm_v: (codes (Hkv, capacity, D) int8, scales (Hkv, capacity, 1) fp16),
-        contiguous. Returns (1, H*D) bf16."""
+        cache's slots [0, length). Returns (1, H*D) bf16."""
         hkv, capacity, head_dim = k_cache.shape
-        (k_codes, k_scales), (v_codes, v_scales) = warm_k, warm_v
-        warm_capacity = k_codes.shape[1]
         assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.is_contiguous() and q.numel() >= heads * head_dim
-        assert 1 <= length <= capacity and 0 <= n_warm <= warm_capacity
+        assert 1 <= length <= capacity
         assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
-        for codes, scales in warm_k, warm_v:
-            assert codes.dtype == torch.int8 and codes.shape == (hkv, warm_capacity, head_dim) and codes.is_contiguous()
-            assert scales.dtype == torch.float16 and scales.shape == (hkv, warm_capacity, 1) and scales.is_contiguous()
         out = torch.empty(1, heads * head_dim, dtype=torch.bfloat16)
-        status = self._attend_tiered(q.data_ptr(), k_codes.data_ptr(), k_scales.data_ptr(), v_codes.data_ptr(), v_scales.data_ptr(),
-                                     warm_capacity, n_warm, k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), hkv,
-                                     heads // hkv, head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
+        status = self._attend_tiered(q.data_ptr(), *_warm_arguments(warm_k, warm_v, n_warm, k_cache), k_cache.data_ptr(), v_cache.data_ptr(),
+                                     out.data_ptr(), hkv, heads // hkv, head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
         return out
@@ -119,6 +118,23 @@ class CpuDecodeKernels:
         out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
         status = self._prefill(q.data_ptr(), q.stride(0), k_cache.data_ptr(), v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(),
                                T, hkv, heads // hkv, head_dim, start, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
+        return out
+
+    def prefill_attend_warm(self, q: torch.Tensor, warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor,
+                            v_cache: torch.Tensor, start: int) -> torch.Tensor:
+        """`prefill_attend` with positions [0, n_warm) the warm tier's int8 rows and the hot cache's slot 0 position
+        n_warm: the chunk's keys already at slots [start - n_warm, start - n_warm + T). Returns (T, H*D) bf16."""
+        T, heads, head_dim = q.shape
+        hkv, capacity, _ = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.stride()[1:] == (head_dim, 1)
+        assert heads % hkv == 0 and n_warm <= start and start - n_warm + T <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
+        status = self._prefill_tiered(q.data_ptr(), q.stride(0), *_warm_arguments(warm_k, warm_v, n_warm, k_cache), k_cache.data_ptr(),
+                                      v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(), T, hkv, heads // hkv, head_dim, start,
+                                      head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
         return out
@@ -159,6 +175,18 @@ class CpuDecodeKernels:
         status = self._rope(*pointers) if tokens == 1 else self._rope_rows(*pointers, tokens, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"rotary kernel refused its inputs (status {status})")
+
+
+def _warm_arguments(warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor) -> tuple[int, ...]:
+    """The kernels' warm-tier arguments: codes and scales pointers of K then V, the tier's capacity, n_warm."""
+    hkv, _, head_dim = k_cache.shape
+    (k_codes, k_scales), (v_codes, v_scales) = warm_k, warm_v
+    capacity = k_codes.shape[1]
+    assert 0 <= n_warm <= capacity
+    for codes, scales in warm_k, warm_v:
+        assert codes.dtype == torch.int8 and codes.shape == (hkv, capacity, head_dim) and codes.is_contiguous()
+        assert scales.dtype == torch.float16 and scales.shape == (hkv, capacity, 1) and scales.is_contiguous()
+    return k_codes.data_ptr(), k_scales.data_ptr(), v_codes.data_ptr(), v_scales.data_ptr(), capacity, n_warm
 
 
 def _compiler() -> str | None:
