@@ -39,12 +39,51 @@ static inline __m512 load_fp16(const uint16_t *src, __mmask16 valid) {  // up to
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(valid, src));
 }
 
+// q.k of up to 16 int8 rows (count) against G queries, lane j = row j (0 past count, whose rows are not read).
+// The codes are widened to bf16 once per block (exact: |code| <= 127 has 7 significant bits; 16 rows in L1,
+// no scale applied) for the same `vdpbf16ps` as bf16 rows; each row's 16-lane dot products are summed by a
+// transpose tree (pairs, quads, then across the 128-bit lanes), ~3 instructions a row where a horizontal sum
+// is ~8. One query at a time, so the tree's registers stay few at G = 8, D = 128.
+static inline __attribute__((always_inline)) void int8_scores(const int G, const int D, const int8_t *rows, int count,
+                                                               __m512bh qv[MAX_G][MAX_D / 32], __m512 *scores) {
+    uint16_t widened[BLOCK][MAX_D] __attribute__((aligned(64)));
+    for (int j = 0; j < count; j++)
+        for (int c = 0; c < D / 32; c++) {
+            const int8_t *src = rows + (int64_t)j * D + c * 32;
+            _mm512_store_si512(widened[j] + c * 32, (__m512i)_mm512_cvtne2ps_pbh(widen_int8(src + 16), widen_int8(src)));
+        }
+    for (int g = 0; g < G; g++) {
+        __m512 quad[4];
+#pragma GCC unroll 4
+        for (int j4 = 0; j4 < 4; j4++) {
+            __m512 pair[2];
+#pragma GCC unroll 2
+            for (int jp = 0; jp < 2; jp++) {
+                __m512 dot[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 2
+                for (int t = 0; t < 2; t++) {
+                    const int j = j4 * 4 + jp * 2 + t;
+                    if (j < count)
+                        for (int c = 0; c < D / 32; c++)
+                            dot[t] = _mm512_dpbf16_ps(dot[t], (__m512bh)_mm512_load_si512(widened[j] + c * 32), qv[g][c]);
+                }
+                // per 128-bit lane: [a, b, a, b] partial sums of rows a, b
+                pair[jp] = _mm512_add_ps(_mm512_unpacklo_ps(dot[0], dot[1]), _mm512_unpackhi_ps(dot[0], dot[1]));
+            }
+            quad[j4] = _mm512_add_ps(_mm512_shuffle_ps(pair[0], pair[1], 0x44), _mm512_shuffle_ps(pair[0], pair[1], 0xEE));  // [a, b, c, d]
+        }
+        // sum the four 128-bit lanes of each quad; quad i lands in lane i
+        const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(quad[0], quad[1], 0x88), _mm512_shuffle_f32x4(quad[0], quad[1], 0xDD));
+        const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(quad[2], quad[3], 0x88), _mm512_shuffle_f32x4(quad[2], quad[3], 0xDD));
+        scores[g] = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+    }
+}
+
 // Keys [begin, end) of one kv head against its G queries: the running max m, sum l and unnormalised
 // output acc (G, D) of the online softmax. Inlined with constant G, D and int8_rows, so the loops unroll
 // into registers. int8_rows: k and v are int8 codes (the warm tier), key j being code_j * scale_j with one
-// fp16 scale per row (k_scale, v_scale); the codes are widened to bf16 exactly (|code| <= 127 has 7
-// significant bits) for the same `vdpbf16ps` as bf16 rows, the key scale multiplies the block's scores and
-// the value scale the block's probabilities, so no dequantised row is ever written.
+// fp16 scale per row (k_scale, v_scale); the key scale multiplies the block's scores (int8_scores) and the
+// value scale the block's probabilities, so no dequantised row is ever written.
 static inline __attribute__((always_inline)) void attend_chunk(
     const int G, const int D, const int int8_rows, const uint16_t *q, const void *k, const void *v,
     const uint16_t *k_scale, const uint16_t *v_scale, int64_t begin, int64_t end, float scale, float *m_out,
@@ -63,26 +102,35 @@ static inline __attribute__((always_inline)) void attend_chunk(
     for (int64_t j0 = begin; j0 < end; j0 += BLOCK) {
         const int count = end - j0 < BLOCK ? (int)(end - j0) : BLOCK;
         const __mmask16 valid = (__mmask16)((1u << count) - 1u);
-        for (int j = 0; j < count; j++) {
-            __m512bh kv[MAX_D / 32];
-            if (int8_rows) {
-                const int8_t *row = (const int8_t *)k + (j0 + j) * D;
-                for (int c = 0; c < DK; c++) kv[c] = _mm512_cvtne2ps_pbh(widen_int8(row + c * 32 + 16), widen_int8(row + c * 32));
-            } else {
-                const uint16_t *row = (const uint16_t *)k + (j0 + j) * D;
-                for (int c = 0; c < DK; c++) kv[c] = (__m512bh)_mm512_loadu_si512(row + c * 32);
+        __m512 scores[MAX_G];
+        const __m512 value_scale = int8_rows ? load_fp16(v_scale + j0, valid) : _mm512_setzero_ps();
+        if (int8_rows && D == 64) {  // at D = 128 the tree's registers spill the accumulators: per-row sums measured faster
+            int8_scores(G, D, (const int8_t *)k + j0 * D, count, qv, scores);
+            const __m512 key_scale = _mm512_mul_ps(load_fp16(k_scale + j0, valid), _mm512_set1_ps(scale));
+            for (int g = 0; g < G; g++) scores[g] = _mm512_mul_ps(scores[g], key_scale);
+        } else {
+            for (int j = 0; j < count; j++) {
+                __m512bh kv[MAX_D / 32];
+                if (int8_rows) {
+                    const int8_t *row = (const int8_t *)k + (j0 + j) * D;
+                    for (int c = 0; c < DK; c++) kv[c] = _mm512_cvtne2ps_pbh(widen_int8(row + c * 32 + 16), widen_int8(row + c * 32));
+                } else {
+                    const uint16_t *row = (const uint16_t *)k + (j0 + j) * D;
+                    for (int c = 0; c < DK; c++) kv[c] = (__m512bh)_mm512_loadu_si512(row + c * 32);
+                }
+                for (int g = 0; g < G; g++) {
+                    __m512 dot = _mm512_setzero_ps();
+                    for (int c = 0; c < DK; c++) dot = _mm512_dpbf16_ps(dot, kv[c], qv[g][c]);
+                    p[g][j] = _mm512_reduce_add_ps(dot);
+                }
             }
             for (int g = 0; g < G; g++) {
-                __m512 dot = _mm512_setzero_ps();
-                for (int c = 0; c < DK; c++) dot = _mm512_dpbf16_ps(dot, kv[c], qv[g][c]);
-                p[g][j] = _mm512_reduce_add_ps(dot);
+                scores[g] = _mm512_mul_ps(_mm512_maskz_load_ps(valid, p[g]), _mm512_set1_ps(scale));
+                if (int8_rows) scores[g] = _mm512_mul_ps(scores[g], load_fp16(k_scale + j0, valid));
             }
         }
-        const __m512 key_scale = int8_rows ? load_fp16(k_scale + j0, valid) : _mm512_setzero_ps();
-        const __m512 value_scale = int8_rows ? load_fp16(v_scale + j0, valid) : _mm512_setzero_ps();
         for (int g = 0; g < G; g++) {
-            __m512 s = _mm512_mul_ps(_mm512_maskz_load_ps(valid, p[g]), _mm512_set1_ps(scale));
-            if (int8_rows) s = _mm512_mul_ps(s, key_scale);
+            const __m512 s = scores[g];
             const float block_max = _mm512_mask_reduce_max_ps(valid, s);
             if (block_max > m[g]) {
                 const float alpha = expf(m[g] - block_max);  // 0 for the first block (m = -inf)
