@@ -9,9 +9,10 @@ can be built and run: a C compiler, a CPU with AVX-512 BF16, bf16 activations an
 and at most 8 query heads per kv head. Anywhere else `cpu_decode_kernel()` is None and decode stays on
 ATen. `DSV4_CPU_ATTENTION=0` turns them off (for comparisons).
 
-The decode attention also reads the llama live warm tier's int8 rows (one fp16 scale a row) as stored, beside
-the hot bf16 rows, in the same pass (`attend_warm`); without it a step with warm rows runs the torch split
-attention (runtime/layers/split_attention.py). `DSV4_CPU_WARM_ATTENTION=0` turns off only that (for comparisons).
+The decode and prefill attention also read the llama live warm tier's int8 rows (one fp16 scale a row) beside
+the hot bf16 rows in the same pass (`attend_warm` as stored, `prefill_attend_warm` through its repack scratch);
+without them a chunk with warm rows runs the torch split attention (runtime/layers/split_attention.py).
+`DSV4_CPU_WARM_ATTENTION=0` turns off only that (for comparisons).
 """
 
 from __future__ import annotations
