@@ -12,7 +12,7 @@ F = torch.nn.functional
 from dsv4.runtime.engine.kv_tiers import DEMOTE_STEP, WarmKV, WarmLayer  # noqa: E402
 from dsv4.runtime.layers.split_attention import split_attention  # noqa: E402
 
-SHAPES = [(3, 3, 64), (2, 7, 64), (4, 2, 128), (1, 8, 128)]  # (Hkv, G, D): SmolLM2's first
+SHAPES = [(3, 3, 64), (2, 7, 64), (4, 2, 128), (1, 8, 128), (1, 8, 64)]  # (Hkv, G, D): SmolLM2's first
 
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
