@@ -82,13 +82,8 @@ class Attention(nn.Module):
         kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved, slot=slot)
         if self.warm is None:
             return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
-        return self._attend_warm(kernels, qkv, position)
-
-    def _attend_warm(self, kernels: CpuDecodeKernels, q: torch.Tensor, position: int) -> torch.Tensor:
-        """One query (its K/V already in the hot block; q as `attend` takes it) over the warm int8 rows and the hot
-        ones, as stored: (1, H*D)."""
-        warm = self.warm
-        return kernels.attend_warm(q, self.num_heads, warm.int8_rows(0), warm.int8_rows(1), warm.n, self.k_cache, self.v_cache,
+        warm = self.warm  # its int8 rows as stored, beside the hot ones
+        return kernels.attend_warm(qkv, self.num_heads, warm.int8_rows(0), warm.int8_rows(1), warm.n, self.k_cache, self.v_cache,
                                    position + 1 - warm.n)
 
     def forward_prefill(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, start: int,
@@ -105,14 +100,8 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
-        if self.warm is not None:  # the oldest positions are int8 in the live warm tier
-            kernels = self.decode_kernels(ctx.length)
-            if kernels is None:
-                return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
-            slot = ctx.start - self.warm.n
-            self.k_cache[:, slot] = k[0]  # (Hkv, D)
-            self.v_cache[:, slot] = v[0]
-            return self._attend_warm(kernels, q[0].contiguous(), ctx.start)
+        if self.warm is not None:  # the oldest positions are int8 in the live warm tier (where no C kernel reads them)
+            return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
         T, end = ctx.length, ctx.start + ctx.length
         self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)
         self.v_cache[:, ctx.start : end] = v.transpose(0, 1)
