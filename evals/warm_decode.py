@@ -6,8 +6,9 @@ Run by `evals/decode_attention_bench.py --warm`. The all-hot engine prefills the
 imports that prefix (and demotes to its budget at once), so both decode after the same K/V. Every mode decodes
 the same STEPS forced tokens from the same 8,000 positions, round-robin over --rounds rounds; each step is timed
 and a round's number is its median step. Each round also times the prompt's last chunk (PREFILL_CHUNK tokens)
-prefilled again over the 7,488 before it (with warm rows: the prefill kernel's or the torch path's).
-Writes evals/results/decode_attention_warm.json.
+prefilled again over the 7,488 before it (with warm rows: the prefill kernel's or the torch path's). First, one
+layer's attention alone (`kernel_rows`): the bf16 kernel over 8,000 hot rows against the warm kernel over 7,680
+warm + 320 hot, calls alternating, median of KERNEL_CALLS each. Writes evals/results/decode_attention_warm.json.
 """
 
 from __future__ import annotations
@@ -27,12 +28,44 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTEXT, WINDOW = 8000, 8192
 HOT_POSITIONS = 512  # the hot budget: ~7,500 of the 8,000 positions are warm
 STEPS = 32
+KERNEL_CALLS = 400
+KERNEL_SHAPES = {"smollm2 (3x3, D=64)": (3, 3, 64), "llama3-8b-like (8x4, D=128)": (8, 4, 128)}
 MODES = ("all hot", "warm, C kernel", "warm, torch split")
 
 
 def _machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def kernel_rows() -> list[dict]:
+    """One layer at 8,000 positions: hot kernel over all of them against the warm kernel over 7,680 int8 + 320 bf16."""
+    from dsv4.runtime.engine.kv_tiers import WarmKV, WarmLayer
+    from dsv4.runtime.layers.cpu_decode import cpu_decode_kernels
+
+    kernels, rows = cpu_decode_kernels(), []
+    for name, (hkv, group, head_dim) in KERNEL_SHAPES.items():
+        block = torch.randn(2, hkv, WINDOW, head_dim).bfloat16()  # (2, Hkv, capacity, D), as the engine lays out a layer
+        q = torch.randn(hkv * group, head_dim).bfloat16()
+        warm_n = CONTEXT - 320
+        warm = WarmKV(1, hkv, head_dim, hot_positions=320)
+        warm.append(block[:, :, :warm_n].unsqueeze(0))
+        layer, hot_part = WarmLayer(warm, 0), block[:, :, warm_n:]
+        calls = {"hot": lambda: kernels.attend(q, hkv * group, block[0], block[1], CONTEXT),
+                 "warm": lambda: kernels.attend_warm(q, hkv * group, layer.int8_rows(0), layer.int8_rows(1), warm_n, hot_part[0],
+                                                     hot_part[1], CONTEXT - warm_n)}
+        times: dict[str, list[float]] = {"hot": [], "warm": []}
+        for i in range(KERNEL_CALLS + 20):
+            for which, call in calls.items():
+                t0 = time.perf_counter()
+                call()
+                if i >= 20:  # after a warm-up
+                    times[which].append(time.perf_counter() - t0)
+        hot_us, warm_us = (sorted(times[w])[KERNEL_CALLS // 2] * 1e6 for w in ("hot", "warm"))
+        rows.append({"shape": name, "positions": CONTEXT, "warm_positions": warm_n, "hot_kernel_us": hot_us, "warm_kernel_us": warm_us,
+                     "warm_over_hot": warm_us / hot_us, "load_average": os.getloadavg()[0]})
+        print(f"{name:<28} one layer: hot kernel {hot_us:8.1f} us, warm kernel {warm_us:8.1f} us ({warm_us / hot_us:4.2f}x)", flush=True)
+    return rows
 
 
 def _last_chunk_s(engine, prompt: list[int]) -> float:
@@ -60,6 +93,10 @@ def run_warm(threads: int, rounds: int, out: Path) -> int:
     from dsv4.runtime.layers import cpu_decode
     from dsv4.runtime.resolve import NAMED_MODELS
 
+    if cpu_decode.cpu_decode_kernels() is None:
+        print("the CPU decode kernels cannot be built here (no C compiler or no AVX-512 BF16)")
+        return 2
+    kernels_alone = kernel_rows()
     path = NAMED_MODELS["smollm2-135m"].path()
     hot = LlamaEngine.load(path, precision="auto", context_window=WINDOW, threads=threads)
     text = (ROOT / "tests" / "data" / "perplexity.txt").read_text()
@@ -106,7 +143,8 @@ def run_warm(threads: int, rounds: int, out: Path) -> int:
               f"argmax agrees {row['argmax_agrees_with_all_hot']:.0%}  last chunk {row['best_last_chunk_prefill_s']:.2f} s")
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "threads": threads,
               "context": CONTEXT, "warm_rows": warm_rows, "hot_positions_budget": HOT_POSITIONS, "steps": STEPS, "rounds": rounds,
-              "prefill_8000_s": prefill_s, "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows}
+              "prefill_8000_s": prefill_s, "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows,
+              "kernel_rows": kernels_alone}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
