@@ -4,8 +4,10 @@ head vector), host RAM; the hot block (`KVCache.block`) then holds positions [n,
 It exists only when the engine is given a hot byte budget (`LlamaEngine(hot_kv_bytes=...)`, config
 `kv_live_hot_mb`). Before each write `KVCache.reserve` calls `make_room`: once the hot positions would pass
 the budget, the oldest computed ones move to warm, `DEMOTE_STEP` at a time (the hot block is shifted once per
-step, not per token). Attention over warm + hot rows is `runtime/layers/split_attention.py`. Without a budget,
-or while nothing is warm, no line here runs in a forward pass: every step is what it was.
+step, not per token). Attention over warm + hot rows is the C kernels (runtime/layers/cpu_decode.c, reading the
+codes and scales in place through `WarmLayer.int8_rows`; a row past n is never read), else
+`runtime/layers/split_attention.py`. Without a budget, or while nothing is warm, no line here runs in a forward
+pass: every step is what it was.
 
 Every warm buffer is allocated zeroed and zeroed again past n when the tier shrinks (a truncation, a reset),
 so no read ever meets uninitialised or stale memory.
@@ -104,3 +106,6 @@ class WarmLayer:
 
     def values(self, start: int, end: int, dtype: torch.dtype) -> torch.Tensor:
         return self.warm.dequantise(self.layer, 1, start, end, dtype)
+
+    def int8_rows(self, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.warm.codes[self.layer, which], self.warm.scales[self.layer, which]  # (Hkv, capacity, D), (Hkv, capacity, 1)

@@ -55,38 +55,52 @@ class Attention(nn.Module):
         self.warm: WarmRows | None = None  # set by KVCache while its live warm tier holds positions (kv_tiers.py)
 
     def decode_kernels(self, length: int) -> CpuDecodeKernels | None:
-        """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU."""
-        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda or self.warm is not None:
+        """The CPU decode kernels when they apply to a chunk of `length` tokens: one token, a bf16 cache on the CPU
+        (and warm rows, if any, read by the kernel: `reads_warm_rows`)."""
+        if length != 1 or self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
             return None
         kernels = cpu_decode_kernels()
-        return kernels if kernels is not None and kernels.supports(self.group, self.head_dim) else None
+        if kernels is None or not kernels.supports(self.group, self.head_dim):
+            return None
+        return kernels if self.warm is None or kernels.reads_warm_rows else None
 
     def prefill_kernels(self) -> CpuDecodeKernels | None:
-        """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c), all
-        of it hot (the kernel reads the block; warm positions are int8 elsewhere, so `forward` takes those chunks)."""
-        if self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda or self.warm is not None:
+        """The CPU kernels for a chunk of several tokens when they apply: a bf16 cache on the CPU (cpu_prefill.c), and
+        warm rows, if any, read by the kernel (`reads_warm_rows`)."""
+        if self.k_cache.dtype != torch.bfloat16 or self.k_cache.is_cuda:
             return None
         kernels = cpu_decode_kernels()
-        return kernels if kernels is not None and kernels.prefill_supports(self.head_dim) else None
+        if kernels is None or not kernels.prefill_supports(self.head_dim):
+            return None
+        return kernels if self.warm is None or kernels.reads_warm_rows else None
 
     def forward_decode(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, position: int,
                        kernels: CpuDecodeKernels) -> torch.Tensor:
         """One token's un-rotated qkv (1, (H + 2 Hkv) * D) -> (1, H*D): rotary, cache write and attention in two
         kernel calls (cos/sin: the rotary tables)."""
-        kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved)
-        return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+        slot = position if self.warm is None else position - self.warm.n  # the hot block's slot 0 is position warm.n
+        kernels.rope_store(qkv, cos, sin, position, self.k_cache, self.v_cache, self.num_heads, interleaved, slot=slot)
+        if self.warm is None:
+            return kernels.attend(qkv, self.num_heads, self.k_cache, self.v_cache, position + 1)
+        warm = self.warm  # its int8 rows as stored, beside the hot ones
+        return kernels.attend_warm(qkv, self.num_heads, warm.int8_rows(0), warm.int8_rows(1), warm.n, self.k_cache, self.v_cache,
+                                   position + 1 - warm.n)
 
     def forward_prefill(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool, start: int,
                         kernels: CpuDecodeKernels) -> torch.Tensor:
         """A chunk's un-rotated qkv (T, (H + 2 Hkv) * D) at positions start.. -> (T, H*D): rotary, cache writes and
         causal attention over the cache in two kernel calls."""
-        kernels.rope_store(qkv, cos, sin, start, self.k_cache, self.v_cache, self.num_heads, interleaved)
+        slot = start if self.warm is None else start - self.warm.n
+        kernels.rope_store(qkv, cos, sin, start, self.k_cache, self.v_cache, self.num_heads, interleaved, slot=slot)
         q = qkv.view(qkv.shape[0], -1, self.head_dim)[:, : self.num_heads]  # (T, H, D), rotated in place
-        return kernels.prefill_attend(q, self.k_cache, self.v_cache, start)
+        if self.warm is None:
+            return kernels.prefill_attend(q, self.k_cache, self.v_cache, start)
+        warm = self.warm
+        return kernels.prefill_attend_warm(q, warm.int8_rows(0), warm.int8_rows(1), warm.n, self.k_cache, self.v_cache, start)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttnContext) -> torch.Tensor:
         """q: (T, H, D), k/v: (T, Hkv, D) for the new tokens; returns (T, H*D)."""
-        if self.warm is not None:  # the oldest positions are int8 in the live warm tier
+        if self.warm is not None:  # the oldest positions are int8 in the live warm tier (where no C kernel reads them)
             return split_attention(self.warm, self.k_cache, self.v_cache, q, k, v, ctx.start, self.num_kv_heads)
         T, end = ctx.length, ctx.start + ctx.length
         self.k_cache[:, ctx.start : end] = k.transpose(0, 1)  # (Hkv, T, D)

@@ -8,6 +8,11 @@ rotary, cache writes) cost ~10 ATen dispatches each where one C call does. The k
 can be built and run: a C compiler, a CPU with AVX-512 BF16, bf16 activations and cache, head_dim 64 or 128
 and at most 8 query heads per kv head. Anywhere else `cpu_decode_kernel()` is None and decode stays on
 ATen. `DSV4_CPU_ATTENTION=0` turns them off (for comparisons).
+
+The decode and prefill attention also read the llama live warm tier's int8 rows (one fp16 scale a row) beside
+the hot bf16 rows in the same pass (`attend_warm` as stored, `prefill_attend_warm` through its repack scratch);
+without them a chunk with warm rows runs the torch split attention (runtime/layers/split_attention.py).
+`DSV4_CPU_WARM_ATTENTION=0` turns off only that (for comparisons).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 SOURCES = (Path(__file__).with_name("cpu_decode.c"), Path(__file__).with_name("cpu_prefill.c"))
 HEADERS = (Path(__file__).with_name("cpu_simd.h"),)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+WarmInt8 = tuple[torch.Tensor, torch.Tensor]  # one layer's warm K or V as stored: codes (Hkv, capacity, D) int8, scales (Hkv, capacity, 1) fp16
 
 
 class CpuDecodeKernels:
@@ -36,6 +42,11 @@ class CpuDecodeKernels:
         self._attend = library.dsv4_decode_attention
         self._attend.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int]
         self._attend.restype = ctypes.c_int
+        self._attend_tiered = library.dsv4_decode_attention_tiered
+        self._attend_tiered.argtypes = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
+                                        + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int])
+        self._attend_tiered.restype = ctypes.c_int
+        self.reads_warm_rows = os.environ.get("DSV4_CPU_WARM_ATTENTION", "1") != "0"
         self._norm = library.dsv4_add_rms_norm
         self._norm.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_float]
         self._norm.restype = None
@@ -51,6 +62,11 @@ class CpuDecodeKernels:
         self._prefill.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
                                   + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
         self._prefill.restype = ctypes.c_int
+        self._prefill_tiered = library.dsv4_prefill_attention_tiered
+        self._prefill_tiered.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2
+                                         + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_int] * 3
+                                         + [ctypes.c_int64, ctypes.c_float, ctypes.c_int])
+        self._prefill_tiered.restype = ctypes.c_int
         self._rope_rows = library.dsv4_rope_store_rows
         self._rope_rows.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int]
         self._rope_rows.restype = ctypes.c_int
@@ -73,6 +89,21 @@ class CpuDecodeKernels:
             raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
         return out
 
+    def attend_warm(self, q: torch.Tensor, heads: int, warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor,
+                    v_cache: torch.Tensor, length: int) -> torch.Tensor:
+        """`attend` over positions [0, n_warm + length): the first n_warm int8 rows of the warm tier, then the hot
+        cache's slots [0, length). Returns (1, H*D) bf16."""
+        hkv, capacity, head_dim = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.is_contiguous() and q.numel() >= heads * head_dim
+        assert 1 <= length <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(1, heads * head_dim, dtype=torch.bfloat16)
+        status = self._attend_tiered(q.data_ptr(), *_warm_arguments(warm_k, warm_v, n_warm, k_cache), k_cache.data_ptr(), v_cache.data_ptr(),
+                                     out.data_ptr(), hkv, heads // hkv, head_dim, k_cache.stride(0), length, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"decode attention kernel refused its inputs (status {status})")
+        return out
+
     def prefill_supports(self, head_dim: int) -> bool:
         return bool(self._prefill_supports(head_dim))
 
@@ -88,6 +119,23 @@ class CpuDecodeKernels:
         out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
         status = self._prefill(q.data_ptr(), q.stride(0), k_cache.data_ptr(), v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(),
                                T, hkv, heads // hkv, head_dim, start, head_dim**-0.5, torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
+        return out
+
+    def prefill_attend_warm(self, q: torch.Tensor, warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor,
+                            v_cache: torch.Tensor, start: int) -> torch.Tensor:
+        """`prefill_attend` with positions [0, n_warm) the warm tier's int8 rows and the hot cache's slot 0 position
+        n_warm: the chunk's keys already at slots [start - n_warm, start - n_warm + T). Returns (T, H*D) bf16."""
+        T, heads, head_dim = q.shape
+        hkv, capacity, _ = k_cache.shape
+        assert q.dtype == k_cache.dtype == v_cache.dtype == torch.bfloat16 and q.stride()[1:] == (head_dim, 1)
+        assert heads % hkv == 0 and n_warm <= start and start - n_warm + T <= capacity
+        assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
+        out = torch.empty(T, heads * head_dim, dtype=torch.bfloat16)
+        status = self._prefill_tiered(q.data_ptr(), q.stride(0), *_warm_arguments(warm_k, warm_v, n_warm, k_cache), k_cache.data_ptr(),
+                                      v_cache.data_ptr(), k_cache.stride(0), out.data_ptr(), T, hkv, heads // hkv, head_dim, start,
+                                      head_dim**-0.5, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"prefill attention kernel refused its inputs (status {status})")
         return out
@@ -112,22 +160,34 @@ class CpuDecodeKernels:
         return out
 
     def rope_store(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position: int, k_cache: torch.Tensor,
-                   v_cache: torch.Tensor, heads: int, interleaved: bool) -> None:
+                   v_cache: torch.Tensor, heads: int, interleaved: bool, slot: int | None = None) -> None:
         """T tokens' qkv (T, (H + 2 Hkv) * D) bf16 at positions position.. (one token in decode): q rotated in place,
-        k rotated into the cache, v copied there. cos/sin: the rotary tables (positions, D), sign folded into sin
-        (RotaryEmbedding)."""
+        k rotated into the cache, v copied there, at cache rows slot.. (default: the position; with warm rows the hot
+        block starts past them). cos/sin: the rotary tables (positions, D), sign folded into sin (RotaryEmbedding)."""
         hkv, capacity, head_dim = k_cache.shape
-        tokens = qkv.shape[0]
+        tokens, slot = qkv.shape[0], position if slot is None else slot
         assert qkv.is_contiguous() and qkv.numel() == tokens * (heads + 2 * hkv) * head_dim and qkv.dtype == torch.bfloat16
         assert cos.dtype == sin.dtype == torch.bfloat16 and cos.is_contiguous() and sin.is_contiguous()
-        assert 0 <= position and position + tokens <= min(capacity, cos.shape[0]) and cos.shape[1] == head_dim
+        assert 0 <= slot and slot + tokens <= capacity and 0 <= position and position + tokens <= cos.shape[0] and cos.shape[1] == head_dim
         assert k_cache.stride()[1:] == (head_dim, 1) and v_cache.stride() == k_cache.stride()
-        row, size = position * head_dim * 2, 2  # byte offsets of the position's table row and cache row
-        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + position * k_cache.stride(1) * size,
-                    v_cache.data_ptr() + position * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
+        row, size = position * head_dim * 2, 2  # byte offset of the position's table row; bytes per cache element
+        pointers = (qkv.data_ptr(), cos.data_ptr() + row, sin.data_ptr() + row, k_cache.data_ptr() + slot * k_cache.stride(1) * size,
+                    v_cache.data_ptr() + slot * v_cache.stride(1) * size, heads, hkv, head_dim, k_cache.stride(0), int(interleaved))
         status = self._rope(*pointers) if tokens == 1 else self._rope_rows(*pointers, tokens, torch.get_num_threads())
         if status != 0:
             raise RuntimeError(f"rotary kernel refused its inputs (status {status})")
+
+
+def _warm_arguments(warm_k: WarmInt8, warm_v: WarmInt8, n_warm: int, k_cache: torch.Tensor) -> tuple[int, ...]:
+    """The kernels' warm-tier arguments: codes and scales pointers of K then V, the tier's capacity, n_warm."""
+    hkv, _, head_dim = k_cache.shape
+    (k_codes, k_scales), (v_codes, v_scales) = warm_k, warm_v
+    capacity = k_codes.shape[1]
+    assert 0 <= n_warm <= capacity
+    for codes, scales in warm_k, warm_v:
+        assert codes.dtype == torch.int8 and codes.shape == (hkv, capacity, head_dim) and codes.is_contiguous()
+        assert scales.dtype == torch.float16 and scales.shape == (hkv, capacity, 1) and scales.is_contiguous()
+    return k_codes.data_ptr(), k_scales.data_ptr(), v_codes.data_ptr(), v_scales.data_ptr(), capacity, n_warm
 
 
 def _compiler() -> str | None:

@@ -26,21 +26,48 @@
 #define TILE 16   // key blocks per tile (512 keys: 128 KB of repacked keys and values at D = 64, in L2)
 #define MAX_D 128
 
+// Where one kv head's keys are: positions [0, n_warm) int8 rows of the llama live warm tier (key = code * its
+// row's fp16 scale), then bf16 hot rows (position p at slot p - n_warm).
+typedef struct {
+    const int8_t *k_codes, *v_codes;
+    const uint16_t *k_scales, *v_scales, *k, *v;
+    int64_t n_warm;
+} KeyRows;
+
+static inline uint16_t warm_element(const KeyRows *rows, int is_value, int64_t key, int D, int d) {
+    const int8_t code = (is_value ? rows->v_codes : rows->k_codes)[key * D + d];
+    return to_bf16((float)code * _cvtsh_ss((is_value ? rows->v_scales : rows->k_scales)[key]));  // one rounding, as the hot rows'
+}
+
 // Keys [0, n) of one kv head, repacked: block b holds, for each pair p of dims, the pair of keys b*32..b*32+31
 // as 32 uint32 (kt), and for each pair of keys jp and dim d the two keys' values side by side (vt, as uint32
-// [jp][d]). Keys past n are zero (their scores are masked out before the softmax).
-static void repack_block(const uint16_t *k, const uint16_t *v, int D, int64_t n, int64_t b, uint32_t *kt, uint32_t *vt) {
+// [jp][d]). Keys past n are zero (their scores are masked out before the softmax). Warm keys are dequantised
+// to bf16 here, into the same scratch the hot ones are copied to: no dequantised copy of the tier exists.
+static void repack_block(const KeyRows *rows, int D, int64_t n, int64_t b, uint32_t *kt, uint32_t *vt) {
     const int pairs = D / 2;
+    uint16_t *kt16 = (uint16_t *)kt, *vt16 = (uint16_t *)vt;
     for (int j = 0; j < KEYS; j++) {
         const int64_t key = b * KEYS + j;
-        const uint32_t *krow = (const uint32_t *)(k + key * D);
-        for (int p = 0; p < pairs; p++) kt[p * KEYS + j] = key < n ? krow[p] : 0u;
+        if (key >= n) {
+            for (int p = 0; p < pairs; p++) kt[p * KEYS + j] = 0u;
+        } else if (key >= rows->n_warm) {
+            const uint32_t *krow = (const uint32_t *)(rows->k + (key - rows->n_warm) * D);
+            for (int p = 0; p < pairs; p++) kt[p * KEYS + j] = krow[p];
+        } else {
+            for (int d = 0; d < D; d++) kt16[((d / 2) * KEYS + j) * 2 + d % 2] = warm_element(rows, 0, key, D, d);
+        }
     }
-    uint16_t *vt16 = (uint16_t *)vt;
     for (int j = 0; j < KEYS; j++) {
         const int64_t key = b * KEYS + j;
-        const uint16_t *vrow = v + key * D;
-        for (int d = 0; d < D; d++) vt16[((j / 2) * D + d) * 2 + (j % 2)] = key < n ? vrow[d] : 0;
+        uint16_t *dst = vt16 + (j / 2) * D * 2 + (j % 2);
+        if (key >= n) {
+            for (int d = 0; d < D; d++) dst[d * 2] = 0;
+        } else if (key >= rows->n_warm) {
+            const uint16_t *vrow = rows->v + (key - rows->n_warm) * D;
+            for (int d = 0; d < D; d++) dst[d * 2] = vrow[d];
+        } else {
+            for (int d = 0; d < D; d++) dst[d * 2] = warm_element(rows, 1, key, D, d);
+        }
     }
 }
 
@@ -146,13 +173,16 @@ static void attend_rows_any(int D, const uint16_t *const *q, const int64_t *limi
 int dsv4_prefill_supports(int D) { return D == 64 || D == 128; }
 
 // q: token t's head hq at q + t * q_token_stride + hq * D (heads grouped by kv head: hq = h * G + g);
-// k, v: kv head h's key j at k + h * head_stride + j * D, keys [0, start + T) valid (the chunk's own included);
-// out: (T, hkv * G * D) bf16. Token t sees keys [0, start + t]. Returns 0, -1 for shapes this kernel does
-// not take, -2 when out of memory.
-int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint16_t *k, const uint16_t *v,
-                           int64_t head_stride, uint16_t *out, int64_t T, int hkv, int G, int D, int64_t start, float scale,
-                           int threads) {
-    if (!dsv4_prefill_supports(D) || hkv < 1 || G < 1 || T < 1 || start < 0) return -1;
+// warm tier (positions [0, n_warm), NULL pointers when n_warm is 0): kv head h's int8 rows at warm_k/warm_v +
+// h * warm_capacity * D, their fp16 scales at warm_k_scale/warm_v_scale + h * warm_capacity;
+// k, v: kv head h's hot key of position p at k + h * head_stride + (p - n_warm) * D, positions [n_warm, start + T)
+// valid (the chunk's own included, start >= n_warm); out: (T, hkv * G * D) bf16. Token t sees positions
+// [0, start + t]. Returns 0, -1 for shapes this kernel does not take, -2 when out of memory.
+int dsv4_prefill_attention_tiered(const uint16_t *q, int64_t q_token_stride, const int8_t *warm_k, const uint16_t *warm_k_scale,
+                                  const int8_t *warm_v, const uint16_t *warm_v_scale, int64_t warm_capacity, int64_t n_warm,
+                                  const uint16_t *k, const uint16_t *v, int64_t head_stride, uint16_t *out, int64_t T, int hkv,
+                                  int G, int D, int64_t start, float scale, int threads) {
+    if (!dsv4_prefill_supports(D) || hkv < 1 || G < 1 || T < 1 || n_warm < 0 || start < n_warm) return -1;
     const int64_t n = start + T, blocks = (n + KEYS - 1) / KEYS, block_elems = (int64_t)KEYS * D / 2;
     const int64_t row_count = T * G, items_per_head = (row_count + ROWS * GROUPS - 1) / (ROWS * GROUPS), H = (int64_t)hkv * G;
     uint32_t *kt = aligned_alloc(64, (size_t)(hkv * blocks * block_elems) * sizeof(uint32_t));
@@ -167,7 +197,11 @@ int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < hkv * blocks; item++) {
             const int64_t h = item / blocks, b = item % blocks;
-            repack_block(k + h * head_stride, v + h * head_stride, D, n, b, kt + item * block_elems, vt + item * block_elems);
+            const int64_t warm_rows = h * warm_capacity;
+            const KeyRows rows = {n_warm ? warm_k + warm_rows * D : NULL, n_warm ? warm_v + warm_rows * D : NULL,
+                                  n_warm ? warm_k_scale + warm_rows : NULL, n_warm ? warm_v_scale + warm_rows : NULL,
+                                  k + h * head_stride, v + h * head_stride, n_warm};
+            repack_block(&rows, D, n, b, kt + item * block_elems, vt + item * block_elems);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < hkv * items_per_head; item++) {
@@ -206,6 +240,14 @@ int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint
     free(kt);
     free(vt);
     return 0;
+}
+
+// All keys hot: position p at k + h * head_stride + p * D, positions [0, start + T) valid.
+int dsv4_prefill_attention(const uint16_t *q, int64_t q_token_stride, const uint16_t *k, const uint16_t *v,
+                           int64_t head_stride, uint16_t *out, int64_t T, int hkv, int G, int D, int64_t start, float scale,
+                           int threads) {
+    return dsv4_prefill_attention_tiered(q, q_token_stride, NULL, NULL, NULL, NULL, 0, 0, k, v, head_stride, out, T, hkv, G, D,
+                                         start, scale, threads);
 }
 
 // --- rotary and the cache write of a whole chunk, one call instead of ~12 ATen ops a layer ------------------

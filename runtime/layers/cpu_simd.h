@@ -1,7 +1,21 @@
-// SIMD helpers shared by the CPU kernels (cpu_decode.c, cpu_prefill.c).
+// SIMD and bf16 helpers shared by the CPU kernels (cpu_decode.c, cpu_prefill.c).
 #ifndef DSV4_CPU_SIMD_H
 #define DSV4_CPU_SIMD_H
 #include <immintrin.h>
+#include <stdint.h>
+
+static inline float from_bf16(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+static inline uint16_t to_bf16(float f) {  // round to nearest even, as c10::BFloat16
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);  // NaN stays NaN
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+static inline float round_bf16(float f) { return from_bf16(to_bf16(f)); }
 
 static inline __m512 exp_nonpositive(__m512 x) {
     // exp(x) for x <= 0 (a score minus the running max), Cephes expf: |rel err| < 2e-7; below -87 gives ~0

@@ -3,9 +3,9 @@ positions are dequantised `WARM_CHUNK` at a time into a scratch, each part is at
 kernel (which returns its log-sum-exp), and the parts are merged by their log-sum-exp:
 softmax over all keys = sum_i exp(lse_i - lse) * out_i.
 
-This is ATen's flash kernel, not the bf16 C decode kernel (`cpu_decode.c`, ~10x faster per layer, which
-has no log-sum-exp output and reads bf16 only): a decode step with warm rows is slower than an all-hot one.
-A plain-C int8 kernel (scalar dot products) measured no faster than these chunks; an AVX-512 one is not done.
+This is the path where the C kernels do not run (`Attention.decode_kernels`/`prefill_kernels`: no AVX-512
+BF16, an fp32 cache, `DSV4_CPU_WARM_ATTENTION=0`); they read the int8 rows as stored in the same pass as the
+hot ones (`cpu_decode.c`, `cpu_prefill.c`).
 
 Runs only when the llama live warm tier holds positions (`Attention.warm`, runtime/engine/kv_tiers.py);
 the block (`k_cache`/`v_cache`) then holds positions [warm.n, ...). Every warm position is before every
@@ -27,6 +27,11 @@ class WarmRows(Protocol):
     def keys(self, start: int, end: int, dtype: torch.dtype) -> torch.Tensor: ...
 
     def values(self, start: int, end: int, dtype: torch.dtype) -> torch.Tensor: ...
+
+    def int8_rows(self, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K (which=0) or V (1) as stored, for the C kernel: codes (Hkv, capacity, D) int8, scales (Hkv, capacity, 1)
+        fp16; positions [0, n) valid."""
+        ...
 
 
 def flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,8 @@
 engine's; with a small hot budget the oldest positions go int8 as the context grows, attention reads warm
 chunks + hot rows (no dequantised copy), logits stay within a stated tolerance of the all-hot engine and
 greedy continuations agree; truncation and reset zero what they drop; snapshots export and import with warm
-rows."""
+rows. Where the C kernels build, the "auto" (bf16) engine's warm rows are read by them (runtime/layers/cpu_decode.c,
+cpu_prefill.c) and they agree with the torch split attention (`DSV4_CPU_WARM_ATTENTION=0`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from dsv4.runtime.engine.engine import LlamaEngine
 from dsv4.runtime.engine.generation import PREFILL_CHUNK
 from dsv4.runtime.engine.kv_tiers import DEMOTE_STEP
+from dsv4.runtime.layers import cpu_decode
 
 # bf16 activations: the all-hot engine's own chunked-vs-whole differences are ~0.1-0.3 of a logit; int8 K/V
 # (one fp16 scale per head vector) adds about as much again (0.6-0.7 measured on these prompts)
@@ -173,3 +175,27 @@ def test_snapshot_export_and_import_with_warm_rows(tiered, perplexity_text):
     tiered_again = engine.prefill(ids).float()
     for got in (all_hot, tiered_again):
         assert float((got - want).abs().max()) <= LOGIT_TOLERANCE["auto"]
+
+
+@pytest.mark.parametrize("tiered", [("auto", 256)], indirect=True)
+def test_the_warm_kernels_agree_with_the_torch_split_attention(tiered, perplexity_text, kernel, monkeypatch):
+    """Greedy continuations and forced logits of a fixed prompt set, prefill and decode with warm rows, kernels
+    against the torch split path: the same tokens, logits within the tiers' tolerance of each other."""
+    _, engine = tiered
+    runs: dict[str, list] = {}
+    for enabled in ("1", "0"):
+        monkeypatch.setenv("DSV4_CPU_WARM_ATTENTION", enabled)
+        cpu_decode.cpu_decode_kernels.cache_clear()
+        runs[enabled] = []
+        for skip, n in ((0, 700), (150, 900), (333, 1200)):
+            ids = prompt(engine, perplexity_text, n, skip)
+            tokens = greedy(engine, ids, 8)
+            layer = engine.kv.layers[0]
+            assert layer.warm is not None and engine.kv.warm.n >= n - 256 - DEMOTE_STEP
+            assert (layer.decode_kernels(1) is not None) == (enabled == "1") == (layer.prefill_kernels() is not None)
+            runs[enabled].append((tokens, forced_logits(engine, ids, tokens[:4])))
+    cpu_decode.cpu_decode_kernels.cache_clear()
+    for (kernel_tokens, kernel_logits), (torch_tokens, torch_logits) in zip(runs["1"], runs["0"], strict=True):
+        assert kernel_tokens == torch_tokens
+        errors = [float((a - b).abs().max()) for a, b in zip(kernel_logits, torch_logits, strict=True)]
+        assert max(errors) <= LOGIT_TOLERANCE["auto"], errors
