@@ -5,7 +5,16 @@ states; and the last position's logits (V4 cannot re-run its last token: its com
 Import validates every invariant against the snapshot's length before building a cache: window rows =
 min(length, window) starting at length - rows, compressed rows = length // ratio, indexer keys =
 length // 4, partial state rows = length mod ratio, the overlap state present once a window completed.
-Only compressed rows may be quantised by the warm/cold tiers; window, states and indexer keys stay exact.
+
+What the lossy tiers may quantise (`lossy`, and `keep_int8` for what stays int8 in the cold tier too;
+runtime/kv/codec.py encodes them): the compressed rows (int8 warm, int4 cold); the window rows, the indexer keys
+and the last logits (int8 in both). The keys choose each query's top-k compressed rows and the logits the first
+token after a restore, so an int4 grid's error would change choices, not only values; the window is every
+query's densest attention, and int4 there raised the worst teacher-forced logit error of a tiny random V4 by half
+(0.51 -> 0.80 of a 2.0 peak, 2000 tokens) for ~15 B/token at 8k. The compressor and
+indexer partial states stay exact: they are folded into the next compressed rows (tiny at ratio 4; at ratio 128
+up to 127 rows: ~72 B/token at 8k on the bench's config, from the shapes, inside the cold tier's 0.3x target).
+The hot tier is exact: every tensor bit for bit.
 """
 
 from __future__ import annotations
@@ -42,25 +51,29 @@ def layer_length(lc: V4LayerCache) -> int:
 def export_v4(engine: V4Engine, cache: V4Cache, tokens: list[int], logits: torch.Tensor) -> KVSnapshot:
     tensors: dict[str, torch.Tensor] = {"last_logits": contiguous_clone(logits)}
     layout: dict[str, list] = {"layers": [], "mtp": []}
-    lossy = []
+    lossy, keep_int8 = ["last_logits"], ["last_logits"]
     for group, layers in (("layers", cache.layers), ("mtp", cache.mtp)):
         for i, lc in enumerate(layers):
             name = f"{group}.{i}"
             layout[group].append({"ratio": lc.ratio, "length": layer_length(lc), "win_start": lc.win_start})
             if lc.win is not None:
                 tensors[f"{name}.win"] = contiguous_clone(lc.win)
+                lossy.append(f"{name}.win")
+                keep_int8.append(f"{name}.win")
             if lc.compressed is not None:
                 tensors[f"{name}.compressed"] = contiguous_clone(lc.compressed_rows())  # warm rows dequantised
                 lossy.append(f"{name}.compressed")
             if lc.index_keys is not None:
                 tensors[f"{name}.index_keys"] = contiguous_clone(lc.index_keys.view())
+                lossy.append(f"{name}.index_keys")
+                keep_int8.append(f"{name}.index_keys")
             for state_name, state in (("comp", lc.comp_state), ("index", lc.index_state)):
                 for part in STATE_PARTS:
                     t = getattr(state, part)
                     if t is not None:
                         tensors[f"{name}.{state_name}.{part}"] = contiguous_clone(t)
     meta = KVMeta(architecture="deepseek_v4", identity=engine.identity_digest(), dtype="float32", length=len(tokens),
-                  tokens=list(tokens), layout=layout, lossy=lossy)
+                  tokens=list(tokens), layout=layout, lossy=lossy, keep_int8=keep_int8)
     return KVSnapshot(meta=meta, tensors=tensors)
 
 

@@ -3,7 +3,10 @@
 A tensor is split into blocks along its flattened last dimension (one block per attention head vector
 for SmolLM2's 64-wide heads). int8 is symmetric (absmax / 127, fp16 scale); int4 is asymmetric (min and
 step per block in fp16, two codes a byte), because K has a few large channels that a symmetric 4-bit
-grid would spend most of its levels on. Everything not listed as lossy is kept exact.
+grid would spend most of its levels on. Everything not listed as lossy is kept exact; a lossy tensor
+the snapshot lists in `keep_int8` (one that chooses rows or tokens, or that every query attends: V4's indexer
+keys, last logits and window) is int8 in the cold tier too (`tier_encoding`). The encoding of every stored
+tensor is in its `TensorInfo`, so decoding never depends on those lists.
 
 Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`
 (uint8 codes) + `name.scale` + `name.min`. The cold tier is not zlib-compressed any more: int4 with its
@@ -95,6 +98,15 @@ def encode_tensor(t: torch.Tensor, encoding: str, *, compress: bool) -> tuple[Te
     return info, quantise_int4(t, info.block, compress=compress)
 
 
+def tier_encoding(tier: Tier, *, lossy: bool, keep_int8: bool) -> str:
+    """How a tier stores one tensor: exact unless lossy; int8 where int4 is too coarse for what it chooses."""
+    if not lossy:
+        return "exact"
+    if keep_int8 and tier == "cold":
+        return "int8"
+    return ENCODING_OF_TIER[tier]
+
+
 def decode_tensor(info: TensorInfo, parts: dict[str, torch.Tensor]) -> torch.Tensor:
     if info.encoding == "exact":
         return parts[""]
@@ -111,9 +123,9 @@ class EncodedSnapshot:
         self.meta.tier = tier
         self.meta.tensors = {}
         self.parts: dict[str, torch.Tensor] = {}  # stored name -> tensor
-        lossy = set(snap.meta.lossy)
+        lossy, keep_int8 = set(snap.meta.lossy), set(snap.meta.keep_int8)
         for name, t in snap.tensors.items():
-            encoding = ENCODING_OF_TIER[tier] if name in lossy else "exact"
+            encoding = tier_encoding(tier, lossy=name in lossy, keep_int8=name in keep_int8)
             info, parts = encode_tensor(t, encoding, compress=compress)
             self.meta.tensors[name] = info
             for suffix, part in parts.items():
@@ -140,7 +152,8 @@ class EncodedSnapshot:
                                       f"(blocks of {info.block})")
         # not a deep copy: that walks every token id one by one (20 ms at 8k); the infos are never changed
         meta = self.meta.model_copy(update={"tokens": list(self.meta.tokens), "tensors": dict(self.meta.tensors),
-                                            "layout": dict(self.meta.layout), "lossy": list(self.meta.lossy)})
+                                            "layout": dict(self.meta.layout), "lossy": list(self.meta.lossy),
+                                            "keep_int8": list(self.meta.keep_int8)})
         return KVSnapshot(meta=meta, tensors=LazyTensors(dict(meta.tensors), self._decode_one, self._direct_writer))
 
     def _parts(self, name: str) -> dict[str, torch.Tensor]:
