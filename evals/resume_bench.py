@@ -21,8 +21,9 @@ with the snapshot store attached (lookup, read and verify, decode, import, then 
   cold disk adds the file size over the disk's bandwidth.
 V4 (evals/resume_v4.py): the re-read ends a chunk at the prefix (the restore point the agent names), so a
 lossless restore + the 8 new tokens is bit for bit the re-read; the lossy tiers quantise what
-runtime/deepseek_v4/kv_export.py marks lossy (cold: int4 compressed rows, int8 windows, indexer keys and last
-logits; the partial states exact), recorded per row as `cold_encodings`. `--v4-threads` defaults to 1 as in evals/v4_bench.py (flush-denormal reaches only the calling thread).
+runtime/deepseek_v4/kv_export.py marks lossy (cold: int4 compressed rows, int8 windows and indexer keys; the
+partial states and the last logits exact), recorded per row as `cold_encodings`. `--v4-threads` defaults to 1
+as in evals/v4_bench.py (flush-denormal reaches only the calling thread).
 llama.cpp (llama-cpp-python: `--llamacpp-python`, else $DSV4_LLAMACPP_PYTHON, else evals/.venv-llamacpp) runs
 in a worker process (evals/resume_llamacpp.py) with the same GGUF and thread count; each of our re-read rounds
 is followed by one of its re-reads, and each of our disk_cold / disk_cold_ctx rounds by one of its

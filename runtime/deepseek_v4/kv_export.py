@@ -7,12 +7,14 @@ min(length, window) starting at length - rows, compressed rows = length // ratio
 length // 4, partial state rows = length mod ratio, the overlap state present once a window completed.
 
 What the lossy tiers may quantise (`lossy`, and `keep_int8` for what stays int8 in the cold tier too;
-runtime/kv/codec.py encodes them): the compressed rows (int8 warm, int4 cold); the window rows, the indexer keys
-and the last logits (int8 in both). The keys choose each query's top-k compressed rows and the logits the first
-token after a restore, so an int4 grid's error would change choices, not only values; the window is every
-query's densest attention, and int4 there raised the worst teacher-forced logit error of a tiny random V4 by half
-(0.51 -> 0.80 of a 2.0 peak, 2000 tokens) for ~15 B/token at 8k. The compressor and
-indexer partial states stay exact: they are folded into the next compressed rows (tiny at ratio 4; at ratio 128
+runtime/kv/codec.py encodes them): the compressed rows (int8 warm, int4 cold); the window rows and the indexer
+keys (int8 in both). The keys choose each query's top-k compressed rows, so an int4 grid's error would change
+choices, not only values; the window is every query's densest attention, and int4 there raised the worst
+teacher-forced logit error of a tiny random V4 by half (0.51 -> 0.80 of a 2.0 peak, 2000 tokens) for ~15
+B/token at 8k. The last logits stay exact: a fixed 517 KB (63 B/token at 8k, 16 at 32k) that alone chooses the
+next token when a prompt adds nothing to the restored prefix, where int8's error (up to a block's absmax / 254)
+can be of the order of a flat model's top-2 margin (0.08 median on the random V4). The compressor and indexer
+partial states stay exact: they are folded into the next compressed rows (tiny at ratio 4; at ratio 128
 up to 127 rows: ~72 B/token at 8k on the bench's config, from the shapes, inside the cold tier's 0.3x target).
 The hot tier is exact: every tensor bit for bit.
 """
@@ -51,7 +53,7 @@ def layer_length(lc: V4LayerCache) -> int:
 def export_v4(engine: V4Engine, cache: V4Cache, tokens: list[int], logits: torch.Tensor) -> KVSnapshot:
     tensors: dict[str, torch.Tensor] = {"last_logits": contiguous_clone(logits)}
     layout: dict[str, list] = {"layers": [], "mtp": []}
-    lossy, keep_int8 = ["last_logits"], ["last_logits"]
+    lossy, keep_int8 = [], []
     for group, layers in (("layers", cache.layers), ("mtp", cache.mtp)):
         for i, lc in enumerate(layers):
             name = f"{group}.{i}"

@@ -4,8 +4,8 @@ A tensor is split into blocks along its flattened last dimension (one block per 
 for SmolLM2's 64-wide heads). int8 is symmetric (absmax / 127, fp16 scale); int4 is asymmetric (min and
 step per block in fp16, two codes a byte), because K has a few large channels that a symmetric 4-bit
 grid would spend most of its levels on. Everything not listed as lossy is kept exact; a lossy tensor
-the snapshot lists in `keep_int8` (one that chooses rows or tokens, or that every query attends: V4's indexer
-keys, last logits and window) is int8 in the cold tier too (`tier_encoding`). The encoding of every stored
+the snapshot lists in `keep_int8` (one that chooses rows, or that every query attends: V4's indexer keys and
+window rows) is int8 in the cold tier too (`tier_encoding`). The encoding of every stored
 tensor is in its `TensorInfo`, so decoding never depends on those lists.
 
 Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`

@@ -51,9 +51,9 @@ class KVMeta(BaseModel):
     tier: Tier = "hot"  # the encoding of its lossy tensors
     layout: dict[str, Any] = Field(default_factory=dict)  # engine-specific: window starts, ratios, ...
     lossy: list[str] = Field(default_factory=list)  # tensors the warm/cold tiers may quantise; the rest stay exact
-    # lossy tensors the cold tier stores as int8, not int4: they choose tokens or rows (V4's indexer keys pick
-    # each query's top-k, the last logits the first token after a restore). A file without the field (older
-    # writers) reads as []; decoding never consults it (each tensor's encoding is in `tensors`)
+    # lossy tensors the cold tier stores as int8, not int4: they choose rows or every query attends them (V4's
+    # indexer keys pick each query's top-k; its window rows). A file without the field (older writers) reads
+    # as []; decoding never consults it (each tensor's encoding is in `tensors`)
     keep_int8: list[str] = Field(default_factory=list)
     tensors: dict[str, TensorInfo] = Field(default_factory=dict)  # filled when written to a file
 

@@ -117,3 +117,23 @@ def test_a_short_read_is_refused(tmp_path: Path):
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(SnapshotRefused, match="truncated"):
         read_snapshot(path)
+
+
+def test_keep_int8_tensors_are_int8_in_both_lossy_tiers(tmp_path: Path):
+    """A lossy tensor listed in `keep_int8` (V4's windows and indexer keys) is int8 cold as well as warm, exact
+    hot; the other lossy tensors follow the tier; the rest stay exact in every tier."""
+    snap = snapshot(64)
+    keys = snap.tensors["kv"][0].clone()
+    snap = KVSnapshot(meta=snap.meta.model_copy(update={"lossy": ["kv", "keys"], "keep_int8": ["keys"]}),
+                      tensors={**snap.tensors, "keys": keys})
+    want = {"hot": ("exact", "exact"), "warm": ("int8", "int8"), "cold": ("int4", "int8")}
+    for tier, (kv_encoding, keys_encoding) in want.items():
+        write_snapshot(tmp_path / f"{tier}.safetensors", EncodedSnapshot(snap, tier))
+        enc = read_snapshot(tmp_path / f"{tier}.safetensors")
+        infos = enc.meta.tensors
+        assert (infos["kv"].encoding, infos["keys"].encoding, infos["logits"].encoding) == (kv_encoding, keys_encoding, "exact")
+        decoded = enc.decode()
+        assert decoded.meta.keep_int8 == ["keys"]
+        assert torch.equal(decoded.tensors["logits"], snap.tensors["logits"])
+        err = (decoded.tensors["keys"].float() - keys.float()).abs().max() / keys.float().abs().max()
+        assert err == 0 if tier == "hot" else 0 < err < 0.01  # int8: half a step of absmax / 127 at most
