@@ -5,8 +5,8 @@ for SmolLM2's 64-wide heads). int8 is symmetric (absmax / 127, fp16 scale); int4
 step per block in fp16, two codes a byte), because K has a few large channels that a symmetric 4-bit
 grid would spend most of its levels on. A tensor is stored as `tier_encoding` says: exact in the hot
 tier and wherever it is not listed as lossy; else as the snapshot's `tier_encodings` names it for that tier
-(V4's window rows: exact warm, int8 cold; its indexer keys int8 cold); else int8 warm, int4 cold. The encoding of every stored
-tensor is in its `TensorInfo`, so decoding never depends on those lists.
+(V4's window rows: exact warm, int8 cold; its indexer keys int8 cold); else int8 warm, int4 cold. The
+encoding of every stored tensor is in its `TensorInfo`, so decoding never depends on those lists.
 
 Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`
 (uint8 codes) + `name.scale` + `name.min`. The cold tier is not zlib-compressed any more: int4 with its

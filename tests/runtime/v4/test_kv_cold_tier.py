@@ -8,6 +8,8 @@ restores exactly what it holds."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,15 +29,14 @@ FORCED = [(13 * i + 5) % 1900 + 50 for i in range(16)]  # the continuation fed a
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "evals"))
+    evals = str(Path(__file__).resolve().parents[3] / "evals")
+    sys.path.insert(0, evals)
     import resume_v4
 
     # the bench config's proportions: head_dim 4x the indexer's, two CSA layers and an HCA layer
     cfg = tiny_config(vocab=2048, d=32, head_dim=64, idx_dim=16, layers=(0, 4, 128, 4), window=8, topk=3)
-    return resume_v4.random_v4_engine(cfg, tmp_path_factory.mktemp("cold") / "model", context_window=4096, threads=1)
+    yield resume_v4.random_v4_engine(cfg, tmp_path_factory.mktemp("cold") / "model", context_window=4096, threads=1)
+    sys.path.remove(evals)
 
 
 @pytest.fixture(scope="module")
