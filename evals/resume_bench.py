@@ -20,8 +20,10 @@ with the snapshot store attached (lookup, read and verify, decode, import, then 
   The file was just written, so it is read from the page cache (no root here to drop it): a first read from a
   cold disk adds the file size over the disk's bandwidth.
 V4 (evals/resume_v4.py): the re-read ends a chunk at the prefix (the restore point the agent names), so a
-lossless restore + the 8 new tokens is bit for bit the re-read; only compressed rows are quantised by the lossy
-tiers. `--v4-threads` defaults to 1 as in evals/v4_bench.py (flush-denormal reaches only the calling thread).
+lossless restore + the 8 new tokens is bit for bit the re-read; the lossy tiers quantise what
+runtime/deepseek_v4/kv_export.py marks lossy (cold: int4 compressed rows, int8 windows and indexer keys; the
+partial states and the last logits exact), recorded per row as `cold_encodings`. `--v4-threads` defaults to 1
+as in evals/v4_bench.py (flush-denormal reaches only the calling thread).
 llama.cpp (llama-cpp-python: `--llamacpp-python`, else $DSV4_LLAMACPP_PYTHON, else evals/.venv-llamacpp) runs
 in a worker process (evals/resume_llamacpp.py) with the same GGUF and thread count; each of our re-read rounds
 is followed by one of its re-reads, and each of our disk_cold / disk_cold_ctx rounds by one of its
@@ -223,6 +225,10 @@ def bench_v4_length(engine, store_cls, memory, n: int, rounds: int, reread_round
     bytes_per_token = restore_cases(engine, store_cls, memory, row, snap, prompt, ref_tokens, ref_steps, V4_CASES,
                                     rounds)
     speedups(row, bytes_per_token, rounds)
+    from dsv4.runtime.kv.codec import EncodedSnapshot
+
+    cold = EncodedSnapshot(snap, "cold").meta.tensors
+    row["cold_encodings"] = {name.split(".", 2)[-1]: info.encoding for name, info in sorted(cold.items())}
     return row
 
 
@@ -272,8 +278,10 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="resume-bench-"))
     memory = MemoryStore.open(home, embedder=None)
-    doc: dict = {
-        "bench": "resume_bench",
+    # merged into the file: a run of one model (`--lengths` with no values skips SmolLM2) replaces only the
+    # lengths it measures and keeps the other rows; each model's last run is described under "runs"
+    doc: dict = json.loads(args.out.read_text()) if args.out.exists() else {"bench": "resume_bench"}
+    run: dict = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other sessions: noisy)",
         "load_1m_at_start": load_1m(),
@@ -283,7 +291,9 @@ def main() -> int:
         "v4_threads": args.v4_threads,
         "torch": torch.__version__,
         "note": "disk rows read a file just written (page cache); times are medians of the rounds on a shared machine",
+        "lengths": args.lengths, "v4_lengths": args.v4_lengths,
     }
+    runs = doc.setdefault("runs", {})
     if args.lengths:
         from dsv4.runtime.engine.engine import LlamaEngine
         from dsv4.runtime.resolve import NAMED_MODELS
@@ -292,11 +302,13 @@ def main() -> int:
         model_path = NAMED_MODELS["smollm2-135m"].path()
         engine = LlamaEngine.load(model_path, precision="auto", context_window=max(args.lengths), threads=args.threads)
         doc["model"] = "smollm2-135m (Q4_1 GGUF, precision auto: int4 weights, bf16 K/V)"
+        runs["smollm2-135m"] = run
         rows: dict[str, dict] = doc.setdefault("smollm2-135m", {})
         peer, doc["llamacpp"] = start_peer(args, model_path, engine.tokenizer)
         print(f"llama.cpp peer: {doc['llamacpp']['status']}", flush=True)
         for n in args.lengths:
-            rows[str(n)] = bench_length(engine, SnapshotStore, memory, n, args.rounds, args.reread_rounds, peer)
+            rows[str(n)] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            **bench_length(engine, SnapshotStore, memory, n, args.rounds, args.reread_rounds, peer)}
             args.out.write_text(json.dumps(doc, indent=2) + "\n")  # each length as it is done
             print_row("smollm2", n, rows[str(n)])
         if peer is not None:
@@ -311,12 +323,14 @@ def main() -> int:
         cfg = bench_config(args.v4_vocab)
         engine = random_v4_engine(cfg, home / "random-v4", context_window=max(args.v4_lengths), threads=args.v4_threads)
         doc["v4_model"] = v4_config_summary(cfg, engine)
+        runs["deepseek-v4-random"] = run
         rows = doc.setdefault("deepseek-v4-random", {})
         for n in args.v4_lengths:
-            rows[str(n)] = bench_v4_length(engine, SnapshotStore, memory, n, args.rounds, args.reread_rounds)
+            rows[str(n)] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            **bench_v4_length(engine, SnapshotStore, memory, n, args.rounds, args.reread_rounds)}
             args.out.write_text(json.dumps(doc, indent=2) + "\n")
             print_row("v4", n, rows[str(n)])
-    doc["load_1m_at_end"] = load_1m()
+    run["load_1m_at_end"] = load_1m()
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

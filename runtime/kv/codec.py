@@ -3,7 +3,10 @@
 A tensor is split into blocks along its flattened last dimension (one block per attention head vector
 for SmolLM2's 64-wide heads). int8 is symmetric (absmax / 127, fp16 scale); int4 is asymmetric (min and
 step per block in fp16, two codes a byte), because K has a few large channels that a symmetric 4-bit
-grid would spend most of its levels on. Everything not listed as lossy is kept exact.
+grid would spend most of its levels on. A tensor is stored as `tier_encoding` says: exact in the hot
+tier and wherever it is not listed as lossy; else as the snapshot's `tier_encodings` names it for that tier
+(V4's window rows: exact warm, int8 cold; its indexer keys int8 cold); else int8 warm, int4 cold. The
+encoding of every stored tensor is in its `TensorInfo`, so decoding never depends on those lists.
 
 Stored parts of a tensor `name`: exact -> `name`; int8 -> `name` (int8) + `name.scale`; int4 -> `name`
 (uint8 codes) + `name.scale` + `name.min`. The cold tier is not zlib-compressed any more: int4 with its
@@ -19,7 +22,7 @@ import zlib
 import torch
 
 from .dequant import RowLayout, dequant_kernels
-from .snapshot import KVSnapshot, LazyTensors, SnapshotRefused, TensorInfo, Tier, Writer
+from .snapshot import KVMeta, KVSnapshot, LazyTensors, SnapshotRefused, TensorInfo, Tier, Writer
 
 INT8_BLOCK = 64
 INT4_BLOCK = 64
@@ -95,6 +98,16 @@ def encode_tensor(t: torch.Tensor, encoding: str, *, compress: bool) -> tuple[Te
     return info, quantise_int4(t, info.block, compress=compress)
 
 
+def tier_encoding(meta: KVMeta, name: str, tier: Tier) -> str:
+    """How `tier` stores tensor `name` of a snapshot with metadata `meta`."""
+    if tier == "hot" or name not in meta.lossy:
+        return "exact"
+    chosen = meta.tier_encodings.get(name, {})
+    if tier in chosen:
+        return chosen[tier]
+    return ENCODING_OF_TIER[tier] if name in meta.lossy else "exact"
+
+
 def decode_tensor(info: TensorInfo, parts: dict[str, torch.Tensor]) -> torch.Tensor:
     if info.encoding == "exact":
         return parts[""]
@@ -111,10 +124,8 @@ class EncodedSnapshot:
         self.meta.tier = tier
         self.meta.tensors = {}
         self.parts: dict[str, torch.Tensor] = {}  # stored name -> tensor
-        lossy = set(snap.meta.lossy)
         for name, t in snap.tensors.items():
-            encoding = ENCODING_OF_TIER[tier] if name in lossy else "exact"
-            info, parts = encode_tensor(t, encoding, compress=compress)
+            info, parts = encode_tensor(t, tier_encoding(snap.meta, name, tier), compress=compress)
             self.meta.tensors[name] = info
             for suffix, part in parts.items():
                 self.parts[name + suffix] = part
@@ -140,7 +151,8 @@ class EncodedSnapshot:
                                       f"(blocks of {info.block})")
         # not a deep copy: that walks every token id one by one (20 ms at 8k); the infos are never changed
         meta = self.meta.model_copy(update={"tokens": list(self.meta.tokens), "tensors": dict(self.meta.tensors),
-                                            "layout": dict(self.meta.layout), "lossy": list(self.meta.lossy)})
+                                            "layout": dict(self.meta.layout), "lossy": list(self.meta.lossy),
+                                            "tier_encodings": dict(self.meta.tier_encodings)})
         return KVSnapshot(meta=meta, tensors=LazyTensors(dict(meta.tensors), self._decode_one, self._direct_writer))
 
     def _parts(self, name: str) -> dict[str, torch.Tensor]:

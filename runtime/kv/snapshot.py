@@ -51,6 +51,10 @@ class KVMeta(BaseModel):
     tier: Tier = "hot"  # the encoding of its lossy tensors
     layout: dict[str, Any] = Field(default_factory=dict)  # engine-specific: window starts, ratios, ...
     lossy: list[str] = Field(default_factory=list)  # tensors the warm/cold tiers may quantise; the rest stay exact
+    # per-tensor exceptions (of lossy tensors) to int8 warm / int4 cold, e.g. V4's windows exact warm, int8 cold;
+    # the hot tier is always exact. A file without the field (older writers) reads as {}; decoding never
+    # consults it (each stored tensor's encoding is in `tensors`)
+    tier_encodings: dict[str, dict[Literal["warm", "cold"], Literal["exact", "int8", "int4"]]] = Field(default_factory=dict)
     tensors: dict[str, TensorInfo] = Field(default_factory=dict)  # filled when written to a file
 
 

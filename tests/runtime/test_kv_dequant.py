@@ -117,3 +117,28 @@ def test_a_short_read_is_refused(tmp_path: Path):
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(SnapshotRefused, match="truncated"):
         read_snapshot(path)
+
+
+def test_tier_encodings_override_the_lossy_default(tmp_path: Path):
+    """`tier_encodings` names a tensor's encoding per lossy tier (V4's windows: exact warm, int8 cold; its indexer
+    keys: int8 cold); the other lossy tensors follow the tier (int8 / int4); the rest and the hot tier stay exact."""
+    snap = snapshot(64)
+    window, keys = snap.tensors["kv"][0].clone(), snap.tensors["kv"][1].clone()
+    meta = snap.meta.model_copy(update={"lossy": ["kv", "window", "keys"],
+                                        "tier_encodings": {"window": {"warm": "exact", "cold": "int8"}, "keys": {"cold": "int8"}}})
+    snap = KVSnapshot(meta=meta, tensors={**snap.tensors, "window": window, "keys": keys})
+    want = {"hot": ("exact", "exact", "exact"), "warm": ("int8", "exact", "int8"), "cold": ("int4", "int8", "int8")}
+    for tier, encodings in want.items():
+        write_snapshot(tmp_path / f"{tier}.safetensors", EncodedSnapshot(snap, tier))
+        enc = read_snapshot(tmp_path / f"{tier}.safetensors")
+        assert tuple(enc.meta.tensors[n].encoding for n in ("kv", "window", "keys")) == encodings
+        assert enc.meta.tensors["logits"].encoding == "exact"
+        decoded = enc.decode()
+        assert decoded.meta.tier_encodings == meta.tier_encodings
+        assert torch.equal(decoded.tensors["logits"], snap.tensors["logits"])
+        for name, t in (("window", window), ("keys", keys)):
+            err = (decoded.tensors[name].float() - t.float()).abs().max() / t.float().abs().max()
+            if enc.meta.tensors[name].encoding == "exact":
+                assert err == 0, (tier, name)
+            else:  # int8: half a step of a block's absmax / 127 at most
+                assert 0 < err < 0.01, (tier, name)
