@@ -91,7 +91,7 @@ def _dispatch(args: argparse.Namespace, store: MemoryStore) -> int:
         if not doc["disk"]:
             print("  none")
         for name, tier in sorted(doc["disk"].items()):
-            lossy = "lossless" if name == "hot" else "int4 K/V"
+            lossy = "lossless" if name == "hot" else "quantised: int4 and int8 blocks"
             print(f"  {name:<5} ({lossy}): {tier['snapshots']} snapshots, {tier['tokens']} tokens, "
                   f"{_size(tier['bytes'])} ({tier['bytes_per_token']} bytes/token)")
         print(f"  files without a record: {doc['files_without_record']} (removed by `dsv4-code kv clear`)")
