@@ -1,12 +1,13 @@
 """What a text-mode headless run is doing, one line per step on stderr, so a CI log shows the work as it happens
 (the report still goes to stdout at the end). Lines are built from redacted event data, like the stream-json
-events, so no secret reaches the log."""
+events, so no secret reaches the log, and a model's control characters (terminal escapes) are shown as `?`."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
 
+from ..backends.wire import printable
 from ..call_brief import brief
 
 
@@ -36,5 +37,5 @@ class HeadlessProgress:
         elif kind == "agent_error":
             line = f"  error: {event['message']}"
         if line is not None:
-            self.out.write(f"dsv4-code: {line}\n")
+            self.out.write(f"dsv4-code: {printable(line)}\n")
             self.out.flush()

@@ -250,3 +250,12 @@ def test_text_mode_tells_each_step_on_stderr_without_secrets(calc_repo, write_sc
     assert any("edit_file calc/__init__.py -> edited" in line for line in lines)
     assert "hunter2" not in proc.stderr + proc.stdout
     assert proc.stdout.startswith("status: not_done (exit 1)")  # the report alone on stdout
+
+
+def test_text_mode_progress_shows_a_models_terminal_escapes_as_question_marks(calc_repo, write_script):
+    script = [{"content": "", "tool_calls": [{"name": "read_file", "arguments": {"path": "calc/\x1b]0;pwned\x07x.py"}}]},
+              {"content": "done"}]
+    proc = run_cli(["run", "--headless", "x", "--backend", "scripted", "--script", str(write_script(script))], calc_repo)
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("dsv4-code:   ")]
+    assert progress and "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "calc/?]0;pwned?x.py" in progress[0]
