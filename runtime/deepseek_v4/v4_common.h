@@ -217,47 +217,46 @@ static inline void rope_rows(float *x, int64_t rows, int64_t dim, int rope, cons
     }
 }
 
+// "better" for the stable top-k: a larger score, or an equal score and a lower index (stable_topk's rule).
+static inline int topk_better(const float *score, int64_t a, int64_t b) {
+    return score[a] > score[b] || (score[a] == score[b] && a < b);
+}
+
+// Restore the min-heap (worst at the root) of heap[0..size) below node c.
+static inline void topk_sift_down(const float *score, int64_t *heap, int64_t size, int64_t c) {
+    for (;;) {
+        int64_t l = 2 * c + 1, r = l + 1, w = c;
+        if (l < size && topk_better(score, heap[w], heap[l])) w = l;
+        if (r < size && topk_better(score, heap[w], heap[r])) w = r;
+        if (w == c) return;
+        int64_t t = heap[w]; heap[w] = heap[c]; heap[c] = t;
+        c = w;
+    }
+}
+
 // Top-k of n float scores, best first, ties to the lower index (stable_topk's rule); k <= n.
 static inline void topk_stable(const float *score, int64_t n, int64_t k, int64_t *out) {
-    // a min-heap of the k best (worst at the root): "better" = larger score, or equal score and lower index
+    // a min-heap of the k best (worst at the root)
     int64_t size = 0;
-#define BETTER(a, b) (score[a] > score[b] || (score[a] == score[b] && (a) < (b)))
     for (int64_t i = 0; i < n; i++) {
         if (size < k) {
             int64_t c = size++;
             out[c] = i;
             while (c > 0) {
                 int64_t p = (c - 1) / 2;
-                if (!BETTER(out[p], out[c])) break;
+                if (!topk_better(score, out[p], out[c])) break;
                 int64_t t = out[p]; out[p] = out[c]; out[c] = t;
                 c = p;
             }
-        } else if (BETTER(i, out[0])) {
+        } else if (topk_better(score, i, out[0])) {
             out[0] = i;
-            int64_t c = 0;
-            for (;;) {
-                int64_t l = 2 * c + 1, r = l + 1, w = c;
-                if (l < size && BETTER(out[w], out[l])) w = l;
-                if (r < size && BETTER(out[w], out[r])) w = r;
-                if (w == c) break;
-                int64_t t = out[w]; out[w] = out[c]; out[c] = t;
-                c = w;
-            }
+            topk_sift_down(score, out, size, 0);
         }
     }
     for (int64_t end = size - 1; end > 0; end--) {  // heap sort: the worst goes last
         int64_t t = out[0]; out[0] = out[end]; out[end] = t;
-        int64_t c = 0;
-        for (;;) {
-            int64_t l = 2 * c + 1, r = l + 1, w = c;
-            if (l < end && BETTER(out[w], out[l])) w = l;
-            if (r < end && BETTER(out[w], out[r])) w = r;
-            if (w == c) break;
-            int64_t t2 = out[w]; out[w] = out[c]; out[c] = t2;
-            c = w;
-        }
+        topk_sift_down(score, out, end, 0);
     }
-#undef BETTER
 }
 
 #endif
