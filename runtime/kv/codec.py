@@ -102,10 +102,7 @@ def tier_encoding(meta: KVMeta, name: str, tier: Tier) -> str:
     """How `tier` stores tensor `name` of a snapshot with metadata `meta`."""
     if tier == "hot" or name not in meta.lossy:
         return "exact"
-    chosen = meta.tier_encodings.get(name, {})
-    if tier in chosen:
-        return chosen[tier]
-    return ENCODING_OF_TIER[tier] if name in meta.lossy else "exact"
+    return meta.tier_encodings.get(name, {}).get(tier, ENCODING_OF_TIER[tier])
 
 
 def decode_tensor(info: TensorInfo, parts: dict[str, torch.Tensor]) -> torch.Tensor:
