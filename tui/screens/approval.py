@@ -3,14 +3,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from ..widgets.diff_view import diff_renderable
+from ..widgets.diff_view import DiffView
 
 Answer = str  # "allow" | "deny" | "always"
 
@@ -32,25 +33,26 @@ class ApprovalScreen(ModalScreen[Answer]):
         self.preview = preview  # an EditPreview, or None for a call that is not a plain edit
         self.rule_text = rule_text  # what "always" would allow, e.g. "bash: npm test*"
 
-    def detail(self) -> Any:
+    def detail(self) -> Widget:
         command = self.arguments.get("command")
         if self.preview is not None:
             if self.preview.error:
-                return Text(f"the edit would fail: {self.preview.error}", style="red")
-            return diff_renderable(self.preview.diff) if self.preview.diff else Text("(no change to any file)")
+                return Static(Content.styled(f"the edit would fail: {self.preview.error}", "$text-error"),
+                              id="detail-body")
+            if self.preview.diff:
+                return DiffView(self.preview.diff, id="detail-body")
+            return Static("(no change to any file)", id="detail-body", markup=False)
         if isinstance(command, str):
-            return Text("$ " + command, style="bold")
+            return Static(Content.styled("$ " + command, "bold"), id="detail-body")
         shown = json.dumps(self.arguments, indent=2, ensure_ascii=False)
-        return Text(shown if len(shown) <= 4000 else shown[:4000] + "\n…")
+        return Static(shown if len(shown) <= 4000 else shown[:4000] + "\n…", id="detail-body", markup=False)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            question = Text()
-            question.append(f"Allow {self.tool_name}?", style="bold")
-            question.append(f"  {self.reason}", style="dim")
-            yield Static(question, id="question")
+            yield Static(Content.assemble((f"Allow {self.tool_name}?", "bold"), (f"  {self.reason}", "dim")),
+                         id="question")
             with VerticalScroll(id="detail"):
-                yield Static(self.detail(), id="detail-body")
+                yield self.detail()
             with Horizontal(id="buttons"):
                 yield Button("Allow  y", id="allow", variant="success", compact=True)
                 yield Button("Always  a", id="always", variant="primary", compact=True,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rich.text import Text
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -16,7 +16,8 @@ class StatusBar(Static):
     When it does not fit, the lowest-priority parts go first; model and context fill always stay."""
 
     DEFAULT_CSS = """
-    StatusBar { dock: bottom; height: 1; background: $panel; color: $text; padding: 0 1; }
+    StatusBar { dock: bottom; height: 1; background: $panel; color: $text; padding: 0 1; text-wrap: nowrap;
+                text-overflow: ellipsis; }
     """
 
     model_name: reactive[str] = reactive("")
@@ -33,21 +34,21 @@ class StatusBar(Static):
     dirty: reactive[bool] = reactive(False)
 
     def parts(self) -> list[tuple[int, str, str]]:
-        """(priority: 0 is kept longest, text, style) in display order."""
+        """(priority: 0 is kept longest, text, style) in display order; the colours are theme variables."""
         fill = (f"ctx {human_tokens(self.context_used)}/{human_tokens(self.context_window)}"
                 f" {100 * self.context_used // self.context_window}%" if self.context_window else "ctx -")
         parts = [(0, self.model_name, "bold")]
         if self.backend and self.backend != self.model_name:
             parts.append((3, self.backend, "dim"))
-        parts += [(1, self.state, "yellow" if self.state != "ready" else "green"), (0, fill, "")]
+        parts += [(1, self.state, "$text-warning" if self.state != "ready" else "$text-success"), (0, fill, "")]
         if self.mode:
-            parts.append((2, self.mode, "cyan"))
+            parts.append((2, self.mode, "$text-accent"))
         if self.prompt_tokens:
             parts.append((3, f"cache {100 * self.cached_tokens // self.prompt_tokens}%", "dim"))
         if self.cost is not None:
             parts.append((3, f"${self.cost:.4f}", ""))
         if self.branch:
-            parts.append((4, f"{self.branch}{'*' if self.dirty else ''}", "magenta"))
+            parts.append((4, f"{self.branch}{'*' if self.dirty else ''}", "$text-secondary"))
         if self.session_id:
             parts.append((5, self.session_id, "dim"))
         return parts
@@ -69,14 +70,14 @@ class StatusBar(Static):
             parts[0] = (priority, model[:max(len(model) - over - 1, 4)] + "…", style)
         return parts
 
-    def render(self) -> Text:
+    def render(self) -> Content:
         width = max(self.size.width - 2, 20)
-        line = Text(no_wrap=True, overflow="ellipsis")
+        pieces: list[tuple[str, str]] = []
         for index, (_, text, style) in enumerate(self.fitted(width)):
             if index:
-                line.append(SEPARATOR, style="dim")
-            line.append(text, style=style)
-        return line
+                pieces.append((SEPARATOR, "dim"))
+            pieces.append((text, style))
+        return Content.assemble(*pieces)
 
     @property
     def plain(self) -> str:

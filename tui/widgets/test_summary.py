@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from rich.text import Text
+from textual.content import Content
 from textual.widgets import Static
 
 
 class TestSummary(Static):
-    """A test run: pass/fail counts and the command, green or red."""
+    """A test run: pass/fail counts and the command, in the theme's success or error colour."""
 
     __test__ = False  # not a pytest class
     DEFAULT_CSS = """
@@ -14,10 +14,7 @@ class TestSummary(Static):
 
     def __init__(self, command: str, passed: int | None, failed: int | None, exit_code: int, ok: bool) -> None:
         self.passed, self.failed, self.ok = passed, failed, ok
-        line = Text()
-        line.append("▌ tests ", style="bold green" if ok else "bold red")
+        colour = "$text-success" if ok else "$text-error"
         counts = [f"{passed} passed" if passed is not None else "", f"{failed} failed" if failed else ""]
         shown = ", ".join(c for c in counts if c) or ("passed" if ok else f"failed (exit {exit_code})")
-        line.append(shown, style="green" if ok else "red")
-        line.append(f"  {command}", style="dim")
-        super().__init__(line)
+        super().__init__(Content.assemble(("▌ tests ", f"bold {colour}"), (shown, colour), (f"  {command}", "dim")))

@@ -4,17 +4,17 @@ import json
 import time
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Static
 
 from ...agent.call_brief import brief
 
 from .diff_view import DiffView
 
-MARKS = {"running": ("…", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"), "denied": ("⊘", "red"),
-         "waiting": ("?", "yellow")}
+MARKS = {"running": ("…", "$text-warning"), "ok": ("✓", "$text-success"), "error": ("✗", "$text-error"),
+         "denied": ("⊘", "$text-error"), "waiting": ("?", "$text-warning")}  # theme variables, resolved when drawn
 SLOW_S = 1.0  # shorter runs show no duration: it would be noise
 
 
@@ -92,13 +92,11 @@ class ToolCard(Vertical):
 
     def _render_header(self) -> None:
         mark, color = MARKS[self.state]
-        line = Text()
-        line.append(f"{mark} ", style=color)
-        line.append(self.tool_name, style="bold")
+        parts: list[tuple[str, str] | str] = [(f"{mark} ", color), (self.tool_name, "bold")]
         if shown := brief(self.arguments):
-            line.append(f" {shown}")
+            parts.append(f" {shown}")
         if self.summary:
-            line.append(f"  → {self.summary}", style="dim")
+            parts.append((f"  → {self.summary}", "dim"))
         if self._elapsed is not None and self._elapsed >= SLOW_S:
-            line.append(f"  {self._elapsed:.1f}s", style="dim")
-        self._header.update(line)
+            parts.append((f"  {self._elapsed:.1f}s", "dim"))
+        self._header.update(Content.assemble(*parts))
