@@ -4,10 +4,10 @@ its `.dsv4/config.toml` keys beyond the harmless ones, or its `.mcp.json` server
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -26,16 +26,13 @@ class TrustPrompt(ModalScreen[Answer]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            question = Text()
-            question.append("Trust this repository?", style="bold")
-            question.append(f"  {self.repo_root}", style="dim")
-            yield Static(question, id="question")
-            body = Text()
-            body.append("Its own config asks for settings that can send data, run programs or change permissions:\n")
-            body.append("  " + ", ".join(self.wanted), style="bold yellow")
-            body.append("\n\nOnly trust a repository whose config you have read. Untrusted, these settings are "
-                        "ignored and everything else works as usual.")
-            yield Static(body, id="detail")
+            yield Static(Content.assemble(("Trust this repository?", "bold"), (f"  {self.repo_root}", "dim")),
+                         id="question")
+            yield Static(Content.assemble(
+                "Its own config asks for settings that can send data, run programs or change permissions:\n",
+                ("  " + ", ".join(self.wanted), "bold $text-warning"),
+                "\n\nOnly trust a repository whose config you have read. Untrusted, these settings are ignored and "
+                "everything else works as usual."), id="detail")
             with Horizontal(id="buttons"):
                 yield Button("Trust  t", id="trust", variant="warning", compact=True)
                 yield Button("Continue untrusted  c/Esc", id="untrusted", variant="primary", compact=True)
