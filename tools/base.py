@@ -8,6 +8,8 @@ policy know a tool only by its `effects` (docs/architecture.md, "Tools and effec
 
 from __future__ import annotations
 
+import copy
+import functools
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -98,9 +100,15 @@ class Tool(Protocol):
     def run(self, args: Any, workspace: Workspace) -> ToolResult: ...
 
 
-def openai_schema(tool: type[Tool] | Tool) -> dict[str, Any]:
-    parameters = tool.Args.model_json_schema()
+@functools.lru_cache(maxsize=256)  # built per Args class, not per session: pydantic takes ~1 ms a tool
+def _parameters(args: type[BaseModel]) -> dict[str, Any]:
+    parameters = args.model_json_schema()
     parameters.pop("title", None)
     for prop in parameters.get("properties", {}).values():
         prop.pop("title", None)
+    return parameters
+
+
+def openai_schema(tool: type[Tool] | Tool) -> dict[str, Any]:
+    parameters = copy.deepcopy(_parameters(tool.Args))  # the caller's to change
     return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": parameters}}
