@@ -21,7 +21,7 @@ async def test_an_mcp_call_is_asked_for_approved_and_rendered(mcp_repo):
         await send(app, pilot, "use the server")
         await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
         dialog = app.screen
-        assert dialog.tool_name == "mcp__t__echo" and '"text": "from the tui"' in str(dialog.detail())
+        assert dialog.tool_name == "mcp__t__echo" and '"text": "from the tui"' in str(dialog.query_one('#detail-body').render())
         assert dialog.rule_text == "mcp__t__echo: *"
         assert chat(app).query_one(ToolCard).state == "waiting"
         await pilot.press("a")  # always allow this tool: the second echo is not asked for; add still is

@@ -177,17 +177,22 @@ def test_snapshot_export_and_import_with_warm_rows(tiered, perplexity_text):
         assert float((got - want).abs().max()) <= LOGIT_TOLERANCE["auto"]
 
 
+@pytest.mark.parametrize("prompts", [
+    pytest.param(((0, 700),), id="one-prompt"),  # the default suite: the engine takes the kernel path, and agrees
+    pytest.param(((0, 700), (150, 900), (333, 1200)), id="three-prompts", marks=pytest.mark.slow),
+])
 @pytest.mark.parametrize("tiered", [("auto", 256)], indirect=True)
-def test_the_warm_kernels_agree_with_the_torch_split_attention(tiered, perplexity_text, kernel, monkeypatch):
+def test_the_warm_kernels_agree_with_the_torch_split_attention(tiered, perplexity_text, kernel, monkeypatch, prompts):
     """Greedy continuations and forced logits of a fixed prompt set, prefill and decode with warm rows, kernels
-    against the torch split path: the same tokens, logits within the tiers' tolerance of each other."""
+    against the torch split path: the same tokens, logits within the tiers' tolerance of each other. (The kernels
+    themselves are checked shape by shape against torch in tests/runtime/test_cpu_warm_decode.py.)"""
     _, engine = tiered
     runs: dict[str, list] = {}
     for enabled in ("1", "0"):
         monkeypatch.setenv("DSV4_CPU_WARM_ATTENTION", enabled)
         cpu_decode.cpu_decode_kernels.cache_clear()
         runs[enabled] = []
-        for skip, n in ((0, 700), (150, 900), (333, 1200)):
+        for skip, n in prompts:
             ids = prompt(engine, perplexity_text, n, skip)
             tokens = greedy(engine, ids, 8)
             layer = engine.kv.layers[0]
