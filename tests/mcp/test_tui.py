@@ -19,9 +19,11 @@ async def test_an_mcp_call_is_asked_for_approved_and_rendered(mcp_repo):
         await ready(app, pilot)
         assert "mcp__t__echo" in chat(app).session.tool_names
         await send(app, pilot, "use the server")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and bool(app.screen.query("#detail-body")),
+                         "the approval dialog")
         dialog = app.screen
-        assert dialog.tool_name == "mcp__t__echo" and '"text": "from the tui"' in str(dialog.query_one('#detail-body').render())
+        shown = str(dialog.query_one("#detail-body").render())
+        assert dialog.tool_name == "mcp__t__echo" and '"text": "from the tui"' in shown
         assert dialog.rule_text == "mcp__t__echo: *"
         assert chat(app).query_one(ToolCard).state == "waiting"
         await pilot.press("a")  # always allow this tool: the second echo is not asked for; add still is

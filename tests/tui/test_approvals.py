@@ -28,8 +28,14 @@ def shown_detail(dialog: ApprovalScreen) -> str:
     return str(dialog.query_one("#detail-body", Static).render())
 
 
-async def approval(app, pilot) -> ApprovalScreen:
-    await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
+async def approval(app, pilot, after: ApprovalScreen | None = None) -> ApprovalScreen:
+    """The approval dialog once it shows what the call would do; `after`: a dialog just answered, which may still
+    be on screen for a moment (this waits for the next one)."""
+    def shown() -> bool:
+        screen = app.screen
+        return isinstance(screen, ApprovalScreen) and screen is not after and bool(screen.query("#detail-body"))
+
+    await wait_until(pilot, shown, "the approval dialog")
     return app.screen
 
 
@@ -97,9 +103,9 @@ async def test_a_rule_does_not_cover_a_chained_command(calc_repo):
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         await send(app, pilot, "go")
-        await approval(app, pilot)
+        first = await approval(app, pilot)
         await pilot.press("a")
-        dialog = await approval(app, pilot)  # asked again: the rule does not allow "; touch"
+        dialog = await approval(app, pilot, after=first)  # asked again: the rule does not allow "; touch"
         assert "touch owned.txt" in shown_detail(dialog)
         await pilot.press("n")
         await wait_until(pilot, lambda: not chat(app).busy, "the turn to finish")
