@@ -3,7 +3,7 @@ changed lines tinted, long diffs cut."""
 
 from __future__ import annotations
 
-from dsv4.tui.widgets.diff_view import MAX_DIFF_LINES, diff_content
+from dsv4.tui.widgets.diff_view import MAX_DIFF_LINES, MAX_HIGHLIGHTED_CHARS, diff_content
 
 
 def token_styles(content, line_no: int) -> set[str]:
@@ -46,3 +46,11 @@ def test_a_deleted_file_is_highlighted_by_its_old_name_and_a_long_diff_is_cut():
     long = diff_content(f"--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{MAX_DIFF_LINES + 50} @@\n{body}")
     assert long.plain.split("\n")[-1] == "… 53 more lines (/diff shows all)"
     assert len(long.plain.split("\n")) == MAX_DIFF_LINES + 1
+
+
+def test_a_hunk_with_more_code_than_is_highlighted_is_drawn_plain_and_whole():
+    line = "x = [" + "1, " * (MAX_HIGHLIGHTED_CHARS // 3) + "]"  # one minified line past the limit
+    drawn = diff_content(f"--- a/big.py\n+++ b/big.py\n@@ -1 +1 @@\n-x = 0\n+{line}\n")
+    assert drawn.plain.split("\n")[4] == "+" + line
+    assert not token_styles(drawn, 3) and not token_styles(drawn, 4)
+    assert token_styles(diff_content("--- a/small.py\n+++ b/small.py\n@@ -1 +1 @@\n-x = 0\n+x = 1\n"), 4)

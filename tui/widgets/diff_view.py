@@ -15,6 +15,9 @@ MAX_DIFF_LINES = 400  # a longer diff is cut with a note; /diff and git show the
 FILE_HEADER = "bold"
 HUNK_HEADER = "$text-accent"
 NOTE = "$text-muted italic"  # "\ No newline at end of file", the cut note
+# A hunk with more code than this (a minified file, a generated one) is drawn without highlighting: the lexer runs on
+# the UI thread, and a 400 kB line took it 3.6 s here (a 400-line hunk of ordinary code: 0.1 s).
+MAX_HIGHLIGHTED_CHARS = 20_000
 LINE_STYLES = {"+": ("bold $text-success", "on $success 18%"), "-": ("bold $text-error", "on $error 18%"),
                " ": ("$text-muted", "")}  # (the sign's style, the whole line's tint)
 HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
@@ -39,7 +42,8 @@ def _body(lines: list[str], path: str | None, width: int) -> list[Content]:
     """A hunk's body lines, their code highlighted together (a string or a comment spanning lines stays one); the
     tint of an added or removed line runs to `width` cells."""
     code_lines = [line[1:] for line in lines if not line.startswith("\\")]
-    highlighted = highlight("\n".join(code_lines), path=path).split("\n") if path else []
+    code = "\n".join(code_lines)
+    highlighted = highlight(code, path=path).split("\n") if path and len(code) <= MAX_HIGHLIGHTED_CHARS else []
     highlighted += [Content(text) for text in code_lines[len(highlighted):]]  # trailing blank lines, unknown files
     drawn, code = [], iter(highlighted)
     for line in lines:
@@ -91,12 +95,19 @@ class DiffView(Static):
     def __init__(self, diff: str, **kwargs: Any) -> None:
         super().__init__(diff_content(diff), **kwargs)
         self.diff = diff
+        self._drawn_width = 0  # the width the tint was drawn to
 
     def on_resize(self) -> None:
-        # Never wider than the content area, so a tinted line does not wrap: the height stays what it was.
-        self.update(diff_content(self.diff, self.content_size.width))
+        # Never wider than the content area, so a tinted line does not wrap: the height stays what it was. A change
+        # of height alone (the widget laid out again) draws nothing again.
+        if self.content_size.width != self._drawn_width:
+            self._draw()
 
     def show(self, diff: str) -> None:
         self.diff = diff
-        self.update(diff_content(diff, self.content_size.width))
+        self._draw()
         self.add_class("shown")
+
+    def _draw(self) -> None:
+        self._drawn_width = self.content_size.width
+        self.update(diff_content(self.diff, self._drawn_width))
