@@ -9,7 +9,7 @@ policy know a tool only by its `effects` (docs/architecture.md, "Tools and effec
 from __future__ import annotations
 
 import copy
-import functools
+import weakref
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -100,12 +100,18 @@ class Tool(Protocol):
     def run(self, args: Any, workspace: Workspace) -> ToolResult: ...
 
 
-@functools.lru_cache(maxsize=256)  # built per Args class, not per session: pydantic takes ~1 ms a tool
+# Built once per Args class, not per session (pydantic takes ~1 ms a tool). Weak keys: an MCP tool's Args class is
+# made per server tool, and goes with its session.
+_PARAMETERS: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def _parameters(args: type[BaseModel]) -> dict[str, Any]:
-    parameters = args.model_json_schema()
-    parameters.pop("title", None)
-    for prop in parameters.get("properties", {}).values():
-        prop.pop("title", None)
+    if (parameters := _PARAMETERS.get(args)) is None:
+        parameters = args.model_json_schema()
+        parameters.pop("title", None)
+        for prop in parameters.get("properties", {}).values():
+            prop.pop("title", None)
+        _PARAMETERS[args] = parameters
     return parameters
 
 
