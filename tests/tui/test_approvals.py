@@ -8,7 +8,6 @@ import signal
 import uuid
 from pathlib import Path
 
-import pytest
 
 from dsv4.agent.sessions import SessionStore
 from dsv4.tui.screens.approval import ApprovalScreen

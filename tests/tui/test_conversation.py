@@ -14,7 +14,7 @@ from dsv4.tui.widgets.tool_card import ToolCard
 from dsv4.tui.widgets.user_message import UserMessage
 
 from ..conftest import FIX_SCRIPT
-from .helpers import make_app, ready, settle, turn, wait_until
+from .helpers import make_app, ready, settle, turn
 
 
 async def test_a_turn_streams_markdown_and_shows_cards_diff_and_test_counts(calc_repo):
